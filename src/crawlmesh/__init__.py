@@ -1,0 +1,41 @@
+"""crawlmesh: a Trio streaming crawl framework with a built-in load balancer.
+
+The public API is what this module exports; everything in ``_``-prefixed
+modules is private.
+"""
+
+from ._engine import Engine as Engine
+from ._exceptions import ConnectFailed as ConnectFailed
+from ._exceptions import ConnectionBroken as ConnectionBroken
+from ._exceptions import CrawlmeshError as CrawlmeshError
+from ._exceptions import DecodingFailed as DecodingFailed
+from ._exceptions import FetchError as FetchError
+from ._exceptions import FetchTimeout as FetchTimeout
+from ._exceptions import HttpError as HttpError
+from ._exceptions import InvalidURL as InvalidURL
+from ._exceptions import RedirectError as RedirectError
+from ._exceptions import RequestError as RequestError
+from ._exceptions import ResponseTooLarge as ResponseTooLarge
+from ._exceptions import SettingsError as SettingsError
+from ._exceptions import SpiderLoadError as SpiderLoadError
+from ._exceptions import UsageError as UsageError
+from ._export import ErrorRecord as ErrorRecord
+from ._export import JsonLinesWriter as JsonLinesWriter
+from ._request import Request as Request
+from ._response import Headers as Headers
+from ._response import Response as Response
+from ._run import crawl as crawl
+from ._run import run_engine as run_engine
+from ._settings import RobotsSettings as RobotsSettings
+from ._settings import Settings as Settings
+from ._settings import Timeouts as Timeouts
+from ._site_server import SiteRequest as SiteRequest
+from ._site_server import SiteResponse as SiteResponse
+from ._site_server import open_site_server as open_site_server
+from ._spider import Spider as Spider
+from ._stats import CrawlStats as CrawlStats
+from ._transport._base import FetchOptions as FetchOptions
+from ._transport._base import Transport as Transport
+from ._transport._direct import DirectTransport as DirectTransport
+
+__version__ = "0.1.0"

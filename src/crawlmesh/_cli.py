@@ -1,0 +1,207 @@
+"""The ``crawlmesh`` command line: parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import trio
+
+from . import __version__
+from ._demosite import DemoSite
+from ._engine import Engine
+from ._exceptions import SettingsError, UsageError
+from ._export import JsonLinesWriter
+from ._loader import load_spider_class
+from ._log import configure_logging
+from ._run import resolve_settings, run_engine
+from ._settings import parse_override
+from ._site_server import open_site_server
+from ._spider import Spider
+from ._stats import CrawlStats
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crawlmesh", description="A Trio streaming crawl framework with a built-in balancer."
+    )
+    parser.add_argument("--version", action="version", version=f"crawlmesh {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)"
+        )
+        p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
+        p.add_argument(
+            "-s",
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a setting (repeatable)",
+        )
+        p.add_argument("--settings", metavar="PATH", help="a TOML settings file")
+        p.add_argument("--max-pages", type=int, metavar="N", help="stop after N pages")
+        p.add_argument(
+            "--log-level",
+            choices=["debug", "info", "warning", "error"],
+            help="log level (default: the log_level setting)",
+        )
+        p.add_argument("--log-format", choices=["console", "json"], default="console")
+        p.add_argument(
+            "-q", "--quiet", action="store_true", help="no progress lines and no final stats"
+        )
+        p.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
+
+    crawl = sub.add_parser("crawl", help="run a spider")
+    crawl.add_argument(
+        "spider",
+        metavar="MODULE[:Class]",
+        help="e.g. spiders.books (./spiders/books.py) or spiders.books:Books",
+    )
+    crawl.add_argument(
+        "-a",
+        dest="spider_args",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a spider argument (repeatable)",
+    )
+    common(crawl)
+
+    demo = sub.add_parser("demo", help="crawl an embedded demo site (no internet needed)")
+    demo.add_argument("--books", type=int, default=200, help="books in the demo shop")
+    common(demo)
+    return parser
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"crawlmesh: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in args.overrides:
+        key, value = parse_override(text)
+        out[key] = value
+    if args.max_pages is not None:
+        if args.max_pages < 0:
+            raise SettingsError("--max-pages must be >= 0")
+        out["max_pages"] = args.max_pages
+    if args.log_level:
+        out["log_level"] = args.log_level
+    if args.quiet:
+        out["progress_interval"] = 0
+    return out
+
+
+def _spider_args(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"-a {pair!r}: expected NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def _open_output(path: str | None) -> JsonLinesWriter:
+    if path is None or path == "-":
+        return JsonLinesWriter(sys.stdout.buffer)
+    try:
+        return JsonLinesWriter(path)
+    except OSError as exc:
+        raise UsageError(f"cannot open output file {path!r}: {exc.strerror}") from None
+
+
+def _prepare(
+    args: argparse.Namespace, spider_cls: type[Spider], spider_kwargs: dict[str, Any]
+) -> tuple[Engine, JsonLinesWriter, JsonLinesWriter | None]:
+    settings = resolve_settings(
+        spider_cls, settings_file=args.settings, overrides=_overrides(args), override_source="-s"
+    )
+    configure_logging(settings.log_level, json=args.log_format == "json")
+    try:
+        spider = spider_cls(**spider_kwargs)
+    except TypeError as exc:
+        raise UsageError(f"cannot create spider {spider_cls.__name__}: {exc}") from None
+    items = _open_output(args.output)
+    errors = None
+    if args.errors:
+        try:
+            errors = JsonLinesWriter(args.errors)
+        except OSError as exc:
+            raise UsageError(f"cannot open errors file {args.errors!r}: {exc.strerror}") from None
+    return Engine(spider, settings, items=items, errors=errors), items, errors
+
+
+def _finish(stats: CrawlStats, quiet: bool) -> None:
+    if not quiet:
+        print(stats.render(), file=sys.stderr, flush=True)
+
+
+def _cmd_crawl(args: argparse.Namespace) -> int:
+    spider_cls = load_spider_class(args.spider)
+    engine, items, errors = _prepare(args, spider_cls, _spider_args(args.spider_args))
+    try:
+        stats, code = trio.run(run_engine, engine)
+    finally:
+        items.close()
+        if errors is not None:
+            errors.close()
+    _finish(stats, args.quiet)
+    return code
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    # ./spiders/demo.py when run from a checkout (so edits show); otherwise the
+    # copy the wheel bundles (see [tool.hatch.build] in pyproject.toml).
+    local = os.path.isfile(os.path.join("spiders", "demo.py"))
+    spider_cls = load_spider_class(
+        "spiders.demo:DemoSpider" if local else "crawlmesh._bundled_demo:DemoSpider"
+    )
+    site = DemoSite(books=args.books)
+
+    async def main() -> tuple[CrawlStats, int]:
+        async with open_site_server(site.handle) as base:
+            print(
+                f"crawlmesh demo: serving a {site.item_count}-book shop at {base}",
+                file=sys.stderr,
+                flush=True,
+            )
+            engine.spider.start_url = base + "/"  # type: ignore[attr-defined]
+            return await run_engine(engine)
+
+    engine, items, errors = _prepare(args, spider_cls, {})
+    try:
+        stats, code = trio.run(main)
+    finally:
+        items.close()
+        if errors is not None:
+            errors.close()
+    _finish(stats, args.quiet)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``crawlmesh`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        code = _cmd_crawl(args) if args.command == "crawl" else _cmd_demo(args)
+    except UsageError as exc:
+        if args.debug:
+            raise
+        _fail(str(exc))
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

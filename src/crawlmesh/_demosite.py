@@ -1,0 +1,105 @@
+"""The demo site: a small bookshop served on loopback, for ``crawlmesh demo``.
+
+Deterministic: ``books`` item pages under ``/catalogue/``, listing pages of
+20 books with a next link, a few broken links (404) and a robots.txt that
+disallows ``/admin/``. It needs no internet.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+
+import trio
+
+from ._site_server import SiteRequest, SiteResponse
+
+__all__ = ["DemoSite"]
+
+_HTML = [("Content-Type", "text/html; charset=utf-8")]
+_ROBOTS = b"User-agent: *\nDisallow: /admin/\n"
+_WORDS = (
+    "river",
+    "stone",
+    "light",
+    "garden",
+    "winter",
+    "paper",
+    "silver",
+    "north",
+    "quiet",
+    "harbor",
+    "orchard",
+    "lantern",
+    "meadow",
+    "tide",
+    "compass",
+    "ember",
+    "willow",
+    "falcon",
+)
+
+
+class DemoSite:
+    """A bookshop of ``books`` books, 20 per listing page."""
+
+    per_page = 20
+
+    def __init__(self, books: int = 200, seed: int = 7) -> None:
+        rng = random.Random(seed)
+        self.books = [
+            (
+                " ".join(rng.choice(_WORDS).title() for _ in range(rng.randint(2, 4))),
+                f"{rng.randint(300, 6000) / 100:.2f}",
+                f"CM-{i:05d}",
+            )
+            for i in range(books)
+        ]
+        self.pages = (books + self.per_page - 1) // self.per_page
+
+    @property
+    def item_count(self) -> int:
+        return len(self.books)
+
+    def _page(self, title: str, body: str) -> SiteResponse:
+        doc = (
+            f"<!doctype html><html><head><title>{html.escape(title)}</title></head>"
+            f"<body><nav><a href='/'>Home</a> <a href='/admin/'>Admin</a></nav>{body}</body></html>"
+        )
+        return SiteResponse(200, doc.encode(), _HTML)
+
+    def _listing(self, n: int) -> SiteResponse:
+        start = (n - 1) * self.per_page
+        rows = "".join(
+            f"<li class='book'><a href='/catalogue/book-{i}.html'>{html.escape(t)}</a></li>"
+            for i, (t, _, _) in enumerate(self.books[start : start + self.per_page], start)
+        )
+        nxt = f"<a class='next' href='/page/{n + 1}.html'>next</a>" if n < self.pages else ""
+        broken = "<a href='/catalogue/missing.html'>a broken link</a>" if n % 5 == 0 else ""
+        return self._page(f"Books, page {n}", f"<h1>Page {n}</h1><ul>{rows}</ul>{nxt}{broken}")
+
+    def _book(self, i: int) -> SiteResponse:
+        title, price, sku = self.books[i]
+        body = (
+            f"<h1 class='title'>{html.escape(title)}</h1>"
+            f"<p class='price'>£{price}</p><span class='sku'>{sku}</span>"
+            f"<a href='/page/{i // self.per_page + 1}.html'>back</a>"
+        )
+        return self._page(title, body)
+
+    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+        """The site's request handler, for :func:`open_site_server`."""
+        path = request.target.partition("?")[0]
+        if path == "/robots.txt":
+            return SiteResponse(200, _ROBOTS, [("Content-Type", "text/plain")])
+        if path in ("/", "/index.html"):
+            return self._listing(1)
+        if path.startswith("/page/") and path.endswith(".html"):
+            n = path[6:-5]
+            if n.isdigit() and 1 <= int(n) <= self.pages:
+                return self._listing(int(n))
+        if path.startswith("/catalogue/book-") and path.endswith(".html"):
+            i = path[16:-5]
+            if i.isdigit() and int(i) < len(self.books):
+                return self._book(int(i))
+        return SiteResponse(404, b"<h1>Not found</h1>", _HTML)

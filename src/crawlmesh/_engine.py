@@ -1,0 +1,543 @@
+"""The engine: wires the stages of a crawl in one nursery.
+
+::
+
+    start() ─┐                      (bounded channels, backpressure)
+             ▼
+    frontier ── dispatch ──▶ fetch x concurrency ──▶ parse x workers ──▶ export
+       ▲   (politeness:          (robots, transport,        (callbacks,          (JSON lines)
+       │    per-domain slots      whole-request deadline)    errbacks)
+       │    and delays)                                         │
+       └──────────────────── new requests (dedupe, filters) ◀───┘
+
+A request is *pending* from the moment the frontier accepts it until its
+callback (or errback) has finished; the crawl is over when nothing is
+pending and ``start()`` is exhausted. Every request ends exactly one way: a
+response handed to its callback, a policy filter counted in stats, or a line
+in the errors file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+import structlog
+import trio
+
+from ._exceptions import FetchError, FetchTimeout, HttpError, InvalidURL
+from ._export import ErrorRecord, JsonLinesWriter
+from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
+from ._politeness import Politeness
+from ._request import Request
+from ._response import Response
+from ._robots import RobotsCache
+from ._settings import Settings
+from ._spider import Spider
+from ._stats import CrawlStats, StatsCollector
+from ._transport._base import FetchOptions, Transport
+from ._transport._direct import DirectTransport
+from ._url import NAVIGATION_ONLY_SCHEMES, canonical_from_parts, fingerprint, split_http_url
+
+__all__ = ["Engine"]
+
+log = structlog.get_logger("crawlmesh.engine")
+
+
+_Dispatched = tuple[str, Request]  # (domain, request)
+_Item = tuple[Any, Request]  # (item, the request whose callback produced it)
+
+
+class _Outcome:
+    """What the fetch stage hands the parse stage."""
+
+    __slots__ = ("error", "request", "response")
+
+    def __init__(
+        self, request: Request, response: Response | None, error: FetchError | None
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.error = error
+
+
+class _Shutdown(FetchError):
+    kind = "shutdown"
+
+
+class Engine:
+    """Runs one spider to completion.
+
+    Args:
+        spider: the spider instance.
+        settings: resolved settings.
+        items: where items go.
+        errors: where failed requests go (None: only counted and logged).
+        transport: the fetch transport (default: :class:`DirectTransport`).
+        frontier: queued requests (default: in memory).
+        dupefilter: seen fingerprints (default: in memory).
+    """
+
+    def __init__(
+        self,
+        spider: Spider,
+        settings: Settings,
+        *,
+        items: JsonLinesWriter,
+        errors: JsonLinesWriter | None = None,
+        transport: Transport | None = None,
+        frontier: Frontier | None = None,
+        dupefilter: DupeFilter | None = None,
+    ) -> None:
+        self.spider = spider
+        self.settings = settings
+        spider.settings = settings
+        self._items = items
+        self._errors = errors
+        self._transport: Transport = transport or DirectTransport(cookies=settings.cookies)
+        self._frontier: Frontier = frontier or MemoryFrontier()
+        self._dupes: DupeFilter = dupefilter or MemoryDupeFilter()
+        self._options = FetchOptions(
+            connect_timeout=settings.timeouts.connect,
+            read_timeout=settings.timeouts.read,
+            max_response_size=settings.max_response_size,
+            max_redirects=settings.max_redirects,
+            user_agent=settings.user_agent,
+            default_headers=settings.default_headers,
+        )
+        self._politeness = Politeness(settings.concurrency_per_domain, settings.download_delay)
+        self._robots = RobotsCache(
+            self._transport, self._options, settings.robots.user_agent, self._on_crawl_delay
+        )
+        self._handled_statuses = frozenset(spider.handle_httpstatus_list)
+        self._allowed = tuple(d.lower().lstrip(".") for d in spider.allowed_domains)
+        self._offsite_cache: dict[str, bool] = {}
+        self.stats = StatsCollector()
+        self._pending = 0
+        self._dispatched = 0
+        self._start_done = False
+        self._changed = trio.Event()
+        self._room = trio.Event()  # set when the frontier has room for start requests
+        self._stop_reason: str | None = None
+        self._start_scope = trio.CancelScope()
+        self._inflight: set[trio.CancelScope] = set()
+        self._nursery: trio.Nursery | None = None
+
+    # -- public ------------------------------------------------------------
+
+    def request_stop(self, reason: str = "shutdown") -> None:
+        """Stop scheduling; in-flight requests get ``shutdown_timeout`` to finish."""
+        if self._stop_reason is not None:
+            return
+        self._stop_reason = reason
+        log.info("stopping", reason=reason, in_flight=len(self._inflight))
+        self._start_scope.cancel()
+        self._notify()
+        if self._nursery is not None:
+            self._nursery.start_soon(self._enforce_deadline)
+
+    async def run(self) -> CrawlStats:
+        """Crawl until done or stopped; returns the final statistics."""
+        self.stats = StatsCollector(trio.current_time())
+        concurrency = self.settings.concurrency
+        try:
+            async with trio.open_nursery() as outer:
+                self._nursery = outer
+                outer.start_soon(self._progress)
+                fetch_send, fetch_recv = trio.open_memory_channel[_Dispatched](0)
+                parse_send, parse_recv = trio.open_memory_channel[_Outcome](concurrency)
+                item_send, item_recv = trio.open_memory_channel[_Item](256)
+                async with trio.open_nursery() as stages:
+                    stages.start_soon(self._export_stage, item_recv)
+                    stages.start_soon(self._parse_stage, parse_recv, item_send)
+                    stages.start_soon(self._fetch_stage, fetch_recv, parse_send)
+                    stages.start_soon(self._dispatch_stage, fetch_send)
+                    stages.start_soon(self._start_stage)
+                # Everything has drained: stop the shutdown deadline and progress.
+                outer.cancel_scope.cancel()
+        finally:
+            self._nursery = None
+            reason = self._stop_reason or "finished"
+            self._account_unfinished(reason)
+            await self._transport.aclose()
+        try:
+            await self.spider.closed(reason)
+        except Exception as exc:
+            log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
+        return self.stats.snapshot(reason, self._robots.fetched)
+
+    # -- scheduling ----------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    def schedule(self, request: Request, parent: Request | None = None) -> bool:
+        """Filter, dedupe and queue one request; True if it was queued."""
+        stats = self.stats
+        if not isinstance(request, Request):
+            raise TypeError(f"expected a Request, got {type(request).__name__}")
+        if parent is not None:
+            request.depth = parent.depth + 1
+            limit = self.settings.depth_limit
+            if limit and request.depth > limit:
+                stats.filtered["depth"] += 1
+                return False
+        try:
+            parts = split_http_url(request.url)
+        except InvalidURL as exc:
+            scheme = request.url.partition(":")[0].strip().lower()
+            if scheme in NAVIGATION_ONLY_SCHEMES:
+                stats.filtered["unsupported_scheme"] += 1
+            else:
+                self._fail(request, exc.kind, str(exc), parent=parent)
+            return False
+        host = parts.hostname or ""
+        if self._allowed and not self._is_allowed(host):
+            stats.filtered["offsite"] += 1
+            return False
+        if not request.dont_filter:
+            fp = fingerprint(request.method, canonical_from_parts(parts), request.body)
+            if not self._dupes.add(fp):
+                stats.filtered["duplicate"] += 1
+                return False
+        if self.settings.robots.obey and not self._robots.is_loaded(parts):
+            # One request at a time until robots.txt (and its Crawl-delay) is known.
+            self._politeness.hold(host)
+        self._frontier.push(host, request)
+        self._pending += 1
+        stats.scheduled += 1
+        self._changed.set()
+        return True
+
+    def _is_allowed(self, host: str) -> bool:
+        ok = self._offsite_cache.get(host)
+        if ok is None:
+            ok = any(host == d or host.endswith("." + d) for d in self._allowed)
+            self._offsite_cache[host] = ok
+        return ok
+
+    def _on_crawl_delay(self, host: str, delay: float) -> None:
+        log.info("robots.txt asks for a crawl delay", domain=host, delay=delay)
+        self._politeness.set_delay(host, delay)
+
+    def _done_one(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._changed.set()
+
+    async def _start_stage(self) -> None:
+        backlog = self.settings.concurrency * 4
+        with self._start_scope:
+            try:
+                async for request in _aiter(self.spider.start()):
+                    while len(self._frontier) >= backlog and self._stop_reason is None:
+                        self._room = trio.Event()
+                        await self._room.wait()
+                    if isinstance(request, Request):
+                        self.schedule(request)
+                    else:
+                        log.error("start() yielded a non-Request; ignored", value=repr(request))
+            except Exception as exc:
+                log.error("start() raised", error=repr(exc), exc_info=True)
+                self.stats.errors["start_error"] += 1
+        self._start_done = True
+        self._notify()
+
+    async def _dispatch_stage(self, fetch_send: trio.MemorySendChannel[_Dispatched]) -> None:
+        politeness = self._politeness
+        frontier = self._frontier
+        max_pages = self.settings.max_pages
+        backlog = self.settings.concurrency * 4
+        async with fetch_send:
+            while self._stop_reason is None:
+                if self._pending == 0 and self._start_done:
+                    return
+                if max_pages and self._dispatched >= max_pages:
+                    self.request_stop("max_pages")
+                    return
+                self._changed = trio.Event()
+                politeness.wake_at = math.inf
+                got = frontier.pop(politeness.ready)
+                if len(frontier) < backlog:
+                    self._room.set()
+                if got is None:
+                    with trio.move_on_at(politeness.wake_at):
+                        await self._changed.wait()
+                    continue
+                domain = got[0]
+                politeness.acquire(domain)
+                self._dispatched += 1
+                await fetch_send.send(got)
+
+    async def _enforce_deadline(self) -> None:
+        await trio.sleep(self.settings.shutdown_timeout)
+        if self._inflight:
+            log.warning("shutdown deadline passed; interrupting", in_flight=len(self._inflight))
+        for scope in list(self._inflight):
+            scope.cancel()
+
+    # -- fetch ---------------------------------------------------------------
+
+    async def _fetch_stage(
+        self,
+        fetch_recv: trio.MemoryReceiveChannel[_Dispatched],
+        parse_send: trio.MemorySendChannel[_Outcome],
+    ) -> None:
+        async with fetch_recv, parse_send, trio.open_nursery() as nursery:
+            for _ in range(self.settings.concurrency):
+                nursery.start_soon(self._fetch_worker, fetch_recv.clone(), parse_send.clone())
+
+    async def _fetch_worker(
+        self,
+        fetch_recv: trio.MemoryReceiveChannel[_Dispatched],
+        parse_send: trio.MemorySendChannel[_Outcome],
+    ) -> None:
+        async with fetch_recv, parse_send:
+            async for domain, request in fetch_recv:
+                try:
+                    outcome = await self._fetch_one(domain, request)
+                finally:
+                    self._politeness.release(domain)
+                    self._changed.set()
+                if outcome is None:
+                    self._done_one()
+                else:
+                    await parse_send.send(outcome)
+
+    async def _fetch_one(self, domain: str, request: Request) -> _Outcome | None:
+        settings = self.settings
+        with trio.CancelScope() as scope:
+            self._inflight.add(scope)
+            try:
+                if settings.robots.obey:
+                    parts = split_http_url(request.url)
+                    verdict = await self._robots.check(request.url, parts)
+                    self._politeness.unhold(domain)
+                    if not verdict.allowed:
+                        if verdict.reason == "robots":
+                            self.stats.filtered["robots"] += 1
+                            log.debug("disallowed by robots.txt", url=request.url)
+                            return None
+                        error = FetchError(
+                            "robots.txt unavailable (5xx or unreachable): origin disallowed",
+                            request=request,
+                            kind="robots_unavailable",
+                        )
+                        return _Outcome(request, None, error)
+                with trio.move_on_after(settings.timeouts.total) as total:
+                    response = await self._transport.fetch(request, self._options)
+                if total.cancelled_caught:
+                    raise FetchTimeout(
+                        f"request took longer than {settings.timeouts.total:g} s",
+                        request=request,
+                        kind="total_timeout",
+                    )
+                return _Outcome(request, response, None)
+            except FetchError as exc:
+                exc.request = request
+                return _Outcome(request, None, exc)
+            finally:
+                self._inflight.discard(scope)
+        # Only reached when the shutdown deadline cancelled the fetch.
+        return _Outcome(request, None, _Shutdown("interrupted by shutdown", request=request))
+
+    # -- parse ---------------------------------------------------------------
+
+    async def _parse_stage(
+        self,
+        parse_recv: trio.MemoryReceiveChannel[_Outcome],
+        item_send: trio.MemorySendChannel[_Item],
+    ) -> None:
+        async with parse_recv, item_send, trio.open_nursery() as nursery:
+            for _ in range(self.settings.parse_workers):
+                nursery.start_soon(self._parse_worker, parse_recv.clone(), item_send.clone())
+
+    async def _parse_worker(
+        self,
+        parse_recv: trio.MemoryReceiveChannel[_Outcome],
+        item_send: trio.MemorySendChannel[_Item],
+    ) -> None:
+        async with parse_recv, item_send:
+            async for outcome in parse_recv:
+                try:
+                    await self._handle_outcome(outcome, item_send)
+                finally:
+                    self._done_one()
+
+    async def _handle_outcome(
+        self, outcome: _Outcome, item_send: trio.MemorySendChannel[_Item]
+    ) -> None:
+        request = outcome.request
+        response = outcome.response
+        stats = self.stats
+        if response is None:
+            error = outcome.error
+            assert error is not None
+            self._fail(request, error.kind, str(error))
+            if request.errback is None:
+                return
+            callback: Callable[..., Any] = request.errback
+            arg: Any = error
+        else:
+            stats.pages += 1
+            stats.status[response.status] += 1
+            stats.bytes += len(response.body)
+            status = response.status
+            if not (200 <= status < 300 or status in self._handled_statuses):
+                # As in Scrapy, callbacks see only 2xx unless the spider asks.
+                error = HttpError(f"HTTP {status}", request=request, response=response)
+                self._fail(request, error.kind, str(error), status)
+                if request.errback is None:
+                    return
+                callback, arg = request.errback, error
+            else:
+                callback = request.callback or self.spider.parse
+                arg = response
+        try:
+            result = callback(arg, **request.cb_kwargs)
+            await self._consume(result, request, item_send)
+        except Exception as exc:
+            name = getattr(callback, "__qualname__", repr(callback))
+            log.error(
+                "callback raised",
+                url=request.url,
+                callback=name,
+                error=f"{type(exc).__name__}: {exc}",
+                exc_info=exc,
+            )
+            self._fail(
+                request,
+                "callback_error",
+                f"{name} raised {type(exc).__name__}: {exc}",
+                response.status if response is not None else None,
+            )
+
+    async def _consume(
+        self,
+        result: Any,
+        parent: Request,
+        item_send: trio.MemorySendChannel[_Item],
+    ) -> None:
+        if result is None:
+            return
+        if inspect.isasyncgen(result):
+            async for out in result:
+                await self._emit(out, parent, item_send)
+            return
+        if inspect.isawaitable(result):
+            result = await result
+            if result is None:
+                return
+        if isinstance(result, Request | dict | msgspec.Struct):
+            await self._emit(result, parent, item_send)
+            return
+        for out in result:
+            await self._emit(out, parent, item_send)
+
+    async def _emit(
+        self, out: Any, parent: Request, item_send: trio.MemorySendChannel[_Item]
+    ) -> None:
+        if isinstance(out, Request):
+            if self._stop_reason is None:
+                self.schedule(out, parent)
+            else:
+                # Nothing new is scheduled while stopping, but nothing is lost.
+                self._unfinished(out, f"not scheduled: crawl stopping ({self._stop_reason})")
+        elif out is not None:
+            await item_send.send((out, parent))
+
+    # -- export --------------------------------------------------------------
+
+    async def _export_stage(self, item_recv: trio.MemoryReceiveChannel[_Item]) -> None:
+        max_items = self.settings.max_items
+        stats = self.stats
+        async with item_recv:
+            async for item, request in item_recv:
+                if max_items and stats.items >= max_items:
+                    stats.filtered["over_max_items"] += 1
+                    continue
+                try:
+                    line = self._items.encode(item)
+                except (TypeError, ValueError, msgspec.EncodeError) as exc:
+                    self._fail(request, "item_encode_error", f"item not JSON-encodable: {exc}")
+                    continue
+                self._items.write_line(line)
+                stats.items += 1
+                if max_items and stats.items >= max_items:
+                    self.request_stop("max_items")
+
+    # -- accounting ----------------------------------------------------------
+
+    def _fail(
+        self,
+        request: Request,
+        kind: str,
+        reason: str,
+        status: int | None = None,
+        *,
+        parent: Request | None = None,
+    ) -> None:
+        self.stats.errors[kind] += 1
+        log.warning("request failed", url=request.url, kind=kind, reason=reason)
+        self._record(request, kind, reason, status, parent)
+
+    def _unfinished(self, request: Request, reason: str) -> None:
+        self.stats.unfinished += 1
+        self._record(request, "unfinished", reason, None, None)
+
+    def _record(
+        self,
+        request: Request,
+        kind: str,
+        reason: str,
+        status: int | None,
+        parent: Request | None,
+    ) -> None:
+        if self._errors is not None:
+            self._errors.write_error(
+                ErrorRecord(
+                    url=request.url,
+                    kind=kind,
+                    reason=reason,
+                    method=request.method,
+                    depth=request.depth,
+                    status=status,
+                    referer=parent.url if parent is not None else None,
+                )
+            )
+
+    def _account_unfinished(self, reason: str) -> None:
+        for _, request in self._frontier.drain():
+            self._unfinished(request, f"not fetched: crawl ended ({reason})")
+
+    async def _progress(self) -> None:
+        interval = self.settings.progress_interval
+        if not interval:
+            return
+        last_pages, last_time = 0, trio.current_time()
+        while True:
+            await trio.sleep(interval)
+            now, stats = trio.current_time(), self.stats
+            log.info(
+                "progress",
+                pages=stats.pages,
+                pages_per_s=round((stats.pages - last_pages) / (now - last_time), 1),
+                items=stats.items,
+                queued=len(self._frontier),
+                in_flight=len(self._inflight),
+                errors=sum(stats.errors.values()),
+            )
+            last_pages, last_time = stats.pages, now
+
+
+async def _aiter(source: Any) -> AsyncIterator[Any]:
+    """Iterate ``start()``'s result, whether async or sync."""
+    if hasattr(source, "__aiter__"):
+        async for x in source:
+            yield x
+    else:
+        for x in source:
+            yield x

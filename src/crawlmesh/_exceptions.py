@@ -1,0 +1,142 @@
+"""The crawlmesh exception tree.
+
+Every error crawlmesh raises derives from :class:`CrawlmeshError`::
+
+    CrawlmeshError
+    ├── UsageError                  the user's mistake: one clear line, exit status 2
+    │   ├── SettingsError           unknown key, wrong type, unreadable settings file
+    │   └── SpiderLoadError         unknown module, no Spider, ambiguous Spider
+    ├── RequestError                a request that cannot be sent (carries ``request``)
+    │   └── InvalidURL              malformed URL or unsupported scheme
+    └── FetchError                  the fetch failed (carries ``request``)
+        ├── FetchTimeout            connect, read or whole-request deadline passed
+        ├── ConnectFailed           refused, unreachable, DNS failure, TLS failure
+        ├── ConnectionBroken        reset or closed mid-response, protocol violation
+        ├── RedirectError           too many redirects, a loop, a bad Location
+        ├── HttpError               a non-2xx status the spider does not handle
+        ├── ResponseTooLarge        body over ``max_response_size`` (raw or decoded)
+        └── DecodingFailed          a corrupt gzip/deflate/br body
+
+Third-party exceptions (httpx, trio, h11, zlib) are translated at the fetch
+boundary, with the original chained as ``__cause__``. Each fetch error has a
+``kind`` used as the key in stats and in the errors file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._request import Request
+
+__all__ = [
+    "ConnectFailed",
+    "ConnectionBroken",
+    "CrawlmeshError",
+    "DecodingFailed",
+    "FetchError",
+    "FetchTimeout",
+    "HttpError",
+    "InvalidURL",
+    "RedirectError",
+    "RequestError",
+    "ResponseTooLarge",
+    "SettingsError",
+    "SpiderLoadError",
+    "UsageError",
+]
+
+
+class CrawlmeshError(Exception):
+    """Base class of every crawlmesh error."""
+
+
+class UsageError(CrawlmeshError):
+    """A mistake of the user's: reported as one line, exit status 2."""
+
+
+class SettingsError(UsageError):
+    """Settings that cannot be read or do not validate."""
+
+
+class SpiderLoadError(UsageError):
+    """A spider module that cannot be imported or holds no usable Spider."""
+
+
+class RequestError(CrawlmeshError):
+    """A request that cannot be sent at all."""
+
+    kind: ClassVar[str] = "request_error"
+
+    def __init__(self, message: str, *, request: Request | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class InvalidURL(RequestError):
+    """A malformed URL or one whose scheme crawlmesh does not fetch."""
+
+    kind = "invalid_url"
+
+
+class FetchError(CrawlmeshError):
+    """A request was sent but no usable response came back.
+
+    Attributes:
+        request: the request that failed.
+        kind: a short machine-readable name (``"read_timeout"``, ...).
+    """
+
+    kind: ClassVar[str] = "fetch_error"
+
+    def __init__(self, message: str, *, request: Request | None = None, kind: str = "") -> None:
+        super().__init__(message)
+        self.request = request
+        if kind:
+            self.kind = kind  # type: ignore[misc]  # an instance may refine the class kind
+
+
+class FetchTimeout(FetchError):
+    """A deadline passed: ``kind`` is connect_timeout, read_timeout or total_timeout."""
+
+    kind = "timeout"
+
+
+class ConnectFailed(FetchError):
+    """The connection could not be opened."""
+
+    kind = "connect_error"
+
+
+class ConnectionBroken(FetchError):
+    """The connection broke or the peer violated HTTP mid-exchange."""
+
+    kind = "connection_error"
+
+
+class RedirectError(FetchError):
+    """Too many redirects, a redirect loop, or a redirect to a bad URL."""
+
+    kind = "redirect_error"
+
+
+class HttpError(FetchError):
+    """A response whose status the spider does not handle (``response`` holds it)."""
+
+    kind = "http_error"
+
+    def __init__(self, message: str, *, request: Request | None = None, response: Any) -> None:
+        super().__init__(message, request=request)
+        self.response = response
+
+
+class ResponseTooLarge(FetchError):
+    """The body (raw, or after decompression) exceeded the size limit."""
+
+    kind = "too_large"
+
+
+class DecodingFailed(FetchError):
+    """A compressed body could not be decoded."""
+
+    kind = "decoding_error"

@@ -1,0 +1,50 @@
+"""The Request record that flows through every stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+__all__ = ["Request"]
+
+
+class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
+    """A request to fetch, as yielded by spider callbacks.
+
+    Args:
+        url: absolute http(s) URL.
+        callback: called with the :class:`~crawlmesh.Response`; defaults to
+            the spider's ``parse``. It may be a sync or async generator, a
+            coroutine, or a plain function, yielding or returning items and
+            requests.
+        errback: called with the :class:`~crawlmesh.FetchError` when the
+            request finally fails; it may yield items and requests too.
+        method: HTTP method.
+        headers: extra request headers.
+        body: request body.
+        priority: higher is fetched earlier among the same domain's requests.
+        meta: the user's own data, handed back on ``response.meta``. The
+            engine never reads or writes it.
+        cb_kwargs: keyword arguments passed to the callback.
+        dont_filter: skip the duplicate filter.
+        depth: link depth from a start request; set by the engine for
+            requests yielded by callbacks.
+    """
+
+    url: str
+    callback: Callable[..., Any] | None = None
+    errback: Callable[..., Any] | None = None
+    method: str = "GET"
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+    priority: int = 0
+    meta: dict[str, Any] = {}
+    cb_kwargs: dict[str, Any] = {}
+    dont_filter: bool = False
+    depth: int = 0
+
+    def replace(self, **changes: Any) -> Request:
+        """Return a copy with ``changes`` applied."""
+        return msgspec.structs.replace(self, **changes)

@@ -1,0 +1,240 @@
+"""The Response handed to spider callbacks, with Scrapy-compatible helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+import msgspec
+import parsel
+from w3lib.encoding import html_to_unicode
+from w3lib.html import get_base_url
+
+from ._request import Request
+
+__all__ = ["Headers", "Response"]
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, read-only response headers.
+
+    Repeated headers are joined with ``", "`` on lookup; :meth:`get_list`
+    returns them one by one (use it for ``Set-Cookie``).
+    """
+
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items = list(items)
+        self._map: dict[str, str] | None = None
+
+    def _index(self) -> dict[str, str]:
+        if self._map is None:
+            m: dict[str, str] = {}
+            for k, v in self._items:
+                k = k.lower()
+                m[k] = f"{m[k]}, {v}" if k in m else v
+            self._map = m
+        return self._map
+
+    def __getitem__(self, key: str) -> str:
+        return self._index()[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._index()
+
+    def get_list(self, key: str) -> list[str]:
+        """Every value of ``key``, in order."""
+        key = key.lower()
+        return [v for k, v in self._items if k.lower() == key]
+
+    def raw(self) -> list[tuple[str, str]]:
+        """The headers as received, in order."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class Response:
+    """A fetched response.
+
+    Attributes:
+        url: the final URL, after redirects.
+        status: HTTP status code.
+        headers: response headers.
+        body: the body, decompressed.
+        request: the :class:`Request` that produced it.
+        redirects: URLs that redirected here, oldest first.
+        elapsed: seconds from sending the request to the end of the body.
+    """
+
+    __slots__ = (
+        "_base_url",
+        "_encoding",
+        "_selector",
+        "_text",
+        "body",
+        "elapsed",
+        "headers",
+        "redirects",
+        "request",
+        "status",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        headers: Headers,
+        body: bytes,
+        request: Request,
+        *,
+        redirects: tuple[str, ...] = (),
+        elapsed: float = 0.0,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.request = request
+        self.redirects = redirects
+        self.elapsed = elapsed
+        self._text: str | None = None
+        self._encoding: str | None = None
+        self._selector: parsel.Selector | None = None
+        self._base_url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.url}>"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The request's ``meta``: the user's own data."""
+        return self.request.meta
+
+    # -- text --------------------------------------------------------------
+
+    def _decode(self) -> None:
+        # Content-Type charset, then BOM, then <meta charset>, then UTF-8
+        # with a cp1252 fallback: the order browsers (and Scrapy) use.
+        encoding, text = html_to_unicode(self.headers.get("content-type"), self.body)
+        self._encoding, self._text = encoding, text
+
+    @property
+    def text(self) -> str:
+        """The body decoded with the detected charset (never raises)."""
+        if self._text is None:
+            self._decode()
+        assert self._text is not None
+        return self._text
+
+    @property
+    def encoding(self) -> str:
+        """The charset :attr:`text` was decoded with."""
+        if self._encoding is None:
+            self._decode()
+        assert self._encoding is not None
+        return self._encoding
+
+    def json(self) -> Any:
+        """Decode the body as JSON.
+
+        Raises:
+            msgspec.DecodeError: the body is not valid JSON.
+        """
+        return msgspec.json.decode(self.body)
+
+    # -- selectors ---------------------------------------------------------
+
+    @property
+    def selector(self) -> parsel.Selector:
+        """A parsel selector over the body, built on first use."""
+        if self._selector is None:
+            self._selector = parsel.Selector(text=self.text, type="html", base_url=self.url)
+        return self._selector
+
+    def css(self, query: str) -> parsel.SelectorList[parsel.Selector]:
+        """``self.selector.css(query)``: parsel's CSS with ``::text``/``::attr()``."""
+        return self.selector.css(query)
+
+    def xpath(self, query: str, **kwargs: Any) -> parsel.SelectorList[parsel.Selector]:
+        """``self.selector.xpath(query, **kwargs)``."""
+        return self.selector.xpath(query, **kwargs)
+
+    # -- links -------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The base for relative links: ``<base href>`` if present, else :attr:`url`."""
+        if self._base_url is None:
+            head = self.body[:4096]
+            if b"<base" in head or b"<BASE" in head:
+                self._base_url = get_base_url(self.text[:4096], self.url, self.encoding)
+            else:
+                self._base_url = self.url
+        return self._base_url
+
+    def urljoin(self, url: str) -> str:
+        """Resolve ``url`` against :attr:`base_url`."""
+        return urljoin(self.base_url, url.strip())
+
+    def follow(self, url: str | parsel.Selector, callback: Any = None, **kwargs: Any) -> Request:
+        """A :class:`Request` for a link on this page.
+
+        Args:
+            url: a URL (relative ones are resolved), an ``<a>``/``<link>``
+                selector (its ``href`` is used) or an attribute selector.
+            callback: as in :class:`Request`.
+            **kwargs: other :class:`Request` fields.
+
+        Raises:
+            ValueError: a selector without an ``href``.
+        """
+        return Request(self.urljoin(_href(url)), callback=callback, **kwargs)
+
+    def follow_all(
+        self,
+        urls: Iterable[str | parsel.Selector] | None = None,
+        callback: Any = None,
+        *,
+        css: str | None = None,
+        xpath: str | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Request]:
+        """Requests for many links: given ``urls``, or the ``href`` of every
+        element matched by ``css`` or ``xpath``.
+        """
+        if urls is None:
+            if css is not None:
+                urls = self.css(css)
+            elif xpath is not None:
+                urls = self.xpath(xpath)
+            else:
+                raise ValueError("follow_all() needs urls, css or xpath")
+        for u in urls:
+            try:
+                href = _href(u)
+            except ValueError:
+                continue
+            yield Request(self.urljoin(href), callback=callback, **kwargs)
+
+
+def _href(url: str | parsel.Selector) -> str:
+    if isinstance(url, str):
+        return url
+    root = url.root
+    if isinstance(root, str):  # the result of ::attr(href) or ::text
+        return root
+    href = url.attrib.get("href")
+    if href is None:
+        raise ValueError(f"a selector without href: {url!r}")
+    return str(href)

@@ -1,0 +1,226 @@
+"""Typed settings, and how layers of them are merged and checked.
+
+Layers, lowest first: defaults in code < ``--settings`` TOML file < the
+spider's ``custom_settings`` < ``-s KEY=VALUE``. Every layer is checked as it
+is applied, so an error names the layer and the key it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from ._exceptions import SettingsError
+
+__all__ = ["RobotsSettings", "Settings", "Timeouts", "load_settings", "parse_override"]
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Per-phase fetch deadlines, in seconds."""
+
+    connect: PositiveFloat = 10.0
+    """Opening the connection, TLS included."""
+    read: PositiveFloat = 30.0
+    """Longest wait for the next bytes of the response."""
+    total: PositiveFloat = 120.0
+    """The whole request, redirects and body included."""
+
+
+class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """robots.txt handling."""
+
+    obey: bool = True
+    """Fetch each origin's robots.txt and skip what it disallows."""
+    user_agent: str = "crawlmesh"
+    """The product token matched against robots.txt groups."""
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Every crawl setting, with its default."""
+
+    concurrency: PositiveInt = 64
+    """Requests in flight across the whole crawl."""
+    concurrency_per_domain: PositiveInt = 8
+    """Requests in flight to one host."""
+    download_delay: NonNegFloat = 0.0
+    """Seconds between two requests to one host (robots.txt Crawl-delay may raise it)."""
+    depth_limit: NonNegInt = 0
+    """Deepest link depth followed; 0 means no limit."""
+    max_pages: NonNegInt = 0
+    """Stop after this many fetched pages; 0 means no limit."""
+    max_items: NonNegInt = 0
+    """Stop after this many items; 0 means no limit."""
+    max_response_size: PositiveInt = 10 * 1024 * 1024
+    """Largest body accepted, checked while streaming and after decompression."""
+    max_redirects: NonNegInt = 10
+    """Longest redirect chain followed."""
+    user_agent: str = "crawlmesh/0.1 (+https://github.com/crawlmesh/crawlmesh)"
+    """The User-Agent header."""
+    default_headers: dict[str, str] = msgspec.field(
+        default_factory=lambda: {
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "Accept-Language": "en",
+        }
+    )
+    """Headers sent with every request (a request's own headers win)."""
+    cookies: bool = True
+    """Keep cookies the sites set, across the crawl."""
+    shutdown_timeout: NonNegFloat = 10.0
+    """On Ctrl-C or SIGTERM: how long in-flight requests may take to finish."""
+    parse_workers: PositiveInt = 8
+    """Callbacks run at once (they share the CPU; more helps only async callbacks)."""
+    progress_interval: NonNegFloat = 10.0
+    """Seconds between progress lines on stderr; 0 turns them off."""
+    log_level: str = "info"
+    """debug, info, warning or error."""
+    timeouts: Timeouts = Timeouts()
+    robots: RobotsSettings = RobotsSettings()
+
+    def __post_init__(self) -> None:
+        if self.log_level.lower() not in _LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _field_types(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {f.name: f.type for f in info.fields}
+
+
+def _known_keys(struct: type[msgspec.Struct] = Settings, prefix: str = "") -> list[str]:
+    keys = []
+    for name, t in _field_types(struct).items():
+        if isinstance(t, msgspec.inspect.StructType):
+            keys.extend(_known_keys(t.cls, f"{prefix}{name}."))
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _check_keys(layer: Mapping[str, Any], source: str, prefix: str = "") -> None:
+    """Refuse unknown keys, suggesting the closest known one."""
+    known = _known_keys()
+    tables = {k.rsplit(".", 1)[0] for k in known if "." in k}
+    for key, value in layer.items():
+        full = prefix + key
+        if full in tables:
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{source}: setting {full!r} is a table; set {full}.<key>")
+            _check_keys(value, source, full + ".")
+        elif full not in known:
+            hint = difflib.get_close_matches(full, known, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise SettingsError(f"{source}: unknown setting {full!r}{extra}")
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn ``{"timeouts.read": 5}`` into ``{"timeouts": {"read": 5}}``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"setting {key!r} conflicts with a value for {p!r}")
+        if isinstance(value, Mapping):
+            node.setdefault(parts[-1], {}).update(_nest(value))
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def _explain(exc: msgspec.ValidationError, source: str, merged: Mapping[str, Any]) -> SettingsError:
+    message = str(exc)
+    m = _AT.search(message)
+    what = (message[: m.start()] if m else message).replace("`", "")
+    path = re.sub(r"\[\d+\]", "", m.group("path")) if m else ""
+    if not path:
+        return SettingsError(f"{source}: {what}")
+    value: Any = merged
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return SettingsError(f"{source}: setting {path!r} = {value!r}: {what}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split a ``-s KEY=VALUE`` argument; JSON objects and arrays are decoded.
+
+    Raises:
+        SettingsError: no ``=`` or undecodable JSON.
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SettingsError(f"-s {text!r}: expected KEY=VALUE")
+    if value[:1] in "{[" and value:
+        try:
+            return key, msgspec.json.decode(value)
+        except msgspec.DecodeError as exc:
+            raise SettingsError(f"-s {key}: invalid JSON value: {exc}") from None
+    return key, value
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML settings file.
+
+    Raises:
+        SettingsError: unreadable or invalid TOML.
+    """
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_settings(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Settings:
+    """Merge ``(source, mapping)`` layers, lowest first, into :class:`Settings`.
+
+    Each mapping may use nested tables, dotted keys, or both. Values given
+    as strings (from the command line) are converted to the expected type.
+
+    Raises:
+        SettingsError: an unknown key or a value of the wrong type, naming
+            the layer and the key.
+    """
+    merged: dict[str, Any] = {}
+    settings = Settings()
+    for source, layer in layers:
+        nested = _nest(layer)
+        _check_keys(nested, source)
+        merged = _merge(merged, nested)
+        try:
+            settings = msgspec.convert(merged, Settings, strict=False)
+        except msgspec.ValidationError as exc:
+            raise _explain(exc, source, merged) from None
+    return settings

@@ -1,0 +1,171 @@
+"""The ``direct`` transport: fetch from this process through httpx."""
+
+from __future__ import annotations
+
+import http.cookiejar
+from urllib.parse import urljoin
+
+import httpx
+import trio
+
+from .._decoding import make_decoder
+from .._exceptions import (
+    ConnectFailed,
+    ConnectionBroken,
+    FetchError,
+    FetchTimeout,
+    InvalidURL,
+    RedirectError,
+    ResponseTooLarge,
+)
+from .._request import Request
+from .._response import Headers, Response
+from .._url import canonicalize, split_http_url
+from ._base import FetchOptions
+from ._pool import H11Pool
+
+__all__ = ["DirectTransport", "translate_httpx_error"]
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_ACCEPT_ENCODING = "gzip, deflate, br"
+
+
+def translate_httpx_error(exc: httpx.HTTPError, request: Request) -> FetchError:
+    """Map an httpx exception onto the crawlmesh tree (the caller chains it)."""
+    msg = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return FetchTimeout(f"connect timeout: {msg}", request=request, kind="connect_timeout")
+    if isinstance(exc, httpx.TimeoutException):
+        return FetchTimeout(f"read timeout: {msg}", request=request, kind="read_timeout")
+    if isinstance(exc, httpx.ConnectError):
+        return ConnectFailed(msg, request=request)
+    if isinstance(exc, httpx.TransportError):
+        return ConnectionBroken(msg, request=request)
+    return FetchError(msg, request=request)
+
+
+class DirectTransport:
+    """Fetches straight from this process, over one pooled httpx client.
+
+    Args:
+        cookies: keep cookies across requests (one jar for the crawl).
+        client: an httpx client to use instead of the built-in one (its
+            redirect following must be off).
+    """
+
+    def __init__(self, *, cookies: bool = True, client: httpx.AsyncClient | None = None) -> None:
+        if client is None:
+            jar = None
+            if not cookies:
+                jar = http.cookiejar.CookieJar(
+                    http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+                )
+            client = httpx.AsyncClient(
+                transport=H11Pool(),
+                follow_redirects=False,
+                cookies=jar,
+                headers={"Accept-Encoding": _ACCEPT_ENCODING},
+                trust_env=False,
+            )
+        self._client = client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, request: Request, options: FetchOptions) -> Response:
+        """Fetch ``request``, following redirects; see :class:`Transport`."""
+        timeout = httpx.Timeout(
+            connect=options.connect_timeout,
+            read=options.read_timeout,
+            write=options.read_timeout,
+            pool=None,
+        )
+        headers = dict(options.default_headers)
+        if options.user_agent:
+            headers["User-Agent"] = options.user_agent
+        if request.headers:
+            headers.update(request.headers)
+        url, method, body = request.url, request.method, request.body
+        seen = {canonicalize(url)}
+        chain: list[str] = []
+        started = trio.current_time()
+        for _ in range(options.max_redirects + 1):
+            try:
+                hreq = self._client.build_request(
+                    method, url, headers=headers, content=body or None, timeout=timeout
+                )
+                resp = await self._client.send(hreq, stream=True)
+            except httpx.HTTPError as exc:
+                raise translate_httpx_error(exc, request) from exc
+            try:
+                location = resp.headers.get("location") if resp.status_code in _REDIRECTS else None
+                if location is None:
+                    data = await _read_body(resp, request, options.max_response_size)
+                    return Response(
+                        url,
+                        resp.status_code,
+                        Headers(resp.headers.multi_items()),
+                        data,
+                        request,
+                        redirects=tuple(chain),
+                        elapsed=trio.current_time() - started,
+                    )
+            finally:
+                await resp.aclose()
+            next_url = urljoin(url, location.strip())
+            try:
+                canon = canonicalize(next_url)
+            except InvalidURL as exc:
+                raise RedirectError(
+                    f"redirect to a bad location {location!r}: {exc}",
+                    request=request,
+                    kind="bad_redirect",
+                ) from None
+            if canon in seen:
+                raise RedirectError(
+                    f"redirect loop: {url} -> {next_url}", request=request, kind="redirect_loop"
+                )
+            seen.add(canon)
+            chain.append(url)
+            if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
+                method, body = "GET", b""
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            if _origin(next_url) != _origin(url):
+                # Credentials are for the origin they were given to.
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            url = next_url
+        raise RedirectError(
+            f"more than {options.max_redirects} redirects",
+            request=request,
+            kind="too_many_redirects",
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    p = split_http_url(url)
+    return p.scheme, p.hostname or "", p.port
+
+
+async def _read_body(resp: httpx.Response, request: Request, max_size: int) -> bytes:
+    declared = resp.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_size:
+        raise ResponseTooLarge(
+            f"Content-Length {declared} exceeds the size limit of {max_size} bytes",
+            request=request,
+        )
+    decoder = make_decoder(resp.headers.get("content-encoding"), max_size)
+    raw = 0
+    try:
+        async for chunk in resp.aiter_raw():
+            raw += len(chunk)
+            if raw > max_size:
+                raise ResponseTooLarge(
+                    f"body exceeds the size limit of {max_size} bytes", request=request
+                )
+            decoder.feed(chunk)
+        return decoder.finish()
+    except httpx.HTTPError as exc:
+        raise translate_httpx_error(exc, request) from exc
+    except FetchError as exc:
+        exc.request = request
+        raise

@@ -1,0 +1,109 @@
+"""URL helpers: canonical form, fingerprints and the keys stages group by.
+
+These run for every link of every page, so they stay on the standard library's
+C-backed primitives and avoid re-parsing where they can.
+"""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+from urllib.parse import SplitResult, quote, urlsplit
+
+from ._exceptions import InvalidURL
+
+__all__ = [
+    "FETCHABLE_SCHEMES",
+    "NAVIGATION_ONLY_SCHEMES",
+    "canonical_from_parts",
+    "canonicalize",
+    "fingerprint",
+    "host_of",
+    "split_http_url",
+]
+
+FETCHABLE_SCHEMES = frozenset({"http", "https"})
+# Schemes found in hrefs that name no fetchable resource: filtered, not errors.
+NAVIGATION_ONLY_SCHEMES = frozenset({"mailto", "javascript", "tel", "data", "sms", "ftp", "about"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# RFC 3986 unreserved + sub-delims + ":@/%": left alone by canonicalisation.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+def split_http_url(url: str) -> SplitResult:
+    """Split ``url`` and check that crawlmesh can fetch it.
+
+    Raises:
+        InvalidURL: the URL is malformed, has no host, or is not http(s).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # validates the port number
+    except ValueError as exc:
+        raise InvalidURL(f"malformed URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in FETCHABLE_SCHEMES:
+        raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r}")
+    if not parts.hostname:
+        raise InvalidURL(f"URL without a host: {url!r}")
+    if port == 0:
+        raise InvalidURL(f"URL with port 0: {url!r}")
+    if any(c in url for c in " \t\r\n\x00"):
+        # Whitespace and NUL are where header injection starts; never send them.
+        raise InvalidURL(f"URL with whitespace or control characters: {url!r}")
+    return parts
+
+
+def canonicalize(url: str) -> str:
+    """Return the canonical form of an http(s) URL, used for dedupe.
+
+    Lower-cases scheme and host, drops the default port, the fragment and
+    empty userinfo, gives an empty path ``/``, normalises percent-escapes of
+    unsafe characters and sorts query parameters (keeping blank ones).
+
+    Raises:
+        InvalidURL: as :func:`split_http_url`.
+    """
+    return canonical_from_parts(split_http_url(url))
+
+
+def canonical_from_parts(parts: SplitResult) -> str:
+    """:func:`canonicalize` for a URL already split by :func:`split_http_url`."""
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    if parts.username is not None:
+        userinfo = parts.username
+        if parts.password is not None:
+            userinfo += ":" + parts.password
+        netloc = f"{userinfo}@{netloc}"
+    path = parts.path or "/"
+    if not path.isascii() or " " in path:
+        path = quote(path, safe=_PATH_SAFE)
+    query = parts.query
+    if query:
+        if not query.isascii() or " " in query:
+            query = quote(query, safe=_QUERY_SAFE)
+        if "&" in query:
+            query = "&".join(sorted(query.split("&")))
+        return f"{scheme}://{netloc}{path}?{query}"
+    return f"{scheme}://{netloc}{path}"
+
+
+def fingerprint(method: str, canonical_url: str, body: bytes = b"") -> bytes:
+    """A 16-byte fingerprint of method + canonical URL + body."""
+    h = blake2b(method.encode("ascii", "replace"), digest_size=16)
+    h.update(b" ")
+    h.update(canonical_url.encode("utf-8", "surrogatepass"))
+    if body:
+        h.update(b"\n")
+        h.update(body)
+    return h.digest()
+
+
+def host_of(parts: SplitResult) -> str:
+    """The lower-cased host name (without port) that politeness is keyed on."""
+    return parts.hostname or ""
