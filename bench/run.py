@@ -181,6 +181,7 @@ class Nginx:
         conf_path = self.dir / "nginx.conf"
         conf_path.write_text(conf)
         self.access_log.unlink(missing_ok=True)
+        self.error_log.unlink(missing_ok=True)
         with open(self.dir / "nginx.out", "wb") as out:
             self.proc = subprocess.Popen(
                 [
@@ -232,6 +233,23 @@ class Nginx:
             f.seek(offset)
             return f.read().decode(errors="replace").splitlines()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + sys) used so far by the nginx master and its workers."""
+        if self.proc is None:
+            return 0.0
+        master = self.proc.pid
+        total_ticks = 0
+        for stat_path in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                stat = stat_path.read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            pid, ppid = int(stat_path.parent.name), int(fields[1])
+            if pid == master or ppid == master:
+                total_ticks += int(fields[11]) + int(fields[12])  # utime + stime
+        return total_ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         proc = self.proc
         if proc is None or proc.poll() is not None:
@@ -263,6 +281,7 @@ class RunResult:
     cpu_user_s: float
     cpu_sys_s: float
     peak_rss_mib: float
+    nginx_cpu_s: float
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -352,6 +371,7 @@ def run_once(
     start_url = f"http://127.0.0.1:{nginx.port}{manifest.get('start_path', '/index.html')}"
     cmd = crawler_command(crawler, start_url, out, concurrency)
     access_offset, error_offset = nginx.log_offsets()
+    nginx_cpu_before = nginx.cpu_seconds()
     timed_out = threading.Event()
 
     with (
@@ -389,6 +409,7 @@ def run_once(
             os.killpg(proc.pid, signal.SIGKILL)
 
     time.sleep(0.2)  # let the worker finish writing the last lines
+    nginx_cpu = nginx.cpu_seconds() - nginx_cpu_before
     lines = nginx.lines_since(nginx.access_log, access_offset)
     server_errors = [
         line
@@ -411,6 +432,7 @@ def run_once(
         cpu_user_s=round(rusage.ru_utime, 3),
         cpu_sys_s=round(rusage.ru_stime, 3),
         peak_rss_mib=round(rusage.ru_maxrss / 1024, 1),
+        nginx_cpu_s=round(nginx_cpu, 2),
     )
     expected_items = manifest["item_pages"]
     expected_requests = manifest["expected_requests"]
@@ -440,7 +462,7 @@ def run_once(
 
 HEADER = (
     f"{'crawler':<10} {'run':>3} {'wall s':>8} {'pages':>7} {'404':>4} {'items':>7} "
-    f"{'pages/s':>8} {'CPU s':>7} {'CPU ms/pg':>9} {'RSS MiB':>8}  status"
+    f"{'pages/s':>8} {'CPU s':>7} {'CPU ms/pg':>9} {'RSS MiB':>8} {'nginx CPU s':>11}  status"
 )
 
 
@@ -448,7 +470,7 @@ def row(r: RunResult) -> str:
     return (
         f"{r.crawler:<10} {r.run:>3} {r.wall_s:>8.2f} {r.pages:>7} "
         f"{r.status_counts.get('404', 0):>4} {r.items:>7} {r.pages_per_s:>8.1f} "
-        f"{r.cpu_s:>7.2f} {r.cpu_ms_per_page:>9.3f} {r.peak_rss_mib:>8.1f}  "
+        f"{r.cpu_s:>7.2f} {r.cpu_ms_per_page:>9.3f} {r.peak_rss_mib:>8.1f} {r.nginx_cpu_s:>11.2f}  "
         + ("ok" if r.ok else "FAILED: " + "; ".join(r.problems))
     )
 

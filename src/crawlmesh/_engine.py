@@ -198,11 +198,12 @@ class Engine:
         if self._allowed and not self._is_allowed(host):
             stats.filtered["offsite"] += 1
             return False
-        if not request.dont_filter:
-            fp = fingerprint(request.method, canonical_from_parts(parts), request.body)
-            if not self._dupes.add(fp):
-                stats.filtered["duplicate"] += 1
-                return False
+        fp = fingerprint(request.method, canonical_from_parts(parts), request.body)
+        # dont_filter skips the check but still records the fingerprint, so
+        # a start URL is not fetched again when a page links back to it.
+        if not self._dupes.add(fp) and not request.dont_filter:
+            stats.filtered["duplicate"] += 1
+            return False
         if self.settings.robots.obey and not self._robots.is_loaded(parts):
             # One request at a time until robots.txt (and its Crawl-delay) is known.
             self._politeness.hold(host)

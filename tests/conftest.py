@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from crawlmesh import open_site_server
+from crawlmesh._log import configure_logging
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sites import GeneratedSite, HostileSite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> None:
+    configure_logging("error")
+
+
+@pytest.fixture
+def generated() -> GeneratedSite:
+    return GeneratedSite(2000)
+
+
+@pytest.fixture
+async def generated_url(generated: GeneratedSite) -> AsyncIterator[str]:
+    async with open_site_server(generated.handle) as base:
+        yield base
+
+
+@pytest.fixture
+def hostile() -> HostileSite:
+    return HostileSite()
+
+
+@pytest.fixture
+async def hostile_url(hostile: HostileSite) -> AsyncIterator[str]:
+    async with open_site_server(hostile.handle) as base:
+        yield base
+
+
+def _start_site(*args: str) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "sites.py"), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def slow_site_url() -> Iterator[str]:
+    """A 2,000-page generated site in its own process, 20 ms per page."""
+    yield from _start_site("generated", "--pages", "2000", "--delay", "0.02")
+
+
+@pytest.fixture(scope="session")
+def site_process_url() -> Iterator[str]:
+    """A 2,000-page generated site in its own process."""
+    yield from _start_site("generated", "--pages", "2000")
+
+
+@pytest.fixture
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "tests")
+    return env
