@@ -57,6 +57,9 @@ class Politeness:
         slot.delay = max(self._delay, delay)
         if slot.delay > 0:
             slot.limit = 1
+            # The request that learnt the delay (from robots.txt) is about to
+            # start: the next one waits a full delay after it.
+            slot.next_time = max(slot.next_time, trio.current_time() + slot.delay)
 
     def set_limit(self, domain: str, limit: int) -> None:
         """Change how many requests may be in flight to ``domain``."""

@@ -19,6 +19,8 @@ __all__ = ["SiteRequest", "SiteResponse", "open_site_server"]
 
 
 class SiteRequest(msgspec.Struct, frozen=True):
+    """A request as a site handler sees it (header names lower-cased)."""
+
     method: str
     target: str
     headers: dict[str, str]
@@ -26,6 +28,8 @@ class SiteRequest(msgspec.Struct, frozen=True):
 
 
 class SiteResponse(msgspec.Struct):
+    """What a site handler answers; Content-Length is added for it."""
+
     status: int = 200
     body: bytes = b""
     headers: list[tuple[str, str]] = []

@@ -147,7 +147,7 @@ async def test_start_urls_and_callbacks_of_every_shape(generated_url: str, tmp_p
 
             return Item(n)
 
-    stats, items, _ = await run_spider(Shapes(), tmp_path)
+    _stats, items, _ = await run_spider(Shapes(), tmp_path)
     assert sorted(seen) == ["coroutine", "list", "struct", "sync-gen"]
     assert sorted(i["n"] for i in items) == [1, 2, 3]
 

@@ -1,0 +1,95 @@
+"""robots.txt is obeyed by default, Crawl-delay honoured (in virtual time)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from crawlmesh import Request, Response, SiteRequest, SiteResponse, Spider, open_site_server
+from engine.test_crawl import run_spider
+
+
+class Site:
+    def __init__(self, robots: tuple[int, bytes]) -> None:
+        self.robots = robots
+        self.log: list[tuple[str, float]] = []
+
+    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+        self.log.append((request.target, trio.current_time()))
+        if request.target == "/robots.txt":
+            return SiteResponse(*self.robots)
+        return SiteResponse(200, b"<h1 class='title'>x</h1>")
+
+
+class Pages(Spider):
+    def __init__(self, base: str, paths: list[str]) -> None:
+        super().__init__()
+        self.base, self.paths = base, paths
+
+    async def start(self) -> AsyncIterator[Request]:
+        for p in self.paths:
+            yield Request(self.base + p)
+
+    def parse(self, response: Response) -> Any:
+        yield {"url": response.url}
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    # Jumps only after 50 ms of real idleness, so loopback I/O runs in real
+    # time while sleeps (delays) pass instantly.
+    return trio.testing.MockClock(autojump_threshold=0.05)
+
+
+async def test_disallowed_paths_are_filtered(tmp_path: Path) -> None:
+    site = Site((200, b"User-agent: *\nDisallow: /private\n"))
+    async with open_site_server(site.handle) as base:
+        stats, items, errors = await run_spider(Pages(base, ["/a", "/private/x", "/b"]), tmp_path)
+    assert sorted(i["url"].removeprefix(base) for i in items) == ["/a", "/b"]
+    assert stats.filtered["robots"] == 1
+    assert errors == []
+    assert [t for t, _ in site.log].count("/robots.txt") == 1
+    assert "/private/x" not in [t for t, _ in site.log]
+
+
+async def test_obey_false_ignores_robots(tmp_path: Path) -> None:
+    site = Site((200, b"User-agent: *\nDisallow: /\n"))
+    async with open_site_server(site.handle) as base:
+        _stats, items, _ = await run_spider(Pages(base, ["/a"]), tmp_path, **{"robots.obey": False})
+    assert len(items) == 1
+    assert "/robots.txt" not in [t for t, _ in site.log]
+
+
+async def test_crawl_delay_spaces_requests(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    site = Site((200, b"User-agent: *\nCrawl-delay: 10\n"))
+    async with open_site_server(site.handle) as base:
+        _stats, items, _ = await run_spider(
+            Pages(base, [f"/p{i}" for i in range(4)]), tmp_path, concurrency_per_domain=8
+        )
+    assert len(items) == 4
+    times = [t for target, t in site.log if target != "/robots.txt"]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 3
+    assert all(g >= 10 for g in gaps), gaps
+
+
+async def test_robots_server_error_disallows_and_reports(tmp_path: Path) -> None:
+    site = Site((503, b"busy"))
+    async with open_site_server(site.handle) as base:
+        stats, items, errors = await run_spider(Pages(base, ["/a", "/b"]), tmp_path)
+    assert items == []
+    assert stats.errors_by_kind == {"robots_unavailable": 2}
+    assert sorted(e["url"].removeprefix(base) for e in errors) == ["/a", "/b"]
+
+
+async def test_robots_404_allows_everything(tmp_path: Path) -> None:
+    site = Site((404, b""))
+    async with open_site_server(site.handle) as base:
+        _, items, _ = await run_spider(Pages(base, ["/a", "/b"]), tmp_path)
+    assert len(items) == 2

@@ -1,0 +1,33 @@
+"""The public API is exactly what crawlmesh/__init__.py re-exports."""
+
+from __future__ import annotations
+
+import crawlmesh
+
+EXPECTED = {
+    "ConnectFailed", "ConnectionBroken", "CrawlStats", "CrawlmeshError", "DecodingFailed",
+    "DirectTransport", "Engine", "ErrorRecord", "FetchError", "FetchOptions", "FetchTimeout",
+    "Headers", "HttpError", "InvalidURL", "JsonLinesWriter", "RedirectError", "Request",
+    "RequestError", "Response", "ResponseTooLarge", "RobotsSettings", "Settings",
+    "SettingsError", "SiteRequest", "SiteResponse", "Spider", "SpiderLoadError", "Timeouts",
+    "Transport", "UsageError", "crawl", "open_site_server", "run_engine",
+}  # fmt: skip
+
+
+def test_public_names() -> None:
+    public = {name for name in dir(crawlmesh) if not name.startswith("_")}
+    assert public == EXPECTED
+
+
+def test_every_error_derives_from_crawlmesh_error() -> None:
+    for name in EXPECTED:
+        obj = getattr(crawlmesh, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, crawlmesh.CrawlmeshError), name
+
+
+def test_public_objects_say_they_are_public() -> None:
+    for name in EXPECTED:
+        obj = getattr(crawlmesh, name)
+        if isinstance(obj, type):
+            assert obj.__doc__, f"{name} has no docstring"

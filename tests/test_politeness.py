@@ -1,0 +1,56 @@
+"""Per-domain slots and delays, in virtual time."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from crawlmesh._politeness import Politeness
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_concurrency_slots(clock: trio.testing.MockClock) -> None:
+    p = Politeness(concurrency=2)
+    assert p.ready("a")
+    p.acquire("a")
+    p.acquire("a")
+    assert not p.ready("a")
+    assert p.ready("b")
+    p.release("a")
+    assert p.ready("a")
+
+
+async def test_delay_spaces_request_starts(clock: trio.testing.MockClock) -> None:
+    p = Politeness(concurrency=8)
+    p.set_delay("a", 5.0)
+    p.acquire("a")
+    p.release("a")
+    p.wake_at = float("inf")
+    assert not p.ready("a")
+    assert p.wake_at == pytest.approx(trio.current_time() + 5.0)
+    await trio.sleep(4.9)
+    assert not p.ready("a")
+    await trio.sleep(0.1)
+    assert p.ready("a")
+
+
+async def test_crawl_delay_means_one_at_a_time(clock: trio.testing.MockClock) -> None:
+    p = Politeness(concurrency=8)
+    p.set_delay("a", 1.0)
+    p.acquire("a")
+    await trio.sleep(2)
+    assert not p.ready("a"), "a Crawl-delay domain gets one request in flight"
+
+
+async def test_hold_until_robots_known(clock: trio.testing.MockClock) -> None:
+    p = Politeness(concurrency=4)
+    p.hold("a")
+    p.acquire("a")
+    assert not p.ready("a")
+    p.unhold("a")
+    assert p.ready("a")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crawlmesh import SettingsError, Spider
+from crawlmesh._run import resolve_settings
+from crawlmesh._settings import Settings, load_settings, parse_override
+
+
+class Custom(Spider):
+    custom_settings = {"concurrency": 5, "timeouts": {"read": 7}}
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert s.concurrency == 64
+    assert s.robots.obey is True
+    assert s.max_response_size == 10 * 1024 * 1024
+    assert (s.timeouts.connect, s.timeouts.read, s.timeouts.total) == (10.0, 30.0, 120.0)
+
+
+def test_layers_apply_in_order(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text("concurrency = 2\ndepth_limit = 3\n[timeouts]\nread = 1.5\nconnect = 2\n")
+    s = resolve_settings(
+        Custom,
+        settings_file=f,
+        overrides={"timeouts.connect": "4", "robots.obey": "false"},
+    )
+    assert s.depth_limit == 3  # file
+    assert s.concurrency == 5  # spider beats file
+    assert s.timeouts.read == 7  # spider beats file
+    assert s.timeouts.connect == 4.0  # -s beats file
+    assert s.robots.obey is False
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"concurency": 3}, "unknown setting 'concurency' (did you mean 'concurrency'?)"),
+        ({"concurrency": "abc"}, "setting 'concurrency' = 'abc': Expected int"),
+        ({"concurrency": "0"}, "Expected int >= 1"),
+        ({"timeouts.read": "-1"}, "setting 'timeouts.read' = '-1': Expected float > 0.0"),
+        ({"timeouts.nope": 1}, "unknown setting 'timeouts.nope'"),
+        ({"robots": "no"}, "setting 'robots' is a table"),
+        ({"robots.obey": "maybe"}, "setting 'robots.obey' = 'maybe': Expected bool"),
+        ({"log_level": "loud"}, "log_level must be one of"),
+    ],
+)
+def test_bad_settings_name_the_key(layer: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings([("-s", layer)])
+    assert message in str(info.value)
+    assert str(info.value).startswith("-s: ")
+
+
+def test_settings_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        resolve_settings(Spider, settings_file=tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("concurrency = = 3")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        resolve_settings(Spider, settings_file=bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[timeouts]\nreed = 3\n")
+    with pytest.raises(SettingsError, match=r"settings file .*unknown setting 'timeouts.reed'"):
+        resolve_settings(Spider, settings_file=unknown)
+
+
+def test_parse_override() -> None:
+    assert parse_override("concurrency=3") == ("concurrency", "3")
+    assert parse_override('default_headers={"X-A": "1"}') == ("default_headers", {"X-A": "1"})
+    with pytest.raises(SettingsError, match="expected KEY=VALUE"):
+        parse_override("concurrency")
+    with pytest.raises(SettingsError, match="invalid JSON"):
+        parse_override("default_headers={nope")
+
+
+def test_every_profile_in_settings_dir_loads() -> None:
+    profiles = sorted((Path(__file__).parent.parent / "settings").glob("*.toml"))
+    assert profiles, "settings/ holds no profiles"
+    for profile in profiles:
+        resolve_settings(Spider, settings_file=profile)
