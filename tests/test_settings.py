@@ -83,3 +83,11 @@ def test_every_profile_in_settings_dir_loads() -> None:
     assert profiles, "settings/ holds no profiles"
     for profile in profiles:
         resolve_settings(Spider, settings_file=profile)
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from crawlmesh._settings import _known_keys
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [k for k in _known_keys() if f"| `{k}` |" not in readme]
+    assert missing == []

@@ -31,6 +31,7 @@ import trio
 from ._exceptions import FetchError, FetchTimeout, HttpError, InvalidURL
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
+from ._log import configure_logging
 from ._politeness import Politeness
 from ._request import Request
 from ._response import Response
@@ -141,6 +142,9 @@ class Engine:
 
     async def run(self) -> CrawlStats:
         """Crawl until done or stopped; returns the final statistics."""
+        if not structlog.is_configured():
+            # Library use without configure_logging(): keep stdout for items.
+            configure_logging(self.settings.log_level)
         self.stats = StatsCollector(trio.current_time())
         concurrency = self.settings.concurrency
         try:
