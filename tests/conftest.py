@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -56,7 +57,13 @@ def _start_site(*args: str) -> Iterator[str]:
         yield proc.stdout.readline().strip()
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()  # else a ResourceWarning, an error under -W error
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +78,34 @@ def site_process_url() -> Iterator[str]:
     yield from _start_site("generated", "--pages", "2000")
 
 
+@pytest.fixture(scope="session")
+def hostile_process_url() -> Iterator[str]:
+    """The hostile site in its own process (``/never`` never answers)."""
+    yield from _start_site("hostile")
+
+
 @pytest.fixture
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "tests")
     return env
+
+
+@pytest.fixture
+def crawlmesh_cli() -> Path:
+    """The venv's ``crawlmesh`` console script (there is no ``__main__``)."""
+    script = Path(sys.executable).parent / "crawlmesh"
+    assert script.is_file(), f"console script not installed: {script}"
+    return script
+
+
+@pytest.fixture
+def cli_project(tmp_path: Path) -> Path:
+    """A project directory to run the CLI from: ``./spiders/follow.py`` holds
+    the spider of ``tests/cli_spiders/follow.py``."""
+    project = tmp_path / "project"
+    spiders = project / "spiders"
+    spiders.mkdir(parents=True)
+    (spiders / "__init__.py").write_text("")
+    shutil.copy(ROOT / "tests" / "cli_spiders" / "follow.py", spiders / "follow.py")
+    return project

@@ -169,6 +169,16 @@ class HostileSite:
             ]
             body = "".join(f"<a href='{h}'>x</a>" for h in hrefs).encode()
             return SiteResponse(200, body, HTML)
+        if path == "/bad-host-links":
+            # Hosts urlsplit accepts but httpx refuses (an IDNA-invalid name,
+            # text after an IPv6 literal), then a good link.
+            hrefs = ["http://\u2603.invalid/", "http://[::1]x/", "/chain/0"]
+            body = "".join(f"<a href='{h}'>x</a>" for h in hrefs).encode()
+            return SiteResponse(200, body, HTML)
+        if path == "/redirect-bad-ipv6":  # an unclosed IPv6 literal
+            return SiteResponse(302, headers=[("Location", "http://[::1")])
+        if path == "/redirect-bad-bracket":  # a stray "]" in the host
+            return SiteResponse(302, headers=[("Location", "http://a]b/")])
         if path == "/json":
             return SiteResponse(200, b'{"a": [1, 2]}', [("Content-Type", "application/json")])
         if path == "/ok":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import trio
@@ -143,9 +145,18 @@ def _prepare(
     return Engine(spider, settings, items=items, errors=errors), items, errors
 
 
-def _finish(stats: CrawlStats, quiet: bool) -> None:
+def _finish(engine: Engine, stats: CrawlStats, quiet: bool, code: int) -> int:
     if not quiet:
         print(stats.render(), file=sys.stderr, flush=True)
+    error = engine.output_error
+    if error is None:
+        return code
+    if isinstance(error, BrokenPipeError):
+        # The reader of stdout went away (e.g. `| head`): its choice, not a failure.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return code
+    print(f"crawlmesh: error: cannot write items: {error}", file=sys.stderr)
+    return 1
 
 
 def _cmd_crawl(args: argparse.Namespace) -> int:
@@ -157,17 +168,25 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
         items.close()
         if errors is not None:
             errors.close()
-    _finish(stats, args.quiet)
-    return code
+    return _finish(engine, stats, args.quiet, code)
+
+
+def _demo_spider_target() -> str:
+    """Where spiders/demo.py is: the current directory (a checkout, so edits
+    show), the copy a wheel bundles, or the checkout an editable install
+    points at."""
+    if os.path.isfile(os.path.join("spiders", "demo.py")):
+        return "spiders.demo:DemoSpider"
+    if importlib.util.find_spec("crawlmesh._bundled_demo") is not None:
+        return "crawlmesh._bundled_demo:DemoSpider"
+    checkout = Path(__file__).resolve().parents[2] / "spiders" / "demo.py"
+    if checkout.is_file():
+        return f"{checkout}:DemoSpider"
+    raise UsageError("the demo spider (spiders/demo.py) is missing from this installation")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    # ./spiders/demo.py when run from a checkout (so edits show); otherwise the
-    # copy the wheel bundles (see [tool.hatch.build] in pyproject.toml).
-    local = os.path.isfile(os.path.join("spiders", "demo.py"))
-    spider_cls = load_spider_class(
-        "spiders.demo:DemoSpider" if local else "crawlmesh._bundled_demo:DemoSpider"
-    )
+    spider_cls = load_spider_class(_demo_spider_target())
     site = DemoSite(books=args.books)
 
     async def main() -> tuple[CrawlStats, int]:
@@ -187,8 +206,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         items.close()
         if errors is not None:
             errors.close()
-    _finish(stats, args.quiet)
-    return code
+    return _finish(engine, stats, args.quiet, code)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -200,8 +218,4 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         if args.debug:
             raise
         _fail(str(exc))
-    except BrokenPipeError:
-        # The reader of stdout went away (e.g. `| head`): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
     sys.exit(code)

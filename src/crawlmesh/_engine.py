@@ -23,12 +23,13 @@ import inspect
 import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import SplitResult
 
 import msgspec
 import structlog
 import trio
 
-from ._exceptions import FetchError, FetchTimeout, HttpError, InvalidURL
+from ._exceptions import FetchError, FetchTimeout, HttpError, InvalidURL, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
 from ._log import configure_logging
@@ -126,6 +127,8 @@ class Engine:
         self._start_scope = trio.CancelScope()
         self._inflight: set[trio.CancelScope] = set()
         self._nursery: trio.Nursery | None = None
+        self.output_error: OSError | None = None
+        self._item_recv: trio.MemoryReceiveChannel[_Item] | None = None
 
     # -- public ------------------------------------------------------------
 
@@ -139,6 +142,24 @@ class Engine:
         self._notify()
         if self._nursery is not None:
             self._nursery.start_soon(self._enforce_deadline)
+
+    def flush_now(self) -> int:
+        """Write the items already queued for export, synchronously.
+
+        For an immediate exit (a second Ctrl-C): items still inside running
+        callbacks are lost, but none that were produced. Returns how many
+        items were written.
+        """
+        written = 0
+        recv = self._item_recv
+        while recv is not None and self.output_error is None:
+            try:
+                item, request = recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if self._export_one(item, request):
+                written += 1
+        return written
 
     async def run(self) -> CrawlStats:
         """Crawl until done or stopped; returns the final statistics."""
@@ -154,6 +175,7 @@ class Engine:
                 fetch_send, fetch_recv = trio.open_memory_channel[_Dispatched](0)
                 parse_send, parse_recv = trio.open_memory_channel[_Outcome](concurrency)
                 item_send, item_recv = trio.open_memory_channel[_Item](256)
+                self._item_recv = item_recv
                 async with trio.open_nursery() as stages:
                     stages.start_soon(self._export_stage, item_recv)
                     stages.start_soon(self._parse_stage, parse_recv, item_send)
@@ -179,7 +201,30 @@ class Engine:
         self._changed.set()
 
     def schedule(self, request: Request, parent: Request | None = None) -> bool:
-        """Filter, dedupe and queue one request; True if it was queued."""
+        """Filter, dedupe and queue one request; True if it was queued.
+
+        While the crawl is stopping, a request that passes the filters is not
+        queued but written to the errors file as ``unfinished``.
+        """
+        parts = self._admit(request, parent)
+        if parts is None:
+            return False
+        if self._stop_reason is not None:
+            # Nothing new is scheduled while stopping, but nothing is lost.
+            self._unfinished(request, f"not scheduled: crawl stopping ({self._stop_reason})")
+            return False
+        host = parts.hostname or ""
+        if self.settings.robots.obey and not self._robots.is_loaded(parts):
+            # One request at a time until robots.txt (and its Crawl-delay) is known.
+            self._politeness.hold(host)
+        self._frontier.push(host, request)
+        self._pending += 1
+        self.stats.scheduled += 1
+        self._changed.set()
+        return True
+
+    def _admit(self, request: Request, parent: Request | None) -> SplitResult | None:
+        """Apply depth, URL, offsite and duplicate filters; the split URL if it passes."""
         stats = self.stats
         if not isinstance(request, Request):
             raise TypeError(f"expected a Request, got {type(request).__name__}")
@@ -188,7 +233,7 @@ class Engine:
             limit = self.settings.depth_limit
             if limit and request.depth > limit:
                 stats.filtered["depth"] += 1
-                return False
+                return None
         try:
             parts = split_http_url(request.url)
         except InvalidURL as exc:
@@ -197,25 +242,17 @@ class Engine:
                 stats.filtered["unsupported_scheme"] += 1
             else:
                 self._fail(request, exc.kind, str(exc), parent=parent)
-            return False
-        host = parts.hostname or ""
-        if self._allowed and not self._is_allowed(host):
+            return None
+        if self._allowed and not self._is_allowed(parts.hostname or ""):
             stats.filtered["offsite"] += 1
-            return False
+            return None
         fp = fingerprint(request.method, canonical_from_parts(parts), request.body)
         # dont_filter skips the check but still records the fingerprint, so
         # a start URL is not fetched again when a page links back to it.
         if not self._dupes.add(fp) and not request.dont_filter:
             stats.filtered["duplicate"] += 1
-            return False
-        if self.settings.robots.obey and not self._robots.is_loaded(parts):
-            # One request at a time until robots.txt (and its Crawl-delay) is known.
-            self._politeness.hold(host)
-        self._frontier.push(host, request)
-        self._pending += 1
-        stats.scheduled += 1
-        self._changed.set()
-        return True
+            return None
+        return parts
 
     def _is_allowed(self, host: str) -> bool:
         ok = self._offsite_cache.get(host)
@@ -321,6 +358,7 @@ class Engine:
                     parts = split_http_url(request.url)
                     verdict = await self._robots.check(request.url, parts)
                     self._politeness.unhold(domain)
+                    self._notify()  # the domain may take more requests now
                     if not verdict.allowed:
                         if verdict.reason == "robots":
                             self.stats.filtered["robots"] += 1
@@ -344,6 +382,10 @@ class Engine:
             except FetchError as exc:
                 exc.request = request
                 return _Outcome(request, None, exc)
+            except RequestError as exc:
+                # A URL the transport refuses outright: a failure of this request only.
+                failure = FetchError(str(exc), request=request, kind=exc.kind)
+                return _Outcome(request, None, failure)
             finally:
                 self._inflight.discard(scope)
         # Only reached when the shutdown deadline cancelled the fetch.
@@ -446,33 +488,46 @@ class Engine:
         self, out: Any, parent: Request, item_send: trio.MemorySendChannel[_Item]
     ) -> None:
         if isinstance(out, Request):
-            if self._stop_reason is None:
-                self.schedule(out, parent)
-            else:
-                # Nothing new is scheduled while stopping, but nothing is lost.
-                self._unfinished(out, f"not scheduled: crawl stopping ({self._stop_reason})")
+            self.schedule(out, parent)
         elif out is not None:
             await item_send.send((out, parent))
 
     # -- export --------------------------------------------------------------
 
     async def _export_stage(self, item_recv: trio.MemoryReceiveChannel[_Item]) -> None:
-        max_items = self.settings.max_items
-        stats = self.stats
         async with item_recv:
             async for item, request in item_recv:
-                if max_items and stats.items >= max_items:
-                    stats.filtered["over_max_items"] += 1
-                    continue
-                try:
-                    line = self._items.encode(item)
-                except (TypeError, ValueError, msgspec.EncodeError) as exc:
-                    self._fail(request, "item_encode_error", f"item not JSON-encodable: {exc}")
-                    continue
-                self._items.write_line(line)
-                stats.items += 1
-                if max_items and stats.items >= max_items:
-                    self.request_stop("max_items")
+                self._export_one(item, request)
+
+    def _export_one(self, item: Any, request: Request) -> bool:
+        """Write one item; False if it was refused, over the limit or lost."""
+        stats = self.stats
+        max_items = self.settings.max_items
+        if max_items and stats.items >= max_items:
+            stats.filtered["over_max_items"] += 1
+            return False
+        try:
+            line = self._items.encode(item)
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:
+            self._fail(request, "item_encode_error", f"item not JSON-encodable: {exc}")
+            return False
+        if self.output_error is not None:
+            stats.errors["output_error"] += 1
+            return False
+        try:
+            self._items.write_line(line)
+        except OSError as exc:
+            # The reader went away (a closed pipe) or the disk is full:
+            # nothing more can be delivered, so stop the crawl.
+            self.output_error = exc
+            stats.errors["output_error"] += 1
+            log.error("cannot write items; stopping", error=str(exc))
+            self.request_stop("output_error")
+            return False
+        stats.items += 1
+        if max_items and stats.items >= max_items:
+            self.request_stop("max_items")
+        return True
 
     # -- accounting ----------------------------------------------------------
 

@@ -184,8 +184,17 @@ class Response:
         return self._base_url
 
     def urljoin(self, url: str) -> str:
-        """Resolve ``url`` against :attr:`base_url`."""
-        return urljoin(self.base_url, url.strip())
+        """Resolve ``url`` against :attr:`base_url`.
+
+        Never raises: a malformed link (``http://[::1``) comes back as it is,
+        so the engine can report it as an ``invalid_url`` with the URL named,
+        and the page's other links still get followed.
+        """
+        url = url.strip()
+        try:
+            return urljoin(self.base_url, url)
+        except ValueError:
+            return url
 
     def follow(self, url: str | parsel.Selector, callback: Any = None, **kwargs: Any) -> Request:
         """A :class:`Request` for a link on this page.

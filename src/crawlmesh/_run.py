@@ -66,8 +66,13 @@ async def run_engine(engine: Engine, *, handle_signals: bool = True) -> tuple[Cr
             task_status.started()
             async for signum in signals:
                 if exit_code:
-                    # Every item is already written whole: leaving now loses none.
-                    print("crawlmesh: second signal, exiting now", file=sys.stderr, flush=True)
+                    # Write what is queued for export (each line whole), then go.
+                    flushed = engine.flush_now()
+                    print(
+                        f"crawlmesh: second signal, exiting now ({flushed} queued items written)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     os._exit(EXIT_CODES.get(signal.Signals(signum), 130))
                 exit_code = EXIT_CODES.get(signal.Signals(signum), 130)
                 engine.request_stop("shutdown")

@@ -137,10 +137,11 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise SettingsError(f"setting {key!r} conflicts with a value for {p!r}")
-        if isinstance(value, Mapping):
-            node.setdefault(parts[-1], {}).update(_nest(value))
+        if isinstance(value, Mapping) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = _merge(node[parts[-1]], value)
         else:
-            node[parts[-1]] = value
+            # A table's own keys stay as written: header names may hold dots.
+            node[parts[-1]] = dict(value) if isinstance(value, Mapping) else value
     return out
 
 

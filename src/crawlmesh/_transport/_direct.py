@@ -47,29 +47,32 @@ def translate_httpx_error(exc: httpx.HTTPError, request: Request) -> FetchError:
 class DirectTransport:
     """Fetches straight from this process, over one pooled httpx client.
 
+    httpx builds the requests and keeps the cookie jar; the bytes go through
+    an :class:`httpx.AsyncBaseTransport` (by default crawlmesh's own HTTP/1.1
+    pool). Redirects are followed here rather than by ``AsyncClient.send``,
+    which would also parse a malformed Location before we could judge it.
+
     Args:
         cookies: keep cookies across requests (one jar for the crawl).
-        client: an httpx client to use instead of the built-in one (its
-            redirect following must be off).
+        transport: the httpx transport to send through (default: H11Pool).
     """
 
-    def __init__(self, *, cookies: bool = True, client: httpx.AsyncClient | None = None) -> None:
-        if client is None:
-            jar = None
-            if not cookies:
-                jar = http.cookiejar.CookieJar(
-                    http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-                )
-            client = httpx.AsyncClient(
-                transport=H11Pool(),
-                follow_redirects=False,
-                cookies=jar,
-                headers={"Accept-Encoding": _ACCEPT_ENCODING},
-                trust_env=False,
-            )
-        self._client = client
+    def __init__(
+        self, *, cookies: bool = True, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        jar = None
+        if not cookies:
+            jar = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self._cookies = cookies
+        self._client = httpx.AsyncClient(
+            cookies=jar,
+            headers={"Accept-Encoding": _ACCEPT_ENCODING},
+            trust_env=False,
+        )
+        self._transport = transport or H11Pool()
 
     async def aclose(self) -> None:
+        await self._transport.aclose()
         await self._client.aclose()
 
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
@@ -80,11 +83,13 @@ class DirectTransport:
             write=options.read_timeout,
             pool=None,
         )
-        headers = dict(options.default_headers)
+        # Header names are case-insensitive: the last layer wins whatever its case.
+        merged = {k.lower(): (k, v) for k, v in options.default_headers.items()}
         if options.user_agent:
-            headers["User-Agent"] = options.user_agent
+            merged["user-agent"] = ("User-Agent", options.user_agent)
         if request.headers:
-            headers.update(request.headers)
+            merged.update((k.lower(), (k, v)) for k, v in request.headers.items())
+        headers = dict(merged.values())
         url, method, body = request.url, request.method, request.body
         seen = {canonicalize(url)}
         chain: list[str] = []
@@ -94,9 +99,16 @@ class DirectTransport:
                 hreq = self._client.build_request(
                     method, url, headers=headers, content=body or None, timeout=timeout
                 )
-                resp = await self._client.send(hreq, stream=True)
+                resp = await self._transport.handle_async_request(hreq)
             except httpx.HTTPError as exc:
                 raise translate_httpx_error(exc, request) from exc
+            except (httpx.InvalidURL, ValueError) as exc:
+                # Hosts or ports urllib accepts but httpx refuses.
+                raise FetchError(
+                    f"invalid URL {url!r}: {exc}", request=request, kind="invalid_url"
+                ) from exc
+            if self._cookies:
+                self._client.cookies.extract_cookies(resp)
             try:
                 location = resp.headers.get("location") if resp.status_code in _REDIRECTS else None
                 if location is None:
@@ -112,10 +124,10 @@ class DirectTransport:
                     )
             finally:
                 await resp.aclose()
-            next_url = urljoin(url, location.strip())
             try:
+                next_url = urljoin(url, location.strip())
                 canon = canonicalize(next_url)
-            except InvalidURL as exc:
+            except (InvalidURL, ValueError) as exc:
                 raise RedirectError(
                     f"redirect to a bad location {location!r}: {exc}",
                     request=request,
@@ -156,7 +168,7 @@ async def _read_body(resp: httpx.Response, request: Request, max_size: int) -> b
     decoder = make_decoder(resp.headers.get("content-encoding"), max_size)
     raw = 0
     try:
-        async for chunk in resp.aiter_raw():
+        async for chunk in resp.stream:  # type: ignore[union-attr]
             raw += len(chunk)
             if raw > max_size:
                 raise ResponseTooLarge(

@@ -12,7 +12,6 @@ them itself, under a size limit.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import h11
@@ -201,13 +200,19 @@ class _Body(httpx.AsyncByteStream):
         self._done = False
         self._closed = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    # An iterator object rather than an async generator: nothing for the
+    # garbage collector to finalise when a body is abandoned half-read.
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
         while not self._done:
             event = await self._pool._next_event(self._conn, self._timeout)
             if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return bytes(event.data)
+            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 self._done = True
+        raise StopAsyncIteration
 
     async def aclose(self) -> None:
         if self._closed:

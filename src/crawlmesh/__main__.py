@@ -1,0 +1,5 @@
+"""``python -m crawlmesh`` is the ``crawlmesh`` command."""
+
+from ._cli import main
+
+main()
