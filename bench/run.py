@@ -404,7 +404,7 @@ def run_once(
             timer.cancel()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
-        # Reap any grandchildren left behind in the child's session.
+        # Kill anything the child left behind in its session (normally nothing).
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
 
@@ -527,6 +527,10 @@ def ratios_of(summary: dict[str, dict[str, float]]) -> dict[str, float]:
 # --------------------------------------------------------------------------- main
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="crawlmesh vs Scrapy crawl benchmark")
     parser.add_argument("--pages", type=int, default=20_000, help="site size (20000)")
@@ -538,10 +542,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="site generator seed (1)")
     args = parser.parse_args(argv)
 
+    # Ctrl-C (even if the shell started us with SIGINT ignored) and SIGTERM both stop the
+    # current run and nginx.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     crawlers = [args.only] if args.only else list(CRAWLERS)
     WORK.mkdir(parents=True, exist_ok=True)
     site, manifest = ensure_site(args.pages, args.seed)
-    if "scrapy" in crawlers or not (SCRAPY_VENV / "bin" / "scrapy").exists():
+    if "scrapy" in crawlers:
         ensure_scrapy_venv()
     if "crawlmesh" in crawlers and not CRAWLMESH_BIN.exists():
         raise SystemExit(f"{CRAWLMESH_BIN} not found: install crawlmesh into /work/main/.venv")
