@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawlmesh import InvalidURL
-from crawlmesh._url import canonicalize, fingerprint
+from crawlmesh._url import LinkJoiner, canonicalize, fingerprint
 
 
 @pytest.mark.parametrize(
@@ -76,3 +78,23 @@ def test_fingerprint_covers_method_url_and_body() -> None:
     assert fingerprint("POST", url) != base
     assert fingerprint("GET", url + "x") != base
     assert fingerprint("POST", url, b"a=1") != fingerprint("POST", url, b"a=2")
+
+
+_HREF_PARTS = ["/", "a", "..", ".", "../", "./", "?q=1", "#f", "?", "#", ";p", "//"]
+_href_part = st.sampled_from([*_HREF_PARTS, "http://o.test", "\\", "%2F", ":", "x y", "@"])
+
+
+@settings(max_examples=1000)
+@given(
+    base=st.sampled_from(
+        [
+            "http://ex.test/a/b.html",
+            "https://ex.test:8443/dir/",
+            "http://ex.test",
+            "http://u@ex.test/x?y",
+        ]
+    ),
+    href=st.lists(_href_part, max_size=6).map("".join),
+)
+def test_fast_join_matches_urljoin(base: str, href: str) -> None:
+    assert LinkJoiner(base).join(href) == urljoin(base, href)

@@ -49,6 +49,7 @@ __all__ = ["Engine"]
 log = structlog.get_logger("crawlmesh.engine")
 
 
+_RECENT_URLS = 1 << 16
 _Dispatched = tuple[str, Request]  # (domain, request)
 _Item = tuple[Any, Request]  # (item, the request whose callback produced it)
 
@@ -117,6 +118,9 @@ class Engine:
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
         self._allowed = tuple(d.lower().lstrip(".") for d in spider.allowed_domains)
         self._offsite_cache: dict[str, bool] = {}
+        # Exact URLs of recent GETs whose fingerprint is recorded: a bounded
+        # shortcut in front of the dupe filter (cleared when full).
+        self._recent_urls: set[str] = set()
         self.stats = StatsCollector()
         self._pending = 0
         self._dispatched = 0
@@ -234,8 +238,14 @@ class Engine:
             if limit and request.depth > limit:
                 stats.filtered["depth"] += 1
                 return None
+        url = request.url
+        cheap = not request.body and not request.dont_filter and request.method == "GET"
+        if cheap and url in self._recent_urls:
+            # Most links on a page were seen before: skip parsing them again.
+            stats.filtered["duplicate"] += 1
+            return None
         try:
-            parts = split_http_url(request.url)
+            parts = split_http_url(url)
         except InvalidURL as exc:
             scheme = request.url.partition(":")[0].strip().lower()
             if scheme in NAVIGATION_ONLY_SCHEMES:
@@ -249,7 +259,13 @@ class Engine:
         fp = fingerprint(request.method, canonical_from_parts(parts), request.body)
         # dont_filter skips the check but still records the fingerprint, so
         # a start URL is not fetched again when a page links back to it.
-        if not self._dupes.add(fp) and not request.dont_filter:
+        new = self._dupes.add(fp)
+        if cheap:
+            recent = self._recent_urls
+            if len(recent) >= _RECENT_URLS:
+                recent.clear()
+            recent.add(url)
+        if not new and not request.dont_filter:
             stats.filtered["duplicate"] += 1
             return None
         return parts

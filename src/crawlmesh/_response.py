@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urljoin
 
 import msgspec
 import parsel
@@ -12,6 +11,7 @@ from w3lib.encoding import html_to_unicode
 from w3lib.html import get_base_url
 
 from ._request import Request
+from ._url import LinkJoiner
 
 __all__ = ["Headers", "Response"]
 
@@ -79,6 +79,7 @@ class Response:
     __slots__ = (
         "_base_url",
         "_encoding",
+        "_joiner",
         "_selector",
         "_text",
         "body",
@@ -112,6 +113,7 @@ class Response:
         self._encoding: str | None = None
         self._selector: parsel.Selector | None = None
         self._base_url: str | None = None
+        self._joiner: LinkJoiner | None = None
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
@@ -191,8 +193,11 @@ class Response:
         and the page's other links still get followed.
         """
         url = url.strip()
+        joiner = self._joiner
+        if joiner is None:
+            joiner = self._joiner = LinkJoiner(self.base_url)
         try:
-            return urljoin(self.base_url, url)
+            return joiner.join(url)
         except ValueError:
             return url
 

@@ -6,14 +6,16 @@ C-backed primitives and avoid re-parsing where they can.
 
 from __future__ import annotations
 
+import re
 from hashlib import blake2b
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 from ._exceptions import InvalidURL
 
 __all__ = [
     "FETCHABLE_SCHEMES",
     "NAVIGATION_ONLY_SCHEMES",
+    "LinkJoiner",
     "canonical_from_parts",
     "canonicalize",
     "fingerprint",
@@ -27,6 +29,7 @@ NAVIGATION_ONLY_SCHEMES = frozenset({"mailto", "javascript", "tel", "data", "sms
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 3986 unreserved + sub-delims + ":@/%": left alone by canonicalisation.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_UNSAFE = re.compile(r"[ \t\r\n\x00]")
 _QUERY_SAFE = _PATH_SAFE + "?"
 
 
@@ -48,7 +51,7 @@ def split_http_url(url: str) -> SplitResult:
         raise InvalidURL(f"URL without a host: {url!r}")
     if port == 0:
         raise InvalidURL(f"URL with port 0: {url!r}")
-    if any(c in url for c in " \t\r\n\x00"):
+    if _UNSAFE.search(url) is not None:
         # Whitespace and NUL are where header injection starts; never send them.
         raise InvalidURL(f"URL with whitespace or control characters: {url!r}")
     return parts
@@ -107,3 +110,76 @@ def fingerprint(method: str, canonical_url: str, body: bytes = b"") -> bytes:
 def host_of(parts: SplitResult) -> str:
     """The lower-cased host name (without port) that politeness is keyed on."""
     return parts.hostname or ""
+
+
+class LinkJoiner:
+    """``urljoin(base, href)`` for many links of one page, with fast paths.
+
+    Absolute-path links (``/a/b``), absolute http(s) links and plain relative
+    paths (``item.html``, ``../s05/item.html``) are joined with string
+    operations; anything else (dot segments inside, backslashes, other
+    schemes, queries or fragments alone, ``//host``) goes to
+    :func:`urllib.parse.urljoin`, whose results these match exactly.
+    """
+
+    __slots__ = ("_base", "_dirs", "_origin", "_relative_ok")
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        parts = urlsplit(base)
+        self._origin = ""
+        self._dirs: list[str] = []
+        self._relative_ok = False
+        if parts.scheme in FETCHABLE_SCHEMES and parts.netloc:
+            self._origin = f"{parts.scheme}://{parts.netloc}"
+            # "/a/b/c.html" -> ["a", "b"]: the directory relative links start from.
+            self._dirs = parts.path.split("/")[1:-1]
+            # A base with dot segments, empty segments or params: urljoin decides.
+            self._relative_ok = not ("/." in parts.path or "//" in parts.path or ";" in parts.path)
+
+    def join(self, href: str) -> str:
+        """Resolve ``href`` (already stripped).
+
+        Raises:
+            ValueError: as :func:`urllib.parse.urljoin`, for malformed links.
+        """
+        origin = self._origin
+        # urljoin drops an empty query or fragment and splits ";params": leave
+        # those rare shapes, and backslashes, to it.
+        if (
+            origin
+            and "\\" not in href
+            and ";" not in href
+            and href[-1:] not in ("?", "#")
+            and "?#" not in href
+        ):
+            first = href[:1]
+            if first == "/":
+                if href[1:2] != "/" and "/." not in href:
+                    return origin + href
+            elif href.startswith(("http://", "https://")):
+                if "/." not in href:
+                    return href
+            elif self._relative_ok and (first not in ("", "?", "#", ".") or href[:3] == "../"):
+                resolved = self._relative(href)
+                if resolved is not None:
+                    return resolved
+        return urljoin(self._base, href)
+
+    def _relative(self, href: str) -> str | None:
+        head = href.split("?", 1)[0].split("#", 1)[0]
+        if ":" in head.split("/", 1)[0]:
+            return None  # a scheme, e.g. mailto: or ftp:
+        ups = 0
+        while href.startswith("../"):
+            href = href[3:]
+            ups += 1
+        path = "/" + href.split("?", 1)[0].split("#", 1)[0]
+        if not href or "/." in path or "//" in path:
+            return None  # dot segments or empty segments: urljoin's rules apply
+        dirs = self._dirs
+        if ups > len(dirs):
+            return None
+        kept = dirs[: len(dirs) - ups] if ups else dirs
+        prefix = "/".join(kept)
+        return f"{self._origin}/{prefix}/{href}" if prefix else f"{self._origin}/{href}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.cookiejar
 from urllib.parse import urljoin
 
 import httpx
@@ -47,7 +46,7 @@ def translate_httpx_error(exc: httpx.HTTPError, request: Request) -> FetchError:
 class DirectTransport:
     """Fetches straight from this process, over one pooled httpx client.
 
-    httpx builds the requests and keeps the cookie jar; the bytes go through
+    Requests, responses and the cookie jar are httpx's; the bytes go through
     an :class:`httpx.AsyncBaseTransport` (by default crawlmesh's own HTTP/1.1
     pool). Redirects are followed here rather than by ``AsyncClient.send``,
     which would also parse a malformed Location before we could judge it.
@@ -60,31 +59,27 @@ class DirectTransport:
     def __init__(
         self, *, cookies: bool = True, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        jar = None
-        if not cookies:
-            jar = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self._cookies = cookies
-        self._client = httpx.AsyncClient(
-            cookies=jar,
-            headers={"Accept-Encoding": _ACCEPT_ENCODING},
-            trust_env=False,
-        )
+        # One jar for the crawl; None when cookies are off (never read or set).
+        self._jar = httpx.Cookies() if cookies else None
         self._transport = transport or H11Pool()
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-        await self._client.aclose()
 
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
         """Fetch ``request``, following redirects; see :class:`Transport`."""
-        timeout = httpx.Timeout(
-            connect=options.connect_timeout,
-            read=options.read_timeout,
-            write=options.read_timeout,
-            pool=None,
-        )
+        extensions = {
+            "timeout": {
+                "connect": options.connect_timeout,
+                "read": options.read_timeout,
+                "write": options.read_timeout,
+                "pool": None,
+            }
+        }
+        jar = self._jar
         # Header names are case-insensitive: the last layer wins whatever its case.
-        merged = {k.lower(): (k, v) for k, v in options.default_headers.items()}
+        merged = {"accept-encoding": ("Accept-Encoding", _ACCEPT_ENCODING)}
+        merged.update((k.lower(), (k, v)) for k, v in options.default_headers.items())
         if options.user_agent:
             merged["user-agent"] = ("User-Agent", options.user_agent)
         if request.headers:
@@ -96,9 +91,13 @@ class DirectTransport:
         started = trio.current_time()
         for _ in range(options.max_redirects + 1):
             try:
-                hreq = self._client.build_request(
-                    method, url, headers=headers, content=body or None, timeout=timeout
+                # httpx.Request directly: AsyncClient.build_request merges
+                # defaults we do not use and costs as much as the request.
+                hreq = httpx.Request(
+                    method, url, headers=headers, content=body or None, extensions=extensions
                 )
+                if jar:
+                    jar.set_cookie_header(hreq)
                 resp = await self._transport.handle_async_request(hreq)
             except httpx.HTTPError as exc:
                 raise translate_httpx_error(exc, request) from exc
@@ -107,8 +106,8 @@ class DirectTransport:
                 raise FetchError(
                     f"invalid URL {url!r}: {exc}", request=request, kind="invalid_url"
                 ) from exc
-            if self._cookies:
-                self._client.cookies.extract_cookies(resp)
+            if jar is not None and "set-cookie" in resp.headers:
+                jar.extract_cookies(resp)
             try:
                 location = resp.headers.get("location") if resp.status_code in _REDIRECTS else None
                 if location is None:
