@@ -132,6 +132,9 @@ class HostileSite:
         if path == "/br-bomb":
             body = brotli.compress(b"\0" * (64 * 1024 * 1024))
             return SiteResponse(200, body, [*HTML, ("Content-Encoding", "br")])
+        if path == "/gzip-members":  # 5,000 empty gzip members, then the page
+            body = gzip.compress(b"") * 5000 + gzip.compress(b"<h1 class='title'>members</h1>")
+            return SiteResponse(200, body, [*HTML, ("Content-Encoding", "gzip")])
         if path == "/corrupt-gzip":
             body = b"\x1f\x8b\x08\x00" + b"not really gzip" * 10
             return SiteResponse(200, body, [*HTML, ("Content-Encoding", "gzip")])

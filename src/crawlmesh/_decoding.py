@@ -8,7 +8,7 @@ the compressed input.
 from __future__ import annotations
 
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
 
 import brotli
 
@@ -31,50 +31,73 @@ class _Identity:
 
 
 class _Zlib:
+    """gzip (possibly several members) or deflate (zlib-wrapped or raw)."""
+
     def __init__(self, wbits: int, *, deflate: bool = False) -> None:
+        self._gzip = wbits == 16 + zlib.MAX_WBITS
         self._wbits = wbits
-        self._obj = zlib.decompressobj(wbits)
-        self._deflate = deflate
-        self._first = True
+        # deflate: which of the two framings is decided on the first 2 bytes.
+        self._obj = None if deflate else zlib.decompressobj(wbits)
+        self._pending = b""
+        self._fed = False
 
     def feed(self, data: bytes, limit: int) -> bytes:
-        if self._first and self._deflate:
-            self._first = False
-            try:
-                return self._run(data, limit)
-            except zlib.error:
-                # "deflate" is often sent raw, without the zlib header.
-                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        self._first = False
-        return self._run(data, limit)
+        if data:
+            self._fed = True
+        if self._obj is None:
+            data = self._pending + data
+            if len(data) < 2:
+                self._pending = data
+                return b""
+            self._pending = b""
+            cmf, flg = data[0], data[1]
+            # "deflate" is often sent raw, without the zlib header (RFC 1950 §2.2).
+            wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+            self._obj = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        return self._run(self._obj, data, limit)
 
-    def _run(self, data: bytes, limit: int) -> bytes:
-        out = self._obj.decompress(data, limit + 1)
-        if len(out) > limit or self._obj.unconsumed_tail:
-            # More output is waiting than the limit allows.
-            raise ResponseTooLarge("decompressed body exceeds the size limit")
-        if self._obj.eof and self._obj.unused_data and self._wbits == 16 + zlib.MAX_WBITS:
+    def _run(self, obj: Any, data: bytes, limit: int) -> bytes:
+        out: list[bytes] = []
+        size = 0
+        while True:
+            chunk = obj.decompress(data, limit - size + 1)
+            size += len(chunk)
+            out.append(chunk)
+            if size > limit or obj.unconsumed_tail:
+                # More output is waiting than the limit allows.
+                raise ResponseTooLarge("decompressed body exceeds the size limit")
+            rest = obj.unused_data
+            if not (self._gzip and obj.eof and rest) or not rest.strip(b"\0"):
+                # Done, or only zero padding after the last member (gzip(1) skips it).
+                return b"".join(out)
             # Concatenated gzip members (RFC 1952 allows them).
-            rest = self._obj.unused_data
-            self._obj = zlib.decompressobj(self._wbits)
-            out += self._run(rest, limit - len(out))
-        return out
+            obj = self._obj = zlib.decompressobj(self._wbits)
+            data = rest
 
     def flush(self, limit: int) -> bytes:
-        return self._obj.flush()[: limit + 1]
+        if not self._fed:
+            return b""  # an empty body (HEAD, 204, 304) with a Content-Encoding
+        if self._obj is None or not self._obj.eof:
+            raise DecodingFailed("compressed body ended early (truncated)")
+        return bytes(self._obj.flush()[: limit + 1])
 
 
 class _Brotli:
     def __init__(self) -> None:
         self._obj = brotli.Decompressor()
+        self._fed = False
 
     def feed(self, data: bytes, limit: int) -> bytes:
+        if data:
+            self._fed = True
         out: bytes = self._obj.process(data, output_buffer_limit=limit + 1)
         if len(out) > limit or not self._obj.can_accept_more_data():
             raise ResponseTooLarge("decompressed body exceeds the size limit")
         return out
 
     def flush(self, limit: int) -> bytes:
+        if self._fed and not self._obj.is_finished():
+            raise DecodingFailed("compressed body ended early (truncated)")
         return b""
 
 
@@ -98,7 +121,7 @@ class BodyDecoder:
         max_size: the most decoded bytes accepted.
     """
 
-    __slots__ = ("_chunks", "_max", "_size", "_steps")
+    __slots__ = ("_chunks", "_inner_limit", "_max", "_size", "_steps")
 
     def __init__(self, content_encoding: str, max_size: int) -> None:
         steps: list[_Step] = []
@@ -113,6 +136,9 @@ class BodyDecoder:
                 steps.append(step)
         self._steps = steps
         self._max = max_size
+        # An inner coding's output is the next coding's input: compressed data
+        # may be a little larger than what it decodes to, so allow some slack.
+        self._inner_limit = max_size + max_size // 64 + 1024
         self._size = 0
         self._chunks: list[bytes] = []
 
@@ -124,8 +150,10 @@ class BodyDecoder:
             DecodingFailed: the compressed data is corrupt.
         """
         try:
-            for step in self._steps:
-                data = step.feed(data, self._max - self._size)
+            for step in self._steps[:-1]:
+                data = step.feed(data, self._inner_limit)
+            if self._steps:
+                data = self._steps[-1].feed(data, self._max - self._size)
         except (zlib.error, brotli.error) as exc:
             raise DecodingFailed(f"corrupt compressed body: {exc}") from exc
         self._add(data)
@@ -133,11 +161,15 @@ class BodyDecoder:
     def finish(self) -> bytes:
         """Flush the decoders and return the whole decoded body."""
         try:
+            last = len(self._steps) - 1
             for i, step in enumerate(self._steps):
-                tail = step.flush(self._max - self._size)
-                for later in self._steps[i + 1 :]:
-                    tail = later.feed(tail, self._max - self._size)
+                tail = step.flush(self._inner_limit if i < last else self._max - self._size)
+                for j in range(i + 1, last + 1):
+                    limit = self._inner_limit if j < last else self._max - self._size
+                    tail = self._steps[j].feed(tail, limit)
                 self._add(tail)
+            for step in self._steps:
+                step.flush(0)  # every stream must have ended, or the body was cut short
         except (zlib.error, brotli.error) as exc:
             raise DecodingFailed(f"corrupt compressed body: {exc}") from exc
         return b"".join(self._chunks)

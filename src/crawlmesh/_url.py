@@ -10,6 +10,8 @@ import re
 from hashlib import blake2b
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
+import idna
+
 from ._exceptions import InvalidURL
 
 __all__ = [
@@ -47,8 +49,16 @@ def split_http_url(url: str) -> SplitResult:
     scheme = parts.scheme.lower()
     if scheme not in FETCHABLE_SCHEMES:
         raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r}")
-    if not parts.hostname:
+    host = parts.hostname
+    if not host:
         raise InvalidURL(f"URL without a host: {url!r}")
+    if not host.isascii():
+        try:
+            idna.encode(host)  # the check httpx applies before sending
+        except idna.IDNAError as exc:
+            raise InvalidURL(f"invalid international host name in {url!r}: {exc}") from None
+    if "]" in parts.netloc and parts.netloc.rpartition("]")[2][:1] not in ("", ":"):
+        raise InvalidURL(f"malformed host in {url!r}")
     if port == 0:
         raise InvalidURL(f"URL with port 0: {url!r}")
     if _UNSAFE.search(url) is not None:

@@ -138,7 +138,8 @@ class DirectTransport:
                 )
             seen.add(canon)
             chain.append(url)
-            if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
+            status = resp.status_code
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
                 method, body = "GET", b""
                 headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
             if _origin(next_url) != _origin(url):
