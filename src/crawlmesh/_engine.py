@@ -19,17 +19,17 @@ in the errors file.
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import SplitResult
 
 import msgspec
 import structlog
 import trio
 
-from ._exceptions import FetchError, FetchTimeout, HttpError, InvalidURL, RequestError
+from ._admission import Admission
+from ._callbacks import iterate_result
+from ._exceptions import FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
 from ._log import configure_logging
@@ -42,14 +42,13 @@ from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
 from ._transport._base import FetchOptions, Transport
 from ._transport._direct import DirectTransport
-from ._url import NAVIGATION_ONLY_SCHEMES, canonical_from_parts, fingerprint, split_http_url
+from ._url import split_http_url
 
 __all__ = ["Engine"]
 
 log = structlog.get_logger("crawlmesh.engine")
 
 
-_RECENT_URLS = 1 << 16
 _Dispatched = tuple[str, Request]  # (domain, request)
 _Item = tuple[Any, Request]  # (item, the request whose callback produced it)
 
@@ -102,7 +101,6 @@ class Engine:
         self._errors = errors
         self._transport: Transport = transport or DirectTransport(cookies=settings.cookies)
         self._frontier: Frontier = frontier or MemoryFrontier()
-        self._dupes: DupeFilter = dupefilter or MemoryDupeFilter()
         self._options = FetchOptions(
             connect_timeout=settings.timeouts.connect,
             read_timeout=settings.timeouts.read,
@@ -116,12 +114,16 @@ class Engine:
             self._transport, self._options, settings.robots.user_agent, self._on_crawl_delay
         )
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
-        self._allowed = tuple(d.lower().lstrip(".") for d in spider.allowed_domains)
-        self._offsite_cache: dict[str, bool] = {}
-        # Exact URLs of recent GETs whose fingerprint is recorded: a bounded
-        # shortcut in front of the dupe filter (cleared when full).
-        self._recent_urls: set[str] = set()
         self.stats = StatsCollector()
+        self._admission = Admission(
+            dupefilter or MemoryDupeFilter(),
+            allowed_domains=spider.allowed_domains,
+            depth_limit=settings.depth_limit,
+            filtered=self.stats.filtered,
+            on_invalid=lambda request, exc, parent: self._fail(
+                request, exc.kind, str(exc), parent=parent
+            ),
+        )
         self._pending = 0
         self._dispatched = 0
         self._start_done = False
@@ -170,7 +172,7 @@ class Engine:
         if not structlog.is_configured():
             # Library use without configure_logging(): keep stdout for items.
             configure_logging(self.settings.log_level)
-        self.stats = StatsCollector(trio.current_time())
+        self.stats.started = trio.current_time()
         concurrency = self.settings.concurrency
         try:
             async with trio.open_nursery() as outer:
@@ -210,7 +212,7 @@ class Engine:
         While the crawl is stopping, a request that passes the filters is not
         queued but written to the errors file as ``unfinished``.
         """
-        parts = self._admit(request, parent)
+        parts = self._admission.admit(request, parent)
         if parts is None:
             return False
         if self._stop_reason is not None:
@@ -227,56 +229,6 @@ class Engine:
         self._changed.set()
         return True
 
-    def _admit(self, request: Request, parent: Request | None) -> SplitResult | None:
-        """Apply depth, URL, offsite and duplicate filters; the split URL if it passes."""
-        stats = self.stats
-        if not isinstance(request, Request):
-            raise TypeError(f"expected a Request, got {type(request).__name__}")
-        if parent is not None:
-            request.depth = parent.depth + 1
-            limit = self.settings.depth_limit
-            if limit and request.depth > limit:
-                stats.filtered["depth"] += 1
-                return None
-        url = request.url
-        cheap = not request.body and not request.dont_filter and request.method == "GET"
-        if cheap and url in self._recent_urls:
-            # Most links on a page were seen before: skip parsing them again.
-            stats.filtered["duplicate"] += 1
-            return None
-        try:
-            parts = split_http_url(url)
-        except InvalidURL as exc:
-            scheme = request.url.partition(":")[0].strip().lower()
-            if scheme in NAVIGATION_ONLY_SCHEMES:
-                stats.filtered["unsupported_scheme"] += 1
-            else:
-                self._fail(request, exc.kind, str(exc), parent=parent)
-            return None
-        if self._allowed and not self._is_allowed(parts.hostname or ""):
-            stats.filtered["offsite"] += 1
-            return None
-        fp = fingerprint(request.method, canonical_from_parts(parts), request.body)
-        # dont_filter skips the check but still records the fingerprint, so
-        # a start URL is not fetched again when a page links back to it.
-        new = self._dupes.add(fp)
-        if cheap:
-            recent = self._recent_urls
-            if len(recent) >= _RECENT_URLS:
-                recent.clear()
-            recent.add(url)
-        if not new and not request.dont_filter:
-            stats.filtered["duplicate"] += 1
-            return None
-        return parts
-
-    def _is_allowed(self, host: str) -> bool:
-        ok = self._offsite_cache.get(host)
-        if ok is None:
-            ok = any(host == d or host.endswith("." + d) for d in self._allowed)
-            self._offsite_cache[host] = ok
-        return ok
-
     def _on_crawl_delay(self, host: str, delay: float) -> None:
         log.info("robots.txt asks for a crawl delay", domain=host, delay=delay)
         self._politeness.set_delay(host, delay)
@@ -290,7 +242,7 @@ class Engine:
         backlog = self.settings.concurrency * 4
         with self._start_scope:
             try:
-                async for request in _aiter(self.spider.start()):
+                async for request in iterate_result(self.spider.start()):
                     while len(self._frontier) >= backlog and self._stop_reason is None:
                         self._room = trio.Event()
                         await self._room.wait()
@@ -484,20 +436,7 @@ class Engine:
         parent: Request,
         item_send: trio.MemorySendChannel[_Item],
     ) -> None:
-        if result is None:
-            return
-        if inspect.isasyncgen(result):
-            async for out in result:
-                await self._emit(out, parent, item_send)
-            return
-        if inspect.isawaitable(result):
-            result = await result
-            if result is None:
-                return
-        if isinstance(result, Request | dict | msgspec.Struct):
-            await self._emit(result, parent, item_send)
-            return
-        for out in result:
+        async for out in iterate_result(result):
             await self._emit(out, parent, item_send)
 
     async def _emit(
@@ -607,13 +546,3 @@ class Engine:
                 errors=sum(stats.errors.values()),
             )
             last_pages, last_time = stats.pages, now
-
-
-async def _aiter(source: Any) -> AsyncIterator[Any]:
-    """Iterate ``start()``'s result, whether async or sync."""
-    if hasattr(source, "__aiter__"):
-        async for x in source:
-            yield x
-    else:
-        for x in source:
-            yield x

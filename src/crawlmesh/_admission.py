@@ -1,0 +1,104 @@
+"""Admission: which requests yielded by spiders enter the frontier.
+
+In order: depth limit, a well-formed http(s) URL, allowed domains, then the
+duplicate filter (fingerprint of method + canonical URL + body). Requests
+filtered by policy are counted; malformed URLs are failures, reported
+through ``on_invalid``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from urllib.parse import SplitResult
+
+from ._exceptions import InvalidURL
+from ._frontier import DupeFilter
+from ._request import Request
+from ._url import NAVIGATION_ONLY_SCHEMES, canonical_from_parts, fingerprint, split_http_url
+
+__all__ = ["Admission"]
+
+# Exact URLs of recent GETs whose fingerprint is already recorded: a bounded
+# shortcut in front of the dupe filter, cleared when full. Most links on a
+# page were seen before, and this skips parsing them again.
+_RECENT_URLS = 1 << 16
+
+
+class Admission:
+    """Filters and dedupes requests before they are queued.
+
+    Args:
+        dupefilter: the fingerprint set.
+        allowed_domains: if not empty, only these hosts and their subdomains.
+        depth_limit: deepest link depth admitted (0: no limit).
+        filtered: counters of filtered requests, by reason.
+        on_invalid: called with ``(request, error, parent)`` for a malformed URL.
+    """
+
+    def __init__(
+        self,
+        dupefilter: DupeFilter,
+        *,
+        allowed_domains: Sequence[str] = (),
+        depth_limit: int = 0,
+        filtered: Counter[str],
+        on_invalid: Callable[[Request, InvalidURL, Request | None], None],
+    ) -> None:
+        self._dupes = dupefilter
+        self._allowed = tuple(d.lower().lstrip(".") for d in allowed_domains)
+        self._offsite_cache: dict[str, bool] = {}
+        self._depth_limit = depth_limit
+        self._filtered = filtered
+        self._on_invalid = on_invalid
+        self._recent: set[str] = set()
+
+    def admit(self, request: Request, parent: Request | None) -> SplitResult | None:
+        """The split URL if ``request`` may be queued, else None.
+
+        Sets ``request.depth`` from ``parent``. A request with ``dont_filter``
+        skips the duplicate check but still records its fingerprint.
+        """
+        filtered = self._filtered
+        if not isinstance(request, Request):
+            raise TypeError(f"expected a Request, got {type(request).__name__}")
+        if parent is not None:
+            request.depth = parent.depth + 1
+            if self._depth_limit and request.depth > self._depth_limit:
+                filtered["depth"] += 1
+                return None
+        url = request.url
+        cheap = not request.body and not request.dont_filter and request.method == "GET"
+        if cheap and url in self._recent:
+            filtered["duplicate"] += 1
+            return None
+        try:
+            parts = split_http_url(url)
+        except InvalidURL as exc:
+            scheme = url.partition(":")[0].strip().lower()
+            if scheme in NAVIGATION_ONLY_SCHEMES:
+                filtered["unsupported_scheme"] += 1
+            else:
+                self._on_invalid(request, exc, parent)
+            return None
+        if self._allowed and not self._is_allowed(parts.hostname or ""):
+            filtered["offsite"] += 1
+            return None
+        new = self._dupes.add(
+            fingerprint(request.method, canonical_from_parts(parts), request.body)
+        )
+        if cheap:
+            if len(self._recent) >= _RECENT_URLS:
+                self._recent.clear()
+            self._recent.add(url)
+        if not new and not request.dont_filter:
+            filtered["duplicate"] += 1
+            return None
+        return parts
+
+    def _is_allowed(self, host: str) -> bool:
+        ok = self._offsite_cache.get(host)
+        if ok is None:
+            ok = any(host == d or host.endswith("." + d) for d in self._allowed)
+            self._offsite_cache[host] = ok
+        return ok
