@@ -11,6 +11,7 @@ EXPECTED = {
     "RequestError", "Response", "ResponseTooLarge", "RobotsSettings", "Settings",
     "SettingsError", "SiteRequest", "SiteResponse", "Spider", "SpiderLoadError", "Timeouts",
     "Transport", "UsageError", "crawl", "open_site_server", "run_engine",
+    "BalancerSettings", "HealthSettings", "NodeSpec", "NodeStats",
 }  # fmt: skip
 
 

@@ -4,6 +4,8 @@ The public API is what this module exports; everything in ``_``-prefixed
 modules is private.
 """
 
+from ._balancer._balancer import NodeStats as NodeStats
+from ._balancer._types import NodeSpec as NodeSpec
 from ._engine import Engine as Engine
 from ._exceptions import ConnectFailed as ConnectFailed
 from ._exceptions import ConnectionBroken as ConnectionBroken
@@ -26,6 +28,8 @@ from ._response import Headers as Headers
 from ._response import Response as Response
 from ._run import crawl as crawl
 from ._run import run_engine as run_engine
+from ._settings import BalancerSettings as BalancerSettings
+from ._settings import HealthSettings as HealthSettings
 from ._settings import RobotsSettings as RobotsSettings
 from ._settings import Settings as Settings
 from ._settings import Timeouts as Timeouts

@@ -13,7 +13,8 @@ from typing import Any, NoReturn
 import trio
 
 from . import __version__
-from ._demosite import DemoSite
+from ._balancer._check import check_nodes
+from ._demosite import DemoSite, open_demo_nodes
 from ._engine import Engine
 from ._exceptions import SettingsError, UsageError
 from ._export import JsonLinesWriter
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--settings", metavar="PATH", help="a TOML settings file")
         p.add_argument("--max-pages", type=int, metavar="N", help="stop after N pages")
+        p.add_argument("--nodes", metavar="PATH", help="a TOML file of [[nodes]] (egress mesh)")
         p.add_argument(
             "--log-level",
             choices=["debug", "info", "warning", "error"],
@@ -78,6 +80,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     common(crawl)
 
+    nodes = sub.add_parser("nodes", help="inspect the egress node mesh")
+    nodes_sub = nodes.add_subparsers(dest="nodes_command", required=True, metavar="ACTION")
+    check = nodes_sub.add_parser("check", help="check each node's health and latency")
+    check.add_argument("--nodes", metavar="PATH", help="a TOML file of [[nodes]]")
+    check.add_argument("--settings", metavar="PATH", help="a TOML settings file")
+    check.add_argument(
+        "-s",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (repeatable)",
+    )
+    check.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
+
     demo = sub.add_parser("demo", help="crawl an embedded demo site (no internet needed)")
     demo.add_argument("--books", type=int, default=200, help="books in the demo shop")
     common(demo)
@@ -102,6 +120,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["log_level"] = args.log_level
     if args.quiet:
         out["progress_interval"] = 0
+    if getattr(args, "nodes", None):
+        if not os.path.isfile(args.nodes):
+            raise SettingsError(f"--nodes {args.nodes}: no such file")
+        out["balancer.nodes_file"] = args.nodes
     return out
 
 
@@ -188,17 +210,23 @@ def _demo_spider_target() -> str:
 def _cmd_demo(args: argparse.Namespace) -> int:
     spider_cls = load_spider_class(_demo_spider_target())
     site = DemoSite(books=args.books)
+    engine: Engine | None = None
 
     async def main() -> tuple[CrawlStats, int]:
-        async with open_site_server(site.handle) as base:
+        assert engine is not None
+        async with open_site_server(site.handle) as base, open_demo_nodes() as specs:
             print(
-                f"crawlmesh demo: serving a {site.item_count}-book shop at {base}",
+                f"crawlmesh demo: serving a {site.item_count}-book shop at {base}, "
+                f"through {len(specs)} local nodes",
                 file=sys.stderr,
                 flush=True,
             )
             engine.spider.start_url = base + "/"  # type: ignore[attr-defined]
+            engine.use_nodes(specs)
             return await run_engine(engine)
 
+    # Weighted round-robin shows shares that match the weights; -s can change it.
+    args.overrides.insert(0, "balancer.strategy=weighted")
     engine, items, errors = _prepare(args, spider_cls, {})
     try:
         stats, code = trio.run(main)
@@ -209,11 +237,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _finish(engine, stats, args.quiet, code)
 
 
+def _cmd_nodes(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    for text in args.overrides:
+        key, value = parse_override(text)
+        overrides[key] = value
+    if args.nodes:
+        overrides["balancer.nodes_file"] = args.nodes
+    settings = resolve_settings(
+        Spider, settings_file=args.settings, overrides=overrides, override_source="-s"
+    )
+    configure_logging("error")
+    rows = trio.run(check_nodes, settings)
+    print(
+        f"{'node':<16} {'kind':<6} {'region':<12} {'weight':>6}  {'result':<6} "
+        f"{'latency ms':>10}  detail"
+    )
+    for row in rows:
+        print(
+            f"{row.name[:16]:<16} {row.kind:<6} {row.region[:12]:<12} {row.weight:>6g}  "
+            f"{'ok' if row.ok else 'FAIL':<6} {row.latency_ms:>10.1f}  {row.detail}"
+        )
+    return 0 if all(r.ok for r in rows) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``crawlmesh`` console script."""
     args = _parser().parse_args(argv)
     try:
-        code = _cmd_crawl(args) if args.command == "crawl" else _cmd_demo(args)
+        commands = {"crawl": _cmd_crawl, "demo": _cmd_demo, "nodes": _cmd_nodes}
+        code = commands[args.command](args)
     except UsageError as exc:
         if args.debug:
             raise

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import html
 import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
 
-from ._site_server import SiteRequest, SiteResponse
+from ._balancer._types import NodeSpec
+from ._litenode import LiteNode
+from ._site_server import SiteRequest, SiteResponse, open_site_server
 
-__all__ = ["DemoSite"]
+__all__ = ["DemoSite", "open_demo_nodes"]
 
 _HTML = [("Content-Type", "text/html; charset=utf-8")]
 _ROBOTS = b"User-agent: *\nDisallow: /admin/\n"
@@ -103,3 +107,25 @@ class DemoSite:
             if i.isdigit() and int(i) < len(self.books):
                 return self._book(int(i))
         return SiteResponse(404, b"<h1>Not found</h1>", _HTML)
+
+
+# Three local nodes in different regions and weights; ap-1 fails a share of
+# its requests, so the demo shows ejection and failover.
+_DEMO_NODES = (
+    ("eu-1", "eu-west", 3.0, 0.0),
+    ("us-1", "us-east", 2.0, 0.0),
+    ("ap-1", "asia-pacific", 1.0, 0.3),
+)
+
+
+@asynccontextmanager
+async def open_demo_nodes() -> AsyncIterator[list[NodeSpec]]:
+    """Serve three :class:`LiteNode` s on loopback; yields their specs."""
+    async with AsyncExitStack() as stack:
+        specs = []
+        for i, (name, region, weight, fail_rate) in enumerate(_DEMO_NODES):
+            node = LiteNode(name, fail_rate=fail_rate, seed=i)
+            stack.push_async_callback(node.aclose)
+            url = await stack.enter_async_context(open_site_server(node.handle))
+            specs.append(NodeSpec(name=name, kind="node", url=url, region=region, weight=weight))
+        yield specs

@@ -20,7 +20,7 @@ in the errors file.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -28,6 +28,9 @@ import structlog
 import trio
 
 from ._admission import Admission
+from ._balancer._build import build_transport
+from ._balancer._mesh import reload_nodes, run_mesh_upkeep
+from ._balancer._types import NodeSpec
 from ._callbacks import iterate_result
 from ._exceptions import FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
@@ -41,7 +44,6 @@ from ._settings import Settings
 from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
 from ._transport._base import FetchOptions, Transport
-from ._transport._direct import DirectTransport
 from ._url import split_http_url
 
 __all__ = ["Engine"]
@@ -99,7 +101,8 @@ class Engine:
         spider.settings = settings
         self._items = items
         self._errors = errors
-        self._transport: Transport = transport or DirectTransport(cookies=settings.cookies)
+        self._transport: Transport = transport or build_transport(settings)
+        self.balancer = getattr(self._transport, "balancer", None)
         self._frontier: Frontier = frontier or MemoryFrontier()
         self._options = FetchOptions(
             connect_timeout=settings.timeouts.connect,
@@ -149,6 +152,18 @@ class Engine:
         if self._nursery is not None:
             self._nursery.start_soon(self._enforce_deadline)
 
+    def use_nodes(self, specs: Sequence[NodeSpec]) -> None:
+        """Use ``specs`` as the node mesh; call before :meth:`run`."""
+        if self.balancer is None:
+            raise RuntimeError("this engine has a custom transport, not a node mesh")
+        self.balancer.reset(specs)
+
+    def reload_nodes(self) -> bool:
+        """Re-read the node file (on SIGHUP); a bad file keeps the old mesh."""
+        if self.balancer is None:
+            return False
+        return reload_nodes(self.balancer, self.settings)
+
     def flush_now(self) -> int:
         """Write the items already queued for export, synchronously.
 
@@ -178,6 +193,8 @@ class Engine:
             async with trio.open_nursery() as outer:
                 self._nursery = outer
                 outer.start_soon(self._progress)
+                if self.balancer is not None:
+                    outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
                 fetch_send, fetch_recv = trio.open_memory_channel[_Dispatched](0)
                 parse_send, parse_recv = trio.open_memory_channel[_Outcome](concurrency)
                 item_send, item_recv = trio.open_memory_channel[_Item](256)
@@ -199,7 +216,7 @@ class Engine:
             await self.spider.closed(reason)
         except Exception as exc:
             log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
-        return self.stats.snapshot(reason, self._robots.fetched)
+        return self.stats.snapshot(reason, self._robots.fetched, self.balancer)
 
     # -- scheduling ----------------------------------------------------------
 

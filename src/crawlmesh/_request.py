@@ -31,6 +31,11 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
         dont_filter: skip the duplicate filter.
         depth: link depth from a start request; set by the engine for
             requests yielded by callbacks.
+        region: the egress region wanted (e.g. ``"eu-west"``); by default
+            the balancer derives it from the host's country-code TLD.
+        session: a session id: every request of a session goes through
+            the same node, with its own cookie jar there. An
+            ``X-Session-ID`` header means the same.
     """
 
     url: str
@@ -44,6 +49,8 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
     cb_kwargs: dict[str, Any] = {}
     dont_filter: bool = False
     depth: int = 0
+    region: str | None = None
+    session: str | None = None
 
     def replace(self, **changes: Any) -> Request:
         """Return a copy with ``changes`` applied."""

@@ -74,6 +74,9 @@ class Response:
         request: the :class:`Request` that produced it.
         redirects: URLs that redirected here, oldest first.
         elapsed: seconds from sending the request to the end of the body.
+        node: the name of the egress node that fetched it.
+        session_moved: the request's session was moved to this node because
+            its previous node failed; the session's cookie jar was reset.
     """
 
     __slots__ = (
@@ -85,8 +88,10 @@ class Response:
         "body",
         "elapsed",
         "headers",
+        "node",
         "redirects",
         "request",
+        "session_moved",
         "status",
         "url",
     )
@@ -101,6 +106,7 @@ class Response:
         *,
         redirects: tuple[str, ...] = (),
         elapsed: float = 0.0,
+        node: str = "",
     ) -> None:
         self.url = url
         self.status = status
@@ -109,6 +115,8 @@ class Response:
         self.request = request
         self.redirects = redirects
         self.elapsed = elapsed
+        self.node = node
+        self.session_moved = False
         self._text: str | None = None
         self._encoding: str | None = None
         self._selector: parsel.Selector | None = None

@@ -62,9 +62,12 @@ async def run_engine(engine: Engine, *, handle_signals: bool = True) -> tuple[Cr
 
     async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         nonlocal exit_code
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             task_status.started()
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    engine.reload_nodes()
+                    continue
                 if exit_code:
                     # Write what is queued for export (each line whole), then go.
                     flushed = engine.flush_now()

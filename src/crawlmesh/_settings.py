@@ -16,9 +16,19 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ._balancer._config import validate_nodes
+from ._balancer._types import NodeSpec
 from ._exceptions import SettingsError
 
-__all__ = ["RobotsSettings", "Settings", "Timeouts", "load_settings", "parse_override"]
+__all__ = [
+    "BalancerSettings",
+    "HealthSettings",
+    "RobotsSettings",
+    "Settings",
+    "Timeouts",
+    "load_settings",
+    "parse_override",
+]
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -44,6 +54,62 @@ class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Fetch each origin's robots.txt and skip what it disallows."""
     user_agent: str = "crawlmesh"
     """The product token matched against robots.txt groups."""
+
+
+class HealthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Node health: active checks, passive outlier ejection, slow start."""
+
+    interval: PositiveFloat = 5.0
+    """Seconds between active checks of a node."""
+    timeout: PositiveFloat = 2.0
+    """A check slower than this fails."""
+    fails: PositiveInt = 2
+    """Consecutive failed checks that mark a node down."""
+    passes: PositiveInt = 2
+    """Consecutive passed checks that mark it up again."""
+    max_fails: PositiveInt = 5
+    """Node faults within fail_timeout that eject a node (passive detection)."""
+    fail_timeout: PositiveFloat = 10.0
+    """The window for max_fails, and the first ejection's length."""
+    max_ejection_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 50.0
+    """Never eject more than this share of the mesh."""
+    slow_start: NonNegFloat = 10.0
+    """Seconds over which a recovered node's weight ramps up to full."""
+    cpu_max: Annotated[float, msgspec.Meta(ge=0)] = 90.0
+    """A crawlmesh node reporting more CPU than this fails its check."""
+    queue_max: NonNegInt = 1000
+    """A crawlmesh node reporting a longer queue than this fails its check."""
+
+
+_STRATEGIES = ("p2c-ewma", "round-robin", "weighted", "least-conn")
+
+
+class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How requests are assigned to egress nodes."""
+
+    strategy: str = "p2c-ewma"
+    """p2c-ewma, round-robin, weighted or least-conn."""
+    nodes_file: str = ""
+    """A TOML file of [[nodes]] (also --nodes); re-read on SIGHUP and on change."""
+    default_region: str = ""
+    """The region of requests that neither ask for one nor have a mapped TLD."""
+    region_order: list[str] = []
+    """Regions to fall back to, in order, when a request's region has no node."""
+    geo: dict[str, str] = {}
+    """Extra or overriding TLD-to-region entries, e.g. {"ch" = "eu-central"}."""
+    node_retries: NonNegInt = 2
+    """Other nodes tried when a node itself fails (not the target)."""
+    session_ttl: PositiveFloat = 1800.0
+    """Idle seconds after which a session's node assignment expires."""
+    session_epsilon: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+    """Bounded-load slack: no node holds more than (1+e) x its share of sessions."""
+    reload_interval: NonNegFloat = 2.0
+    """Seconds between checks of the node file for changes (0: only on SIGHUP)."""
+    health: HealthSettings = HealthSettings()
+
+    def __post_init__(self) -> None:
+        if self.strategy not in _STRATEGIES:
+            raise ValueError(f"balancer.strategy must be one of {', '.join(_STRATEGIES)}")
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -86,6 +152,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """debug, info, warning or error."""
     timeouts: Timeouts = Timeouts()
     robots: RobotsSettings = RobotsSettings()
+    balancer: BalancerSettings = BalancerSettings()
+    nodes: list[NodeSpec] = []
+    """The mesh, as [[nodes]] tables in a settings file (or use balancer.nodes_file)."""
 
     def __post_init__(self) -> None:
         if self.log_level.lower() not in _LOG_LEVELS:
@@ -217,6 +286,8 @@ def load_settings(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Settings:
     merged: dict[str, Any] = {}
     settings = Settings()
     for source, layer in layers:
+        if "nodes" in layer:
+            validate_nodes(layer["nodes"], source)  # names the node at fault
         nested = _nest(layer)
         _check_keys(nested, source)
         merged = _merge(merged, nested)

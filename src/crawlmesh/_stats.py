@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
+
+from ._balancer._balancer import NodeStats
+
+if TYPE_CHECKING:
+    from ._balancer._balancer import Balancer
 
 __all__ = ["CrawlStats", "StatsCollector"]
 
@@ -31,6 +37,15 @@ class CrawlStats(msgspec.Struct, frozen=True):
     robots_fetched: int
     unfinished: int
     """Requests left unfetched when the crawl stopped early."""
+    nodes: list[NodeStats] = []
+    """Per-node figures (one direct node when no mesh is configured)."""
+    strategy: str = ""
+    sessions_moved: int = 0
+    """Sessions reassigned to another node because theirs failed."""
+    sessions_split: int = 0
+    """Sessions that changed node although theirs was still up (should be 0)."""
+    region_fallbacks: int = 0
+    """Requests sent outside their region because it had no eligible node."""
 
     @property
     def pages_per_second(self) -> float:
@@ -53,6 +68,26 @@ class CrawlStats(msgspec.Struct, frozen=True):
             lines.append("  filtered: " + _fmt(self.filtered))
         if self.unfinished:
             lines.append(f"  unfinished (left in the frontier): {self.unfinished}")
+        if len(self.nodes) > 1 or any(n.kind != "direct" for n in self.nodes):
+            lines.append(
+                f"  nodes ({self.strategy}; sessions moved {self.sessions_moved}, "
+                f"region fallbacks {self.region_fallbacks}):"
+            )
+            lines.append(
+                "    name             region        weight  state       requests  share  "
+                "expected  p50 ms  p95 ms  errors"
+            )
+            for n in self.nodes:
+                flag = "  <- uneven" if n.uneven else ""
+                lines.append(
+                    f"    {n.name[:16]:<16} {n.region[:12]:<12} {n.weight:>7g}  {n.state:<10} "
+                    f"{n.requests:>8}  {n.share:>5.1%}  {n.expected_share:>8.1%}  "
+                    f"{n.p50_ms:>6.1f}  {n.p95_ms:>6.1f}  {sum(n.errors.values())}{flag}"
+                )
+            if self.sessions_split:
+                lines.append(
+                    f"  sessions routed to two nodes outside a failover: {self.sessions_split}"
+                )
         return "\n".join(lines)
 
 
@@ -74,8 +109,20 @@ class StatsCollector:
         self.filtered: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
 
-    def snapshot(self, finish_reason: str, robots_fetched: int = 0) -> CrawlStats:
+    def snapshot(
+        self, finish_reason: str, robots_fetched: int = 0, balancer: Balancer | None = None
+    ) -> CrawlStats:
+        mesh: dict[str, Any] = {}
+        if balancer is not None:
+            mesh = {
+                "nodes": balancer.node_stats(),
+                "strategy": balancer.strategy_name,
+                "sessions_moved": balancer.sessions_moved,
+                "sessions_split": len(balancer.sessions_split),
+                "region_fallbacks": balancer.region_fallbacks,
+            }
         return CrawlStats(
+            **mesh,
             finish_reason=finish_reason,
             elapsed=trio.current_time() - self.started,
             pages=self.pages,

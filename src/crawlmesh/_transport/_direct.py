@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from urllib.parse import urljoin
 
 import httpx
@@ -21,16 +22,20 @@ from .._request import Request
 from .._response import Headers, Response
 from .._url import canonicalize, split_http_url
 from ._base import FetchOptions
-from ._pool import H11Pool
+from ._pool import ClassifiedError, H11Pool
 
 __all__ = ["DirectTransport", "translate_httpx_error"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ACCEPT_ENCODING = "gzip, deflate, br"
+_MAX_SESSION_JARS = 10_000
 
 
 def translate_httpx_error(exc: httpx.HTTPError, request: Request) -> FetchError:
     """Map an httpx exception onto the crawlmesh tree (the caller chains it)."""
+    if isinstance(exc, ClassifiedError):
+        # Raised by a transport that knew whose fault it was (a proxy's).
+        return exc.to_fetch_error(request)
     msg = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectTimeout):
         return FetchTimeout(f"connect timeout: {msg}", request=request, kind="connect_timeout")
@@ -59,12 +64,30 @@ class DirectTransport:
     def __init__(
         self, *, cookies: bool = True, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        # One jar for the crawl; None when cookies are off (never read or set).
+        # One jar for the crawl, and one per session; None when cookies are off.
         self._jar = httpx.Cookies() if cookies else None
+        self._session_jars: OrderedDict[str, httpx.Cookies] = OrderedDict()
         self._transport = transport or H11Pool()
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+    def _session_jar(self, session: str) -> httpx.Cookies | None:
+        if self._jar is None:
+            return None
+        jars = self._session_jars
+        jar = jars.get(session)
+        if jar is None:
+            jar = jars[session] = httpx.Cookies()
+            if len(jars) > _MAX_SESSION_JARS:
+                jars.popitem(last=False)  # the least recently used session
+        else:
+            jars.move_to_end(session)
+        return jar
+
+    def forget_session(self, session: str) -> None:
+        """Drop a session's cookie jar (its next request starts afresh)."""
+        self._session_jars.pop(session, None)
 
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
         """Fetch ``request``, following redirects; see :class:`Transport`."""
@@ -76,7 +99,7 @@ class DirectTransport:
                 "pool": None,
             }
         }
-        jar = self._jar
+        jar = self._jar if request.session is None else self._session_jar(request.session)
         # Header names are case-insensitive: the last layer wins whatever its case.
         merged = {"accept-encoding": ("Accept-Encoding", _ACCEPT_ENCODING)}
         merged.update((k.lower(), (k, v)) for k, v in options.default_headers.items())

@@ -1,0 +1,112 @@
+"""Building the mesh from settings: transports and health probes per node kind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import msgspec
+import trio
+
+from .._exceptions import FetchError
+from .._settings import Settings
+from .._transport._base import Transport
+from .._transport._direct import DirectTransport
+from .._transport._node import NodeTransport
+from ._balancer import Balancer
+from ._config import default_mesh, load_nodes_file
+from ._health import HealthConfig, ProbeResult
+from ._stage import BalancedTransport
+from ._types import NodeSpec, NodeState
+
+__all__ = ["build_balancer", "build_transport", "mesh_specs", "probe_node"]
+
+# Upper bound inside a probe; the health checker's own timeout is shorter.
+_PROBE_BUDGET = 60.0
+
+
+def mesh_specs(settings: Settings) -> Sequence[NodeSpec]:
+    """The nodes a crawl uses: the node file, else ``[[nodes]]`` in the
+    settings, else one direct node.
+
+    Raises:
+        SettingsError: an unreadable or invalid node file.
+    """
+    if settings.balancer.nodes_file:
+        return load_nodes_file(settings.balancer.nodes_file)
+    if settings.nodes:
+        return settings.nodes
+    return default_mesh()
+
+
+def make_transport(spec: NodeSpec, *, cookies: bool = True) -> Transport:
+    """The transport for one node."""
+    if spec.kind == "node":
+        return NodeTransport(spec.url)
+    if spec.kind == "proxy":
+        from .._transport._proxy import ProxyTransport
+
+        return ProxyTransport(spec.url, cookies=cookies)
+    if spec.kind == "api":
+        from .._transport._api import ApiTransport
+
+        return ApiTransport(spec.template)
+    return DirectTransport(cookies=cookies)
+
+
+def health_config(settings: Settings) -> HealthConfig:
+    return msgspec.convert(msgspec.structs.asdict(settings.balancer.health), HealthConfig)
+
+
+def build_balancer(settings: Settings, specs: Sequence[NodeSpec] | None = None) -> Balancer:
+    """A :class:`Balancer` configured from ``settings``."""
+    b = settings.balancer
+    return Balancer(
+        mesh_specs(settings) if specs is None else specs,
+        lambda spec: make_transport(spec, cookies=settings.cookies),
+        strategy=b.strategy,
+        health=health_config(settings),
+        geo=b.geo,
+        default_region=b.default_region,
+        region_order=b.region_order,
+        session_ttl=b.session_ttl,
+        session_epsilon=b.session_epsilon,
+    )
+
+
+def build_transport(
+    settings: Settings, specs: Sequence[NodeSpec] | None = None
+) -> BalancedTransport:
+    return BalancedTransport(
+        build_balancer(settings, specs), node_retries=settings.balancer.node_retries
+    )
+
+
+async def probe_node(balancer: Balancer, state: NodeState) -> ProbeResult:
+    """One active check of a node, by kind: a ``crawlmesh node``'s /health is
+    read; a proxy must accept a TCP connection; direct and api nodes pass.
+    The caller bounds it with the check timeout."""
+    spec = state.spec
+    started = time.perf_counter()
+    try:
+        if spec.kind == "node":
+            transport = balancer.transport_of(state)
+            assert isinstance(transport, NodeTransport)
+            health = await transport.check(_PROBE_BUDGET)
+            return ProbeResult(
+                ok=True,
+                latency=time.perf_counter() - started,
+                status=health.status,
+                cpu_usage=health.cpu_usage,
+                queue_size=health.queue_size,
+            )
+        if spec.kind == "proxy":
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(spec.url)
+            stream = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
+            await stream.aclose()
+    except (FetchError, OSError, trio.TooSlowError) as exc:
+        detail = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+        return ProbeResult(ok=False, latency=time.perf_counter() - started, detail=detail)
+    return ProbeResult(ok=True, latency=time.perf_counter() - started)

@@ -1,0 +1,90 @@
+"""Reading a node mesh: ``[[nodes]]`` tables from a TOML file or the settings."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .._exceptions import SettingsError
+from ._types import NodeSpec
+
+__all__ = ["load_nodes_file", "validate_nodes"]
+
+_KINDS = ("direct", "proxy", "api", "node")
+
+
+def _describe(index: int, raw: Any) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"node {index + 1}" + (f" ({name!r})" if name else "")
+
+
+def validate_nodes(raw_nodes: Any, source: str) -> list[NodeSpec]:
+    """Check a ``nodes`` array and return typed specs.
+
+    Raises:
+        SettingsError: naming the source, the node and the problem.
+    """
+    if not isinstance(raw_nodes, list):
+        raise SettingsError(f"{source}: 'nodes' must be an array of tables ([[nodes]])")
+    specs: list[NodeSpec] = []
+    for i, raw in enumerate(raw_nodes):
+        where = f"{source}: {_describe(i, raw)}"
+        if isinstance(raw, dict) and raw.get("kind", "direct") not in _KINDS:
+            raise SettingsError(f"{where}: kind {raw['kind']!r} is not one of {', '.join(_KINDS)}")
+        try:
+            spec = msgspec.convert(raw, NodeSpec, strict=False)
+        except msgspec.ValidationError as exc:
+            message = str(exc).replace("`", "").replace(" - at $", " at ")
+            raise SettingsError(f"{where}: {message}") from None
+        _check_spec(spec, where)
+        specs.append(spec)
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SettingsError(f"{source}: duplicate node names: {', '.join(dupes)}")
+    return specs
+
+
+def _check_spec(spec: NodeSpec, where: str) -> None:
+    if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise SettingsError(f"{where}: name must be letters, digits, '-', '_' or '.'")
+    if spec.kind in ("proxy", "node"):
+        if not spec.url.startswith(("http://", "https://")):
+            raise SettingsError(f"{where}: kind {spec.kind!r} needs url = 'http://host:port'")
+    elif spec.kind == "api":
+        if "{url}" not in spec.template:
+            raise SettingsError(f"{where}: kind 'api' needs a template containing {{url}}")
+    elif spec.url or spec.template:
+        raise SettingsError(f"{where}: kind 'direct' takes no url or template")
+
+
+def load_nodes_file(path: str | os.PathLike[str]) -> list[NodeSpec]:
+    """Read ``[[nodes]]`` from a TOML file.
+
+    Raises:
+        SettingsError: unreadable file, invalid TOML, or an invalid node.
+    """
+    source = f"nodes file {os.fspath(path)}"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise SettingsError(f"cannot read {source}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{source} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"nodes"})
+    if unknown:
+        raise SettingsError(f"{source}: unknown top-level keys {unknown}; expected [[nodes]]")
+    specs = validate_nodes(data.get("nodes", []), source)
+    if not specs:
+        raise SettingsError(f"{source}: no [[nodes]] declared")
+    return specs
+
+
+def default_mesh() -> Sequence[NodeSpec]:
+    """The mesh used without a node file: one direct node."""
+    return (NodeSpec(name="direct", kind="direct"),)

@@ -1,0 +1,575 @@
+"""Node health: active checks, passive outlier ejection and slow start.
+
+The first policy of the balancer's pipeline. It answers one question, which
+nodes may take a request now, and keeps the answer cached so selection stays
+O(1): :meth:`HealthTracker.eligible` returns the same list until something
+changes, and :attr:`HealthTracker.version` says when it did.
+
+* **Active checks** (NGINX ``health_check fails= passes=``, HAProxy
+  ``fall``/``rise``): :func:`open_health_checks` probes every node each
+  ``interval``; ``fails`` failed checks in a row mark it down, ``passes``
+  passed checks in a row mark it up again.
+* **Passive outlier detection** (NGINX ``max_fails``/``fail_timeout``, Envoy
+  outlier detection): the balancer calls :meth:`HealthTracker.record` after
+  each request; ``max_fails`` node faults within ``fail_timeout`` eject the
+  node for a while, longer each time it is ejected again soon after.
+* **Slow start**: a node that becomes eligible again ramps its
+  ``effective_weight`` from 10% to 100% over ``slow_start`` seconds.
+
+Down (active) and ejected (passive) are independent: a node is eligible only
+when it is up and not ejected. A node that answers its health check may
+still fail real requests (a proxy whose exits are banned), so a passing
+check never cuts an ejection short.
+
+Times come from ``trio.current_time()`` so tests run in virtual time.
+Transitions that only need time to pass (an ejection ending, a slow-start
+step) are applied lazily by the next query.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+import msgspec
+import structlog
+import trio
+
+from ._types import NodeState
+
+__all__ = [
+    "MAX_EJECTION_TIME",
+    "HealthConfig",
+    "HealthTracker",
+    "NodeHealth",
+    "Probe",
+    "ProbeResult",
+    "open_health_checks",
+]
+
+log = structlog.get_logger("crawlmesh.balancer")
+
+MAX_EJECTION_TIME = 300.0
+"""Longest ejection in seconds (Envoy's ``max_ejection_time`` default), unless
+``fail_timeout`` itself is longer."""
+
+# Slow start moves the weight in this many steps rather than continuously:
+# every step changes weights the strategy may have folded into a cached
+# structure, so it bumps ``version``; 20 rebuilds per recovery is cheap,
+# one per request would not be.
+_RAMP_STEPS = 20
+_RAMP_FLOOR = 0.1  # Envoy's slow start also begins at 10% of the weight.
+
+NodeHealth = Literal["up", "down", "ejected", "slow-start"]
+
+
+class HealthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Thresholds of the health policy; mirrors ``[balancer.health]``.
+
+    Field for field the same as the settings' ``HealthSettings``, so
+    ``HealthConfig(**msgspec.structs.asdict(settings))`` converts one into
+    the other without this layer importing the settings.
+    """
+
+    interval: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """Seconds between the starts of two active checks of one node."""
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    """Seconds a probe may take; a slower one is a failed check."""
+    fails: Annotated[int, msgspec.Meta(ge=1)] = 2
+    """Consecutive failed checks that mark an up node down."""
+    passes: Annotated[int, msgspec.Meta(ge=1)] = 2
+    """Consecutive passed checks that mark a down node up."""
+    max_fails: Annotated[int, msgspec.Meta(ge=1)] = 5
+    """Node faults reported by :meth:`HealthTracker.record` within
+    ``fail_timeout`` that eject the node."""
+    fail_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """The window in which ``max_fails`` faults count, and the length of a
+    first ejection (doubled for each further one, up to
+    :data:`MAX_EJECTION_TIME`)."""
+    max_ejection_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 50.0
+    """An ejection is refused if more than this share of the mesh's nodes
+    would then be out (down or ejected)."""
+    slow_start: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """Seconds over which a node's weight ramps from 10% to 100% after it
+    becomes eligible again; 0 disables slow start."""
+    cpu_max: Annotated[float, msgspec.Meta(ge=0)] = 90.0
+    """A probe reporting ``cpu_usage`` above this (percent) fails."""
+    queue_max: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    """A probe reporting ``queue_size`` above this fails."""
+
+
+class ProbeResult(msgspec.Struct, frozen=True):
+    """What one active check of a node found.
+
+    Attributes:
+        ok: the node answered and the answer was well formed.
+        latency: seconds the check took.
+        detail: why it failed, for the log.
+        status: the node's own verdict, if it gives one (crawlmesh nodes'
+            ``/health``): "healthy" and "degraded" pass, anything else fails.
+        cpu_usage: the node's CPU use in percent, if it reports one.
+        queue_size: requests queued at the node, if it reports them.
+    """
+
+    ok: bool
+    latency: float
+    detail: str = ""
+    status: str = ""
+    cpu_usage: float | None = None
+    queue_size: int | None = None
+
+
+Probe = Callable[[NodeState], Awaitable[ProbeResult]]
+"""Checks one node. Expected failures (refused, bad answer) are returned as
+``ok=False``; the checker enforces the timeout itself."""
+
+
+def _verdict(result: ProbeResult, config: HealthConfig) -> str:
+    """Why ``result`` is a failed check, or "" if it passed."""
+    if not result.ok:
+        return result.detail or "probe failed"
+    status = result.status.strip().lower()
+    # "degraded" passes and leaves the weight alone: a weight that followed
+    # each probe would flap at the check interval and rebuild the strategy's
+    # tables each time, while least-conn and p2c-ewma already steer away
+    # from a node that is slow. The cpu/queue limits catch real overload.
+    if status not in ("", "healthy", "degraded"):
+        return f"status {status}"
+    if result.cpu_usage is not None and result.cpu_usage > config.cpu_max:
+        return f"cpu {result.cpu_usage:g}% > {config.cpu_max:g}%"
+    if result.queue_size is not None and result.queue_size > config.queue_max:
+        return f"queue {result.queue_size} > {config.queue_max}"
+    return ""
+
+
+class _Health:
+    """The tracker's record of one node, kept across mesh reloads."""
+
+    __slots__ = (
+        "check_fails",
+        "check_passes",
+        "ejected_until",
+        "ejections",
+        "failures",
+        "recovered_at",
+        "returned_at",
+        "up",
+    )
+
+    def __init__(self, max_fails: int) -> None:
+        self.up = True
+        self.check_fails = 0
+        self.check_passes = 0
+        # Times of the last max_fails node faults: the window is full and
+        # short enough exactly when the oldest is within fail_timeout.
+        self.failures: deque[float] = deque(maxlen=max_fails)
+        self.ejected_until: float | None = None
+        self.ejections = 0
+        self.returned_at = -math.inf
+        # When slow start began; None while the node is not ramping.
+        self.recovered_at: float | None = None
+
+    @property
+    def out(self) -> bool:
+        return not self.up or self.ejected_until is not None
+
+
+class HealthTracker:
+    """Which nodes of the mesh are up, ejected or ramping up.
+
+    Lives on the event loop; every method is synchronous and O(1) on the
+    request path (:meth:`eligible`, :meth:`record` below the threshold).
+
+    Args:
+        config: the thresholds (defaults if None).
+        nodes: the first mesh (or set it with :meth:`set_nodes`). Its nodes
+            start up, at full weight, with no slow start.
+        on_change: called after each :attr:`version` bump; must not raise.
+    """
+
+    __slots__ = (
+        "_by_name",
+        "_due",
+        "_eligible",
+        "_health",
+        "_mesh_changed",
+        "_nodes",
+        "_on_change",
+        "_version",
+        "config",
+    )
+
+    def __init__(
+        self,
+        config: HealthConfig | None = None,
+        nodes: Sequence[NodeState] = (),
+        *,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config if config is not None else HealthConfig()
+        self._on_change: Callable[[], None] | None = None
+        self._version = 0
+        self._nodes: tuple[NodeState, ...] = ()
+        self._by_name: dict[str, NodeState] = {}
+        self._health: dict[str, _Health] = {}
+        self._eligible: list[NodeState] = []
+        # Earliest time a pending ejection ends or a ramp takes its next step;
+        # until then queries skip the scan.
+        self._due = math.inf
+        self._mesh_changed = trio.Event()
+        self._install(nodes, None)
+        # Set last: the owner has no tracker to look at during the first fill.
+        self._on_change = on_change
+
+    # -- queries -------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Bumped whenever :meth:`eligible` or an eligible node's
+        ``effective_weight`` changes; rebuild cached candidates only then.
+
+        Reading it applies what time changed (as :meth:`refresh`), so a
+        caller that checks the version before anything else still sees an
+        ejection end.
+        """
+        self.refresh()
+        return self._version
+
+    @property
+    def nodes(self) -> tuple[NodeState, ...]:
+        """The whole mesh, eligible or not."""
+        return self._nodes
+
+    def node(self, name: str) -> NodeState | None:
+        """The current node called ``name``, if the mesh has one."""
+        return self._by_name.get(name)
+
+    def eligible(self) -> list[NodeState]:
+        """The nodes that may take a request: up and not ejected, in mesh order.
+
+        Returns the same list object until :attr:`version` changes, so it is
+        O(1); do not mutate it. Empty only when every node is down (or the
+        mesh is empty): what to do then (fail, or try every node) is the
+        balancer's call.
+        """
+        self.refresh()
+        return self._eligible
+
+    def state(self, node: NodeState) -> NodeHealth:
+        """One word for the node's health: down wins over ejected.
+
+        Raises:
+            KeyError: no node of that name is in the mesh.
+        """
+        self.refresh()
+        h = self._health[node.name]
+        if not h.up:
+            return "down"
+        if h.ejected_until is not None:
+            return "ejected"
+        if h.recovered_at is not None:
+            return "slow-start"
+        return "up"
+
+    async def wait_mesh_change(self) -> None:
+        """Return after the next :meth:`set_nodes`."""
+        await self._mesh_changed.wait()
+
+    # -- inputs --------------------------------------------------------
+
+    def record_probe(self, node: NodeState, result: ProbeResult) -> None:
+        """Count one active check of ``node`` towards ``fails``/``passes``."""
+        h = self._health.get(node.name)
+        if h is None:  # removed by a reload while the probe ran
+            return
+        now = trio.current_time()
+        self.refresh(now)
+        reason = _verdict(result, self.config)
+        if not reason:
+            h.check_fails = 0
+            h.check_passes += 1
+            if not h.up and h.check_passes >= self.config.passes:
+                h.up = True
+                log.info("node up", node=node.name, reason=f"{h.check_passes} checks passed")
+                if h.ejected_until is None:
+                    self._start_ramp(node, h, now)
+                self._changed()
+            return
+        h.check_passes = 0
+        h.check_fails += 1
+        if h.up and h.check_fails >= self.config.fails:
+            h.up = False
+            h.recovered_at = None
+            log.warning(
+                "node down", node=node.name, reason=f"{h.check_fails} checks failed: {reason}"
+            )
+            self._keep_one_eligible(now)
+            self._changed()
+        elif h.up:
+            log.debug("check failed", node=node.name, reason=reason)
+
+    def record(self, node: NodeState, ok: bool) -> None:
+        """Report the outcome of one real request through ``node``.
+
+        Pass ``ok=False`` only for faults of the node itself (unreachable,
+        overloaded, bad answer), not for the target's errors; the caller
+        decides. Successes do not clear earlier faults: ``max_fails`` faults
+        within ``fail_timeout`` eject a node even if requests in between
+        succeeded, so a node failing half its requests is still caught.
+        """
+        if ok:
+            return
+        h = self._health.get(node.name)
+        if h is None:
+            return
+        now = trio.current_time()
+        self.refresh(now)
+        if h.ejected_until is not None:
+            return  # requests sent before the ejection, finishing late
+        h.failures.append(now)
+        cfg = self.config
+        if len(h.failures) < cfg.max_fails or now - h.failures[0] > cfg.fail_timeout:
+            return
+        if not self._may_eject(h):
+            log.debug("ejection refused", node=node.name, reason="max_ejection_percent")
+            return
+        # One ejection less owed for each fail_timeout spent in service since
+        # the last one (Envoy decays its multiplier the same way), so only a
+        # node that keeps failing gets the long ejections.
+        if h.ejections:  # then returned_at is when the last one ended
+            served = now - h.returned_at
+            h.ejections = max(0, h.ejections - int(served / cfg.fail_timeout))
+        h.ejections += 1
+        cap = max(MAX_EJECTION_TIME, cfg.fail_timeout)
+        # The exponent is bounded so 2.0**n cannot overflow a float.
+        seconds = min(cfg.fail_timeout * 2.0 ** min(h.ejections - 1, 32), cap)
+        h.ejected_until = now + seconds
+        h.failures.clear()
+        h.recovered_at = None
+        self._due = min(self._due, h.ejected_until)
+        log.warning(
+            "node ejected",
+            node=node.name,
+            reason=f"{cfg.max_fails} faults within {cfg.fail_timeout:g}s",
+            seconds=seconds,
+        )
+        self._changed()
+
+    def set_nodes(self, nodes: Sequence[NodeState]) -> None:
+        """Replace the mesh (a reload).
+
+        Nodes whose name survives keep their health (up/down, check streaks,
+        faults, ejection, slow start) even if their spec changed; new names
+        start up and in slow start, as a node joining a busy mesh should
+        (filling an empty tracker is not a join: no slow start then).
+
+        Raises:
+            ValueError: two nodes share a name.
+        """
+        # Filling an empty tracker needs no clock, so a balancer may be
+        # built before trio runs.
+        self._install(nodes, trio.current_time() if self._health else None)
+        self._mesh_changed.set()
+        self._mesh_changed = trio.Event()
+
+    def refresh(self, now: float | None = None) -> None:
+        """Apply what time alone changes: ejections ending, ramp steps.
+
+        Every query calls it; it costs one comparison until something is due.
+        """
+        if self._due == math.inf:
+            return  # nothing pending: skip even the clock
+        if now is None:
+            now = trio.current_time()
+        if now < self._due:
+            return
+        changed = False
+        due = math.inf
+        for node in self._nodes:
+            h = self._health[node.name]
+            if h.ejected_until is not None:
+                if h.ejected_until > now:
+                    due = min(due, h.ejected_until)
+                    continue
+                # The ramp starts when the ejection ended, not when noticed,
+                # so the weights do not depend on when someone asked.
+                h.returned_at = h.ejected_until
+                h.ejected_until = None
+                changed = True
+                log.info("node returned", node=node.name, reason="ejection over")
+                if h.up and self.config.slow_start > 0:
+                    h.recovered_at = h.returned_at
+            if h.recovered_at is not None:
+                changed |= self._ramp(node, h, now)
+                if h.recovered_at is not None:
+                    step = self.config.slow_start / _RAMP_STEPS
+                    due = min(due, h.recovered_at + (self._step(h, now) + 1) * step)
+        self._due = due
+        if changed:
+            self._changed(weights=True)
+
+    # -- internals -----------------------------------------------------
+
+    def _install(self, nodes: Sequence[NodeState], now: float | None) -> None:
+        names = [node.name for node in nodes]
+        if len(set(names)) != len(names):
+            dupes = sorted({name for name in names if names.count(name) > 1})
+            raise ValueError(f"node names must be unique: {', '.join(dupes)}")
+        old = self._health
+        self._health = {}
+        for node in nodes:
+            h = old.get(node.name)
+            if h is None:
+                h = _Health(self.config.max_fails)
+                if now is not None and self.config.slow_start > 0:
+                    h.recovered_at = now
+            self._health[node.name] = h
+        self._nodes = tuple(nodes)
+        self._by_name = {node.name: node for node in nodes}
+        if now is not None:
+            # New NodeState objects start at full weight: a full scan puts
+            # the ramping ones back on their ramp.
+            self._due = -math.inf
+            self.refresh(now)
+        self._changed()
+
+    def _changed(self, *, weights: bool = False) -> None:
+        """Rebuild the eligible list; bump the version if it or (when
+        ``weights``) an eligible node's weight changed."""
+        health = self._health
+        eligible = [n for n in self._nodes if not health[n.name].out]
+        if eligible == self._eligible and not weights:
+            return
+        self._eligible = eligible
+        self._version += 1
+        if self._on_change is not None:
+            self._on_change()
+
+    def _may_eject(self, h: _Health) -> bool:
+        if h.out:  # already out of rotation: ejecting takes nothing more away
+            return True
+        out = sum(1 for other in self._health.values() if other.out) + 1
+        total = len(self._health)
+        return out < total and out * 100 <= self.config.max_ejection_percent * total
+
+    def _keep_one_eligible(self, now: float) -> None:
+        """After a node went down: if no node is left eligible but some up
+        node is ejected, end the ejection that would end first."""
+        health = self._health
+        if any(not h.out for h in health.values()):
+            return
+        ejected = [n for n in self._nodes if health[n.name].up]
+        if not ejected:
+            return  # every node is down; eligible() is empty
+        node = min(ejected, key=lambda n: health[n.name].ejected_until or math.inf)
+        h = health[node.name]
+        h.ejected_until = None
+        h.returned_at = now
+        log.warning("node returned", node=node.name, reason="no other node eligible")
+        self._start_ramp(node, h, now)
+
+    def _start_ramp(self, node: NodeState, h: _Health, now: float) -> None:
+        if self.config.slow_start <= 0:
+            return
+        h.recovered_at = now
+        self._ramp(node, h, now)
+        self._due = min(self._due, now + self.config.slow_start / _RAMP_STEPS)
+
+    def _step(self, h: _Health, now: float) -> int:
+        assert h.recovered_at is not None
+        elapsed = now - h.recovered_at
+        # The epsilon keeps float error from landing a step boundary just
+        # short of its step.
+        return int(elapsed * _RAMP_STEPS / self.config.slow_start + 1e-9)
+
+    def _ramp(self, node: NodeState, h: _Health, now: float) -> bool:
+        """Set the node's weight for ``now`` on its ramp; True if it moved."""
+        step = self._step(h, now)
+        if step >= _RAMP_STEPS:
+            h.recovered_at = None
+            weight = node.spec.weight
+            log.debug("slow start over", node=node.name)
+        else:
+            weight = node.spec.weight * (_RAMP_FLOOR + (1 - _RAMP_FLOOR) * step / _RAMP_STEPS)
+        if weight == node.effective_weight:
+            return False
+        node.effective_weight = weight
+        return True
+
+
+async def _probe_once(probe: Probe, node: NodeState, limit: float) -> ProbeResult:
+    started = trio.current_time()
+    with trio.move_on_after(limit):
+        try:
+            return await probe(node)
+        except Exception as exc:
+            # A probe should return ok=False for the failures it expects; an
+            # unexpected error is still a failed check, not a reason to take
+            # the whole crawl down with it.
+            log.warning("probe raised", node=node.name, exc_info=True)
+            return ProbeResult(ok=False, latency=trio.current_time() - started, detail=repr(exc))
+    return ProbeResult(ok=False, latency=limit, detail=f"no answer within {limit:g}s")
+
+
+async def _check_node(
+    tracker: HealthTracker,
+    name: str,
+    probe: Probe,
+    config: HealthConfig,
+    scope: trio.CancelScope,
+) -> None:
+    with scope:
+        # Looked up each round: a reload may have replaced the NodeState.
+        while (node := tracker.node(name)) is not None:
+            started = trio.current_time()
+            tracker.record_probe(node, await _probe_once(probe, node, config.timeout))
+            # Start to start, so a slow probe does not stretch the interval.
+            await trio.sleep_until(started + config.interval)
+
+
+async def _supervise(
+    tracker: HealthTracker, probe: Probe, config: HealthConfig, nursery: trio.Nursery
+) -> None:
+    """Keep one checker per node, following reloads."""
+    running: dict[str, trio.CancelScope] = {}
+    while True:
+        names = {node.name for node in tracker.nodes}
+        for name in running.keys() - names:
+            running.pop(name).cancel()
+        for name in names - running.keys():
+            running[name] = scope = trio.CancelScope()
+            nursery.start_soon(_check_node, tracker, name, probe, config, scope)
+        await tracker.wait_mesh_change()
+
+
+@asynccontextmanager
+async def open_health_checks(
+    tracker: HealthTracker, probe: Probe, config: HealthConfig | None = None
+) -> AsyncIterator[None]:
+    """Run active checks of the tracker's nodes while the block runs.
+
+    One task per node calls ``probe(node)`` every ``interval`` seconds (start
+    to start), the first time at once, cancels it after ``timeout`` and
+    feeds the result to :meth:`HealthTracker.record_probe`. After
+    :meth:`HealthTracker.set_nodes` the checkers follow the new mesh:
+    removed nodes stop being probed, new ones start. The probe is handed
+    the node's current :class:`NodeState` each time, so a node whose spec
+    changed is probed as it is now.
+
+    Args:
+        tracker: where results go; also supplies the nodes.
+        probe: checks one node (dispatching on ``node.spec.kind`` if need be).
+        config: ``interval`` and ``timeout`` of the checks; the tracker's
+            config if None. The pass/fail thresholds are always the
+            tracker's.
+    """
+    config = config if config is not None else tracker.config
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_supervise, tracker, probe, config, nursery)
+        try:
+            yield
+        finally:
+            nursery.cancel_scope.cancel()

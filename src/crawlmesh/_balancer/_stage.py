@@ -1,0 +1,69 @@
+"""The balancer as the fetch stage sees it: a transport over the mesh.
+
+Each fetch asks the :class:`Balancer` for a node, sends the request through
+that node's transport, and reports the outcome. When the node itself fails
+(unreachable, overloaded, a refused proxy), the request is tried on another
+node, up to ``node_retries`` times; a failure of the target is final here
+(retries of those are the resilience stage's business).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import structlog
+
+from .._exceptions import FetchError
+from .._request import Request
+from .._response import Response
+from .._transport._base import FetchOptions
+from ._balancer import Balancer, is_node_fault
+
+__all__ = ["BalancedTransport"]
+
+log = structlog.get_logger("crawlmesh.balancer")
+
+
+class BalancedTransport:
+    """A :class:`~crawlmesh.Transport` that fetches through the node mesh.
+
+    Args:
+        balancer: chooses nodes and learns from outcomes.
+        node_retries: other nodes tried after a node fault.
+    """
+
+    def __init__(self, balancer: Balancer, *, node_retries: int = 2) -> None:
+        self.balancer = balancer
+        self._retries = node_retries
+
+    async def aclose(self) -> None:
+        await self.balancer.aclose()
+
+    async def fetch(self, request: Request, options: FetchOptions) -> Response:
+        host = urlsplit(request.url).hostname or ""
+        tried: set[str] = set()
+        while True:
+            lease = await self.balancer.acquire(request, host, frozenset(tried))
+            try:
+                response = await lease.transport.fetch(request, options)
+            except FetchError as exc:
+                self.balancer.release(lease, error=exc)
+                if is_node_fault(exc) and len(tried) < self._retries:
+                    tried.add(lease.node.name)
+                    log.info(
+                        "node failed; trying another",
+                        url=request.url,
+                        node=lease.node.name,
+                        kind=exc.kind,
+                        attempt=len(tried),
+                    )
+                    continue
+                raise
+            except BaseException:
+                # Cancelled (shutdown deadline): give the slot back, learn nothing.
+                self.balancer.abandon(lease)
+                raise
+            self.balancer.release(lease, status=response.status)
+            response.node = lease.node.name
+            response.session_moved = lease.session_moved
+            return response

@@ -1,0 +1,136 @@
+"""A minimal in-process crawlmesh node, for the demo and for tests.
+
+It speaks the node protocol (:mod:`crawlmesh._nodeproto`) over the small
+site server and fetches with :class:`DirectTransport`. It has none of the
+real ``crawlmesh node`` service's guards (auth, SSRF checks, limits): it is
+meant for loopback only.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+
+import msgspec
+import trio
+
+from ._exceptions import FetchError
+from ._nodeproto import ErrorBody, ErrorDetail, Health, ScrapeRequest, ScrapeResult
+from ._request import Request
+from ._site_server import SiteRequest, SiteResponse
+from ._transport._base import FetchOptions
+from ._transport._direct import DirectTransport
+
+__all__ = ["LiteNode"]
+
+_JSON = [("Content-Type", "application/json")]
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ScrapeRequest)
+_CODES = {
+    "read_timeout": "target_timeout",
+    "connect_timeout": "target_timeout",
+    "total_timeout": "target_timeout",
+    "connect_error": "target_refused",
+    "too_large": "too_large",
+}
+
+
+def _error(status: int, code: str, message: str = "") -> SiteResponse:
+    body = _encoder.encode(ErrorBody(ErrorDetail(code, message)))
+    headers = [*_JSON, ("Retry-After", "1")] if status == 503 else _JSON
+    return SiteResponse(status, body, headers)
+
+
+class LiteNode:
+    """A node that fetches for crawls; ``handle`` is its site-server handler.
+
+    Args:
+        name: reported in answers.
+        fail_rate: share of scrape requests answered ``503 overloaded``.
+        seed: for the failure draw, so runs repeat.
+        die_after: stop answering (close every connection) after serving
+            this many requests, as if the process had died (0: never).
+    """
+
+    def __init__(
+        self, name: str, *, fail_rate: float = 0.0, seed: int = 0, die_after: int = 0
+    ) -> None:
+        self.name = name
+        self.fail_rate = fail_rate
+        self.die_after = die_after
+        self.health_status = "healthy"
+        self.up = True
+        self.served = 0
+        self.failed = 0
+        self.in_flight = 0
+        self.sessions: set[str] = set()
+        self._rng = random.Random(seed)
+        self._transport = DirectTransport()
+        self._started = trio.current_time() if _in_trio() else 0.0
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse | None:
+        if not self.up:
+            await trio.aclose_forcefully(stream)  # as if the process had died
+            return None
+        path = request.target.partition("?")[0]
+        if path == "/health":
+            health = Health(
+                status=self.health_status,  # type: ignore[arg-type]
+                in_flight=self.in_flight,
+                queue_size=0,
+                uptime=trio.current_time() - self._started,
+                version="lite",
+            )
+            return SiteResponse(200, _encoder.encode(health), _JSON)
+        if path != "/scrape" or request.method != "POST":
+            return _error(404, "not_found", f"no {request.method} {path}")
+        try:
+            scrape = _decoder.decode(request.body)
+            body = base64.b64decode(scrape.body) if scrape.body else b""
+        except (msgspec.DecodeError, ValueError) as exc:
+            return _error(400, "invalid_request", str(exc))
+        if self.fail_rate and self._rng.random() < self.fail_rate:
+            self.failed += 1
+            return _error(503, "overloaded", "the demo node drops a share of requests")
+        if scrape.session_id:
+            self.sessions.add(scrape.session_id)
+        self.in_flight += 1
+        try:
+            response = await self._transport.fetch(
+                Request(
+                    scrape.url,
+                    method=scrape.method,
+                    headers=scrape.headers,
+                    body=body,
+                    session=scrape.session_id,
+                ),
+                FetchOptions(read_timeout=scrape.timeout, max_response_size=scrape.max_size),
+            )
+        except FetchError as exc:
+            return _error(502, _CODES.get(exc.kind, "target_error"), str(exc))
+        finally:
+            self.in_flight -= 1
+        self.served += 1
+        if self.die_after and self.served >= self.die_after:
+            self.up = False
+        result = ScrapeResult(
+            status=response.status,
+            url=response.url,
+            headers=response.headers.raw(),
+            body=base64.b64encode(response.body).decode(),
+            elapsed=response.elapsed,
+            node=self.name,
+            redirects=list(response.redirects),
+        )
+        return SiteResponse(200, _encoder.encode(result), _JSON)
+
+
+def _in_trio() -> bool:
+    try:
+        trio.current_time()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,156 @@
+"""The ``node`` transport: fetch through a ``crawlmesh node`` service."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import msgspec
+import trio
+
+from .._exceptions import (
+    ConnectFailed,
+    FetchError,
+    FetchTimeout,
+    ResponseTooLarge,
+)
+from .._nodeproto import NODE_FAULT_CODES, ErrorBody, Health, ScrapeRequest, ScrapeResult
+from .._request import Request
+from .._response import Headers, Response
+from ._base import FetchOptions
+from ._direct import translate_httpx_error
+from ._pool import H11Pool
+
+__all__ = ["NodeFault", "NodeTransport"]
+
+_TARGET_KINDS = {
+    "target_timeout": ("read_timeout", FetchTimeout),
+    "target_refused": ("connect_error", ConnectFailed),
+    "too_large": ("too_large", ResponseTooLarge),
+}
+_result_decoder = msgspec.json.Decoder(ScrapeResult)
+_error_decoder = msgspec.json.Decoder(ErrorBody)
+_health_decoder = msgspec.json.Decoder(Health)
+_encoder = msgspec.json.Encoder()
+
+
+class NodeFault(FetchError):
+    """The node itself failed (unreachable, overloaded, draining, bad answer).
+
+    Counted against the node, and the request is retried on another one.
+    """
+
+    kind = "node_error"
+    node_fault = True
+
+
+class NodeTransport:
+    """Sends each request to a node's ``POST /scrape``.
+
+    Args:
+        base_url: the node service, e.g. ``http://10.0.0.5:8700``.
+        token: a bearer token for the service, if it asks for one.
+    """
+
+    def __init__(self, base_url: str, *, token: str | None = None) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {"Content-Type": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._pool = H11Pool()
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def _call(self, method: str, path: str, body: bytes, budget: float) -> httpx.Response:
+        extensions = {"timeout": {"connect": budget, "read": budget, "write": budget}}
+        hreq = httpx.Request(
+            method, self._base + path, headers=self._headers, content=body or None,
+            extensions=extensions,
+        )  # fmt: skip
+        return await self._pool.handle_async_request(hreq)
+
+    async def _read(self, resp: httpx.Response) -> bytes:
+        chunks = [chunk async for chunk in resp.stream]  # type: ignore[union-attr]
+        return b"".join(chunks)
+
+    async def fetch(self, request: Request, options: FetchOptions) -> Response:
+        """Fetch ``request`` through the node; see :class:`Transport`."""
+        headers = dict(options.default_headers)
+        if options.user_agent:
+            headers["User-Agent"] = options.user_agent
+        headers.update(request.headers or {})
+        payload = ScrapeRequest(
+            url=request.url,
+            method=request.method,
+            headers=headers,
+            body=base64.b64encode(request.body).decode() if request.body else "",
+            timeout=options.read_timeout,
+            session_id=request.session,
+            max_size=options.max_response_size,
+        )
+        # The node needs the target's time plus its own round trip.
+        budget = options.connect_timeout + options.read_timeout * 2
+        try:
+            resp = await self._call("POST", "/scrape", _encoder.encode(payload), budget)
+            try:
+                data = await self._read(resp)
+            finally:
+                await resp.aclose()
+        except httpx.HTTPError as exc:
+            fault = translate_httpx_error(exc, request)
+            raise NodeFault(f"node unreachable: {fault}", request=request) from exc
+        if resp.status_code != 200:
+            raise self._error(resp.status_code, data, request)
+        try:
+            result = _result_decoder.decode(data)
+            body = (
+                base64.b64decode(result.body)
+                if result.body_encoding == "base64"
+                else result.body.encode()
+            )
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise NodeFault(f"node sent an invalid answer: {exc}", request=request) from exc
+        return Response(
+            result.url,
+            result.status,
+            Headers(result.headers),
+            body,
+            request,
+            redirects=tuple(result.redirects),
+            elapsed=result.elapsed,
+        )
+
+    def _error(self, status: int, data: bytes, request: Request) -> FetchError:
+        try:
+            detail = _error_decoder.decode(data).error
+        except msgspec.DecodeError:
+            return NodeFault(f"node answered HTTP {status} without an error body", request=request)
+        message = f"{detail.code}: {detail.message}" if detail.message else detail.code
+        target_side = detail.code.startswith("target_") or detail.code in _TARGET_KINDS
+        if detail.code in NODE_FAULT_CODES or (status >= 500 and not target_side):
+            kind = f"node_{detail.code}"
+            return NodeFault(f"node error {message}", request=request, kind=kind)
+        kind, cls = _TARGET_KINDS.get(detail.code, (detail.code, FetchError))
+        return cls(message, request=request, kind=kind)
+
+    async def check(self, budget: float) -> Health:
+        """Read the node's ``/health`` within ``budget`` seconds.
+
+        Raises:
+            FetchError: unreachable, or an answer that is not a health record.
+            trio.TooSlowError: no answer within ``budget``.
+        """
+        with trio.fail_after(budget):
+            try:
+                resp = await self._call("GET", "/health", b"", budget)
+                try:
+                    data = await self._read(resp)
+                finally:
+                    await resp.aclose()
+            except httpx.HTTPError as exc:
+                raise NodeFault(f"health check failed: {exc}") from exc
+        try:
+            return _health_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise NodeFault(f"invalid /health answer: {exc}") from exc

@@ -1,0 +1,158 @@
+"""Crawls through a mesh of real (lite) nodes on loopback."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
+from crawlmesh._balancer._types import NodeSpec
+from crawlmesh._litenode import LiteNode
+from crawlmesh._settings import load_settings
+from sites import GeneratedSite
+
+
+@asynccontextmanager
+async def open_nodes(
+    *nodes: tuple[str, str, float, float],
+    die_after: dict[str, int] | None = None,
+) -> AsyncIterator[tuple[list[NodeSpec], dict[str, LiteNode]]]:
+    """Serve LiteNodes given as (name, region, weight, fail_rate)."""
+    async with AsyncExitStack() as stack:
+        specs, lite = [], {}
+        for i, (name, region, weight, fail_rate) in enumerate(nodes):
+            dies = (die_after or {}).get(name, 0)
+            node = LiteNode(name, fail_rate=fail_rate, seed=i, die_after=dies)
+            stack.push_async_callback(node.aclose)
+            url = await stack.enter_async_context(open_site_server(node.handle))
+            specs.append(NodeSpec(name=name, kind="node", url=url, region=region, weight=weight))
+            lite[name] = node
+        yield specs, lite
+
+
+class Pages(Spider):
+    """Fetches /p/0 .. /p/N-1 and yields the node each came through."""
+
+    def __init__(self, base: str, n: int, session: Any = None) -> None:
+        super().__init__()
+        self.base, self.n, self.session = base, n, session
+
+    async def start(self) -> AsyncIterator[Request]:
+        for i in range(self.n):
+            session = self.session(i) if self.session else None
+            yield Request(f"{self.base}/p/{i}", session=session)
+
+    def parse(self, response: Response) -> Any:
+        yield {
+            "url": response.url,
+            "node": response.node,
+            "session": response.request.session,
+            "moved": response.session_moved,
+        }
+
+
+async def crawl(
+    spider: Spider, specs: list[NodeSpec], tmp_path: Path, **settings: Any
+) -> tuple[Any, list[dict[str, Any]]]:
+    out = tmp_path / "items.jsonl"
+    items = JsonLinesWriter(out)
+    base = {"robots.obey": False, "concurrency_per_domain": 64, "progress_interval": 0}
+    engine = Engine(spider, load_settings([("test", {**base, **settings})]), items=items)
+    engine.use_nodes(specs)
+    try:
+        stats = await engine.run()
+    finally:
+        items.close()
+    return stats, [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+
+
+async def test_weights_3_2_1_give_shares_within_3_points(tmp_path: Path) -> None:
+    site = GeneratedSite(3000)
+    async with (
+        open_site_server(site.handle) as base,
+        open_nodes(("a", "", 3, 0), ("b", "", 2, 0), ("c", "", 1, 0)) as (specs, _),
+    ):
+        stats, items = await crawl(
+            Pages(base, 3000), specs, tmp_path, **{"balancer.strategy": "weighted"}
+        )
+    assert len(items) == 3000
+    shares = Counter(i["node"] for i in items)
+    for name, expected in {"a": 0.5, "b": 1 / 3, "c": 1 / 6}.items():
+        assert abs(shares[name] / 3000 - expected) <= 0.03, shares
+    by_name = {n.name: n for n in stats.nodes}
+    assert by_name["a"].requests == shares["a"]
+    assert not any(n.uneven for n in stats.nodes)
+
+
+async def test_a_dead_node_loses_nothing(tmp_path: Path) -> None:
+    site = GeneratedSite(600, delay=0.002)
+    async with (
+        open_site_server(site.handle) as base,
+        open_nodes(("a", "", 1, 0), ("b", "", 1, 0), ("c", "", 1, 0), die_after={"b": 30}) as (
+            specs,
+            lite,
+        ),
+    ):
+        stats, items = await crawl(Pages(base, 600), specs, tmp_path)
+    assert 30 <= lite["b"].served < 30 + 64  # requests already inside b complete
+    assert sorted(i["url"] for i in items) == sorted(f"{base}/p/{n}" for n in range(600))
+    assert stats.errors == 0
+    by_name = {n.name: n for n in stats.nodes}
+    assert sum(by_name["b"].errors.values()) > 0  # b failed requests, retried elsewhere
+    assert by_name["b"].state in ("down", "ejected")
+
+
+async def test_sessions_stick_to_one_node(tmp_path: Path) -> None:
+    site = GeneratedSite(400)
+    async with (
+        open_site_server(site.handle) as base,
+        open_nodes(("a", "", 1, 0), ("b", "", 1, 0), ("c", "", 1, 0)) as (specs, _),
+    ):
+        stats, items = await crawl(
+            Pages(base, 400, session=lambda i: f"s{i % 20}"), specs, tmp_path
+        )
+    nodes_of: dict[str, set[str]] = {}
+    for item in items:
+        nodes_of.setdefault(item["session"], set()).add(item["node"])
+    assert len(nodes_of) == 20
+    assert all(len(v) == 1 for v in nodes_of.values()), nodes_of
+    assert len({next(iter(v)) for v in nodes_of.values()}) == 3  # spread over the nodes
+    assert stats.sessions_moved == 0
+    assert stats.sessions_split == 0
+
+
+async def test_geo_routing_and_fallback(tmp_path: Path) -> None:
+    site = GeneratedSite(100)
+    async with (
+        open_site_server(site.handle) as base,
+        open_nodes(
+            ("eu", "eu-west", 1, 0), ("us", "us-east", 1, 0), ("ap", "asia-pacific", 1, 0)
+        ) as (specs, _),
+    ):
+
+        class Regional(Pages):
+            async def start(self) -> AsyncIterator[Request]:
+                for i in range(60):
+                    yield Request(f"{self.base}/p/{i}", region="eu-west" if i % 2 else None)
+
+        stats, items = await crawl(
+            Regional(base, 60), specs, tmp_path, **{"balancer.default_region": "us-east"}
+        )
+        assert {i["node"] for i in items if int(i["url"].rsplit("/", 1)[1]) % 2} == {"eu"}
+        assert {i["node"] for i in items if not int(i["url"].rsplit("/", 1)[1]) % 2} == {"us"}
+
+        # With no eu-west node, eu-west requests fall back along the order.
+        no_eu = [s for s in specs if s.name != "eu"]
+        stats, items = await crawl(
+            Regional(base, 60),
+            no_eu,
+            tmp_path,
+            **{"balancer.default_region": "us-east", "balancer.region_order": ["asia-pacific"]},
+        )
+        assert {i["node"] for i in items if int(i["url"].rsplit("/", 1)[1]) % 2} == {"ap"}
+        assert stats.region_fallbacks == 30
