@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import msgspec
 import trio
 
 from . import __version__
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
             "-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)"
         )
         p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
+        p.add_argument("--stats", metavar="PATH", help="write the final stats as JSON")
         p.add_argument(
             "-s",
             "--set",
@@ -167,9 +169,16 @@ def _prepare(
     return Engine(spider, settings, items=items, errors=errors), items, errors
 
 
-def _finish(engine: Engine, stats: CrawlStats, quiet: bool, code: int) -> int:
-    if not quiet:
+def _finish(engine: Engine, stats: CrawlStats, args: argparse.Namespace, code: int) -> int:
+    if not args.quiet:
         print(stats.render(), file=sys.stderr, flush=True)
+    if args.stats:
+        try:
+            with open(args.stats, "wb") as f:
+                f.write(msgspec.json.format(msgspec.json.encode(stats)) + b"\n")
+        except OSError as exc:
+            print(f"crawlmesh: error: cannot write stats file: {exc}", file=sys.stderr)
+            return 1
     error = engine.output_error
     if error is None:
         return code
@@ -190,7 +199,7 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
         items.close()
         if errors is not None:
             errors.close()
-    return _finish(engine, stats, args.quiet, code)
+    return _finish(engine, stats, args, code)
 
 
 def _demo_spider_target() -> str:
@@ -234,7 +243,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         items.close()
         if errors is not None:
             errors.close()
-    return _finish(engine, stats, args.quiet, code)
+    return _finish(engine, stats, args, code)
 
 
 def _cmd_nodes(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import trio
 
 from .._exceptions import FetchError
 from .._request import Request
-from .._transport._base import Transport
+from .._transport._base import Transport, is_node_fault
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
 from ._health import HealthConfig, HealthTracker
 from ._ring import AffinityRing
@@ -36,11 +36,6 @@ log = structlog.get_logger("crawlmesh.balancer")
 _PUSHBACK = frozenset({429, 503})
 _RESERVOIR = 2048
 _MAX_SESSIONS = 100_000
-
-
-def is_node_fault(error: BaseException) -> bool:
-    """True when an error is the node's own (not the target's)."""
-    return bool(getattr(error, "node_fault", False))
 
 
 class NodeStats(msgspec.Struct, frozen=True):

@@ -52,9 +52,12 @@ def validate_nodes(raw_nodes: Any, source: str) -> list[NodeSpec]:
 def _check_spec(spec: NodeSpec, where: str) -> None:
     if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise SettingsError(f"{where}: name must be letters, digits, '-', '_' or '.'")
-    if spec.kind in ("proxy", "node"):
+    if spec.kind == "proxy":
+        if not spec.url.startswith("http://"):
+            raise SettingsError(f"{where}: kind 'proxy' needs url = 'http://[user:pass@]host:port'")
+    elif spec.kind == "node":
         if not spec.url.startswith(("http://", "https://")):
-            raise SettingsError(f"{where}: kind {spec.kind!r} needs url = 'http://host:port'")
+            raise SettingsError(f"{where}: kind 'node' needs url = 'http://host:port'")
     elif spec.kind == "api":
         if "{url}" not in spec.template:
             raise SettingsError(f"{where}: kind 'api' needs a template containing {{url}}")

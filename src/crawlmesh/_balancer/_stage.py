@@ -16,8 +16,8 @@ import structlog
 from .._exceptions import FetchError
 from .._request import Request
 from .._response import Response
-from .._transport._base import FetchOptions
-from ._balancer import Balancer, is_node_fault
+from .._transport._base import FetchOptions, is_node_fault
+from ._balancer import Balancer
 
 __all__ = ["BalancedTransport"]
 

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from .._transport._redact import redact_url
+
 __all__ = ["NodeKind", "NodeSpec", "NodeState"]
 
 NodeKind = Literal["direct", "proxy", "api", "node"]
@@ -29,6 +31,13 @@ class NodeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_connections: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Requests in flight through this node at once (0: no limit of its own)."""
     tags: list[str] = []
+
+    def __repr__(self) -> str:
+        # The url may hold proxy credentials: never show them.
+        return (
+            f"NodeSpec(name={self.name!r}, kind={self.kind!r}, url={redact_url(self.url)!r}, "
+            f"region={self.region!r}, weight={self.weight:g})"
+        )
 
 
 class NodeState:

@@ -6,10 +6,11 @@ from typing import Protocol
 
 import msgspec
 
+from .._exceptions import FetchError
 from .._request import Request
 from .._response import Response
 
-__all__ = ["FetchOptions", "Transport"]
+__all__ = ["FetchOptions", "Transport", "is_node_fault", "mark_node_fault"]
 
 
 class FetchOptions(msgspec.Struct, frozen=True):
@@ -39,3 +40,24 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Release connections and other resources."""
         ...
+
+
+def mark_node_fault(exc: FetchError) -> FetchError:
+    """Set ``exc.node_fault = True``: the egress node, not the target, failed.
+
+    The balancer reads the attribute (``getattr(exc, "node_fault", False)``)
+    to count the error against the node and retry elsewhere. It is an
+    instance attribute so the existing exception classes can carry it
+    whatever their ``kind``.
+
+    Returns:
+        ``exc``, for ``raise mark_node_fault(...)``.
+    """
+    exc.node_fault = True  # type: ignore[attr-defined]  # see the docstring
+    return exc
+
+
+def is_node_fault(exc: BaseException) -> bool:
+    """True when ``exc`` was marked by :func:`mark_node_fault` (or its class
+    says ``node_fault = True``)."""
+    return getattr(exc, "node_fault", False) is True

@@ -7,30 +7,188 @@ connections per origin and nothing else. It plugs in under ``httpx`` through
 
 Bodies are streamed raw (``Content-Encoding`` untouched): crawlmesh decodes
 them itself, under a size limit.
+
+With ``proxy=`` every request goes through an HTTP forward proxy: http
+targets in absolute form (``GET http://host/path``) on connections pooled per
+proxy, https targets through a ``CONNECT`` tunnel and TLS inside it, pooled
+per target origin. Failures the proxy owns are raised as
+:class:`ClassifiedError`, which the fetch boundary turns into a crawlmesh
+error marked ``node_fault`` (see :func:`mark_node_fault`).
 """
 
 from __future__ import annotations
 
+import base64
+import re
 import ssl
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import h11
 import httpx
 import trio
 
-__all__ = ["H11Pool"]
+from .._exceptions import ConnectFailed, ConnectionBroken, FetchError, FetchTimeout
+from .._request import Request
+from ._base import is_node_fault, mark_node_fault
+from ._redact import redact_url, secret_forms
+
+__all__ = ["ClassifiedError", "H11Pool", "is_node_fault", "mark_node_fault"]
+
 
 _READ_SIZE = 65536
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _Origin = tuple[bytes, str, int]
+# The pool key of connections to the proxy that carry absolute-form requests
+# (every http target shares them); tunnels are keyed by their target origin.
+_FORWARD = b"proxy"
+_MAX_HEAD = 64 * 1024
+
+
+class ClassifiedError(httpx.TransportError):
+    """An httpx-level error that already knows its crawlmesh translation.
+
+    Raised inside httpx transports (the pool, the API rewriter) where it is
+    known whose fault a failure is; ``translate_httpx_error`` turns it into
+    ``error_class(message, kind=kind)``, marked when ``node_fault``.
+
+    Args:
+        message: the error text; it must hold no credentials.
+        error_class: the crawlmesh class to raise.
+        kind: the ``kind`` for stats and the errors file.
+        node_fault: whether the egress node (not the target) failed.
+    """
+
+    def __init__(
+        self, message: str, *, error_class: type[FetchError], kind: str, node_fault: bool
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.kind = kind
+        self.node_fault = node_fault
+
+    def to_fetch_error(self, request: Request) -> FetchError:
+        """The crawlmesh error for ``request`` (the caller chains it)."""
+        error = self.error_class(str(self), request=request, kind=self.kind)
+        return mark_node_fault(error) if self.node_fault else error
+
+
+# RFC 9209 Proxy-Status error types that say the proxy could not get a
+# response from the target: the target's failure, as if fetched directly.
+# Every other error type (and a CONNECT refused without one) is the proxy's.
+_TARGET_ERRORS: dict[str, tuple[type[FetchError], str]] = {
+    "dns_error": (ConnectFailed, "connect_error"),
+    "dns_timeout": (FetchTimeout, "connect_timeout"),
+    "destination_not_found": (ConnectFailed, "connect_error"),
+    "destination_unavailable": (ConnectFailed, "connect_error"),
+    "destination_ip_unroutable": (ConnectFailed, "connect_error"),
+    "connection_refused": (ConnectFailed, "connect_error"),
+    "connection_timeout": (FetchTimeout, "connect_timeout"),
+    "connection_terminated": (ConnectionBroken, "connection_error"),
+    "connection_read_timeout": (FetchTimeout, "read_timeout"),
+    "http_response_timeout": (FetchTimeout, "read_timeout"),
+    "http_response_incomplete": (ConnectionBroken, "connection_error"),
+    "http_protocol_error": (ConnectionBroken, "connection_error"),
+    "tls_protocol_error": (ConnectFailed, "connect_error"),
+    "tls_certificate_error": (ConnectFailed, "connect_error"),
+    "tls_alert_received": (ConnectFailed, "connect_error"),
+}
+_PROXY_STATUS_ERROR = re.compile(r";\s*error\s*=\s*([A-Za-z0-9_.-]+)")
+
+
+class _Proxy:
+    """A parsed proxy URL; the credentials live only in ``auth``."""
+
+    __slots__ = ("auth", "host", "port", "redacted", "secrets")
+
+    def __init__(self, url: str) -> None:
+        self.redacted = redact_url(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            # The parser's own message may quote the URL: ours is redacted.
+            raise ValueError(f"invalid proxy URL {self.redacted!r}") from None
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(
+                f"invalid proxy URL {self.redacted!r}: expected http://[user:pass@]host:port"
+            )
+        self.host = parts.hostname
+        self.port = port or 80
+        self.auth: bytes | None = None
+        self.secrets: list[str] = []
+        if parts.username is not None:
+            user, password = unquote(parts.username), unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self.auth = f"Basic {token}".encode("ascii")
+            self.secrets = [token, *secret_forms(user), *secret_forms(password)]
+            self.secrets += [parts.username, parts.password or ""]
+
+    def refusal(
+        self,
+        status: int,
+        reason: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        *,
+        tunnel: str | None,
+    ) -> ClassifiedError | None:
+        """The error for a response the proxy gave instead of the target's.
+
+        None when the response is (as far as can be told) the target's: for
+        absolute-form requests only a 407 or a ``Proxy-Status`` with an
+        ``error`` parameter is the proxy's own; a tunnel is the proxy's
+        until it answers 2xx.
+        """
+        what = f"{status} {reason.decode('latin-1')}".strip()
+        where = f"proxy {self.host}:{self.port}"
+        if status == 407:
+            detail = "refused the credentials" if self.auth else "requires credentials"
+            if tunnel is not None:
+                detail += f" for CONNECT {tunnel}"
+            return ClassifiedError(
+                f"{where} {detail} ({what})",
+                error_class=FetchError,
+                kind="proxy_auth",
+                node_fault=True,
+            )
+        error_type = _proxy_status_error(headers)
+        if error_type in _TARGET_ERRORS:
+            error_class, kind = _TARGET_ERRORS[error_type]
+            return ClassifiedError(
+                f"{where} could not reach the target: {what} ({error_type})",
+                error_class=error_class,
+                kind=kind,
+                node_fault=False,
+            )
+        if error_type is None and tunnel is None:
+            return None
+        if tunnel is not None:
+            message = f"{where} refused CONNECT {tunnel}: {what}"
+        else:
+            message = f"{where} failed: {what}"
+        if error_type:
+            message += f" ({error_type})"
+        return ClassifiedError(message, error_class=FetchError, kind="proxy_error", node_fault=True)
+
+
+def _proxy_status_error(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"proxy-status":
+            match = _PROXY_STATUS_ERROR.search(value.decode("latin-1"))
+            if match:
+                return match.group(1).lower()
+    return None
 
 
 class _Conn:
-    __slots__ = ("h11", "stream")
+    __slots__ = ("forward", "h11", "stream")
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    def __init__(self, stream: trio.abc.Stream, *, forward: bool = False) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        # True: a connection to the proxy that sends absolute-form requests.
+        self.forward = forward
 
 
 def _timeout(request: httpx.Request, phase: str) -> float:
@@ -43,16 +201,39 @@ class H11Pool(httpx.AsyncBaseTransport):
 
     Args:
         ssl_context: used for https; a default verifying context if None.
-        max_idle_per_origin: idle connections kept per origin.
+        max_idle_per_origin: idle connections kept per origin (through a
+            proxy: per tunnelled https origin, and for all http targets
+            together on the proxy).
+        proxy: an HTTP forward proxy, ``http://[user:pass@]host:port``, to
+            send every request through; credentials go only to the proxy,
+            as ``Proxy-Authorization: Basic``.
+
+    Raises:
+        ValueError: ``proxy`` is not an http:// URL with a host (the
+            message shows it with its credentials masked).
     """
 
     def __init__(
-        self, *, ssl_context: ssl.SSLContext | None = None, max_idle_per_origin: int = 128
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_idle_per_origin: int = 128,
+        proxy: str | None = None,
     ) -> None:
         self._ssl_context = ssl_context
         self._max_idle = max_idle_per_origin
         self._idle: dict[_Origin, list[_Conn]] = {}
         self._closed = False
+        self._proxy = _Proxy(proxy) if proxy is not None else None
+
+    def __repr__(self) -> str:
+        proxy = f" proxy={self._proxy.redacted}" if self._proxy else ""
+        return f"<H11Pool{proxy}>"
+
+    @property
+    def proxy_secrets(self) -> list[str]:
+        """The proxy's credentials in every spelling, to redact from text."""
+        return list(self._proxy.secrets) if self._proxy else []
 
     def _ssl(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -63,27 +244,106 @@ class H11Pool(httpx.AsyncBaseTransport):
 
     async def _connect(self, origin: _Origin, request: httpx.Request) -> _Conn:
         scheme, host, port = origin
+        proxy = self._proxy
+        stream: trio.abc.Stream | None = None
         with trio.move_on_after(_timeout(request, "connect")) as scope:
+            if proxy is None:
+                stream = await _open_tcp(host, port)
+            else:
+                try:
+                    stream = await _open_tcp(proxy.host, proxy.port)
+                except httpx.ConnectError as exc:
+                    raise ClassifiedError(
+                        f"cannot connect to the proxy: {exc}",
+                        error_class=ConnectFailed,
+                        kind="proxy_connect_error",
+                        node_fault=True,
+                    ) from exc
             try:
-                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
                 if scheme == b"https":
+                    if proxy is not None:
+                        await self._tunnel(stream, proxy, host, port)
                     tls = trio.SSLStream(
                         stream, self._ssl(), server_hostname=host, https_compatible=True
                     )
                     await tls.do_handshake()
                     stream = tls
             except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-                raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+                await trio.aclose_forcefully(stream)
+                # trio wraps a failed handshake, whose SSLError says why.
+                detail = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+                raise httpx.ConnectError(f"cannot connect to {host}:{port}: {detail}") from exc
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
         if scope.cancelled_caught:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            elif proxy is not None:
+                # The proxy did not even accept the connection: its fault.
+                raise ClassifiedError(
+                    f"connecting to the proxy {proxy.host}:{proxy.port} timed out",
+                    error_class=FetchTimeout,
+                    kind="proxy_connect_timeout",
+                    node_fault=True,
+                )
+            # A tunnel or TLS handshake that stalls is charged to the target,
+            # as a direct connection would be: a proxy that cannot reach a
+            # target usually stalls the same way.
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out")
-        return _Conn(stream)
+        assert stream is not None
+        return _Conn(stream, forward=origin[0] == _FORWARD)
+
+    async def _tunnel(self, stream: trio.abc.Stream, proxy: _Proxy, host: str, port: int) -> None:
+        """Ask the proxy for a tunnel to ``host:port``; raises unless it says 2xx."""
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        headers = [(b"Host", authority.encode())]
+        if proxy.auth is not None:
+            headers.append((b"Proxy-Authorization", proxy.auth))
+        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        data = conn.send(h11.Request(method="CONNECT", target=authority, headers=headers)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        try:
+            await stream.send_all(data)
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(bytes(await stream.receive_some(_READ_SIZE)))
+                elif isinstance(event, h11.Response):
+                    break
+                elif not isinstance(event, h11.InformationalResponse):
+                    raise h11.RemoteProtocolError("no response to CONNECT")
+        except (h11.RemoteProtocolError, trio.BrokenResourceError, OSError) as exc:
+            raise ClassifiedError(
+                f"proxy {proxy.host}:{proxy.port} broke off CONNECT {authority}: "
+                f"{str(exc) or type(exc).__name__}",
+                error_class=ConnectionBroken,
+                kind="proxy_error",
+                node_fault=True,
+            ) from exc
+        if 200 <= event.status_code < 300:
+            if conn.trailing_data[0]:
+                # Bytes before our ClientHello: not a clean tunnel.
+                raise ClassifiedError(
+                    f"proxy {proxy.host}:{proxy.port} sent data into a new tunnel",
+                    error_class=ConnectionBroken,
+                    kind="proxy_error",
+                    node_fault=True,
+                )
+            return
+        error = proxy.refusal(event.status_code, event.reason, event.headers, tunnel=authority)
+        assert error is not None  # a tunnel is always refused by the proxy itself
+        raise error
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
             raise RuntimeError("the connection pool is closed")
         url = request.url
         scheme = url.raw_scheme
-        origin = (scheme, url.host, url.port or _DEFAULT_PORTS.get(scheme, 80))
+        if self._proxy is not None and scheme == b"http":
+            origin: _Origin = (_FORWARD, self._proxy.host, self._proxy.port)
+        else:
+            origin = (scheme, url.host, url.port or _DEFAULT_PORTS.get(scheme, 80))
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
@@ -111,6 +371,12 @@ class H11Pool(httpx.AsyncBaseTransport):
             await trio.aclose_forcefully(conn.stream)
             raise
         assert isinstance(event, h11.Response)
+        if conn.forward:
+            assert self._proxy is not None
+            error = self._proxy.refusal(event.status_code, event.reason, event.headers, tunnel=None)
+            if error is not None:
+                await trio.aclose_forcefully(conn.stream)
+                raise error
         headers: list[tuple[bytes, bytes]] = event.headers.raw_items()
         return httpx.Response(
             event.status_code,
@@ -121,10 +387,18 @@ class H11Pool(httpx.AsyncBaseTransport):
         )
 
     async def _send(self, conn: _Conn, request: httpx.Request) -> None:
-        target = request.url.raw_path
-        data = conn.h11.send(
-            h11.Request(method=request.method, target=target, headers=request.headers.raw)
-        )
+        url = request.url
+        headers = request.headers.raw
+        if conn.forward:
+            # Absolute form, and the credentials for the proxy's eyes only
+            # (it strips Proxy-Authorization before forwarding).
+            target = url.raw_scheme + b"://" + url.netloc + url.raw_path
+            assert self._proxy is not None
+            if self._proxy.auth is not None:
+                headers = [*headers, (b"Proxy-Authorization", self._proxy.auth)]
+        else:
+            target = url.raw_path
+        data = conn.h11.send(h11.Request(method=request.method, target=target, headers=headers))
         body = request.content
         if body:
             data += conn.h11.send(h11.Data(data=body)) or b""
@@ -185,6 +459,13 @@ class H11Pool(httpx.AsyncBaseTransport):
                 await trio.aclose_forcefully(conn.stream)
 
 
+async def _open_tcp(host: str, port: int) -> trio.abc.Stream:
+    try:
+        return await trio.open_tcp_stream(host, port)
+    except OSError as exc:
+        raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+
+
 class _StaleConnection(Exception):
     """A reused connection turned out to be closed before any response."""
 
@@ -219,5 +500,25 @@ class _Body(httpx.AsyncByteStream):
             return
         self._closed = True
         conn = self._conn
+        if not self._done:
+            self._done = _finish_buffered(conn.h11)
         if not (self._done and self._pool._release(conn, self._origin)):
             await trio.aclose_forcefully(conn.stream)
+
+
+def _finish_buffered(c: h11.Connection) -> bool:
+    """Consume the rest of an unread body if it is already buffered.
+
+    A redirect's body is rarely read, but it is usually tiny and arrived with
+    the head: finishing it without I/O keeps the connection (or tunnel) for
+    the request that follows the redirect.
+    """
+    try:
+        while True:
+            event = c.next_event()
+            if event is h11.NEED_DATA:
+                return False
+            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return True
+    except h11.RemoteProtocolError:
+        return False
