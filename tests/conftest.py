@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -46,15 +47,21 @@ async def hostile_url(hostile: HostileSite) -> AsyncIterator[str]:
         yield base
 
 
-def _start_site(*args: str) -> Iterator[str]:
+def start_server_process(script: str, *args: str) -> Iterator[str]:
+    """Run ``tests/<script>`` and yield the URL it prints on its first line."""
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "sites.py"), *args],
+        [sys.executable, str(ROOT / "tests" / script), *args],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
+        # Bounded: a server that never prints fails the fixture, not the session.
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, f"{script} printed no URL within 30 s"
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), f"unexpected first line: {url!r}"
+        yield url
     finally:
         proc.terminate()
         try:
@@ -64,6 +71,10 @@ def _start_site(*args: str) -> Iterator[str]:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()  # else a ResourceWarning, an error under -W error
+
+
+def _start_site(*args: str) -> Iterator[str]:
+    yield from start_server_process("sites.py", *args)
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +120,27 @@ def cli_project(tmp_path: Path) -> Path:
     (spiders / "__init__.py").write_text("")
     shutil.copy(ROOT / "tests" / "cli_spiders" / "follow.py", spiders / "follow.py")
     return project
+
+
+# -- forward proxies (tests/proxy_server.py), loopback only ----------------------
+
+PROXY_USER = "crawler-7"
+PROXY_PASSWORD = "s3cr3t-p@ss:w/rd"  # needs percent-encoding in a URL
+
+
+@pytest.fixture(scope="session")
+def proxy_url() -> Iterator[str]:
+    """An open proxy (no credentials needed)."""
+    yield from start_server_process("proxy_server.py")
+
+
+@pytest.fixture(scope="session")
+def auth_proxy_url() -> Iterator[str]:
+    """A proxy that wants ``PROXY_USER:PROXY_PASSWORD`` (the URL carries none)."""
+    yield from start_server_process("proxy_server.py", "--auth", f"{PROXY_USER}:{PROXY_PASSWORD}")
+
+
+@pytest.fixture(scope="session")
+def failing_proxy_url() -> Iterator[str]:
+    """A proxy that answers every proxied request with its own 503."""
+    yield from start_server_process("proxy_server.py", "--fail-rate", "1.0")

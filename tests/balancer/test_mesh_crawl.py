@@ -156,3 +156,28 @@ async def test_geo_routing_and_fallback(tmp_path: Path) -> None:
         )
         assert {i["node"] for i in items if int(i["url"].rsplit("/", 1)[1]) % 2} == {"ap"}
         assert stats.region_fallbacks == 30
+
+
+async def test_a_crawl_through_real_proxy_processes(
+    tmp_path: Path, proxy_url: str, failing_proxy_url: str
+) -> None:
+    """Two forward-proxy processes and a direct node; one proxy answers every
+    request with its own 503: those are node faults, retried elsewhere."""
+    site = GeneratedSite(300)
+    specs = [
+        NodeSpec(name="proxy-ok", kind="proxy", url=proxy_url, weight=2),
+        NodeSpec(name="proxy-bad", kind="proxy", url=failing_proxy_url, weight=1),
+        NodeSpec(name="direct", weight=1),
+    ]
+    async with open_site_server(site.handle) as base:
+        stats, items = await crawl(
+            Pages(base, 300), specs, tmp_path, **{"balancer.strategy": "weighted"}
+        )
+    assert sorted(i["url"] for i in items) == sorted(f"{base}/p/{n}" for n in range(300))
+    assert stats.errors == 0
+    by_name = {n.name: n for n in stats.nodes}
+    assert by_name["proxy-bad"].errors.get("proxy_error", 0) >= 1
+    assert by_name["proxy-bad"].state == "ejected"
+    served = Counter(i["node"] for i in items)
+    assert served["proxy-ok"] > served["direct"] > 0
+    assert served["proxy-bad"] == 0

@@ -32,7 +32,7 @@ from crawlmesh import (
 )
 from crawlmesh._log import configure_logging
 from crawlmesh._transport._api import ApiTransport
-from crawlmesh._transport._pool import is_node_fault
+from crawlmesh._transport._base import is_node_fault
 
 MiB = 1024 * 1024
 OPTS = FetchOptions(

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import shutil
 import ssl
 import subprocess
-import sys
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -28,6 +26,7 @@ import pytest
 import trio
 import trio.testing
 
+from conftest import PROXY_PASSWORD, PROXY_USER
 from crawlmesh import (
     ConnectFailed,
     DirectTransport,
@@ -42,14 +41,15 @@ from crawlmesh import (
 )
 from crawlmesh._log import configure_logging
 from crawlmesh._site_server import _serve_connection
-from crawlmesh._transport._pool import H11Pool, is_node_fault
+from crawlmesh._transport._base import is_node_fault
+from crawlmesh._transport._pool import H11Pool
 from crawlmesh._transport._proxy import ProxyTransport
 from crawlmesh._transport._redact import redact_exception, redact_text, redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTS = FetchOptions(connect_timeout=10, read_timeout=10, user_agent="test-agent/1.0")
-USER = "crawler-7"
-PASSWORD = "s3cr3t-p@ss:w/rd"  # needs percent-encoding in a URL
+USER = PROXY_USER
+PASSWORD = PROXY_PASSWORD
 ENCODED_PASSWORD = quote(PASSWORD, safe="")
 BASIC_TOKEN = "Y3Jhd2xlci03OnMzY3IzdC1wQHNzOncvcmQ="  # base64("crawler-7:s3cr3t-p@ss:w/rd")
 SECRETS = (PASSWORD, ENCODED_PASSWORD, BASIC_TOKEN, USER)
@@ -64,52 +64,6 @@ def with_credentials(proxy_url: str, user: str = USER, password: str = PASSWORD)
 def assert_no_secrets(text: str) -> None:
     for secret in SECRETS:
         assert secret not in text
-
-
-# -- the proxy processes ----------------------------------------------------------
-
-
-def _start_proxy(*args: str) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "proxy_server.py"), *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        # Bounded: a proxy that never prints fails the fixture, not the session.
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        assert ready, "the test proxy printed no URL within 30 s"
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), f"unexpected first line: {url!r}"
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-@pytest.fixture(scope="session")
-def proxy_url() -> Iterator[str]:
-    """An open proxy (no credentials needed)."""
-    yield from _start_proxy()
-
-
-@pytest.fixture(scope="session")
-def auth_proxy_url() -> Iterator[str]:
-    """A proxy that wants ``USER:PASSWORD`` (the URL carries none)."""
-    yield from _start_proxy("--auth", f"{USER}:{PASSWORD}")
-
-
-@pytest.fixture(scope="session")
-def failing_proxy_url() -> Iterator[str]:
-    """A proxy that answers every proxied request with its own 503."""
-    yield from _start_proxy("--fail-rate", "1.0")
 
 
 async def proxy_stats(proxy_url: str) -> dict[str, Any]:
