@@ -181,3 +181,21 @@ async def test_a_crawl_through_real_proxy_processes(
     served = Counter(i["node"] for i in items)
     assert served["proxy-ok"] > served["direct"] > 0
     assert served["proxy-bad"] == 0
+
+
+async def test_a_session_moves_once_when_its_node_dies(tmp_path: Path) -> None:
+    site = GeneratedSite(50)
+    async with (
+        open_site_server(site.handle) as base,
+        open_nodes(("a", "", 1, 0), ("b", "", 1, 0), die_after={"a": 20, "b": 20}) as (specs, _),
+    ):
+        stats, items = await crawl(
+            Pages(base, 40, session=lambda i: "s"), specs, tmp_path, concurrency=1
+        )
+    assert len(items) == 40
+    order = [i["node"] for i in sorted(items, key=lambda i: int(i["url"].rsplit("/", 1)[1]))]
+    first, second = order[0], next(n for n in order if n != order[0])
+    assert order == [first] * 20 + [second] * 20  # sticky, then one move
+    assert [i["moved"] for i in items].count(True) == 1
+    assert stats.sessions_moved == 1
+    assert stats.sessions_split == 0

@@ -253,3 +253,18 @@ def test_rejects_bad_parameters() -> None:
         AffinityRing(eps=0)
     with pytest.raises(ValueError, match="ttl > 0"):
         AffinityRing(ttl=-1)
+
+
+def test_pin_moves_a_session_and_keeps_the_loads_right() -> None:
+    from crawlmesh._balancer._ring import AffinityRing
+    from crawlmesh._balancer._types import NodeSpec, NodeState
+
+    nodes = [NodeState(NodeSpec(name=f"n{i}"), i) for i in range(3)]
+    ring = AffinityRing(now=lambda: 0.0)
+    ring.set_nodes(nodes)
+    first = ring.assign("s")
+    other = next(n for n in nodes if n is not first)
+    ring.pin("s", other)
+    assert ring.assign("s") is other
+    assert ring.loads()[first.name] == 0
+    assert ring.loads()[other.name] == 1

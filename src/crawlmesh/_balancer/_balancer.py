@@ -279,8 +279,9 @@ class Balancer:
         if node.name in exclude:
             # Its node just failed this request: move the session now rather
             # than wait for the node to be ejected.
-            ring.release(session)
             node = self._strategy.pick(pool, session)
+            if node.name not in exclude:
+                ring.pin(session, node)
         previous = self._session_node.get(session)
         moved = previous is not None and previous != node.name
         if moved:

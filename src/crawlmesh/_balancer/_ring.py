@@ -215,6 +215,19 @@ class AffinityRing:
         if stick is not None:
             self._loads[stick.index] -= 1
 
+    def pin(self, session: str, node: NodeState) -> None:
+        """Stick ``session`` to ``node`` (a node of the ring), e.g. after its
+        own node failed mid-request and the caller chose another.
+
+        Raises:
+            KeyError: ``node`` is not on the ring.
+        """
+        if node.index not in self._nodes:
+            raise KeyError(f"node {node.name!r} is not on the ring")
+        self.release(session)
+        self._sticks[session] = _Stick(node.index, self._now())
+        self._loads[node.index] += 1
+
     def rebalance(self) -> int:
         """Move sessions off nodes above the bound, least recently used first.
 
