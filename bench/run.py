@@ -45,6 +45,8 @@ SCRAPY_VENV = BENCH / ".venv-scrapy"
 CRAWLMESH_BIN = ROOT / ".venv" / "bin" / "crawlmesh"
 NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
 CRAWLERS = ("crawlmesh", "scrapy")
+# Not run by default: crawlmesh without its balancer stage, to measure the stage.
+EXTRA_CRAWLERS = ("crawlmesh-nobalancer",)
 
 
 def log(msg: str) -> None:
@@ -312,6 +314,9 @@ class RunResult:
 
 
 def crawler_command(crawler: str, start_url: str, out: Path, concurrency: int) -> list[str]:
+    if crawler == "crawlmesh-nobalancer":
+        python = CRAWLMESH_BIN.parent / "python"
+        return [str(python), str(BENCH / "bare_crawl.py"), start_url, str(out), str(concurrency)]
     if crawler == "crawlmesh":
         return [
             str(CRAWLMESH_BIN), "crawl", "bench.crawlmesh_spider",
@@ -478,7 +483,7 @@ def row(r: RunResult) -> str:
 def summarize(results: list[RunResult]) -> dict[str, dict[str, float]]:
     """Medians per crawler over the runs that exited cleanly (correct or not)."""
     summary: dict[str, dict[str, float]] = {}
-    for crawler in CRAWLERS:
+    for crawler in (*CRAWLERS, *EXTRA_CRAWLERS):
         runs = [r for r in results if r.crawler == crawler and r.exit_code == 0 and r.pages]
         if not runs:
             continue
@@ -536,7 +541,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=20_000, help="site size (20000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per crawler (3)")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent requests (64)")
-    parser.add_argument("--only", choices=CRAWLERS, help="run only this crawler")
+    parser.add_argument(
+        "--only",
+        help="comma-separated crawlers to run: crawlmesh, scrapy, crawlmesh-nobalancer",
+    )
     parser.add_argument("--json", type=Path, help="save the results to this file")
     parser.add_argument("--timeout", type=float, default=600, help="per-run limit, s (600)")
     parser.add_argument("--seed", type=int, default=1, help="site generator seed (1)")
@@ -546,7 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     # current run and nginx.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    crawlers = [args.only] if args.only else list(CRAWLERS)
+    crawlers = args.only.split(",") if args.only else list(CRAWLERS)
+    unknown = set(crawlers) - set(CRAWLERS) - set(EXTRA_CRAWLERS)
+    if unknown:
+        parser.error(f"unknown crawlers: {', '.join(sorted(unknown))}")
     WORK.mkdir(parents=True, exist_ok=True)
     site, manifest = ensure_site(args.pages, args.seed)
     if "scrapy" in crawlers:

@@ -39,11 +39,14 @@ def reload_nodes(balancer: Balancer, settings: Settings) -> bool:
     return True
 
 
-def _mtime(path: str) -> float | None:
+def _mtime(path: str) -> tuple[int, int] | None:
+    # Modification time and size: two writes within one timestamp tick that
+    # change the length are still seen.
     try:
-        return os.stat(path).st_mtime_ns / 1e9
+        st = os.stat(path)
     except OSError:
         return None
+    return st.st_mtime_ns, st.st_size
 
 
 async def run_mesh_upkeep(balancer: Balancer, settings: Settings) -> None:

@@ -1,0 +1,96 @@
+"""Active checks against real (lite) nodes, and node-file reloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from test_mesh_crawl import open_nodes
+
+from crawlmesh import SettingsError
+from crawlmesh._balancer._build import build_balancer
+from crawlmesh._balancer._mesh import reload_nodes, run_mesh_upkeep
+from crawlmesh._settings import load_settings
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    # Loopback I/O in real time; sleeps (check intervals) pass instantly.
+    return trio.testing.MockClock(autojump_threshold=0.05)
+
+
+async def test_a_draining_node_is_taken_out_and_back_after_passes(
+    clock: trio.testing.MockClock,
+) -> None:
+    async with open_nodes(("a", "", 1, 0), ("b", "", 1, 0), ("c", "", 1, 0)) as (specs, lite):
+        settings = load_settings(
+            [("t", {"balancer.health.interval": 1.0, "balancer.health.slow_start": 0})]
+        )
+        balancer = build_balancer(settings, specs)
+        c = next(n for n in balancer.nodes if n.name == "c")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_mesh_upkeep, balancer, settings)
+            lite["c"].health_status = "draining"
+            await trio.sleep(2.5)  # checks at 0, 1, 2: two fails mark it down
+            assert balancer.health.state(c) == "down"
+            assert "c" not in {n.name for n in balancer.health.eligible()}
+            lite["c"].health_status = "healthy"
+            await trio.sleep(1.0)  # one pass is not enough
+            assert balancer.health.state(c) == "down"
+            await trio.sleep(1.0)  # the second pass is
+            assert balancer.health.state(c) == "up"
+            assert "c" in {n.name for n in balancer.health.eligible()}
+            nursery.cancel_scope.cancel()
+        await balancer.aclose()
+
+
+async def test_an_unreachable_node_goes_down(clock: trio.testing.MockClock) -> None:
+    async with open_nodes(("a", "", 1, 0), ("b", "", 1, 0)) as (specs, lite):
+        settings = load_settings([("t", {"balancer.health.interval": 1.0})])
+        balancer = build_balancer(settings, specs)
+        lite["b"].up = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_mesh_upkeep, balancer, settings)
+            await trio.sleep(3)
+            states = {n.name: balancer.health.state(n) for n in balancer.nodes}
+            assert states == {"a": "up", "b": "down"}
+            nursery.cancel_scope.cancel()
+        await balancer.aclose()
+
+
+async def test_reload_keeps_the_old_mesh_when_the_file_is_bad(tmp_path: Path) -> None:
+    f = tmp_path / "nodes.toml"
+    f.write_text("[[nodes]]\nname = 'one'\n")
+    settings = load_settings([("t", {"balancer.nodes_file": str(f)})])
+    balancer = build_balancer(settings)
+    assert [n.name for n in balancer.nodes] == ["one"]
+    f.write_text("[[nodes]]\nname = 'one'\n\n[[nodes]]\nname = 'two'\nweight = 2\n")
+    assert reload_nodes(balancer, settings)
+    assert [n.name for n in balancer.nodes] == ["one", "two"]
+    f.write_text("[[nodes]]\nname = 'one'\nkind = 'teleport'\n")
+    assert not reload_nodes(balancer, settings)
+    assert [n.name for n in balancer.nodes] == ["one", "two"]
+    assert not reload_nodes(balancer, settings.__class__())  # no node file: nothing to do
+    f.unlink()
+    with pytest.raises(SettingsError):
+        build_balancer(settings)
+    await balancer.aclose()
+
+
+async def test_file_changes_are_picked_up(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    f = tmp_path / "nodes.toml"
+    f.write_text("[[nodes]]\nname = 'one'\n")
+    settings = load_settings(
+        [("t", {"balancer.nodes_file": str(f), "balancer.reload_interval": 1.0})]
+    )
+    balancer = build_balancer(settings)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_mesh_upkeep, balancer, settings)
+        await trio.sleep(1.5)
+        f.write_text("[[nodes]]\nname = 'one'\n\n[[nodes]]\nname = 'two'\n")
+        await trio.sleep(2)
+        assert [n.name for n in balancer.nodes] == ["one", "two"]
+        nursery.cancel_scope.cancel()
+    await balancer.aclose()
