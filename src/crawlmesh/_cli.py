@@ -37,12 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"crawlmesh {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)"
-        )
-        p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
-        p.add_argument("--stats", metavar="PATH", help="write the final stats as JSON")
+    def settings_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "-s",
             "--set",
@@ -53,8 +48,17 @@ def _parser() -> argparse.ArgumentParser:
             help="override a setting (repeatable)",
         )
         p.add_argument("--settings", metavar="PATH", help="a TOML settings file")
-        p.add_argument("--max-pages", type=int, metavar="N", help="stop after N pages")
         p.add_argument("--nodes", metavar="PATH", help="a TOML file of [[nodes]] (egress mesh)")
+        p.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        settings_args(p)
+        p.add_argument(
+            "-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)"
+        )
+        p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
+        p.add_argument("--stats", metavar="PATH", help="write the final stats as JSON")
+        p.add_argument("--max-pages", type=int, metavar="N", help="stop after N pages")
         p.add_argument(
             "--log-level",
             choices=["debug", "info", "warning", "error"],
@@ -64,7 +68,6 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "-q", "--quiet", action="store_true", help="no progress lines and no final stats"
         )
-        p.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
 
     crawl = sub.add_parser("crawl", help="run a spider")
     crawl.add_argument(
@@ -85,18 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="inspect the egress node mesh")
     nodes_sub = nodes.add_subparsers(dest="nodes_command", required=True, metavar="ACTION")
     check = nodes_sub.add_parser("check", help="check each node's health and latency")
-    check.add_argument("--nodes", metavar="PATH", help="a TOML file of [[nodes]]")
-    check.add_argument("--settings", metavar="PATH", help="a TOML settings file")
-    check.add_argument(
-        "-s",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting (repeatable)",
-    )
-    check.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
+    settings_args(check)
 
     demo = sub.add_parser("demo", help="crawl an embedded demo site (no internet needed)")
     demo.add_argument("--books", type=int, default=200, help="books in the demo shop")
@@ -114,13 +106,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for text in args.overrides:
         key, value = parse_override(text)
         out[key] = value
-    if args.max_pages is not None:
+    if getattr(args, "max_pages", None) is not None:
         if args.max_pages < 0:
             raise SettingsError("--max-pages must be >= 0")
         out["max_pages"] = args.max_pages
-    if args.log_level:
+    if getattr(args, "log_level", None):
         out["log_level"] = args.log_level
-    if args.quiet:
+    if getattr(args, "quiet", False):
         out["progress_interval"] = 0
     if getattr(args, "nodes", None):
         if not os.path.isfile(args.nodes):
@@ -247,12 +239,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_nodes(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {}
-    for text in args.overrides:
-        key, value = parse_override(text)
-        overrides[key] = value
-    if args.nodes:
-        overrides["balancer.nodes_file"] = args.nodes
+    overrides = _overrides(args)
     settings = resolve_settings(
         Spider, settings_file=args.settings, overrides=overrides, override_source="-s"
     )

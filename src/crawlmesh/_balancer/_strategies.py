@@ -73,7 +73,19 @@ class Strategy(Protocol):
         ...
 
 
-class RoundRobin:
+class _Unobservant:
+    """For strategies that learn nothing from outcomes."""
+
+    def observe(
+        self, node: NodeState, domain: str, latency: float, *, penalty: bool = False
+    ) -> None:
+        pass
+
+    def forget(self, node: NodeState) -> None:
+        pass
+
+
+class RoundRobin(_Unobservant):
     """Each candidate in turn, ignoring weights and latency.
 
     A single counter taken modulo the list's length, so a candidate list that
@@ -89,14 +101,6 @@ class RoundRobin:
         node = candidates[self._turn % len(candidates)]
         self._turn += 1
         return node
-
-    def observe(
-        self, node: NodeState, domain: str, latency: float, *, penalty: bool = False
-    ) -> None:
-        pass
-
-    def forget(self, node: NodeState) -> None:
-        pass
 
 
 class SmoothWeighted:
@@ -144,7 +148,7 @@ class SmoothWeighted:
         self._score.pop(node.index, None)
 
 
-class LeastConn:
+class LeastConn(_Unobservant):
     """Weighted least connections: the lowest ``(in_flight + 1) / effective_weight``.
 
     The scan starts one place further on each call, so ties (an idle mesh, equal
@@ -168,14 +172,6 @@ class LeastConn:
             if node_score < best_score:
                 best, best_score = node, node_score
         return best
-
-    def observe(
-        self, node: NodeState, domain: str, latency: float, *, penalty: bool = False
-    ) -> None:
-        pass
-
-    def forget(self, node: NodeState) -> None:
-        pass
 
 
 class _Ewma:
