@@ -96,6 +96,8 @@ class LiteNode:
             self.failed += 1
             return _error(503, "overloaded", "the demo node drops a share of requests")
         if scrape.session_id:
+            if scrape.reset_session:
+                self._transport.forget_session(scrape.session_id)
             self.sessions.add(scrape.session_id)
         self.in_flight += 1
         try:

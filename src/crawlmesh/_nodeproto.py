@@ -39,6 +39,8 @@ class ScrapeRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Base64 of the request body."""
     timeout: float = 30.0
     session_id: str | None = None
+    reset_session: bool = False
+    """Start the session afresh on the node (its cookie jar is dropped)."""
     max_size: int = 10 * 1024 * 1024
 
 
@@ -64,7 +66,8 @@ class ErrorBody(msgspec.Struct):
 
 
 class Health(msgspec.Struct):
-    status: Literal["healthy", "degraded", "draining"] = "healthy"
+    status: Literal["healthy", "degraded", "draining"]
+    """Required: an answer without it is not a health record."""
     cpu_usage: float = 0.0
     memory: int = 0
     queue_size: int = 0

@@ -65,3 +65,22 @@ async def test_node_failures_are_node_faults(hostile_url: str) -> None:
     with pytest.raises(NodeFault, match="node unreachable"):
         await t.fetch(Request(hostile_url + "/ok"), OPTS)
     await t.aclose()
+
+
+async def test_a_health_answer_that_is_an_error_fails_the_check() -> None:
+    import trio
+
+    from crawlmesh import SiteRequest, SiteResponse
+
+    async def handler(request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+        if request.target == "/health":
+            return SiteResponse(503, b'{"error": {"code": "overloaded"}}')
+        return SiteResponse(200, b'{"cpu_usage": 1.0}')  # no status: not a health record
+
+    async with open_site_server(handler) as base:
+        t = NodeTransport(base)
+        try:
+            with pytest.raises(NodeFault, match="HTTP 503"):
+                await t.check(2.0)
+        finally:
+            await t.aclose()

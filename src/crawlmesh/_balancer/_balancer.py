@@ -10,6 +10,7 @@ O(1) for p2c-ewma whatever the mesh size.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ import msgspec
 import structlog
 import trio
 
-from .._exceptions import FetchError
+from .._exceptions import CrawlmeshError, FetchError, SettingsError
 from .._request import Request
 from .._transport._base import Transport, is_node_fault
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
@@ -27,7 +28,7 @@ from ._ring import AffinityRing
 from ._strategies import Strategy, make_strategy
 from ._types import NodeSpec, NodeState
 
-__all__ = ["Balancer", "Lease", "NodeStats", "is_node_fault"]
+__all__ = ["Balancer", "Lease", "NodeStats"]
 
 log = structlog.get_logger("crawlmesh.balancer")
 
@@ -36,6 +37,11 @@ log = structlog.get_logger("crawlmesh.balancer")
 _PUSHBACK = frozenset({429, 503})
 _RESERVOIR = 2048
 _MAX_SESSIONS = 100_000
+# A node fault is learnt as this much latency (at least): a node that refuses
+# at once must not look like the fastest one to p2c-ewma.
+_FAULT_LATENCY = 5.0
+# Picks tried before scanning the pool for a node with a free slot.
+_PICKS_BEFORE_SCAN = 3
 
 
 class NodeStats(msgspec.Struct, frozen=True):
@@ -48,6 +54,8 @@ class NodeStats(msgspec.Struct, frozen=True):
     state: str
     requests: int
     errors: dict[str, int]
+    """Failed fetches through the node, by kind (HTTP statuses are the
+    target's answers and are counted per crawl, not here)."""
     share: float
     """This node's share of all requests sent through the mesh."""
     expected_share: float
@@ -56,7 +64,8 @@ class NodeStats(msgspec.Struct, frozen=True):
     p95_ms: float
     in_flight: int
     uneven: bool
-    """The share strays more than 10 points from the weight's share."""
+    """The share strays from the weight's share by more than 5 points and a
+    quarter of that share (not judged for round-robin, which ignores weights)."""
 
 
 class _Node:
@@ -84,17 +93,33 @@ class _Node:
 class Lease:
     """One request's use of one node; give it back with :meth:`Balancer.release`."""
 
-    __slots__ = ("domain", "node", "session_moved", "started", "transport")
+    __slots__ = ("domain", "fell_back", "node", "session_moved", "started", "transport")
 
-    def __init__(self, node: _Node, domain: str, session_moved: bool) -> None:
+    def __init__(self, node: _Node, domain: str, session_moved: bool, fell_back: bool) -> None:
         self.node = node.state
         self.transport = node.transport
         self.domain = domain
         self.session_moved = session_moved
+        self.fell_back = fell_back
         self.started = trio.current_time()
 
 
 TransportFactory = Callable[[NodeSpec], Transport]
+
+
+def session_of(request: Request) -> str | None:
+    """The request's session: ``Request(session=)``, else an X-Session-ID header."""
+    if request.session is not None:
+        return request.session
+    for name, value in (request.headers or {}).items():
+        if name.lower() == "x-session-id":
+            return value
+    return None
+
+
+def _same_egress(a: NodeSpec, b: NodeSpec) -> bool:
+    # What the transport is built from; other fields can change in place.
+    return (a.kind, a.url, a.template) == (b.kind, b.url, b.template)
 
 
 class Balancer:
@@ -107,7 +132,9 @@ class Balancer:
         health: thresholds for checks and ejection.
         geo: TLD-to-region overrides, merged over the defaults.
         default_region, region_order: see :class:`GeoRouter`.
-        session_ttl, session_epsilon: affinity expiry and load bound.
+        session_ttl: idle seconds after which a session's node is forgotten.
+        session_epsilon: bounded-load slack for placing new sessions.
+        rng: randomness for the strategy and latency sampling.
     """
 
     def __init__(
@@ -141,11 +168,14 @@ class Balancer:
         self._retired: list[_Node] = []
         self._pools: dict[str, list[NodeState]] = {}
         self._rings: dict[str, AffinityRing] = {}
+        self._eligible_names: frozenset[str] = frozenset()
         self._pools_version = (-1, -1)
         self._mesh_version = 0
         self._regions: list[str] = []
-        self._slot_freed = trio.Event()
-        self._session_node: OrderedDict[str, str] = OrderedDict()
+        self._slots = trio.lowlevel.ParkingLot()
+        # The session stick table: session -> (node name, last use). It is the
+        # authority; the per-region rings only place sessions it does not hold.
+        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.region_fallbacks = 0
         self.sessions_moved = 0
         self.sessions_split: set[str] = set()
@@ -158,20 +188,40 @@ class Balancer:
         return [n.state for n in self._nodes.values()]
 
     def set_nodes(self, specs: Sequence[NodeSpec]) -> None:
-        """Replace the mesh. Unchanged nodes keep their transport and state;
-        removed ones finish their in-flight requests before closing."""
+        """Replace the mesh.
+
+        A node whose kind, url and template are unchanged keeps its
+        transport (and its sessions' cookie jars) and its state; other fields
+        change in place. Removed nodes finish their in-flight requests before
+        their transports close.
+
+        Raises:
+            SettingsError: a new node's transport cannot be built (e.g. an
+                api template's environment variable is missing); the mesh in
+                force is left untouched.
+        """
         old = self._nodes
         new: dict[str, _Node] = {}
-        for spec in specs:
-            kept = old.get(spec.name)
-            if kept is not None and kept.state.spec == spec:
-                new[spec.name] = kept
-            else:
-                # Indexes identify nodes to the strategy and the rings: never reused.
+        try:
+            for spec in specs:
+                kept = old.get(spec.name)
+                if kept is not None and _same_egress(kept.state.spec, spec):
+                    state = kept.state
+                    if state.spec.weight != spec.weight:
+                        # Keep a slow start's progress, at the new weight.
+                        state.effective_weight *= spec.weight / state.spec.weight
+                    state.spec = spec
+                    new[spec.name] = kept
+                    continue
+                # Indexes identify nodes to the strategy and rings: never reused.
                 node = _Node(NodeState(spec, next(self._ids)), self._make_transport(spec))
                 if kept is not None:
                     node.requests, node.errors = kept.requests, kept.errors
                 new[spec.name] = node
+        except CrawlmeshError:
+            raise
+        except Exception as exc:
+            raise SettingsError(f"cannot set up the node mesh: {exc}") from exc
         for name, node in old.items():
             if new.get(name) is not node:
                 self._retired.append(node)
@@ -179,8 +229,9 @@ class Balancer:
         self._nodes = new
         self._regions = sorted({s.region for s in specs if s.region})
         self.health.set_nodes([n.state for n in new.values()])
+        self._rings.clear()  # rebuilt on demand; live sessions stay in the stick table
         self._mesh_version += 1
-        self._slot_freed.set()
+        self._slots.unpark_all()
 
     def reset(self, specs: Sequence[NodeSpec]) -> None:
         """Start over with ``specs`` as if just built: no slow start, no history.
@@ -207,16 +258,19 @@ class Balancer:
 
     # -- selection -----------------------------------------------------------
 
-    def _pool_for(self, region: str) -> list[NodeState]:
+    def _refresh(self) -> None:
         version = (self.health.version, self._mesh_version)
         if version != self._pools_version:
-            self._pools.clear()
             self._pools_version = version
-            self._rebuild_rings()
+            self._pools.clear()
+            self._eligible_names = frozenset(n.name for n in self.health.eligible())
+            for key, ring in self._rings.items():
+                ring.set_nodes(self._pool_for(key))
+
+    def _pool_for(self, region: str) -> list[NodeState]:
         pool = self._pools.get(region)
         if pool is None:
-            pool = self._compute_pool(region)
-            self._pools[region] = pool
+            pool = self._pools[region] = self._compute_pool(region)
         return pool
 
     def _compute_pool(self, region: str) -> list[NodeState]:
@@ -233,14 +287,6 @@ class Balancer:
                 return pool
         return eligible
 
-    def _rebuild_rings(self) -> None:
-        # Called when eligibility changed: sessions of nodes that left a pool
-        # are placed again; all others stay.
-        for key, ring in self._rings.items():
-            pool = self._compute_pool(key)
-            self._pools[key] = pool
-            ring.set_nodes(pool)
-
     def _ring_for(self, region: str) -> AffinityRing:
         ring = self._rings.get(region)
         if ring is None:
@@ -254,73 +300,108 @@ class Balancer:
 
     def choose(
         self, request: Request, host: str, exclude: frozenset[str] = frozenset()
-    ) -> tuple[NodeState, bool]:
+    ) -> tuple[NodeState, bool, bool]:
         """Pick a node for ``request`` (not one named in ``exclude``).
 
         Returns:
-            The node, and whether the request's session had to move to it.
+            The node; whether the request's session had to move to it; whether
+            the request left its region because the region had no eligible node.
         """
+        self._refresh()
         region = self.region_of(request, host)
         pool = self._pool_for(region)
-        if region and pool and all(n.spec.region not in (region, "") for n in pool[:1]):
-            self.region_fallbacks += 1
+        fell_back = bool(region) and pool[0].spec.region not in (region, "")
         if exclude:
             pool = [n for n in pool if n.name not in exclude] or pool
-        session = request.session or (request.headers or {}).get("X-Session-ID")
-        if session:
-            return self._choose_for_session(session, region, pool, exclude)
-        return self._strategy.pick(pool, host), False
+        session = session_of(request)
+        if session is not None:
+            node, moved = self._choose_for_session(session, host, region, pool, exclude)
+            return node, moved, fell_back
+        return self._strategy.pick(pool, host), False, fell_back
 
     def _choose_for_session(
-        self, session: str, region: str, pool: list[NodeState], exclude: frozenset[str]
+        self,
+        session: str,
+        host: str,
+        region: str,
+        pool: list[NodeState],
+        exclude: frozenset[str],
     ) -> tuple[NodeState, bool]:
+        now = trio.current_time()
+        sessions = self._sessions
+        held = sessions.get(session)
+        if held is not None and now - held[1] > self._session_ttl:
+            held = None  # expired: a new session as far as placement goes
+        if held is not None:
+            name = held[0]
+            node = self._nodes.get(name)
+            if node is not None and name in self._eligible_names and name not in exclude:
+                sessions[session] = (name, now)
+                sessions.move_to_end(session)
+                return node.state, False
+        # A new session, or its node is gone: place it on the region's ring.
         ring = self._ring_for(region)
-        node = ring.assign(session)  # sticky while its node stays eligible
-        if node.name in exclude:
-            # Its node just failed this request: move the session now rather
-            # than wait for the node to be ejected.
-            node = self._strategy.pick(pool, session)
-            if node.name not in exclude:
-                ring.pin(session, node)
-        previous = self._session_node.get(session)
-        moved = previous is not None and previous != node.name
+        ring.release(session)
+        state = ring.assign(session)
+        if state.name in exclude or state.name not in self._nodes:
+            state = self._strategy.pick(pool, host)
+            ring.pin(session, state)
+        moved = held is not None and held[0] != state.name
         if moved:
-            assert previous is not None
-            old = self._nodes.get(previous)
-            if old is not None and previous not in exclude and old.state in self.health.eligible():
-                # Moved although its node is fine: worth flagging in stats.
-                self.sessions_split.add(session)
+            assert held is not None
+            old = self._nodes.get(held[0])
+            if held[0] in self._eligible_names and held[0] not in exclude:
+                self.sessions_split.add(session)  # cannot happen by construction
             self.sessions_moved += 1
-            forget = getattr(old.transport, "forget_session", None) if old else None
-            if forget is not None:
-                forget(session)  # the session's cookie jar there is stale now
-        self._session_node[session] = node.name
-        self._session_node.move_to_end(session)
-        if len(self._session_node) > _MAX_SESSIONS:
-            self._session_node.popitem(last=False)
-        return node, moved
+            if old is not None:
+                forget = getattr(old.transport, "forget_session", None)
+                if forget is not None:
+                    forget(session)  # its cookie jar there is stale now
+        sessions[session] = (state.name, now)
+        sessions.move_to_end(session)
+        while len(sessions) > _MAX_SESSIONS:
+            sessions.popitem(last=False)
+        return state, moved
 
     async def acquire(
         self, request: Request, host: str, exclude: frozenset[str] = frozenset()
     ) -> Lease:
-        """Choose a node and take one of its connection slots (waiting if
-        every choice is at its ``max_connections``)."""
+        """Choose a node and take one of its connection slots, waiting while
+        every candidate is at its ``max_connections``."""
         while True:
-            for _ in range(3):
-                state, moved = self.choose(request, host, exclude)
-                node = self._nodes[state.name]
-                limit = state.spec.max_connections
-                if not limit or state.in_flight < limit:
-                    state.in_flight += 1
-                    node.requests += 1
-                    return Lease(node, host, moved)
-            self._slot_freed = trio.Event()
-            await self._slot_freed.wait()
+            for _ in range(_PICKS_BEFORE_SCAN):
+                state, moved, fell_back = self.choose(request, host, exclude)
+                if self._has_room(state):
+                    return self._lease(state, host, moved, fell_back, exclude)
+            # Unlucky picks, or every node full: look for any room before waiting.
+            region = self.region_of(request, host)
+            room = [
+                n for n in self._pool_for(region) if n.name not in exclude and self._has_room(n)
+            ]
+            if room and session_of(request) is None:
+                state = self._strategy.pick(room, host)
+                return self._lease(state, host, False, fell_back, exclude)
+            await self._slots.park()
+
+    @staticmethod
+    def _has_room(state: NodeState) -> bool:
+        limit = state.spec.max_connections
+        return not limit or state.in_flight < limit
+
+    def _lease(
+        self, state: NodeState, host: str, moved: bool, fell_back: bool, exclude: frozenset[str]
+    ) -> Lease:
+        node = self._nodes[state.name]
+        state.in_flight += 1
+        node.requests += 1
+        if fell_back and not exclude:
+            self.region_fallbacks += 1  # once per request, not per attempt
+        return Lease(node, host, moved, fell_back)
 
     def abandon(self, lease: Lease) -> None:
         """Give a slot back without learning anything (the fetch was cancelled)."""
         lease.node.in_flight -= 1
-        self._slot_freed.set()
+        self._slots.unpark_all()
 
     def release(
         self,
@@ -332,22 +413,22 @@ class Balancer:
         """Give a slot back and learn from the outcome."""
         state = lease.node
         state.in_flight -= 1
-        self._slot_freed.set()
+        self._slots.unpark_all()
         node = self._nodes.get(state.name)
+        if node is None or node.state is not state:
+            return  # a node removed by a reload: nothing left to learn for
         latency = trio.current_time() - lease.started
         if error is not None:
-            if node is not None:
-                node.errors[error.kind] += 1
+            node.errors[error.kind] += 1
             fault = is_node_fault(error)
             self.health.record(state, ok=not fault)
-            timeout = error.kind.endswith("timeout")
-            self._strategy.observe(state, lease.domain, latency, penalty=fault or timeout)
+            if fault:
+                latency = max(latency, _FAULT_LATENCY)
+            slow = fault or error.kind.endswith("timeout")
+            self._strategy.observe(state, lease.domain, latency, penalty=slow)
             return
         self.health.record(state, ok=True)
-        if node is not None:
-            node.sample(latency, self._rng)
-            if status is not None and status >= 400:
-                node.errors[f"http_{status}"] += 1
+        node.sample(latency, self._rng)
         self._strategy.observe(state, lease.domain, latency, penalty=status in _PUSHBACK)
 
     # -- stats ---------------------------------------------------------------
@@ -355,6 +436,7 @@ class Balancer:
     def node_stats(self) -> list[NodeStats]:
         total = sum(n.requests for n in self._nodes.values()) or 1
         weight = sum(n.state.spec.weight for n in self._nodes.values()) or 1.0
+        weighs = self.strategy_name != "round-robin"
         out = []
         for node in self._nodes.values():
             spec = node.state.spec
@@ -372,10 +454,21 @@ class Balancer:
                     errors=dict(node.errors),
                     share=round(share, 4),
                     expected_share=round(expected, 4),
-                    p50_ms=round(lat[len(lat) // 2] * 1000, 2) if lat else 0.0,
-                    p95_ms=round(lat[int(len(lat) * 0.95)] * 1000, 2) if lat else 0.0,
+                    p50_ms=_percentile_ms(lat, 0.50),
+                    p95_ms=_percentile_ms(lat, 0.95),
                     in_flight=node.state.in_flight,
-                    uneven=total > 100 and abs(share - expected) > 0.10,
+                    # More than 5 points, and a quarter of its share, off.
+                    uneven=weighs
+                    and total > 100
+                    and abs(share - expected) > max(0.05, expected / 4),
                 )
             )
         return out
+
+
+def _percentile_ms(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted seconds, in milliseconds."""
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(q * len(ordered)))
+    return round(ordered[rank - 1] * 1000, 2)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import msgspec
 import trio
@@ -87,26 +87,25 @@ async def probe_node(balancer: Balancer, state: NodeState) -> ProbeResult:
     read; a proxy must accept a TCP connection; direct and api nodes pass.
     The caller bounds it with the check timeout."""
     spec = state.spec
-    started = time.perf_counter()
+    started = trio.current_time()
     try:
         if spec.kind == "node":
             transport = balancer.transport_of(state)
-            assert isinstance(transport, NodeTransport)
+            if not isinstance(transport, NodeTransport):
+                raise TypeError(f"node {spec.name!r} has no node transport")
             health = await transport.check(_PROBE_BUDGET)
             return ProbeResult(
                 ok=True,
-                latency=time.perf_counter() - started,
+                latency=trio.current_time() - started,
                 status=health.status,
                 cpu_usage=health.cpu_usage,
                 queue_size=health.queue_size,
             )
         if spec.kind == "proxy":
-            from urllib.parse import urlsplit
-
             parts = urlsplit(spec.url)
             stream = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
             await stream.aclose()
     except (FetchError, OSError, trio.TooSlowError) as exc:
         detail = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
-        return ProbeResult(ok=False, latency=time.perf_counter() - started, detail=detail)
-    return ProbeResult(ok=True, latency=time.perf_counter() - started)
+        return ProbeResult(ok=False, latency=trio.current_time() - started, detail=detail)
+    return ProbeResult(ok=True, latency=trio.current_time() - started)

@@ -8,7 +8,7 @@ from functools import partial
 import structlog
 import trio
 
-from .._exceptions import SettingsError
+from .._exceptions import CrawlmeshError
 from .._settings import Settings
 from ._balancer import Balancer
 from ._build import health_config, mesh_specs, probe_node
@@ -17,6 +17,8 @@ from ._health import open_health_checks
 __all__ = ["reload_nodes", "run_mesh_upkeep"]
 
 log = structlog.get_logger("crawlmesh.balancer")
+
+_RETIRE_INTERVAL = 5.0
 
 
 def reload_nodes(balancer: Balancer, settings: Settings) -> bool:
@@ -29,12 +31,12 @@ def reload_nodes(balancer: Balancer, settings: Settings) -> bool:
         return False
     try:
         specs = mesh_specs(settings)
-    except SettingsError as exc:
+        if [n.spec for n in balancer.nodes] == list(specs):
+            return False
+        balancer.set_nodes(specs)  # builds every new transport before swapping
+    except CrawlmeshError as exc:
         log.error("node file refused; keeping the current mesh", error=str(exc))
         return False
-    if [n.spec for n in balancer.nodes] == list(specs):
-        return False
-    balancer.set_nodes(specs)
     log.info("node file reloaded", nodes=[s.name for s in specs])
     return True
 
@@ -56,13 +58,15 @@ async def run_mesh_upkeep(balancer: Balancer, settings: Settings) -> None:
     async with open_health_checks(balancer.health, partial(probe_node, balancer), config):
         path = settings.balancer.nodes_file
         interval = settings.balancer.reload_interval
-        if not path or not interval:
-            await trio.sleep_forever()
-        last = _mtime(path)
+        watch = bool(path and interval)
+        last = _mtime(path) if watch else None
         while True:
-            await trio.sleep(interval)
+            # No portable file-change event exists; a stat every few seconds is
+            # cheap. The same loop closes transports of nodes a reload removed.
+            await trio.sleep(interval if watch else _RETIRE_INTERVAL)
             await balancer.close_retired()
-            now = _mtime(path)
-            if now != last:
-                last = now
-                reload_nodes(balancer, settings)
+            if watch:
+                now = _mtime(path)
+                if now != last:
+                    last = now
+                    reload_nodes(balancer, settings)

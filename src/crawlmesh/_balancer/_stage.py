@@ -12,12 +12,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import structlog
+import trio
 
-from .._exceptions import FetchError
+from .._exceptions import FetchError, FetchTimeout
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, is_node_fault
-from ._balancer import Balancer
+from ._balancer import Balancer, session_of
 
 __all__ = ["BalancedTransport"]
 
@@ -41,6 +42,11 @@ class BalancedTransport:
 
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
         host = urlsplit(request.url).hostname or ""
+        if request.session is None:
+            session = session_of(request)
+            if session is not None:
+                # A session given as a header: transports key cookie jars on it.
+                request = request.replace(session=session)
         tried: set[str] = set()
         while True:
             lease = await self.balancer.acquire(request, host, frozenset(tried))
@@ -59,8 +65,16 @@ class BalancedTransport:
                     )
                     continue
                 raise
+            except trio.Cancelled:
+                if trio.current_effective_deadline() <= trio.current_time():
+                    # The request's total deadline passed on this node: let the
+                    # strategy learn that the (node, domain) pair is slow.
+                    timeout = FetchTimeout("request deadline passed", kind="total_timeout")
+                    self.balancer.release(lease, error=timeout)
+                else:
+                    self.balancer.abandon(lease)  # shutdown: nothing to learn
+                raise
             except BaseException:
-                # Cancelled (shutdown deadline): give the slot back, learn nothing.
                 self.balancer.abandon(lease)
                 raise
             self.balancer.release(lease, status=response.status)

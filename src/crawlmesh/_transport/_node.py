@@ -58,6 +58,12 @@ class NodeTransport:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._pool = H11Pool()
+        # Sessions whose next request tells the node to drop their cookie jar.
+        self._reset: set[str] = set()
+
+    def forget_session(self, session: str) -> None:
+        """Have the node start ``session`` afresh on its next request."""
+        self._reset.add(session)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -87,6 +93,7 @@ class NodeTransport:
             body=base64.b64encode(request.body).decode() if request.body else "",
             timeout=options.read_timeout,
             session_id=request.session,
+            reset_session=request.session is not None and request.session in self._reset,
             max_size=options.max_response_size,
         )
         # The node needs the target's time plus its own round trip.
@@ -100,6 +107,8 @@ class NodeTransport:
         except httpx.HTTPError as exc:
             fault = translate_httpx_error(exc, request)
             raise NodeFault(f"node unreachable: {fault}", request=request) from exc
+        if request.session is not None:
+            self._reset.discard(request.session)
         if resp.status_code != 200:
             raise self._error(resp.status_code, data, request)
         try:
@@ -150,6 +159,8 @@ class NodeTransport:
                     await resp.aclose()
             except httpx.HTTPError as exc:
                 raise NodeFault(f"health check failed: {exc}") from exc
+        if resp.status_code != 200:
+            raise NodeFault(f"/health answered HTTP {resp.status_code}")
         try:
             return _health_decoder.decode(data)
         except msgspec.DecodeError as exc:

@@ -1,0 +1,154 @@
+"""The Balancer's own rules, with stand-in transports (regressions from review)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from crawlmesh import ConnectFailed, Request
+from crawlmesh._balancer._balancer import Balancer
+from crawlmesh._balancer._build import build_balancer
+from crawlmesh._balancer._health import HealthConfig
+from crawlmesh._balancer._mesh import reload_nodes
+from crawlmesh._balancer._types import NodeSpec
+from crawlmesh._settings import load_settings
+from crawlmesh._transport._base import mark_node_fault
+
+
+class Stub:
+    """A transport that is never asked to fetch; counts dropped session jars."""
+
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+
+    async def fetch(self, request: object, options: object) -> object:
+        raise AssertionError("not used")
+
+    async def aclose(self) -> None:
+        pass
+
+    def forget_session(self, session: str) -> None:
+        self.forgotten.append(session)
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_every_waiter_for_a_full_node_is_woken(clock: trio.testing.MockClock) -> None:
+    b = Balancer([NodeSpec(name="a", max_connections=1)], lambda s: Stub())
+    req = Request("http://example.com/")
+    first = await b.acquire(req, "example.com")
+    done: list[int] = []
+
+    async def waiter(i: int) -> None:
+        lease = await b.acquire(req, "example.com")
+        done.append(i)
+        await trio.sleep(1)
+        b.release(lease, status=200)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, 1)
+        nursery.start_soon(waiter, 2)
+        await trio.sleep(1)
+        assert done == []  # the node is full
+        b.release(first, status=200)
+    assert sorted(done) == [1, 2]
+    assert b.nodes[0].in_flight == 0
+
+
+async def test_a_node_failing_at_once_does_not_look_fast(clock: trio.testing.MockClock) -> None:
+    b = Balancer(
+        [NodeSpec(name=n) for n in "abc"],
+        lambda s: Stub(),
+        health=HealthConfig(max_ejection_percent=34),  # only one node may be ejected
+        rng=random.Random(1),
+    )
+    req = Request("http://x.com/")
+    picks: Counter[str] = Counter()
+    for _ in range(1000):
+        lease = await b.acquire(req, "x.com")
+        picks[lease.node.name] += 1
+        if lease.node.name in ("a", "b"):
+            await trio.sleep(0.001)  # refused at once
+            b.release(lease, error=mark_node_fault(ConnectFailed("refused", request=req)))
+        else:
+            await trio.sleep(0.1)
+            b.release(lease, status=200)
+    assert picks["c"] > 800, picks
+
+
+async def test_region_fallbacks_are_counted_once_per_request() -> None:
+    b = Balancer([NodeSpec(name="us", region="us-east", max_connections=1)], lambda s: Stub())
+    req = Request("http://example.de/")
+    first = await b.acquire(req, "example.de")
+    async with trio.open_nursery() as nursery:
+
+        async def second() -> None:
+            lease = await b.acquire(req, "example.de")
+            b.release(lease, status=200)
+
+        nursery.start_soon(second)
+        await trio.sleep(0.01)
+        b.release(first, status=200)
+    assert b.region_fallbacks == 2
+
+
+async def test_a_session_keeps_its_node_across_regions() -> None:
+    b = Balancer(
+        [NodeSpec(name="eu", region="eu-west"), NodeSpec(name="us", region="us-east")],
+        lambda s: Stub(),
+    )
+    seen = set()
+    for i in range(6):
+        host = "shop.de" if i % 2 == 0 else "login.example.com"
+        node, moved, _ = b.choose(Request(f"http://{host}/", session="user-1"), host)
+        seen.add(node.name)
+        assert not moved
+    assert seen == {"eu"}  # placed by its first request's region, then sticky
+
+
+async def test_a_reload_that_changes_a_weight_moves_no_session() -> None:
+    stubs: dict[str, Stub] = {}
+
+    def make(spec: NodeSpec) -> Stub:
+        stubs[spec.name] = Stub()
+        return stubs[spec.name]
+
+    b = Balancer([NodeSpec(name=n) for n in "abc"], make, strategy="round-robin")
+    where = {}
+    for i in range(300):
+        r = Request(f"http://x.com/{i}", session=f"s{i}")
+        where[i] = b.choose(r, "x.com")[0].name
+    transports = dict(stubs)
+    b.set_nodes(
+        [NodeSpec(name="a", weight=0.5, tags=["x"]), NodeSpec(name="b"), NodeSpec(name="c")]
+    )
+    for i in range(300):
+        r = Request(f"http://x.com/{i}", session=f"s{i}")
+        assert b.choose(r, "x.com")[0].name == where[i]
+    assert stubs == transports  # no transport rebuilt: cookie jars kept
+    assert b.sessions_moved == 0
+
+
+async def test_a_reload_whose_transport_cannot_be_built_keeps_the_mesh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    f = tmp_path / "nodes.toml"
+    f.write_text("[[nodes]]\nname = 'a'\n")
+    settings = load_settings([("t", {"balancer.nodes_file": str(f)})])
+    b = build_balancer(settings)
+    f.write_text(
+        "[[nodes]]\nname = 'a'\n\n[[nodes]]\nname = 'api'\nkind = 'api'\n"
+        "template = 'https://api.example.invalid/?key={env:NOPE_KEY}&url={url}'\n"
+    )
+    assert not reload_nodes(b, settings)
+    assert [n.name for n in b.nodes] == ["a"]
+    await b.aclose()
