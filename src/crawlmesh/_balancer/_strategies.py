@@ -261,7 +261,10 @@ class PeakEwmaP2C:
         self._penalty = penalty
         self._default = default_latency
         self._max_pairs = max_pairs
-        self._pairs: OrderedDict[tuple[int, str], _Ewma] = OrderedDict()
+        self._pairs: OrderedDict[tuple[int, int, str], _Ewma] = OrderedDict()
+        # Bumped by forget(): a node's older pairs become unreachable at once
+        # and age out of the LRU, instead of a scan of every pair.
+        self._generation: dict[int, int] = {}
         self._nodes: dict[int, _Ewma] = {}
         self._mesh: _Ewma | None = None
 
@@ -285,7 +288,7 @@ class PeakEwmaP2C:
     ) -> None:
         now = self._now()
         tau = self._tau
-        key = (node.index, domain)
+        key = (node.index, self._generation.get(node.index, 0), domain)
         sample = latency * self._penalty if penalty else latency
         pair = self._pairs.get(key)
         if pair is None:
@@ -306,17 +309,18 @@ class PeakEwmaP2C:
             self._mesh.update(latency, now, tau, peak=False)
 
     def forget(self, node: NodeState) -> None:
-        # O(pairs), but nodes leave the mesh rarely.
+        # O(1): scanning every (node, domain) pair here blocked the event loop
+        # for seconds when a reload changed a large mesh.
         self._nodes.pop(node.index, None)
-        for key in [key for key in self._pairs if key[0] == node.index]:
-            del self._pairs[key]
+        self._generation[node.index] = self._generation.get(node.index, 0) + 1
 
     def estimate(self, node: NodeState, domain: str) -> float:
         """The latency, in seconds, the strategy currently expects of ``node`` for ``domain``."""
         return self._latency(node, domain, self._now())
 
     def _latency(self, node: NodeState, domain: str, now: float) -> float:
-        known = self._pairs.get((node.index, domain)) or self._nodes.get(node.index) or self._mesh
+        key = (node.index, self._generation.get(node.index, 0), domain)
+        known = self._pairs.get(key) or self._nodes.get(node.index) or self._mesh
         return self._default if known is None else known.read(now, self._tau)
 
     def _cost(self, node: NodeState, domain: str, now: float) -> float:
