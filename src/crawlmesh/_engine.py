@@ -20,6 +20,7 @@ in the errors file.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,6 +42,8 @@ from ._request import Request
 from ._response import Response
 from ._robots import RobotsCache
 from ._settings import Settings
+from ._shaping._retry_after import parse_retry_after
+from ._shaping._shaper import Shaper
 from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
 from ._transport._base import FetchOptions, Transport
@@ -51,6 +54,8 @@ __all__ = ["Engine"]
 log = structlog.get_logger("crawlmesh.engine")
 
 
+# A 429 or 503 with Retry-After pauses its domain for as long as it says.
+_PUSHBACK_STATUSES = frozenset({429, 503})
 _Dispatched = tuple[str, Request]  # (domain, request)
 _Item = tuple[Any, Request]  # (item, the request whose callback produced it)
 
@@ -112,7 +117,11 @@ class Engine:
             user_agent=settings.user_agent,
             default_headers=settings.default_headers,
         )
-        self._politeness = Politeness(settings.concurrency_per_domain, settings.download_delay)
+        self._politeness = Politeness(
+            settings.concurrency_per_domain,
+            settings.download_delay,
+            Shaper(settings.rates) if settings.rates else None,
+        )
         self._robots = RobotsCache(
             self._transport, self._options, settings.robots.user_agent, self._on_crawl_delay
         )
@@ -363,6 +372,8 @@ class Engine:
                         request=request,
                         kind="total_timeout",
                     )
+                if response.status in _PUSHBACK_STATUSES:
+                    self._honour_retry_after(domain, response)
                 return _Outcome(request, response, None)
             except FetchError as exc:
                 exc.request = request
@@ -375,6 +386,24 @@ class Engine:
                 self._inflight.discard(scope)
         # Only reached when the shutdown deadline cancelled the fetch.
         return _Outcome(request, None, _Shutdown("interrupted by shutdown", request=request))
+
+    def _honour_retry_after(self, domain: str, response: Response) -> None:
+        value = response.headers.get("retry-after")
+        if value is None:
+            return
+        delay = parse_retry_after(value, time.time(), max_delay=self.settings.retry_after_max)
+        if delay is None:
+            log.info("ignoring an unreadable Retry-After", url=response.url, value=value)
+            return
+        self._politeness.pause(domain, trio.current_time() + delay)
+        self.stats.pauses += 1
+        log.info(
+            "pausing a domain as Retry-After asks",
+            domain=domain,
+            seconds=round(delay, 3),
+            status=response.status,
+            url=response.url,
+        )
 
     # -- parse ---------------------------------------------------------------
 

@@ -1,7 +1,10 @@
-"""Per-domain politeness: concurrency slots and the delay between requests.
+"""Per-domain politeness: concurrency slots, delays, rates and pauses.
 
 The dispatcher asks :meth:`Politeness.ready` while scanning the frontier and
-calls :meth:`acquire`/:meth:`release` around each fetch. Times come from
+calls :meth:`acquire`/:meth:`release` around each fetch. A domain that is not
+ready is skipped, never waited on, so one domain's queue never blocks another
+(no head-of-line blocking); :attr:`Politeness.wake_at` tells the dispatcher
+when the first time-blocked domain becomes ready. Times come from
 ``trio.current_time()`` so tests run in virtual time.
 """
 
@@ -11,42 +14,52 @@ import math
 
 import trio
 
+from ._shaping._shaper import Shaper
+
 __all__ = ["Politeness"]
 
 
 class _Slot:
-    __slots__ = ("delay", "held", "in_flight", "limit", "next_time")
+    __slots__ = ("custom", "default_limit", "delay", "held", "in_flight", "limit", "next_time")
 
     def __init__(self, limit: int, delay: float) -> None:
+        self.custom = False  # set_delay/set_limit: remembered while idle
         self.held = False
         self.in_flight = 0
+        self.default_limit = limit
         self.limit = limit
         self.delay = delay
         self.next_time = -math.inf
 
 
 class Politeness:
-    """Concurrency and spacing of requests to each domain.
+    """Concurrency, spacing and rate of requests to each domain.
 
     Args:
-        concurrency: requests in flight to one domain.
+        concurrency: requests in flight to one domain (a rate rule's
+            ``concurrency`` may lower it for its domains).
         delay: seconds between the starts of two requests to one domain.
+        shaper: per-domain rate limits, if any are configured.
     """
 
-    __slots__ = ("_concurrency", "_delay", "_slots", "wake_at")
+    __slots__ = ("_concurrency", "_delay", "_shaper", "_slots", "wake_at")
 
-    def __init__(self, concurrency: int, delay: float = 0.0) -> None:
+    def __init__(self, concurrency: int, delay: float = 0.0, shaper: Shaper | None = None) -> None:
         self._concurrency = concurrency
         self._delay = delay
+        self._shaper = shaper
         self._slots: dict[str, _Slot] = {}
-        # Earliest time a domain found not ready only for its delay becomes
-        # ready; the dispatcher sleeps until then. Reset before each scan.
+        # Earliest time a domain found not ready only for time becomes ready;
+        # the dispatcher sleeps until then. Reset before each scan.
         self.wake_at = math.inf
 
     def _slot(self, domain: str) -> _Slot:
         slot = self._slots.get(domain)
         if slot is None:
-            slot = self._slots[domain] = _Slot(self._concurrency, self._delay)
+            limit = self._concurrency
+            if self._shaper is not None:
+                limit = min(limit, self._shaper.concurrency(domain) or limit)
+            slot = self._slots[domain] = _Slot(limit, self._delay)
         return slot
 
     def set_delay(self, domain: str, delay: float) -> None:
@@ -54,16 +67,19 @@ class Politeness:
         robots.txt Crawl-delay); a delay also limits the domain to one
         request in flight, as Crawl-delay intends."""
         slot = self._slot(domain)
+        slot.custom = True
         slot.delay = max(self._delay, delay)
         if slot.delay > 0:
-            slot.limit = 1
+            slot.limit = slot.default_limit = 1
             # The request that learnt the delay (from robots.txt) is about to
             # start: the next one waits a full delay after it.
             slot.next_time = max(slot.next_time, trio.current_time() + slot.delay)
 
     def set_limit(self, domain: str, limit: int) -> None:
         """Change how many requests may be in flight to ``domain``."""
-        self._slot(domain).limit = limit
+        slot = self._slot(domain)
+        slot.custom = True
+        slot.limit = slot.default_limit = limit
 
     def hold(self, domain: str) -> None:
         """Allow one request at a time (until :meth:`unhold`), e.g. while
@@ -76,8 +92,15 @@ class Politeness:
         slot = self._slots.get(domain)
         if slot is not None and slot.held:
             slot.held = False
-            if slot.delay <= 0:
-                slot.limit = self._concurrency
+            slot.limit = slot.default_limit
+
+    def pause(self, domain: str, until: float) -> None:
+        """Start no request to ``domain`` before ``until`` (a Retry-After),
+        then resume at its rate with no burst."""
+        slot = self._slot(domain)
+        slot.next_time = max(slot.next_time, until)
+        if self._shaper is not None:
+            self._shaper.pause(domain, until)
 
     def delay_of(self, domain: str) -> float:
         return self._slot(domain).delay
@@ -85,28 +108,42 @@ class Politeness:
     def ready(self, domain: str) -> bool:
         """May a request to ``domain`` start now?"""
         slot = self._slots.get(domain)
-        if slot is None:
-            return True
-        if slot.in_flight >= slot.limit:
-            return False
-        if slot.next_time > trio.current_time():
-            self.wake_at = min(self.wake_at, slot.next_time)
-            return False
+        now = -math.inf
+        if slot is not None:
+            if slot.in_flight >= slot.limit:
+                return False
+            now = trio.current_time()
+            if slot.next_time > now:
+                self.wake_at = min(self.wake_at, slot.next_time)
+                return False
+        if self._shaper is not None:
+            if now == -math.inf:
+                now = trio.current_time()
+            wait = self._shaper.wait(domain, now)
+            if wait > 0:
+                self.wake_at = min(self.wake_at, now + wait)
+                return False
         return True
 
     def acquire(self, domain: str) -> None:
         slot = self._slot(domain)
         slot.in_flight += 1
-        if slot.delay:
-            slot.next_time = trio.current_time() + slot.delay
+        if slot.delay or self._shaper is not None:
+            now = trio.current_time()
+            if slot.delay:
+                slot.next_time = now + slot.delay
+            if self._shaper is not None:
+                self._shaper.reserve(domain, now)
 
     def release(self, domain: str) -> None:
         slot = self._slots[domain]
         slot.in_flight -= 1
         if (
             slot.in_flight == 0
+            and not (slot.held or slot.custom)
             and slot.next_time <= trio.current_time()
-            and slot.limit == self._concurrency
         ):
-            # Forget idle domains so memory does not grow with every host seen.
+            # Forget idle domains so memory does not grow with every host seen
+            # (a domain with its own limit or delay keeps its slot; rate rules
+            # are looked up again when it comes back).
             del self._slots[domain]

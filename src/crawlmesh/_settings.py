@@ -19,6 +19,7 @@ import msgspec
 from ._balancer._config import validate_nodes
 from ._balancer._types import NodeSpec
 from ._exceptions import SettingsError
+from ._shaping._rules import RateRule, RateRules
 
 __all__ = [
     "BalancerSettings",
@@ -152,11 +153,17 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """debug, info, warning or error."""
     timeouts: Timeouts = Timeouts()
     robots: RobotsSettings = RobotsSettings()
+    rates: dict[str, RateRule] = {}
+    """Per-domain limits by glob, e.g. {"*.example.com" = {rate = "5/s", burst = 10}}."""
+    retry_after_max: NonNegFloat = 3600.0
+    """Longest pause a 429/503 Retry-After may impose on a domain, in seconds."""
     balancer: BalancerSettings = BalancerSettings()
     nodes: list[NodeSpec] = []
     """The mesh, as [[nodes]] tables in a settings file (or use balancer.nodes_file)."""
 
     def __post_init__(self) -> None:
+        if self.rates:
+            RateRules(self.rates)  # a bad glob fails here, naming it
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
 
@@ -288,6 +295,11 @@ def load_settings(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Settings:
     for source, layer in layers:
         if "nodes" in layer:
             validate_nodes(layer["nodes"], source)  # names the node at fault
+        if isinstance(layer.get("rates"), Mapping):
+            try:
+                RateRules(layer["rates"])  # names the glob at fault
+            except ValueError as exc:
+                raise SettingsError(f"{source}: {exc}") from None
         nested = _nest(layer)
         _check_keys(nested, source)
         merged = _merge(merged, nested)

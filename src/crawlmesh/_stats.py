@@ -46,6 +46,8 @@ class CrawlStats(msgspec.Struct, frozen=True):
     """Sessions that changed node although theirs was still up (should be 0)."""
     region_fallbacks: int = 0
     """Requests sent outside their region because it had no eligible node."""
+    retry_after_pauses: int = 0
+    """Times a 429/503 Retry-After paused a domain."""
 
     @property
     def pages_per_second(self) -> float:
@@ -68,6 +70,8 @@ class CrawlStats(msgspec.Struct, frozen=True):
             lines.append("  filtered: " + _fmt(self.filtered))
         if self.unfinished:
             lines.append(f"  unfinished (left in the frontier): {self.unfinished}")
+        if self.retry_after_pauses:
+            lines.append(f"  domains paused by Retry-After: {self.retry_after_pauses}")
         if len(self.nodes) > 1 or any(n.kind != "direct" for n in self.nodes):
             lines.append(
                 f"  nodes ({self.strategy}; sessions moved {self.sessions_moved}, "
@@ -105,6 +109,7 @@ class StatsCollector:
         self.scheduled = 0
         self.bytes = 0
         self.unfinished = 0
+        self.pauses = 0
         self.errors: Counter[str] = Counter()
         self.filtered: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
@@ -135,4 +140,5 @@ class StatsCollector:
             bytes_received=self.bytes,
             robots_fetched=robots_fetched,
             unfinished=self.unfinished,
+            retry_after_pauses=self.pauses,
         )

@@ -104,7 +104,10 @@ async def test_a_dead_node_loses_nothing(tmp_path: Path) -> None:
     assert stats.errors == 0
     by_name = {n.name: n for n in stats.nodes}
     assert sum(by_name["b"].errors.values()) > 0  # b failed requests, retried elsewhere
-    assert by_name["b"].state in ("down", "ejected")
+    # The dead node is routed around at once: ejected, or left by p2c-ewma
+    # after a handful of faults (each learnt as a slow answer).
+    wasted = sum(by_name["b"].errors.values())
+    assert by_name["b"].state in ("down", "ejected") or wasted <= 5, by_name["b"]
 
 
 async def test_sessions_stick_to_one_node(tmp_path: Path) -> None:

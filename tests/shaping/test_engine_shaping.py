@@ -1,0 +1,118 @@
+"""Rate rules and Retry-After in a real crawl over loopback, in virtual time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from crawlmesh import (
+    Request,
+    Response,
+    SettingsError,
+    SiteRequest,
+    SiteResponse,
+    Spider,
+    open_site_server,
+)
+from crawlmesh._settings import load_settings
+from engine.test_crawl import run_spider
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    # Loopback I/O runs in real time; rate waits and pauses pass instantly.
+    return trio.testing.MockClock(autojump_threshold=0.05)
+
+
+class Recorder:
+    def __init__(self, throttle_first: str | None = None) -> None:
+        self.log: list[tuple[str, str, float]] = []
+        self.throttle_first = throttle_first
+
+    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+        host = request.headers.get("host", "").rsplit(":", 1)[0]
+        self.log.append((host, request.target, trio.current_time()))
+        if self.throttle_first is not None and len(self.log) == 1:
+            return SiteResponse(429, b"slow down", [("Retry-After", self.throttle_first)])
+        return SiteResponse(200, b"<h1 class='title'>ok</h1>")
+
+
+class Pages(Spider):
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__()
+        self.urls = urls
+
+    async def start(self) -> AsyncIterator[Request]:
+        for url in self.urls:
+            yield Request(url)
+
+    def parse(self, response: Response) -> Any:
+        yield {"url": response.url}
+
+
+def starts(log: list[tuple[str, str, float]], host: str) -> list[float]:
+    return [t for h, target, t in log if h == host]
+
+
+async def test_a_rate_rule_spaces_one_domain_and_leaves_others_alone(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    site = Recorder()
+    async with open_site_server(site.handle) as base:
+        port = base.rsplit(":", 1)[1]
+        urls = [f"http://127.0.0.1:{port}/a{i}" for i in range(10)]
+        urls += [f"http://localhost:{port}/b{i}" for i in range(10)]
+        _stats, items, _ = await run_spider(
+            Pages(urls),
+            tmp_path,
+            **{"robots.obey": False, "rates": {"127.0.0.1": {"rate": "2/s", "burst": 3}}},
+        )
+    assert len(items) == 20
+    limited = starts(site.log, "127.0.0.1")
+    t0 = limited[0]
+    # A burst of 4 (burst 3 + 1) at once, then one every 0.5 s.
+    assert [round(t - t0, 3) for t in limited] == [0, 0, 0, 0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    free = starts(site.log, "localhost")
+    assert max(free) - min(free) < 0.5  # not held up by the limited domain
+
+
+async def test_retry_after_pauses_the_domain_for_as_long_as_it_says(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    site = Recorder(throttle_first="7")
+    async with open_site_server(site.handle) as base:
+        urls = [f"{base}/p{i}" for i in range(4)]
+        stats, _items, errors = await run_spider(
+            Pages(urls), tmp_path, **{"robots.obey": False, "concurrency_per_domain": 1}
+        )
+    times = [t for _, _, t in site.log]
+    assert times[1] - times[0] >= 7.0
+    assert times[1] - times[0] < 7.1
+    assert stats.retry_after_pauses == 1
+    assert [e["status"] for e in errors] == [429]  # the throttled page, ready to re-run
+
+
+async def test_retry_after_as_an_http_date(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    import time
+
+    site = Recorder(throttle_first=formatdate(time.time() + 30, usegmt=True))
+    async with open_site_server(site.handle) as base:
+        urls = [f"{base}/p{i}" for i in range(3)]
+        await run_spider(
+            Pages(urls), tmp_path, **{"robots.obey": False, "concurrency_per_domain": 1}
+        )
+    times = [t for _, _, t in site.log]
+    assert 28.5 <= times[1] - times[0] <= 30.5  # to the second (the date has 1 s resolution)
+
+
+def test_bad_rate_rules_are_refused_naming_the_glob() -> None:
+    with pytest.raises(SettingsError, match=r"rate rule '\*\.example\.com'"):
+        load_settings([("-s", {"rates": {"*.example.com": {"rate": "5/x"}}})])
+    with pytest.raises(SettingsError, match="rate rule 'a/b'"):
+        load_settings([("-s", {"rates": {"a/b": {"rate": "5/s"}}})])
