@@ -147,10 +147,11 @@ class AimdController:
         self._successes = 0
         if now - self._last_decrease < max(self._cooldown, self._latency or 0.0):
             return False
-        self._last_decrease = now
         # Rounding down guarantees progress even with a backoff close to 1;
         # the epsilon keeps 10 x 0.7 at 7, not 6.
         lowered = max(self._minimum, math.floor(self._limit * self._backoff + 1e-9))
-        changed = lowered != self._limit
+        if lowered == self._limit:
+            return False  # already at the floor: no decrease, so no cool-down starts
+        self._last_decrease = now
         self._limit = lowered
-        return changed
+        return True
