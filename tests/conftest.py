@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # be reproduced; local runs keep exploring.
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.register_profile("ci", deadline=None, derandomize=True)
+# `pytest --hypothesis-profile=stress` hunts harder before a release.
+hypothesis_settings.register_profile("stress", deadline=None, max_examples=2000)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 

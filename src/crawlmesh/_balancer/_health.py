@@ -61,6 +61,8 @@ MAX_EJECTION_TIME = 300.0
 # structure, so it bumps ``version``; 20 rebuilds per recovery is cheap,
 # one per request would not be.
 _RAMP_STEPS = 20
+# Float slack when turning elapsed time into ramp steps (in steps).
+_STEP_SLACK = 1e-6
 _RAMP_FLOOR = 0.1  # Envoy's slow start also begins at 10% of the weight.
 
 NodeHealth = Literal["up", "down", "ejected", "slow-start"]
@@ -406,7 +408,10 @@ class HealthTracker:
                 changed |= self._ramp(node, h, now)
                 if h.recovered_at is not None:
                     step = self.config.slow_start / _RAMP_STEPS
-                    due = min(due, h.recovered_at + (self._step(h, now) + 1) * step)
+                    next_step = h.recovered_at + (self._step(h, now) + 1) * step
+                    # Due a hair early, so clock rounding cannot leave the
+                    # refresh just short of the step it was due for.
+                    due = min(due, next_step - step * _STEP_SLACK / 2)
         self._due = due
         if changed:
             self._changed(weights=True)
@@ -476,14 +481,15 @@ class HealthTracker:
             return
         h.recovered_at = now
         self._ramp(node, h, now)
-        self._due = min(self._due, now + self.config.slow_start / _RAMP_STEPS)
+        step = self.config.slow_start / _RAMP_STEPS
+        self._due = min(self._due, now + step - step * _STEP_SLACK / 2)
 
     def _step(self, h: _Health, now: float) -> int:
         assert h.recovered_at is not None
         elapsed = now - h.recovered_at
         # The epsilon keeps float error from landing a step boundary just
         # short of its step.
-        return int(elapsed * _RAMP_STEPS / self.config.slow_start + 1e-9)
+        return int(elapsed * _RAMP_STEPS / self.config.slow_start + _STEP_SLACK)
 
     def _ramp(self, node: NodeState, h: _Health, now: float) -> bool:
         """Set the node's weight for ``now`` on its ramp; True if it moved."""
