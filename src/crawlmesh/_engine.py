@@ -19,7 +19,6 @@ in the errors file.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +39,7 @@ from ._log import configure_logging
 from ._politeness import Politeness
 from ._request import Request
 from ._response import Response
+from ._retrying import Retrier
 from ._robots import RobotsCache
 from ._settings import Settings
 from ._shaping._retry_after import parse_retry_after
@@ -126,6 +126,7 @@ class Engine:
             self._transport, self._options, settings.robots.user_agent, self._on_crawl_delay
         )
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
+        self._retrier = Retrier(settings.retry, retry_after_max=settings.retry_after_max)
         self.stats = StatsCollector()
         self._admission = Admission(
             dupefilter or MemoryDupeFilter(),
@@ -225,6 +226,8 @@ class Engine:
             await self.spider.closed(reason)
         except Exception as exc:
             log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
+        self.stats.retries = self._retrier.retries
+        self.stats.retry_budget_refusals = self._retrier.budget_refusals
         return self.stats.snapshot(reason, self._robots.fetched, self.balancer)
 
     # -- scheduling ----------------------------------------------------------
@@ -295,7 +298,9 @@ class Engine:
                     self.request_stop("max_pages")
                     return
                 self._changed = trio.Event()
-                politeness.wake_at = math.inf
+                for domain, request in self._retrier.due(trio.current_time()):
+                    frontier.push(domain, request)  # still pending: not counted again
+                politeness.wake_at = self._retrier.next_due
                 got = frontier.pop(politeness.ready)
                 if len(frontier) < backlog:
                     self._room.set()
@@ -339,9 +344,16 @@ class Engine:
                     self._politeness.release(domain)
                     self._changed.set()
                 if outcome is None:
+                    self._retrier.done(request)
                     self._done_one()
-                else:
-                    await parse_send.send(outcome)
+                    continue
+                if self._stop_reason is None and self._retrier.consider(
+                    domain, request, outcome.response, outcome.error
+                ):
+                    self._changed.set()  # the dispatcher must wake for it
+                    continue
+                self._retrier.done(request)
+                await parse_send.send(outcome)
 
     async def _fetch_one(self, domain: str, request: Request) -> _Outcome | None:
         settings = self.settings
@@ -364,8 +376,9 @@ class Engine:
                             kind="robots_unavailable",
                         )
                         return _Outcome(request, None, error)
+                options = self._retrier.options_for(request, self._options)
                 with trio.move_on_after(settings.timeouts.total) as total:
-                    response = await self._transport.fetch(request, self._options)
+                    response = await self._transport.fetch(request, options)
                 if total.cancelled_caught:
                     raise FetchTimeout(
                         f"request took longer than {settings.timeouts.total:g} s",
@@ -573,6 +586,8 @@ class Engine:
     def _account_unfinished(self, reason: str) -> None:
         for _, request in self._frontier.drain():
             self._unfinished(request, f"not fetched: crawl ended ({reason})")
+        for request in self._retrier.drain():
+            self._unfinished(request, f"retry not fetched: crawl ended ({reason})")
 
     async def _progress(self) -> None:
         interval = self.settings.progress_interval

@@ -92,6 +92,7 @@ class FetchError(CrawlmeshError):
     def __init__(self, message: str, *, request: Request | None = None, kind: str = "") -> None:
         super().__init__(message)
         self.request = request
+        self.node = ""  # the egress node the attempt went through, if known
         if kind:
             self.kind = kind  # type: ignore[misc]  # an instance may refine the class kind
 

@@ -19,6 +19,7 @@ import msgspec
 from ._balancer._config import validate_nodes
 from ._balancer._types import NodeSpec
 from ._exceptions import SettingsError
+from ._resilience._retry import RetryPolicy
 from ._shaping._rules import RateRule, RateRules
 
 __all__ = [
@@ -157,6 +158,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Per-domain limits by glob, e.g. {"*.example.com" = {rate = "5/s", burst = 10}}."""
     retry_after_max: NonNegFloat = 3600.0
     """Longest pause a 429/503 Retry-After may impose on a domain, in seconds."""
+    retry: RetryPolicy = RetryPolicy()
     balancer: BalancerSettings = BalancerSettings()
     nodes: list[NodeSpec] = []
     """The mesh, as [[nodes]] tables in a settings file (or use balancer.nodes_file)."""

@@ -48,6 +48,10 @@ class CrawlStats(msgspec.Struct, frozen=True):
     """Requests sent outside their region because it had no eligible node."""
     retry_after_pauses: int = 0
     """Times a 429/503 Retry-After paused a domain."""
+    retries: int = 0
+    """Attempts beyond the first (after a retryable status or error)."""
+    retry_budget_refusals: int = 0
+    """Retries refused because the retry budget was spent."""
 
     @property
     def pages_per_second(self) -> float:
@@ -70,6 +74,11 @@ class CrawlStats(msgspec.Struct, frozen=True):
             lines.append("  filtered: " + _fmt(self.filtered))
         if self.unfinished:
             lines.append(f"  unfinished (left in the frontier): {self.unfinished}")
+        if self.retries or self.retry_budget_refusals:
+            lines.append(
+                f"  retries {self.retries}, refused by the retry budget "
+                f"{self.retry_budget_refusals}"
+            )
         if self.retry_after_pauses:
             lines.append(f"  domains paused by Retry-After: {self.retry_after_pauses}")
         if len(self.nodes) > 1 or any(n.kind != "direct" for n in self.nodes):
@@ -110,6 +119,8 @@ class StatsCollector:
         self.bytes = 0
         self.unfinished = 0
         self.pauses = 0
+        self.retries = 0
+        self.retry_budget_refusals = 0
         self.errors: Counter[str] = Counter()
         self.filtered: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
@@ -141,4 +152,6 @@ class StatsCollector:
             robots_fetched=robots_fetched,
             unfinished=self.unfinished,
             retry_after_pauses=self.pauses,
+            retries=self.retries,
+            retry_budget_refusals=self.retry_budget_refusals,
         )

@@ -49,10 +49,11 @@ class BalancedTransport:
                 request = request.replace(session=session)
         tried: set[str] = set()
         while True:
-            lease = await self.balancer.acquire(request, host, frozenset(tried))
+            lease = await self.balancer.acquire(request, host, options.avoid_nodes | tried)
             try:
                 response = await lease.transport.fetch(request, options)
             except FetchError as exc:
+                exc.node = lease.node.name  # a retry of the request avoids it
                 self.balancer.release(lease, error=exc)
                 if is_node_fault(exc) and len(tried) < self._retries:
                     tried.add(lease.node.name)

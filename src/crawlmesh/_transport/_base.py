@@ -22,6 +22,9 @@ class FetchOptions(msgspec.Struct, frozen=True):
     max_redirects: int = 10
     user_agent: str = ""
     default_headers: dict[str, str] = {}
+    avoid_nodes: frozenset[str] = frozenset()
+    """Nodes that already failed this request: the balancer picks another
+    when one is available."""
 
 
 class Transport(Protocol):

@@ -1,0 +1,140 @@
+"""Retries: which failed attempts go again, when, and through which node.
+
+A retried request stays *pending*: it waits here (parked, with its due time)
+instead of in the frontier, then re-enters the frontier so politeness and
+rate limits apply to it like to any request. The dispatcher releases parked
+requests when they fall due and wakes for the earliest one. A retry avoids
+the nodes that already failed it, when others are available.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Iterator
+
+import msgspec
+import structlog
+import trio
+
+from ._exceptions import FetchError
+from ._request import Request
+from ._resilience import RetryBudget, RetryPolicy
+from ._response import Response
+from ._shaping import parse_retry_after
+from ._transport._base import FetchOptions
+
+__all__ = ["Retrier"]
+
+log = structlog.get_logger("crawlmesh.engine")
+
+
+class _Attempts:
+    __slots__ = ("avoid", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.avoid: frozenset[str] = frozenset()
+
+
+class Retrier:
+    """Decides and schedules retries for the engine.
+
+    Args:
+        policy: what is retried and how long to back off.
+        retry_after_max: the longest Retry-After honoured, in seconds.
+        rng: for the backoff's jitter.
+    """
+
+    def __init__(
+        self, policy: RetryPolicy, *, retry_after_max: float, rng: random.Random | None = None
+    ) -> None:
+        self.policy = policy
+        self.budget: RetryBudget = policy.new_budget()
+        self._retry_after_max = retry_after_max
+        self._rng = rng or random.Random()
+        self._attempts: dict[int, _Attempts] = {}
+        self._parked: list[tuple[float, int, str, Request]] = []
+        self._seq = itertools.count()
+        self.retries = 0
+        self.budget_refusals = 0
+
+    def options_for(self, request: Request, options: FetchOptions) -> FetchOptions:
+        """The fetch options of this attempt (nodes to avoid on a retry), and
+        the attempt counted against the budget if it is a first one."""
+        attempts = self._attempts.get(id(request))
+        if attempts is None:
+            self._attempts[id(request)] = _Attempts()
+            self.budget.record_request()
+            return options
+        return msgspec.structs.replace(options, avoid_nodes=attempts.avoid)
+
+    def consider(
+        self,
+        domain: str,
+        request: Request,
+        response: Response | None,
+        error: FetchError | None,
+    ) -> bool:
+        """Park ``request`` for another attempt if it deserves one; True if
+        parked (the outcome is then not final)."""
+        attempts = self._attempts.get(id(request))
+        if attempts is None:
+            return False
+        attempts.count += 1
+        status = response.status if response is not None else None
+        kind = error.kind if error is not None else None
+        if status is not None and status < 400:
+            return False
+        if not self.policy.should_retry(request.method, attempts.count, status, kind):
+            return False
+        if not self.budget.try_spend():
+            self.budget_refusals += 1
+            log.info("retry budget spent; not retrying", url=request.url, kind=kind, status=status)
+            return False
+        retry_after = None
+        if response is not None and "retry-after" in response.headers:
+            retry_after = parse_retry_after(
+                response.headers["retry-after"], time.time(), max_delay=self._retry_after_max
+            )
+        delay = self.policy.backoff(attempts.count, self._rng, retry_after)
+        node = response.node if response is not None else getattr(error, "node", "")
+        if node:
+            attempts.avoid = attempts.avoid | {node}
+        heapq.heappush(
+            self._parked, (trio.current_time() + delay, next(self._seq), domain, request)
+        )
+        self.retries += 1
+        log.info(
+            "retrying",
+            url=request.url,
+            attempt=attempts.count + 1,
+            after=round(delay, 3),
+            reason=kind or f"HTTP {status}",
+            node=node or None,
+        )
+        return True
+
+    def done(self, request: Request) -> None:
+        """Forget a request whose outcome is final."""
+        self._attempts.pop(id(request), None)
+
+    def due(self, now: float) -> Iterator[tuple[str, Request]]:
+        """Remove and yield parked requests due by ``now``."""
+        parked = self._parked
+        while parked and parked[0][0] <= now:
+            _, _, domain, request = heapq.heappop(parked)
+            yield domain, request
+
+    @property
+    def next_due(self) -> float:
+        return self._parked[0][0] if self._parked else float("inf")
+
+    def drain(self) -> Iterator[Request]:
+        """Remove and yield every parked request (the crawl is ending)."""
+        parked, self._parked = self._parked, []
+        for _, _, _, request in sorted(parked):
+            self._attempts.pop(id(request), None)
+            yield request
