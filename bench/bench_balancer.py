@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 
 import trio
+from _timing import per_call_us  # bench/ is on sys.path when run as a script
 
 from crawlmesh._balancer._ring import AffinityRing
 from crawlmesh._balancer._strategies import STRATEGIES, Strategy, make_strategy
@@ -37,23 +37,6 @@ def make_mesh(n: int, rng: random.Random) -> list[NodeState]:
     for node in nodes:
         node.in_flight = rng.randrange(8)
     return nodes
-
-
-def per_call_us(calls: Callable[[int], None], *, budget: float = 0.2) -> float:
-    """Best of three runs of ``calls(k)``, with k grown until a run takes ``budget`` s."""
-    k = 1
-    while True:
-        start = time.perf_counter()
-        calls(k)
-        elapsed = time.perf_counter() - start
-        if elapsed >= budget:
-            break
-        k = max(2 * k, int(k * 1.2 * budget / max(elapsed, 1e-6)))
-    for _ in range(2):
-        start = time.perf_counter()
-        calls(k)
-        elapsed = min(elapsed, time.perf_counter() - start)
-    return elapsed / k * 1e6
 
 
 def time_pick(strategy: Strategy, nodes: list[NodeState]) -> float:

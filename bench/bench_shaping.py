@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
 
 import trio
+from _timing import per_call_us  # bench/ is on sys.path when run as a script
 
 from crawlmesh._shaping import GcraLimiter, RateRules, Rule, _domains, registered_domain
 
@@ -40,23 +40,6 @@ def make_rules() -> RateRules:
         table[f"*.site{i}.{SUFFIXES[i % len(SUFFIXES)]}"] = {"rate": "5/s", "burst": 10}
         table[f"www1.site{i + 1}.{SUFFIXES[(i + 1) % len(SUFFIXES)]}"] = {"rate": "1/s"}
     return RateRules(table)
-
-
-def per_call_us(calls: Callable[[int], None], *, budget: float = 0.2) -> float:
-    """Best of three runs of ``calls(k)``, with k grown until a run takes ``budget`` s."""
-    k = 1
-    while True:
-        start = time.perf_counter()
-        calls(k)
-        elapsed = time.perf_counter() - start
-        if elapsed >= budget:
-            break
-        k = max(2 * k, int(k * 1.2 * budget / max(elapsed, 1e-6)))
-    for _ in range(2):
-        start = time.perf_counter()
-        calls(k)
-        elapsed = min(elapsed, time.perf_counter() - start)
-    return elapsed / k * 1e6
 
 
 def bench(n: int) -> dict[str, float]:
