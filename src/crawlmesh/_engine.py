@@ -37,6 +37,7 @@ from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
 from ._log import configure_logging
 from ._politeness import Politeness
+from ._progress import report_progress
 from ._request import Request
 from ._response import Response
 from ._retrying import Retrier
@@ -202,7 +203,12 @@ class Engine:
         try:
             async with trio.open_nursery() as outer:
                 self._nursery = outer
-                outer.start_soon(self._progress)
+                outer.start_soon(
+                    report_progress,
+                    self.settings.progress_interval,
+                    self.stats,
+                    lambda: (len(self._frontier), len(self._inflight)),
+                )
                 if self.balancer is not None:
                     outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
                 fetch_send, fetch_recv = trio.open_memory_channel[_Dispatched](0)
@@ -588,22 +594,3 @@ class Engine:
             self._unfinished(request, f"not fetched: crawl ended ({reason})")
         for request in self._retrier.drain():
             self._unfinished(request, f"retry not fetched: crawl ended ({reason})")
-
-    async def _progress(self) -> None:
-        interval = self.settings.progress_interval
-        if not interval:
-            return
-        last_pages, last_time = 0, trio.current_time()
-        while True:
-            await trio.sleep(interval)
-            now, stats = trio.current_time(), self.stats
-            log.info(
-                "progress",
-                pages=stats.pages,
-                pages_per_s=round((stats.pages - last_pages) / (now - last_time), 1),
-                items=stats.items,
-                queued=len(self._frontier),
-                in_flight=len(self._inflight),
-                errors=sum(stats.errors.values()),
-            )
-            last_pages, last_time = stats.pages, now
