@@ -23,7 +23,7 @@ class _Slot:
     __slots__ = ("custom", "default_limit", "delay", "held", "in_flight", "limit", "next_time")
 
     def __init__(self, limit: int, delay: float) -> None:
-        self.custom = False  # set_delay/set_limit: remembered while idle
+        self.custom = False  # set_delay: remembered while idle
         self.held = False
         self.in_flight = 0
         self.default_limit = limit
@@ -75,12 +75,6 @@ class Politeness:
             # start: the next one waits a full delay after it.
             slot.next_time = max(slot.next_time, trio.current_time() + slot.delay)
 
-    def set_limit(self, domain: str, limit: int) -> None:
-        """Change how many requests may be in flight to ``domain``."""
-        slot = self._slot(domain)
-        slot.custom = True
-        slot.limit = slot.default_limit = limit
-
     def hold(self, domain: str) -> None:
         """Allow one request at a time (until :meth:`unhold`), e.g. while
         robots.txt and its Crawl-delay are not known yet."""
@@ -101,9 +95,6 @@ class Politeness:
         slot.next_time = max(slot.next_time, until)
         if self._shaper is not None:
             self._shaper.pause(domain, until)
-
-    def delay_of(self, domain: str) -> float:
-        return self._slot(domain).delay
 
     def ready(self, domain: str) -> bool:
         """May a request to ``domain`` start now?"""
