@@ -19,6 +19,7 @@ in the errors file.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,11 +29,12 @@ import structlog
 import trio
 
 from ._admission import Admission
+from ._balancer._balancer import Balancer
 from ._balancer._build import build_transport
 from ._balancer._mesh import reload_nodes, run_mesh_upkeep
 from ._balancer._types import NodeSpec
 from ._callbacks import iterate_result
-from ._exceptions import FetchError, FetchTimeout, HttpError, RequestError
+from ._exceptions import CircuitOpen, FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
 from ._log import configure_logging
@@ -43,6 +45,7 @@ from ._response import Response
 from ._retrying import Retrier
 from ._robots import RobotsCache
 from ._settings import Settings
+from ._shaping._aimd import AimdController
 from ._shaping._retry_after import parse_retry_after
 from ._shaping._shaper import Shaper
 from ._spider import Spider
@@ -55,7 +58,8 @@ __all__ = ["Engine"]
 log = structlog.get_logger("crawlmesh.engine")
 
 
-# A 429 or 503 with Retry-After pauses its domain for as long as it says.
+# A 429 or 503 with Retry-After pauses its domain for as long as it says; both,
+# and timeouts, halve the domain's AIMD concurrency.
 _PUSHBACK_STATUSES = frozenset({429, 503})
 _Dispatched = tuple[str, Request]  # (domain, request)
 _Item = tuple[Any, Request]  # (item, the request whose callback produced it)
@@ -108,7 +112,7 @@ class Engine:
         self._items = items
         self._errors = errors
         self._transport: Transport = transport or build_transport(settings)
-        self.balancer = getattr(self._transport, "balancer", None)
+        self.balancer: Balancer | None = getattr(self._transport, "balancer", None)
         self._frontier: Frontier = frontier or MemoryFrontier()
         self._options = FetchOptions(
             connect_timeout=settings.timeouts.connect,
@@ -122,7 +126,12 @@ class Engine:
             settings.concurrency_per_domain,
             settings.download_delay,
             Shaper(settings.rates) if settings.rates else None,
+            aimd=self._aimd_factory(settings),
+            gate=self._circuit_gate if self.balancer is not None else None,
         )
+        # Domains no node could serve, since when; and those held too long.
+        self._held_since: dict[str, float] = {}
+        self._expired: set[str] = set()
         self._robots = RobotsCache(
             self._transport, self._options, settings.robots.user_agent, self._on_crawl_delay
         )
@@ -236,6 +245,24 @@ class Engine:
         self.stats.retry_budget_refusals = self._retrier.budget_refusals
         return self.stats.snapshot(reason, self._robots.fetched, self.balancer)
 
+    @staticmethod
+    def _aimd_factory(settings: Settings) -> Callable[[], AimdController] | None:
+        t = settings.throttle
+        if not t.enabled:
+            return None
+        maximum = settings.concurrency_per_domain
+        start = min(t.start or maximum, maximum)
+        minimum = min(t.minimum, start)
+        return lambda: AimdController(
+            start,
+            maximum=maximum,
+            minimum=minimum,
+            target_latency=t.target_latency or None,
+            backoff=t.backoff,
+            cooldown=t.cooldown,
+            quiet=t.quiet,
+        )
+
     # -- scheduling ----------------------------------------------------------
 
     def _notify(self) -> None:
@@ -308,6 +335,8 @@ class Engine:
                     frontier.push(domain, request)  # still pending: not counted again
                 politeness.wake_at = self._retrier.next_due
                 got = frontier.pop(politeness.ready)
+                if self._expired:
+                    self._expire_held()
                 if len(frontier) < backlog:
                     self._room.set()
                 if got is None:
@@ -318,6 +347,36 @@ class Engine:
                 politeness.acquire(domain)
                 self._dispatched += 1
                 await fetch_send.send(got)
+
+    def _circuit_gate(self, domain: str) -> float:
+        """When ``domain`` may take a request, as far as breakers go; notes
+        domains that no node could serve for ``breaker.park_timeout``."""
+        assert self.balancer is not None
+        until = self.balancer.blocked_until(domain)
+        if until == -math.inf:
+            return until
+        now = trio.current_time()
+        if until <= now:
+            return until
+        since = self._held_since.setdefault(domain, now)
+        deadline = since + self.settings.breaker.park_timeout
+        if now >= deadline:
+            self._expired.add(domain)  # the dispatcher writes its requests off
+            return until
+        return min(until, deadline)
+
+    def _expire_held(self) -> None:
+        timeout = self.settings.breaker.park_timeout
+        for domain in self._expired:
+            for request in self._frontier.remove(domain):
+                self._retrier.done(request)
+                self._fail(
+                    request,
+                    CircuitOpen.kind,
+                    f"no node could serve {domain} for {timeout:g} s: circuit breakers open",
+                )
+                self._done_one()
+        self._expired.clear()
 
     async def _enforce_deadline(self) -> None:
         await trio.sleep(self.settings.shutdown_timeout)
@@ -344,6 +403,7 @@ class Engine:
     ) -> None:
         async with fetch_recv, parse_send:
             async for domain, request in fetch_recv:
+                started = trio.current_time()
                 try:
                     outcome = await self._fetch_one(domain, request)
                 finally:
@@ -353,6 +413,13 @@ class Engine:
                     self._retrier.done(request)
                     self._done_one()
                     continue
+                if isinstance(outcome.error, CircuitOpen) and self._stop_reason is None:
+                    # Not an attempt: back to the frontier, where the gate
+                    # holds it until a breaker admits its domain.
+                    self.stats.circuit_waits += 1
+                    self._frontier.push(domain, request)
+                    continue
+                self._learn(domain, outcome, trio.current_time() - started)
                 if self._stop_reason is None and self._retrier.consider(
                     domain, request, outcome.response, outcome.error
                 ):
@@ -383,7 +450,11 @@ class Engine:
                         )
                         return _Outcome(request, None, error)
                 options = self._retrier.options_for(request, self._options)
-                with trio.move_on_after(settings.timeouts.total) as total:
+                # Through the mesh, each attempt on a node has its own deadline
+                # (kind and domain overrides included); this one bounds a
+                # custom transport.
+                limit = math.inf if self.balancer is not None else settings.timeouts.total
+                with trio.move_on_after(limit) as total:
                     response = await self._transport.fetch(request, options)
                 if total.cancelled_caught:
                     raise FetchTimeout(
@@ -405,6 +476,26 @@ class Engine:
                 self._inflight.discard(scope)
         # Only reached when the shutdown deadline cancelled the fetch.
         return _Outcome(request, None, _Shutdown("interrupted by shutdown", request=request))
+
+    def _learn(self, domain: str, outcome: _Outcome, latency: float) -> None:
+        """Feed an outcome to the domain's throttle (and its hold)."""
+        response = outcome.response
+        if response is not None:
+            pushback = response.status in _PUSHBACK_STATUSES
+            if not pushback and response.status < 500 and self._held_since:
+                self._held_since.pop(domain, None)  # served again
+        else:
+            assert outcome.error is not None
+            pushback = outcome.error.kind.endswith("timeout")
+        before = self._politeness.limit(domain)
+        self._politeness.observe(domain, None if pushback else latency, pushback=pushback)
+        if self._politeness.limit(domain) < before:
+            self.stats.throttle_decreases += 1
+            log.info(
+                "lowering a domain's concurrency",
+                domain=domain,
+                limit=self._politeness.limit(domain),
+            )
 
     def _honour_retry_after(self, domain: str, response: Response) -> None:
         value = response.headers.get("retry-after")

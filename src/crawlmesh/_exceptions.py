@@ -15,7 +15,8 @@ Every error crawlmesh raises derives from :class:`CrawlmeshError`::
         ├── RedirectError           too many redirects, a loop, a bad Location
         ├── HttpError               a non-2xx status the spider does not handle
         ├── ResponseTooLarge        body over ``max_response_size`` (raw or decoded)
-        └── DecodingFailed          a corrupt gzip/deflate/br body
+        ├── DecodingFailed          a corrupt gzip/deflate/br body
+        └── CircuitOpen             no node's circuit breaker admits the request now
 
 Third-party exceptions (httpx, trio, h11, zlib) are translated at the fetch
 boundary, with the original chained as ``__cause__``. Each fetch error has a
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from ._request import Request
 
 __all__ = [
+    "CircuitOpen",
     "ConnectFailed",
     "ConnectionBroken",
     "CrawlmeshError",
@@ -141,3 +143,15 @@ class DecodingFailed(FetchError):
     """A compressed body could not be decoded."""
 
     kind = "decoding_error"
+
+
+class CircuitOpen(FetchError):
+    """Every node that could serve the request has its circuit breaker open
+    (for the node, or for the node and this domain).
+
+    The engine does not count it as an attempt: the request waits until a
+    breaker half-opens, up to ``breaker.park_timeout``, and only then is it
+    written to the errors file with this kind.
+    """
+
+    kind = "circuit_open"

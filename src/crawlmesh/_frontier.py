@@ -49,6 +49,10 @@ class Frontier(Protocol):
         """Remove and yield every queued request (used at shutdown)."""
         ...
 
+    def remove(self, domain: str) -> list[Request]:
+        """Remove and return every request queued under ``domain``."""
+        ...
+
     def __len__(self) -> int: ...
 
 
@@ -119,6 +123,14 @@ class MemoryFrontier:
         for domain, q in queues.items():
             for _, _, request in sorted(q):
                 yield domain, request
+
+    def remove(self, domain: str) -> list[Request]:
+        q = self._queues.pop(domain, None)
+        if not q:
+            return []
+        self._rotation.remove(domain)
+        self._count -= len(q)
+        return [request for _, _, request in sorted(q)]
 
     def __len__(self) -> int:
         return self._count

@@ -6,14 +6,22 @@ ready is skipped, never waited on, so one domain's queue never blocks another
 (no head-of-line blocking); :attr:`Politeness.wake_at` tells the dispatcher
 when the first time-blocked domain becomes ready. Times come from
 ``trio.current_time()`` so tests run in virtual time.
+
+A domain's concurrency is the least of the crawl's ``concurrency_per_domain``,
+its rate rule's ``concurrency``, one while robots.txt is unknown or a
+Crawl-delay applies, and its AIMD limit (:meth:`Politeness.observe`), which
+halves on pushback and grows back one slot per window of fast successes.
+A ``gate`` (the balancer's circuit breakers) may hold a domain too.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import trio
 
+from ._shaping._aimd import AimdController
 from ._shaping._shaper import Shaper
 
 __all__ = ["Politeness"]
@@ -32,6 +40,15 @@ class _Slot:
         self.next_time = -math.inf
 
 
+# AIMD controllers kept for domains seen; the oldest are forgotten beyond this.
+_MAX_CONTROLLERS = 100_000
+
+AimdFactory = Callable[[], AimdController]
+Gate = Callable[[str], float]
+"""Given a domain, the time before which no request to it may start (at most
+now when it may start now)."""
+
+
 class Politeness:
     """Concurrency, spacing and rate of requests to each domain.
 
@@ -40,14 +57,36 @@ class Politeness:
             ``concurrency`` may lower it for its domains).
         delay: seconds between the starts of two requests to one domain.
         shaper: per-domain rate limits, if any are configured.
+        aimd: makes each domain's AIMD controller (None: no adaptation).
+        gate: holds domains for reasons of its own (circuit breakers).
     """
 
-    __slots__ = ("_concurrency", "_delay", "_shaper", "_slots", "wake_at")
+    __slots__ = (
+        "_aimd",
+        "_concurrency",
+        "_controllers",
+        "_delay",
+        "_gate",
+        "_shaper",
+        "_slots",
+        "wake_at",
+    )
 
-    def __init__(self, concurrency: int, delay: float = 0.0, shaper: Shaper | None = None) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        delay: float = 0.0,
+        shaper: Shaper | None = None,
+        *,
+        aimd: AimdFactory | None = None,
+        gate: Gate | None = None,
+    ) -> None:
         self._concurrency = concurrency
         self._delay = delay
         self._shaper = shaper
+        self._aimd = aimd
+        self._gate = gate
+        self._controllers: dict[str, AimdController] = {}
         self._slots: dict[str, _Slot] = {}
         # Earliest time a domain found not ready only for time becomes ready;
         # the dispatcher sleeps until then. Reset before each scan.
@@ -60,7 +99,50 @@ class Politeness:
             if self._shaper is not None:
                 limit = min(limit, self._shaper.concurrency(domain) or limit)
             slot = self._slots[domain] = _Slot(limit, self._delay)
+            self._apply_aimd(domain, slot)
         return slot
+
+    def _apply_aimd(self, domain: str, slot: _Slot) -> None:
+        controller = self._controllers.get(domain)
+        if controller is not None and not slot.held:
+            slot.limit = min(slot.default_limit, controller.limit)
+
+    def limit(self, domain: str) -> int:
+        """Requests that may be in flight to ``domain`` now."""
+        slot = self._slots.get(domain)
+        if slot is not None:
+            return slot.limit
+        controller = self._controllers.get(domain)
+        limit = self._concurrency
+        if self._shaper is not None:
+            limit = min(limit, self._shaper.concurrency(domain) or limit)
+        return min(limit, controller.limit) if controller is not None else limit
+
+    def observe(self, domain: str, latency: float | None, *, pushback: bool) -> None:
+        """Feed a fetch's outcome to the domain's AIMD controller.
+
+        Args:
+            domain: where the request went.
+            latency: seconds it took, for a success (None: not a success).
+            pushback: a 429, a 503 or a timeout: the domain is overloaded.
+        """
+        if self._aimd is None or (latency is None and not pushback):
+            return
+        controllers = self._controllers
+        controller = controllers.get(domain)
+        if controller is None:
+            if len(controllers) >= _MAX_CONTROLLERS:
+                del controllers[next(iter(controllers))]
+            controller = controllers[domain] = self._aimd()
+        if pushback:
+            changed = controller.on_pushback()
+        else:
+            assert latency is not None
+            changed = controller.on_success(latency)
+        if changed:
+            slot = self._slots.get(domain)
+            if slot is not None:
+                self._apply_aimd(domain, slot)
 
     def set_delay(self, domain: str, delay: float) -> None:
         """Space requests to ``domain`` by at least ``delay`` seconds (e.g.
@@ -87,6 +169,7 @@ class Politeness:
         if slot is not None and slot.held:
             slot.held = False
             slot.limit = slot.default_limit
+            self._apply_aimd(domain, slot)
 
     def pause(self, domain: str, until: float) -> None:
         """Start no request to ``domain`` before ``until`` (a Retry-After),
@@ -114,6 +197,14 @@ class Politeness:
             if wait > 0:
                 self.wake_at = min(self.wake_at, now + wait)
                 return False
+        if self._gate is not None:
+            until = self._gate(domain)
+            if until != -math.inf:
+                if now == -math.inf:
+                    now = trio.current_time()
+                if until > now:
+                    self.wake_at = min(self.wake_at, until)
+                    return False
         return True
 
     def acquire(self, domain: str) -> None:

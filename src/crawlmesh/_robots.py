@@ -16,7 +16,7 @@ import structlog
 import trio
 from protego import Protego
 
-from ._exceptions import FetchError, ResponseTooLarge
+from ._exceptions import CircuitOpen, FetchError, ResponseTooLarge
 from ._request import Request
 from ._transport._base import FetchOptions, Transport
 
@@ -39,12 +39,14 @@ _UNAVAILABLE = RobotsVerdict(False, "robots_unavailable")
 
 
 class _Entry:
-    __slots__ = ("loaded", "parser", "unavailable")
+    __slots__ = ("held", "loaded", "parser", "unavailable")
 
     def __init__(self) -> None:
         self.loaded = trio.Event()
         self.parser: Protego | None = None
         self.unavailable = False
+        # No node could fetch it (breakers open): nothing is known yet.
+        self.held: CircuitOpen | None = None
 
 
 class RobotsCache:
@@ -84,10 +86,17 @@ class RobotsCache:
             entry = self._entries[origin] = _Entry()
             try:
                 await self._load(origin, parts.hostname or "", entry)
+            except CircuitOpen as exc:
+                # Try again with the next request, once a breaker admits it.
+                entry.held = exc
+                del self._entries[origin]
+                raise
             finally:
                 entry.loaded.set()
         elif not entry.loaded.is_set():
             await entry.loaded.wait()
+        if entry.held is not None:
+            raise CircuitOpen(str(entry.held))
         if entry.unavailable:
             return _UNAVAILABLE
         if entry.parser is None or entry.parser.can_fetch(url, self._ua):
@@ -100,6 +109,9 @@ class RobotsCache:
         try:
             with trio.fail_after(self._options.read_timeout * 2):
                 response = await self._transport.fetch(Request(url), self._options)
+        except CircuitOpen:
+            self.fetched -= 1  # not fetched after all
+            raise
         except ResponseTooLarge as exc:
             # Reachable but huge: RFC 9309 asks for the first 500 KiB at least,
             # which the size limit did not let us keep. Crawl without rules.

@@ -16,17 +16,23 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ._balancer._config import validate_nodes
+from ._balancer._config import NODE_KINDS, validate_nodes
 from ._balancer._types import NodeSpec
 from ._exceptions import SettingsError
+from ._resilience._bans import BanRules
+from ._resilience._breaker_config import BreakerConfig
 from ._resilience._retry import RetryPolicy
+from ._shaping._globs import DomainGlobs
 from ._shaping._rules import RateRule, RateRules
+from ._transport._deadlines import TimeoutRule
 
 __all__ = [
     "BalancerSettings",
+    "BreakerSettings",
     "HealthSettings",
     "RobotsSettings",
     "Settings",
+    "ThrottleSettings",
     "Timeouts",
     "load_settings",
     "parse_override",
@@ -46,7 +52,56 @@ class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     read: PositiveFloat = 30.0
     """Longest wait for the next bytes of the response."""
     total: PositiveFloat = 120.0
-    """The whole request, redirects and body included."""
+    """One attempt through one node, redirects and body included."""
+    kinds: dict[str, TimeoutRule] = {}
+    """Overrides by node kind, e.g. {api = {read = 90, total = 180}}."""
+    domains: dict[str, TimeoutRule] = {}
+    """Overrides by domain glob, e.g. {"*.slow.example" = {read = 60}}; they
+    win over the node kind's."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kinds) - set(NODE_KINDS))
+        if unknown:
+            raise ValueError(
+                f"timeouts.kinds: unknown node kind {unknown[0]!r} "
+                f"(expected {', '.join(NODE_KINDS)})"
+            )
+        if self.domains:
+            DomainGlobs(self.domains, what="timeouts.domains")  # names a bad glob
+
+
+class BreakerSettings(BreakerConfig, forbid_unknown_fields=True, frozen=True):
+    """Circuit breakers per node and per (node, domain), and what happens
+    to requests no node can serve."""
+
+    enabled: bool = True
+    """Run the breakers; false sends every request whatever fails."""
+    park_timeout: NonNegFloat = 300.0
+    """Seconds a domain that no node can serve holds its queued requests
+    (waiting for a breaker to half-open) before they are written to the
+    errors file as circuit_open."""
+    detect_bans: bool = True
+    """Look for block pages and 403 storms (see the bans table); a ban
+    counts against the (node, domain) breaker and is retried elsewhere."""
+
+
+class ThrottleSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """AIMD: each domain's concurrency adapts to its latency and pushback."""
+
+    enabled: bool = True
+    """Adapt concurrency per domain (never above concurrency_per_domain)."""
+    start: NonNegInt = 0
+    """The first limit of a domain; 0: concurrency_per_domain."""
+    minimum: PositiveInt = 1
+    """The limit never goes below this."""
+    target_latency: NonNegFloat = 0.0
+    """Seconds; slower successes do not raise the limit (0: any latency)."""
+    backoff: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.5
+    """Factor applied to the limit on a 429, a 503 or a timeout."""
+    cooldown: NonNegFloat = 1.0
+    """Seconds after a decrease in which further pushback does not decrease again."""
+    quiet: NonNegFloat = 10.0
+    """Seconds after any pushback during which the limit never grows."""
 
 
 class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -59,7 +114,8 @@ class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class HealthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Node health: active checks, passive outlier ejection, slow start."""
+    """Node health: active checks and slow start (passive detection is the
+    node's circuit breaker, see :class:`BreakerSettings`)."""
 
     interval: PositiveFloat = 5.0
     """Seconds between active checks of a node."""
@@ -69,12 +125,6 @@ class HealthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Consecutive failed checks that mark a node down."""
     passes: PositiveInt = 2
     """Consecutive passed checks that mark it up again."""
-    max_fails: PositiveInt = 5
-    """Node faults within fail_timeout that eject a node (passive detection)."""
-    fail_timeout: PositiveFloat = 10.0
-    """The window for max_fails, and the first ejection's length."""
-    max_ejection_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 50.0
-    """Never eject more than this share of the mesh."""
     slow_start: NonNegFloat = 10.0
     """Seconds over which a recovered node's weight ramps up to full."""
     cpu_max: Annotated[float, msgspec.Meta(ge=0)] = 90.0
@@ -107,6 +157,9 @@ class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Bounded-load slack: no node holds more than (1+e) x its share of sessions."""
     reload_interval: NonNegFloat = 2.0
     """Seconds between checks of the node file for changes (0: only on SIGHUP)."""
+    direct_fallback: bool = False
+    """When no node can serve a domain (breakers open), fetch it directly
+    from this machine instead of holding its requests."""
     health: HealthSettings = HealthSettings()
 
     def __post_init__(self) -> None:
@@ -159,6 +212,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     retry_after_max: NonNegFloat = 3600.0
     """Longest pause a 429/503 Retry-After may impose on a domain, in seconds."""
     retry: RetryPolicy = RetryPolicy()
+    throttle: ThrottleSettings = ThrottleSettings()
+    breaker: BreakerSettings = BreakerSettings()
+    bans: BanRules = BanRules()
     balancer: BalancerSettings = BalancerSettings()
     nodes: list[NodeSpec] = []
     """The mesh, as [[nodes]] tables in a settings file (or use balancer.nodes_file)."""

@@ -52,6 +52,16 @@ class CrawlStats(msgspec.Struct, frozen=True):
     """Attempts beyond the first (after a retryable status or error)."""
     retry_budget_refusals: int = 0
     """Retries refused because the retry budget was spent."""
+    breaker_transitions: dict[str, int] = {}
+    """Circuit breaker changes by scope and new state, e.g. "pair:open"."""
+    bans: int = 0
+    """Responses that looked like a ban (block pages, 403s)."""
+    direct_fallbacks: int = 0
+    """Requests fetched directly because no node could serve their domain."""
+    circuit_waits: int = 0
+    """Times a request was held back because no node's breaker admitted it."""
+    throttle_decreases: int = 0
+    """Times a domain's AIMD concurrency limit was lowered by pushback."""
 
     @property
     def pages_per_second(self) -> float:
@@ -81,6 +91,14 @@ class CrawlStats(msgspec.Struct, frozen=True):
             )
         if self.retry_after_pauses:
             lines.append(f"  domains paused by Retry-After: {self.retry_after_pauses}")
+        if self.throttle_decreases:
+            lines.append(f"  concurrency lowered by pushback (AIMD): {self.throttle_decreases}")
+        if self.breaker_transitions or self.bans:
+            lines.append(
+                f"  circuit breakers: {_fmt(self.breaker_transitions) or 'no changes'}; "
+                f"bans {self.bans}, requests held {self.circuit_waits}, "
+                f"direct fallbacks {self.direct_fallbacks}"
+            )
         if len(self.nodes) > 1 or any(n.kind != "direct" for n in self.nodes):
             lines.append(
                 f"  nodes ({self.strategy}; sessions moved {self.sessions_moved}, "
@@ -96,6 +114,7 @@ class CrawlStats(msgspec.Struct, frozen=True):
                     f"    {n.name[:16]:<16} {n.region[:12]:<12} {n.weight:>7g}  {n.state:<10} "
                     f"{n.requests:>8}  {n.share:>5.1%}  {n.expected_share:>8.1%}  "
                     f"{n.p50_ms:>6.1f}  {n.p95_ms:>6.1f}  {sum(n.errors.values())}{flag}"
+                    + (f"  breaker {n.breaker}" if n.breaker != "closed" else "")
                 )
             if self.sessions_split:
                 lines.append(
@@ -121,6 +140,8 @@ class StatsCollector:
         self.pauses = 0
         self.retries = 0
         self.retry_budget_refusals = 0
+        self.circuit_waits = 0
+        self.throttle_decreases = 0
         self.errors: Counter[str] = Counter()
         self.filtered: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
@@ -136,7 +157,12 @@ class StatsCollector:
                 "sessions_moved": balancer.sessions_moved,
                 "sessions_split": len(balancer.sessions_split),
                 "region_fallbacks": balancer.region_fallbacks,
+                "direct_fallbacks": balancer.direct_fallbacks,
             }
+            circuits = balancer.circuits
+            if circuits is not None:
+                mesh["breaker_transitions"] = dict(sorted(circuits.transitions.items()))
+                mesh["bans"] = sum(circuits.banned.values())
         return CrawlStats(
             **mesh,
             finish_reason=finish_reason,
@@ -154,4 +180,6 @@ class StatsCollector:
             retry_after_pauses=self.pauses,
             retries=self.retries,
             retry_budget_refusals=self.retry_budget_refusals,
+            circuit_waits=self.circuit_waits,
+            throttle_decreases=self.throttle_decreases,
         )

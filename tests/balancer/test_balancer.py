@@ -67,7 +67,6 @@ async def test_a_node_failing_at_once_does_not_look_fast(clock: trio.testing.Moc
     b = Balancer(
         [NodeSpec(name=n) for n in "abc"],
         lambda s: Stub(),
-        health=HealthConfig(max_ejection_percent=34),  # only one node may be ejected
         rng=random.Random(1),
     )
     req = Request("http://x.com/")
@@ -81,7 +80,7 @@ async def test_a_node_failing_at_once_does_not_look_fast(clock: trio.testing.Moc
         else:
             await trio.sleep(0.1)
             b.release(lease, status=200)
-    assert picks["c"] > 800, picks
+    assert picks["c"] > 600, picks  # the strategy alone; breakers would take a, b out
 
 
 async def test_region_fallbacks_are_counted_once_per_request() -> None:

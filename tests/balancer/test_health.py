@@ -1,4 +1,4 @@
-"""Health policy: active checks, passive ejection, slow start, in virtual time."""
+"""Health policy: active checks and slow start, in virtual time."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crawlmesh._balancer._health import (
-    MAX_EJECTION_TIME,
     HealthConfig,
     HealthTracker,
     ProbeResult,
@@ -254,171 +253,6 @@ async def test_a_removed_node_stops_being_probed_at_once(
         assert ended == {"a": pytest.approx(0.5)}
 
 
-# -- passive outlier detection ---------------------------------------------
-
-
-async def test_max_fails_within_fail_timeout_ejects(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=3, fail_timeout=10.0)
-    a = by_name(t, "a")
-    for _ in range(2):
-        t.record(a, ok=False)
-        assert t.state(a) == "up"
-        await trio.sleep(4)
-    t.record(a, ok=False)  # third fault, 8 s after the first
-    assert t.state(a) == "ejected"
-    assert t.eligible() == [by_name(t, "b")]
-
-
-async def test_faults_spread_wider_than_fail_timeout_do_not_eject(
-    clock: trio.testing.MockClock,
-) -> None:
-    t = make_tracker("a", "b", max_fails=3, fail_timeout=10.0)
-    a = by_name(t, "a")
-    for _ in range(6):  # any three in a row span 12 s
-        t.record(a, ok=False)
-        assert t.state(a) == "up"
-        await trio.sleep(6)
-    for _ in range(3):
-        t.record(a, ok=False)
-    assert t.state(a) == "ejected"
-
-
-async def test_successes_do_not_hide_faults(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=3, fail_timeout=10.0)
-    a = by_name(t, "a")
-    for _ in range(3):
-        t.record(a, ok=False)
-        t.record(a, ok=True)
-        await trio.sleep(1)
-    assert t.state(a) == "ejected"
-
-
-async def assert_ejected_for(t: HealthTracker, node: NodeState, seconds: float) -> None:
-    """Eject ``node`` now (max_fails=1) and check it returns after ``seconds``."""
-    start = trio.current_time()
-    t.record(node, ok=False)
-    assert t.state(node) == "ejected"
-    await sleep_to(start, seconds - 0.1)
-    assert t.state(node) == "ejected"
-    await sleep_to(start, seconds + 0.1)
-    assert t.state(node) != "ejected"
-
-
-async def test_ejection_doubles_while_faults_continue(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=1, fail_timeout=10.0)
-    a = by_name(t, "a")
-    for seconds in (10.0, 20.0, 40.0, 80.0):
-        await assert_ejected_for(t, a, seconds)
-
-
-async def test_ejection_is_capped(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=1, fail_timeout=100.0)
-    a = by_name(t, "a")
-    for seconds in (100.0, 200.0, MAX_EJECTION_TIME, MAX_EJECTION_TIME):
-        await assert_ejected_for(t, a, seconds)
-
-
-async def test_ejection_streak_decays_in_service(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=1, fail_timeout=10.0)
-    a = by_name(t, "a")
-    await assert_ejected_for(t, a, 10.0)
-    await assert_ejected_for(t, a, 20.0)
-    await trio.sleep(25)  # 2.5 fail_timeouts in service: two ejections forgiven
-    await assert_ejected_for(t, a, 10.0)
-
-
-async def test_faults_while_ejected_are_ignored(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=2, fail_timeout=10.0)
-    a = by_name(t, "a")
-    t.record(a, ok=False)
-    t.record(a, ok=False)
-    await trio.sleep(5)
-    for _ in range(5):  # late answers to requests sent before the ejection
-        t.record(a, ok=False)
-    await trio.sleep(5.1)
-    assert t.state(a) == "slow-start", "the ejection was not extended"
-    t.record(a, ok=False)
-    assert t.state(a) == "slow-start", "the window starts empty after an ejection"
-
-
-async def test_a_down_node_can_be_ejected(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", fails=1, passes=1, max_fails=1, fail_timeout=10.0)
-    a = by_name(t, "a")
-    t.record_probe(a, BAD)
-    t.record(a, ok=False)  # a request sent before it went down fails late
-    assert t.state(a) == "down", "down wins over ejected"
-    t.record_probe(a, OK)
-    assert t.state(a) == "ejected", "a passing check does not cut an ejection short"
-    await trio.sleep(10.1)
-    assert t.state(a) == "slow-start"
-
-
-# -- ejection cap ----------------------------------------------------------
-
-
-async def test_at_most_half_of_four_nodes_ejected(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", "c", "d", max_fails=1, fail_timeout=10.0)
-    a, b, c, d = t.nodes
-    for node in (a, b, c, d):
-        t.record(node, ok=False)
-    assert [t.state(n) for n in (a, b, c, d)] == ["ejected", "ejected", "up", "up"]
-    assert t.eligible() == [c, d]
-    await trio.sleep(10.1)  # a and b return: room again
-    t.record(c, ok=False)
-    assert t.state(c) == "ejected"
-
-
-async def test_down_nodes_count_towards_the_cap(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", "c", "d", max_fails=1, fails=1)
-    a, b, c, _ = t.nodes
-    t.record_probe(a, BAD)
-    t.record(b, ok=False)
-    t.record(c, ok=False)
-    assert [t.state(n) for n in (a, b, c)] == ["down", "ejected", "up"]
-
-
-async def test_never_eject_the_last_eligible_node(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=1, max_ejection_percent=100.0)
-    a, b = t.nodes
-    t.record(a, ok=False)
-    t.record(b, ok=False)
-    assert t.eligible() == [b]
-    alone = make_tracker("a", max_fails=1, max_ejection_percent=100.0)
-    alone.record(alone.nodes[0], ok=False)
-    assert alone.eligible() == [alone.nodes[0]]
-
-
-async def test_going_down_ends_an_ejection_if_nothing_else_is_eligible(
-    clock: trio.testing.MockClock,
-) -> None:
-    t = make_tracker("a", "b", max_fails=1, fails=1, max_ejection_percent=100.0)
-    a, b = t.nodes
-    t.record(a, ok=False)
-    t.record_probe(b, BAD)
-    assert t.state(b) == "down"
-    assert t.state(a) == "slow-start"
-    assert t.eligible() == [a]
-
-
-async def test_a_node_returned_early_starts_with_no_faults(
-    clock: trio.testing.MockClock,
-) -> None:
-    t = make_tracker(
-        "a", "b", max_fails=2, fail_timeout=10.0, fails=1, passes=1, max_ejection_percent=100.0
-    )
-    a, b = t.nodes
-    t.record(a, ok=False)
-    t.record(a, ok=False)
-    await trio.sleep(1)
-    t.record_probe(b, BAD)  # a returns early
-    t.record_probe(b, OK)
-    await trio.sleep(1)
-    t.record(a, ok=False)
-    assert t.state(a) == "slow-start", "the faults before the ejection no longer count"
-    t.record(a, ok=False)
-    assert t.state(a) == "ejected"
-
-
 async def test_every_node_down_leaves_none_eligible(clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", fails=1)
     for node in t.nodes:
@@ -476,15 +310,21 @@ def test_ramp_rises_from_a_tenth_to_full(
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-async def test_slow_start_after_ejection_begins_when_it_ends(
-    clock: trio.testing.MockClock,
-) -> None:
-    t = make_tracker("a", "b", weight=4.0, max_fails=1, fail_timeout=10.0, slow_start=10.0)
+async def test_ramp_on_demand_starts_a_slow_start(clock: trio.testing.MockClock) -> None:
+    # What the balancer does when a node's circuit breaker closes.
+    t = make_tracker("a", "b", weight=4.0, slow_start=10.0)
     a = by_name(t, "a")
-    t.record(a, ok=False)
-    await trio.sleep(15.1)  # nobody asks until 5 s after it returned
-    assert a in t.eligible()
+    version = t.version
+    t.ramp(a)
+    assert t.version > version
+    assert (t.state(a), a.effective_weight) == ("slow-start", pytest.approx(0.4))
+    await trio.sleep(5.0)
+    t.eligible()  # time's changes are applied by the next query
     assert a.effective_weight == pytest.approx(4.0 * 0.55)
+    t.record_probe(a, BAD)
+    t.record_probe(a, BAD)  # down: ramp() on a down node changes nothing
+    t.ramp(a)
+    assert t.state(a) == "down"
 
 
 async def test_slow_start_zero_disables(clock: trio.testing.MockClock) -> None:
@@ -515,14 +355,12 @@ def test_tracker_fills_outside_trio() -> None:
 async def test_version_bumps_only_on_changes(clock: trio.testing.MockClock) -> None:
     bumps: list[int] = []
     t = HealthTracker(
-        HealthConfig(fails=2, max_fails=2, slow_start=0.0),
+        HealthConfig(fails=2, slow_start=0.0),
         make_nodes("a", "b"),
         on_change=lambda: bumps.append(t.version),
     )
     a = by_name(t, "a")
     version, eligible = t.version, t.eligible()
-    t.record(a, ok=True)
-    t.record(a, ok=False)  # below max_fails
     t.record_probe(a, OK)
     t.record_probe(a, BAD)  # below fails
     await trio.sleep(100)
@@ -531,9 +369,6 @@ async def test_version_bumps_only_on_changes(clock: trio.testing.MockClock) -> N
     t.record_probe(a, BAD)
     assert (t.version, bumps) == (version + 1, [version + 1])
     assert t.eligible() is not eligible
-    t.record(a, ok=False)
-    t.record(a, ok=False)  # ejecting a down node leaves eligible() as it was
-    assert t.version == version + 1
 
 
 async def test_version_bumps_on_each_ramp_step_then_stops(
@@ -550,23 +385,14 @@ async def test_version_bumps_on_each_ramp_step_then_stops(
     assert t.version - version == 20, "one bump per step of 20, then none"
 
 
-async def test_version_alone_sees_an_ejection_end(clock: trio.testing.MockClock) -> None:
-    t = make_tracker("a", "b", max_fails=1, fail_timeout=10.0, slow_start=0.0)
-    t.record(t.nodes[0], ok=False)
-    version = t.version
-    await trio.sleep(10.1)
-    assert t.version == version + 1
-
-
 # -- mesh reloads ----------------------------------------------------------
 
 
 async def test_set_nodes_keeps_surviving_state(clock: trio.testing.MockClock) -> None:
     t = make_tracker(
-        "a", "b", "c", "d", weight=2.0, fails=1, passes=1, max_fails=1, slow_start=10.0
+        "a", "b", "c", "d", weight=2.0, fails=1, passes=1, slow_start=10.0
     )
     a, b, c, _ = t.nodes
-    t.record(a, ok=False)  # ejected
     t.record_probe(b, BAD)  # down
     t.record_probe(c, BAD)
     t.record_probe(c, OK)  # ramping from now
@@ -581,7 +407,7 @@ async def test_set_nodes_keeps_surviving_state(clock: trio.testing.MockClock) ->
     assert nc.effective_weight == pytest.approx(2.0 * 0.55), "c keeps its place on the ramp"
     assert ne.effective_weight == pytest.approx(0.2), "a node joining ramps up"
     assert t.node("a") is None
-    t.record(a, ok=False)  # a late report about a removed node is ignored
+    t.record_probe(a, BAD)  # a late probe of a removed node is ignored
     t.record_probe(b, OK)  # results reach the surviving node by name
     assert t.state(nb) == "slow-start"
 
@@ -597,25 +423,22 @@ async def test_set_nodes_rejects_duplicate_names(clock: trio.testing.MockClock) 
 
 async def test_transitions_are_logged(clock: trio.testing.MockClock) -> None:
     configure_logging("debug")
-    t = make_tracker("a", "b", "c", fails=2, max_fails=1, max_ejection_percent=100.0)
-    a, b, _ = t.nodes
+    t = make_tracker("a", "b", "c", fails=2, passes=1)
+    a, _, _ = t.nodes
     with structlog.testing.capture_logs() as logs:
         t.record_probe(a, BAD)
         t.record_probe(a, BAD)
-        t.record(b, ok=False)
-        await trio.sleep(11)
-        t.eligible()
+        t.record_probe(a, OK)
     events = {(e["event"], e["node"]): e for e in logs if "node" in e}
     assert "connection refused" in events["node down", "a"]["reason"]
-    assert events["node ejected", "b"]["seconds"] == 10.0
-    assert events["node returned", "b"]["reason"] == "ejection over"
+    assert events["node up", "a"]["reason"] == "1 checks passed"
 
 
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(msgspec.ValidationError, match="fails"):
         msgspec.convert({"fails": 0}, HealthConfig)
-    with pytest.raises(msgspec.ValidationError, match="max_ejection_percent"):
-        msgspec.convert({"max_ejection_percent": 150}, HealthConfig)
+    with pytest.raises(msgspec.ValidationError, match="interval"):
+        msgspec.convert({"interval": 0}, HealthConfig)
     with pytest.raises(msgspec.ValidationError, match="rise"):
         msgspec.convert({"rise": 2}, HealthConfig)
 

@@ -125,6 +125,7 @@ def test_default_policy_matches_the_documented_values() -> None:
         "max_attempts": 3,
         "retry_kinds": sorted(
             [
+                "banned",
                 "connect_error",
                 "connect_timeout",
                 "read_timeout",

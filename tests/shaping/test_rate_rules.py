@@ -82,7 +82,7 @@ def test_lookups_are_cached_and_the_cache_is_bounded() -> None:
         rule = rules.for_domain(f"h{i}.img.example.com")
         assert rule is not None
         assert rule.glob == "*.img.example.com"
-    assert len(rules._cache) <= 3
+    assert len(rules._globs._cache) <= 3
     assert rules.for_domain("www.example.com") == first
 
 

@@ -1,10 +1,17 @@
 """The balancer: assigns each request a node and learns from each response.
 
 Selection runs the policies in a fixed order: health (only eligible nodes),
+circuit breakers (no open node; for the request's domain, no open pair),
 geo (the request's region, then the fallback order), affinity (a session
 stays on its node), strategy (among what is left). Candidate lists are
 rebuilt only when eligibility or the mesh changes, so one selection costs
-O(1) for p2c-ewma whatever the mesh size.
+O(1) for p2c-ewma whatever the mesh size; only a domain with a breaker that
+is not closed pays for a scan of its candidates.
+
+When no node can serve a request's domain, :meth:`Balancer.acquire` raises
+:class:`~crawlmesh.CircuitOpen` (or, with ``direct_fallback``, sends it
+directly from this machine); :meth:`Balancer.blocked_until` tells the
+dispatcher how long to hold the domain's requests.
 """
 
 from __future__ import annotations
@@ -13,15 +20,17 @@ import itertools
 import math
 import random
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 import structlog
 import trio
 
-from .._exceptions import CrawlmeshError, FetchError, SettingsError
+from .._exceptions import CircuitOpen, CrawlmeshError, FetchError, SettingsError
 from .._request import Request
+from .._resilience import BanRules, BreakerConfig, Transition
 from .._transport._base import Transport, is_node_fault
+from ._circuits import TARGET_FAILURE_KINDS, TARGET_FAILURE_STATUSES, Circuits, Permits
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
 from ._health import HealthConfig, HealthTracker
 from ._ring import AffinityRing
@@ -42,6 +51,8 @@ _MAX_SESSIONS = 100_000
 _FAULT_LATENCY = 5.0
 # Picks tried before scanning the pool for a node with a free slot.
 _PICKS_BEFORE_SCAN = 3
+# The node that serves requests directly when nothing else can (direct_fallback).
+DIRECT_FALLBACK = "direct-fallback"
 
 
 class NodeStats(msgspec.Struct, frozen=True):
@@ -56,6 +67,10 @@ class NodeStats(msgspec.Struct, frozen=True):
     errors: dict[str, int]
     """Failed fetches through the node, by kind (HTTP statuses are the
     target's answers and are counted per crawl, not here)."""
+    bans: int
+    """Responses through the node that looked like a ban (block pages, 403)."""
+    breaker: str
+    """The node's circuit breaker: closed, open or half-open."""
     share: float
     """This node's share of all requests sent through the mesh."""
     expected_share: float
@@ -93,14 +108,30 @@ class _Node:
 class Lease:
     """One request's use of one node; give it back with :meth:`Balancer.release`."""
 
-    __slots__ = ("domain", "fell_back", "node", "session_moved", "started", "transport")
+    __slots__ = (
+        "domain",
+        "fell_back",
+        "node",
+        "permits",
+        "session_moved",
+        "started",
+        "transport",
+    )
 
-    def __init__(self, node: _Node, domain: str, session_moved: bool, fell_back: bool) -> None:
+    def __init__(
+        self,
+        node: _Node,
+        domain: str,
+        session_moved: bool,
+        fell_back: bool,
+        permits: Permits | None,
+    ) -> None:
         self.node = node.state
         self.transport = node.transport
         self.domain = domain
         self.session_moved = session_moved
         self.fell_back = fell_back
+        self.permits = permits
         self.started = trio.current_time()
 
 
@@ -134,6 +165,10 @@ class Balancer:
         default_region, region_order: see :class:`GeoRouter`.
         session_ttl: idle seconds after which a session's node is forgotten.
         session_epsilon: bounded-load slack for placing new sessions.
+        breakers: circuit breaker thresholds (None: no breakers).
+        bans: ban detection for the (node, domain) breakers (None: none).
+        direct_fallback: when no node can serve a domain, fetch directly
+            from this machine rather than hold its requests.
         rng: randomness for the strategy and latency sampling.
     """
 
@@ -149,9 +184,19 @@ class Balancer:
         region_order: Sequence[str] = (),
         session_ttl: float = 1800.0,
         session_epsilon: float = 0.25,
+        breakers: BreakerConfig | None = None,
+        bans: BanRules | None = None,
+        direct_fallback: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         self._rng = rng or random.Random()
+        self._slots = trio.lowlevel.ParkingLot()
+        self.circuits: Circuits | None = None
+        if breakers is not None:
+            self.circuits = Circuits(breakers, bans, on_change=self._breaker_changed)
+        self._direct_fallback = direct_fallback
+        self._direct: _Node | None = None
+        self.direct_fallbacks = 0
         self._make_transport = make_transport
         self._strategy: Strategy = make_strategy(strategy, rng=self._rng)
         self.strategy_name = strategy
@@ -169,10 +214,9 @@ class Balancer:
         self._pools: dict[str, list[NodeState]] = {}
         self._rings: dict[str, AffinityRing] = {}
         self._eligible_names: frozenset[str] = frozenset()
-        self._pools_version = (-1, -1)
+        self._pools_version = (-1, -1, -1)
         self._mesh_version = 0
         self._regions: list[str] = []
-        self._slots = trio.lowlevel.ParkingLot()
         # The session stick table: session -> (node name, last use). It is the
         # authority; the per-region rings only place sessions it does not hold.
         self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -245,7 +289,8 @@ class Balancer:
         return self._nodes[state.name].transport
 
     async def aclose(self) -> None:
-        for node in [*self._nodes.values(), *self._retired]:
+        direct = [self._direct] if self._direct is not None else []
+        for node in [*self._nodes.values(), *self._retired, *direct]:
             await node.transport.aclose()
         self._retired.clear()
 
@@ -259,7 +304,14 @@ class Balancer:
     # -- selection -----------------------------------------------------------
 
     def _refresh(self) -> None:
-        version = (self.health.version, self._mesh_version)
+        circuits = self.circuits
+        if circuits is not None:
+            circuits.refresh(trio.current_time())
+        version = (
+            self.health.version,
+            self._mesh_version,
+            circuits.version if circuits is not None else 0,
+        )
         if version != self._pools_version:
             self._pools_version = version
             self._pools.clear()
@@ -278,8 +330,13 @@ class Balancer:
         if not eligible:
             # Nothing passes its checks: use the whole mesh rather than stall
             # (the failures then show which nodes are really gone).
-            return [n.state for n in self._nodes.values()]
-        if not region:
+            eligible = [n.state for n in self._nodes.values()]
+        circuits = self.circuits
+        if circuits is not None:
+            # An open node breaker takes its node out of every region, so a
+            # region whose nodes are all open falls back by the region order.
+            eligible = [n for n in eligible if not circuits.node_out(n.name)]
+        if not region or not eligible:
             return eligible
         for r in self._geo.order(region, self._regions):
             pool = [n for n in eligible if n.spec.region in (r, "")]
@@ -310,6 +367,11 @@ class Balancer:
         self._refresh()
         region = self.region_of(request, host)
         pool = self._pool_for(region)
+        circuits = self.circuits
+        if circuits is not None and not (pool and circuits.trouble_free(host)):
+            pool, exclude = self._admitted(pool, host, exclude)
+            if not pool:
+                return self._fall_back_direct(request, host), False, True
         fell_back = bool(region) and pool[0].spec.region not in (region, "")
         if exclude:
             pool = [n for n in pool if n.name not in exclude] or pool
@@ -318,6 +380,65 @@ class Balancer:
             node, moved = self._choose_for_session(session, host, region, pool, exclude)
             return node, moved, fell_back
         return self._strategy.pick(pool, host), False, fell_back
+
+    def _admitted(
+        self, pool: list[NodeState], host: str, exclude: frozenset[str]
+    ) -> tuple[list[NodeState], frozenset[str]]:
+        """The nodes of ``pool`` whose breakers admit a request to ``host``
+        (else those of the whole mesh, as a region with all its nodes open
+        falls back), and ``exclude`` grown by the ones that do not (so a
+        session leaves a node that cannot serve it)."""
+        circuits = self.circuits
+        assert circuits is not None
+        now = trio.current_time()
+        admitted = [n for n in pool if circuits.admits(n.name, host, now)]
+        if not admitted:
+            admitted = [n for n in self._pool_for("") if circuits.admits(n.name, host, now)]
+        if len(admitted) < len(pool):
+            names = {n.name for n in admitted}
+            exclude = exclude | {n.name for n in pool if n.name not in names}
+        return admitted, exclude
+
+    def _fall_back_direct(self, request: Request, host: str) -> NodeState:
+        """The direct fallback node, if allowed and admitted, else raise."""
+        circuits = self.circuits
+        assert circuits is not None
+        if self._direct_fallback:
+            if self._direct is None:
+                spec = NodeSpec(name=DIRECT_FALLBACK, kind="direct")
+                self._direct = _Node(NodeState(spec, next(self._ids)), self._make_transport(spec))
+            if circuits.admits(DIRECT_FALLBACK, host, trio.current_time()):
+                return self._direct.state
+        raise CircuitOpen(
+            f"no node can serve {host} now: their circuit breakers are open", request=request
+        )
+
+    def blocked_until(self, host: str) -> float:
+        """When a request to ``host`` may next be sent through some node, as
+        far as circuit breakers go: at most ``trio.current_time()`` if now.
+
+        The dispatcher holds a domain's requests until then; a request sent
+        earlier would only get :class:`~crawlmesh.CircuitOpen`.
+        """
+        circuits = self.circuits
+        if circuits is None or (circuits.trouble_free(host) and self._pools_version[2] == 0):
+            return -math.inf
+        now = trio.current_time()
+        self._refresh()
+        names = [n.name for n in self._pool_for("")]
+        if self._direct_fallback:
+            names.append(DIRECT_FALLBACK)
+        if not names:  # every node breaker is open: wait for the first to half-open
+            names = list(self._nodes)
+        return circuits.blocked_until(host, names, now)
+
+    def _breaker_changed(self, scope: str, transition: Transition) -> None:
+        if scope == "node" and transition.new == "closed":
+            node = self._nodes.get(str(transition.key))
+            if node is not None:
+                self.health.ramp(node.state)  # back at full weight gradually
+        # A closed or half-open breaker may let waiting acquirers through.
+        self._slots.unpark_all()
 
     def _choose_for_session(
         self,
@@ -375,8 +496,13 @@ class Balancer:
                     return self._lease(state, host, moved, fell_back, exclude)
             # Unlucky picks, or every node full: look for any room before waiting.
             region = self.region_of(request, host)
+            circuits, now = self.circuits, trio.current_time()
             room = [
-                n for n in self._pool_for(region) if n.name not in exclude and self._has_room(n)
+                n
+                for n in self._pool_for(region)
+                if n.name not in exclude
+                and self._has_room(n)
+                and (circuits is None or circuits.admits(n.name, host, now))
             ]
             if room and session_of(request) is None:
                 state = self._strategy.pick(room, host)
@@ -388,20 +514,41 @@ class Balancer:
         limit = state.spec.max_connections
         return not limit or state.in_flight < limit
 
+    def _node_named(self, name: str) -> _Node | None:
+        node = self._nodes.get(name)
+        if node is None and name == DIRECT_FALLBACK:
+            node = self._direct
+        return node
+
     def _lease(
         self, state: NodeState, host: str, moved: bool, fell_back: bool, exclude: frozenset[str]
     ) -> Lease:
-        node = self._nodes[state.name]
+        node = self._node_named(state.name)
+        assert node is not None
+        permits = None
+        if self.circuits is not None:
+            permits = self.circuits.acquire(state.name, host, trio.current_time())
+            if permits is None:  # cannot happen: choose() checked, nothing ran since
+                raise CircuitOpen(f"{state.name}: circuit breaker open for {host}")
         state.in_flight += 1
         node.requests += 1
-        if fell_back and not exclude:
+        if node is self._direct:
+            self.direct_fallbacks += 1
+        elif fell_back and not exclude:
             self.region_fallbacks += 1  # once per request, not per attempt
-        return Lease(node, host, moved, fell_back)
+        return Lease(node, host, moved, fell_back, permits)
 
     def abandon(self, lease: Lease) -> None:
         """Give a slot back without learning anything (the fetch was cancelled)."""
         lease.node.in_flight -= 1
+        if lease.permits is not None:
+            lease.permits.release()
         self._slots.unpark_all()
+
+    def ban_reason(self, status: int, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """Why a response is a ban, if it looks like one (and bans are detected)."""
+        circuits = self.circuits
+        return None if circuits is None else circuits.ban_reason(status, body, headers)
 
     def release(
         self,
@@ -409,36 +556,56 @@ class Balancer:
         *,
         status: int | None = None,
         error: FetchError | None = None,
+        ban: str | None = None,
     ) -> None:
-        """Give a slot back and learn from the outcome."""
+        """Give a slot back and learn from the outcome.
+
+        Args:
+            lease: from :meth:`acquire`.
+            status: the target's status, if a response came back.
+            error: the failure, if none did.
+            ban: why the response looked like a ban (see :meth:`ban_reason`).
+        """
         state = lease.node
         state.in_flight -= 1
         self._slots.unpark_all()
-        node = self._nodes.get(state.name)
+        now = trio.current_time()
+        if lease.permits is not None:
+            assert self.circuits is not None
+            node_ok, pair_ok = _verdicts(status, error, ban)
+            self.circuits.record(lease.permits, now, node_ok=node_ok, pair_ok=pair_ok)
+        node = self._node_named(state.name)
         if node is None or node.state is not state:
             return  # a node removed by a reload: nothing left to learn for
-        latency = trio.current_time() - lease.started
+        latency = now - lease.started
+        if ban is not None and self.circuits is not None:
+            self.circuits.banned[state.name] += 1
         if error is not None:
             node.errors[error.kind] += 1
             fault = is_node_fault(error)
-            self.health.record(state, ok=not fault)
             if fault:
                 latency = max(latency, _FAULT_LATENCY)
             slow = fault or error.kind.endswith("timeout")
             self._strategy.observe(state, lease.domain, latency, penalty=slow)
             return
-        self.health.record(state, ok=True)
         node.sample(latency, self._rng)
-        self._strategy.observe(state, lease.domain, latency, penalty=status in _PUSHBACK)
+        penalty = status in _PUSHBACK or ban is not None
+        self._strategy.observe(state, lease.domain, latency, penalty=penalty)
 
     # -- stats ---------------------------------------------------------------
 
     def node_stats(self) -> list[NodeStats]:
-        total = sum(n.requests for n in self._nodes.values()) or 1
+        nodes = list(self._nodes.values())
+        if self._direct is not None:
+            nodes.append(self._direct)
+        total = sum(n.requests for n in nodes) or 1
         weight = sum(n.state.spec.weight for n in self._nodes.values()) or 1.0
         weighs = self.strategy_name != "round-robin"
+        circuits = self.circuits
         out = []
-        for node in self._nodes.values():
+        for node in nodes:
+            direct = node is self._direct
+            breaker = circuits.nodes.peek(node.state.name) if circuits is not None else None
             spec = node.state.spec
             lat = sorted(node.latencies)
             share = node.requests / total
@@ -449,21 +616,38 @@ class Balancer:
                     kind=spec.kind,
                     region=spec.region,
                     weight=spec.weight,
-                    state=self.health.state(node.state),
+                    state="fallback" if direct else self.health.state(node.state),
                     requests=node.requests,
                     errors=dict(node.errors),
+                    bans=circuits.banned[spec.name] if circuits is not None else 0,
+                    breaker=breaker.state() if breaker is not None else "closed",
                     share=round(share, 4),
-                    expected_share=round(expected, 4),
+                    expected_share=0.0 if direct else round(expected, 4),
                     p50_ms=_percentile_ms(lat, 0.50),
                     p95_ms=_percentile_ms(lat, 0.95),
                     in_flight=node.state.in_flight,
                     # More than 5 points, and a quarter of its share, off.
                     uneven=weighs
+                    and not direct
                     and total > 100
                     and abs(share - expected) > max(0.05, expected / 4),
                 )
             )
         return out
+
+
+def _verdicts(
+    status: int | None, error: FetchError | None, ban: str | None
+) -> tuple[bool | None, bool | None]:
+    """What an outcome says to the node's breaker and to the pair's (None:
+    nothing; see :mod:`._circuits`)."""
+    if error is not None:
+        if is_node_fault(error):
+            return False, None
+        return True, (False if error.kind in TARGET_FAILURE_KINDS else None)
+    if ban is not None or status in TARGET_FAILURE_STATUSES:
+        return True, False
+    return True, (None if status in _PUSHBACK else True)
 
 
 def _percentile_ms(ordered: list[float], q: float) -> float:

@@ -9,8 +9,10 @@ import msgspec
 import trio
 
 from .._exceptions import FetchError
+from .._resilience import BreakerConfig
 from .._settings import Settings
 from .._transport._base import Transport
+from .._transport._deadlines import Deadlines
 from .._transport._direct import DirectTransport
 from .._transport._node import NodeTransport
 from ._balancer import Balancer
@@ -71,14 +73,28 @@ def build_balancer(settings: Settings, specs: Sequence[NodeSpec] | None = None) 
         region_order=b.region_order,
         session_ttl=b.session_ttl,
         session_epsilon=b.session_epsilon,
+        breakers=breaker_config(settings),
+        bans=settings.bans if settings.breaker.enabled and settings.breaker.detect_bans else None,
+        direct_fallback=b.direct_fallback,
     )
+
+
+def breaker_config(settings: Settings) -> BreakerConfig | None:
+    """The breakers' thresholds, or None when they are turned off."""
+    if not settings.breaker.enabled:
+        return None
+    fields = {name: getattr(settings.breaker, name) for name in BreakerConfig.__struct_fields__}
+    return BreakerConfig(**fields)
 
 
 def build_transport(
     settings: Settings, specs: Sequence[NodeSpec] | None = None
 ) -> BalancedTransport:
+    t = settings.timeouts
     return BalancedTransport(
-        build_balancer(settings, specs), node_retries=settings.balancer.node_retries
+        build_balancer(settings, specs),
+        node_retries=settings.balancer.node_retries,
+        deadlines=Deadlines(t.total, t.kinds, t.domains),
     )
 
 

@@ -14,7 +14,7 @@ from ._types import NodeSpec
 
 __all__ = ["load_nodes_file", "validate_nodes"]
 
-_KINDS = ("direct", "proxy", "api", "node")
+NODE_KINDS = ("direct", "proxy", "api", "node")
 
 
 def _describe(index: int, raw: Any) -> str:
@@ -33,8 +33,10 @@ def validate_nodes(raw_nodes: Any, source: str) -> list[NodeSpec]:
     specs: list[NodeSpec] = []
     for i, raw in enumerate(raw_nodes):
         where = f"{source}: {_describe(i, raw)}"
-        if isinstance(raw, dict) and raw.get("kind", "direct") not in _KINDS:
-            raise SettingsError(f"{where}: kind {raw['kind']!r} is not one of {', '.join(_KINDS)}")
+        if isinstance(raw, dict) and raw.get("kind", "direct") not in NODE_KINDS:
+            raise SettingsError(
+                f"{where}: kind {raw['kind']!r} is not one of {', '.join(NODE_KINDS)}"
+            )
         try:
             spec = msgspec.convert(raw, NodeSpec, strict=False)
         except msgspec.ValidationError as exc:

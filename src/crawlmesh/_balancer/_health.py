@@ -1,4 +1,4 @@
-"""Node health: active checks, passive outlier ejection and slow start.
+"""Node health: active checks and slow start.
 
 The first policy of the balancer's pipeline. It answers one question, which
 nodes may take a request now, and keeps the answer cached so selection stays
@@ -9,27 +9,23 @@ changes, and :attr:`HealthTracker.version` says when it did.
   ``fall``/``rise``): :func:`open_health_checks` probes every node each
   ``interval``; ``fails`` failed checks in a row mark it down, ``passes``
   passed checks in a row mark it up again.
-* **Passive outlier detection** (NGINX ``max_fails``/``fail_timeout``, Envoy
-  outlier detection): the balancer calls :meth:`HealthTracker.record` after
-  each request; ``max_fails`` node faults within ``fail_timeout`` eject the
-  node for a while, longer each time it is ejected again soon after.
-* **Slow start**: a node that becomes eligible again ramps its
+* **Slow start**: a node that becomes eligible again (its checks pass, or
+  its circuit breaker closes: :meth:`HealthTracker.ramp`) ramps its
   ``effective_weight`` from 10% to 100% over ``slow_start`` seconds.
 
-Down (active) and ejected (passive) are independent: a node is eligible only
-when it is up and not ejected. A node that answers its health check may
-still fail real requests (a proxy whose exits are banned), so a passing
-check never cuts an ejection short.
+Passive detection, from the outcomes of real requests, is the node's circuit
+breaker (:mod:`._circuits`), not this module's: a node that answers its
+health check may still fail real requests (a proxy whose exits are banned),
+and the breaker takes it out whatever its checks say.
 
 Times come from ``trio.current_time()`` so tests run in virtual time.
-Transitions that only need time to pass (an ejection ending, a slow-start
-step) are applied lazily by the next query.
+Transitions that only need time to pass (a slow-start step) are applied
+lazily by the next query.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
@@ -41,7 +37,6 @@ import trio
 from ._types import NodeState
 
 __all__ = [
-    "MAX_EJECTION_TIME",
     "HealthConfig",
     "HealthTracker",
     "NodeHealth",
@@ -52,10 +47,6 @@ __all__ = [
 
 log = structlog.get_logger("crawlmesh.balancer")
 
-MAX_EJECTION_TIME = 300.0
-"""Longest ejection in seconds (Envoy's ``max_ejection_time`` default), unless
-``fail_timeout`` itself is longer."""
-
 # Slow start moves the weight in this many steps rather than continuously:
 # every step changes weights the strategy may have folded into a cached
 # structure, so it bumps ``version``; 20 rebuilds per recovery is cheap,
@@ -65,7 +56,7 @@ _RAMP_STEPS = 20
 _STEP_SLACK = 1e-6
 _RAMP_FLOOR = 0.1  # Envoy's slow start also begins at 10% of the weight.
 
-NodeHealth = Literal["up", "down", "ejected", "slow-start"]
+NodeHealth = Literal["up", "down", "slow-start"]
 
 
 class HealthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -84,16 +75,6 @@ class HealthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Consecutive failed checks that mark an up node down."""
     passes: Annotated[int, msgspec.Meta(ge=1)] = 2
     """Consecutive passed checks that mark a down node up."""
-    max_fails: Annotated[int, msgspec.Meta(ge=1)] = 5
-    """Node faults reported by :meth:`HealthTracker.record` within
-    ``fail_timeout`` that eject the node."""
-    fail_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    """The window in which ``max_fails`` faults count, and the length of a
-    first ejection (doubled for each further one, up to
-    :data:`MAX_EJECTION_TIME`)."""
-    max_ejection_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 50.0
-    """An ejection is refused if more than this share of the mesh's nodes
-    would then be out (down or ejected)."""
     slow_start: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     """Seconds over which a node's weight ramps from 10% to 100% after it
     becomes eligible again; 0 disables slow start."""
@@ -150,37 +131,18 @@ def _verdict(result: ProbeResult, config: HealthConfig) -> str:
 class _Health:
     """The tracker's record of one node, kept across mesh reloads."""
 
-    __slots__ = (
-        "check_fails",
-        "check_passes",
-        "ejected_until",
-        "ejections",
-        "failures",
-        "recovered_at",
-        "returned_at",
-        "up",
-    )
+    __slots__ = ("check_fails", "check_passes", "recovered_at", "up")
 
-    def __init__(self, max_fails: int) -> None:
+    def __init__(self) -> None:
         self.up = True
         self.check_fails = 0
         self.check_passes = 0
-        # Times of the last max_fails node faults: the window is full and
-        # short enough exactly when the oldest is within fail_timeout.
-        self.failures: deque[float] = deque(maxlen=max_fails)
-        self.ejected_until: float | None = None
-        self.ejections = 0
-        self.returned_at = -math.inf
         # When slow start began; None while the node is not ramping.
         self.recovered_at: float | None = None
 
-    @property
-    def out(self) -> bool:
-        return not self.up or self.ejected_until is not None
-
 
 class HealthTracker:
-    """Which nodes of the mesh are up, ejected or ramping up.
+    """Which nodes of the mesh are up, down or ramping up.
 
     Lives on the event loop; every method is synchronous and O(1) on the
     request path (:meth:`eligible`, :meth:`record` below the threshold).
@@ -218,7 +180,7 @@ class HealthTracker:
         self._by_name: dict[str, NodeState] = {}
         self._health: dict[str, _Health] = {}
         self._eligible: list[NodeState] = []
-        # Earliest time a pending ejection ends or a ramp takes its next step;
+        # Earliest time a ramp takes its next step;
         # until then queries skip the scan.
         self._due = math.inf
         self._mesh_changed = trio.Event()
@@ -234,8 +196,8 @@ class HealthTracker:
         ``effective_weight`` changes; rebuild cached candidates only then.
 
         Reading it applies what time changed (as :meth:`refresh`), so a
-        caller that checks the version before anything else still sees an
-        ejection end.
+        caller that checks the version before anything else still sees a
+        ramp step.
         """
         self.refresh()
         return self._version
@@ -250,7 +212,7 @@ class HealthTracker:
         return self._by_name.get(name)
 
     def eligible(self) -> list[NodeState]:
-        """The nodes that may take a request: up and not ejected, in mesh order.
+        """The nodes that may take a request (up), in mesh order.
 
         Returns the same list object until :attr:`version` changes, so it is
         O(1); do not mutate it. Empty only when every node is down (or the
@@ -261,7 +223,7 @@ class HealthTracker:
         return self._eligible
 
     def state(self, node: NodeState) -> NodeHealth:
-        """One word for the node's health: down wins over ejected.
+        """One word for the node's health.
 
         Raises:
             KeyError: no node of that name is in the mesh.
@@ -270,8 +232,6 @@ class HealthTracker:
         h = self._health[node.name]
         if not h.up:
             return "down"
-        if h.ejected_until is not None:
-            return "ejected"
         if h.recovered_at is not None:
             return "slow-start"
         return "up"
@@ -296,8 +256,7 @@ class HealthTracker:
             if not h.up and h.check_passes >= self.config.passes:
                 h.up = True
                 log.info("node up", node=node.name, reason=f"{h.check_passes} checks passed")
-                if h.ejected_until is None:
-                    self._start_ramp(node, h, now)
+                self._start_ramp(node, h, now)
                 self._changed()
             return
         h.check_passes = 0
@@ -308,63 +267,25 @@ class HealthTracker:
             log.warning(
                 "node down", node=node.name, reason=f"{h.check_fails} checks failed: {reason}"
             )
-            self._keep_one_eligible(now)
             self._changed()
         elif h.up:
             log.debug("check failed", node=node.name, reason=reason)
 
-    def record(self, node: NodeState, ok: bool) -> None:
-        """Report the outcome of one real request through ``node``.
-
-        Pass ``ok=False`` only for faults of the node itself (unreachable,
-        overloaded, bad answer), not for the target's errors; the caller
-        decides. Successes do not clear earlier faults: ``max_fails`` faults
-        within ``fail_timeout`` eject a node even if requests in between
-        succeeded, so a node failing half its requests is still caught.
-        """
-        if ok:
-            return
+    def ramp(self, node: NodeState) -> None:
+        """Start ``node``'s slow start now (its circuit breaker closed)."""
         h = self._health.get(node.name)
-        if h is None:
+        if h is None or not h.up:
             return
         now = trio.current_time()
         self.refresh(now)
-        if h.ejected_until is not None:
-            return  # requests sent before the ejection, finishing late
-        h.failures.append(now)
-        cfg = self.config
-        if len(h.failures) < cfg.max_fails or now - h.failures[0] > cfg.fail_timeout:
-            return
-        if not self._may_eject(h):
-            log.debug("ejection refused", node=node.name, reason="max_ejection_percent")
-            return
-        # One ejection less owed for each fail_timeout spent in service since
-        # the last one (Envoy decays its multiplier the same way), so only a
-        # node that keeps failing gets the long ejections.
-        if h.ejections:  # then returned_at is when the last one ended
-            served = now - h.returned_at
-            h.ejections = max(0, h.ejections - int(served / cfg.fail_timeout))
-        h.ejections += 1
-        cap = max(MAX_EJECTION_TIME, cfg.fail_timeout)
-        # The exponent is bounded so 2.0**n cannot overflow a float.
-        seconds = min(cfg.fail_timeout * 2.0 ** min(h.ejections - 1, 32), cap)
-        h.ejected_until = now + seconds
-        h.failures.clear()
-        h.recovered_at = None
-        self._due = min(self._due, h.ejected_until)
-        log.warning(
-            "node ejected",
-            node=node.name,
-            reason=f"{cfg.max_fails} faults within {cfg.fail_timeout:g}s",
-            seconds=seconds,
-        )
-        self._changed()
+        self._start_ramp(node, h, now)
+        self._changed(weights=True)
 
     def set_nodes(self, nodes: Sequence[NodeState]) -> None:
         """Replace the mesh (a reload).
 
         Nodes whose name survives keep their health (up/down, check streaks,
-        faults, ejection, slow start) even if their spec changed; new names
+        slow start) even if their spec changed; new names
         start up and in slow start, as a node joining a busy mesh should
         (filling an empty tracker is not a join: no slow start then).
 
@@ -378,7 +299,7 @@ class HealthTracker:
         self._mesh_changed = trio.Event()
 
     def refresh(self, now: float | None = None) -> None:
-        """Apply what time alone changes: ejections ending, ramp steps.
+        """Apply what time alone changes: ramp steps.
 
         Every query calls it; it costs one comparison until something is due.
         """
@@ -392,18 +313,6 @@ class HealthTracker:
         due = math.inf
         for node in self._nodes:
             h = self._health[node.name]
-            if h.ejected_until is not None:
-                if h.ejected_until > now:
-                    due = min(due, h.ejected_until)
-                    continue
-                # The ramp starts when the ejection ended, not when noticed,
-                # so the weights do not depend on when someone asked.
-                h.returned_at = h.ejected_until
-                h.ejected_until = None
-                changed = True
-                log.info("node returned", node=node.name, reason="ejection over")
-                if h.up and self.config.slow_start > 0:
-                    h.recovered_at = h.returned_at
             if h.recovered_at is not None:
                 changed |= self._ramp(node, h, now)
                 if h.recovered_at is not None:
@@ -428,7 +337,7 @@ class HealthTracker:
         for node in nodes:
             h = old.get(node.name)
             if h is None:
-                h = _Health(self.config.max_fails)
+                h = _Health()
                 if now is not None and self.config.slow_start > 0:
                     h.recovered_at = now
             self._health[node.name] = h
@@ -445,36 +354,13 @@ class HealthTracker:
         """Rebuild the eligible list; bump the version if it or (when
         ``weights``) an eligible node's weight changed."""
         health = self._health
-        eligible = [n for n in self._nodes if not health[n.name].out]
+        eligible = [n for n in self._nodes if health[n.name].up]
         if eligible == self._eligible and not weights:
             return
         self._eligible = eligible
         self._version += 1
         if self._on_change is not None:
             self._on_change()
-
-    def _may_eject(self, h: _Health) -> bool:
-        if h.out:  # already out of rotation: ejecting takes nothing more away
-            return True
-        out = sum(1 for other in self._health.values() if other.out) + 1
-        total = len(self._health)
-        return out < total and out * 100 <= self.config.max_ejection_percent * total
-
-    def _keep_one_eligible(self, now: float) -> None:
-        """After a node went down: if no node is left eligible but some up
-        node is ejected, end the ejection that would end first."""
-        health = self._health
-        if any(not h.out for h in health.values()):
-            return
-        ejected = [n for n in self._nodes if health[n.name].up]
-        if not ejected:
-            return  # every node is down; eligible() is empty
-        node = min(ejected, key=lambda n: health[n.name].ejected_until or math.inf)
-        h = health[node.name]
-        h.ejected_until = None
-        h.returned_at = now
-        log.warning("node returned", node=node.name, reason="no other node eligible")
-        self._start_ramp(node, h, now)
 
     def _start_ramp(self, node: NodeState, h: _Health, now: float) -> None:
         if self.config.slow_start <= 0:

@@ -18,6 +18,7 @@ from .._exceptions import FetchError, FetchTimeout
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, is_node_fault
+from .._transport._deadlines import Deadlines
 from ._balancer import Balancer, session_of
 
 __all__ = ["BalancedTransport"]
@@ -28,14 +29,32 @@ log = structlog.get_logger("crawlmesh.balancer")
 class BalancedTransport:
     """A :class:`~crawlmesh.Transport` that fetches through the node mesh.
 
+    Each attempt through a node has its own deadline (``timeouts.total``,
+    or the node kind's or domain's), so a node that hangs costs one attempt
+    and the request can go elsewhere.
+
+    A response that is a block page (a ban pattern in its body or headers)
+    is not handed on: it counts against the (node, domain) breaker and is
+    raised as a ``banned`` :class:`~crawlmesh.FetchError`, which the engine
+    retries through another node. A bare 403 counts against the breaker
+    (a storm of them trips it) but is handed on as the target's answer.
+
     Args:
         balancer: chooses nodes and learns from outcomes.
         node_retries: other nodes tried after a node fault.
+        deadlines: per-attempt deadlines (default: 120 s, no overrides).
     """
 
-    def __init__(self, balancer: Balancer, *, node_retries: int = 2) -> None:
+    def __init__(
+        self,
+        balancer: Balancer,
+        *,
+        node_retries: int = 2,
+        deadlines: Deadlines | None = None,
+    ) -> None:
         self.balancer = balancer
         self._retries = node_retries
+        self._deadlines = deadlines or Deadlines(120.0)
 
     async def aclose(self) -> None:
         await self.balancer.aclose()
@@ -47,38 +66,47 @@ class BalancedTransport:
             if session is not None:
                 # A session given as a header: transports key cookie jars on it.
                 request = request.replace(session=session)
+        balancer = self.balancer
         tried: set[str] = set()
         while True:
-            lease = await self.balancer.acquire(request, host, options.avoid_nodes | tried)
+            lease = await balancer.acquire(request, host, options.avoid_nodes | tried)
+            node = lease.node.name
+            attempt_options, total = self._deadlines.resolve(host, lease.node.spec.kind, options)
             try:
-                response = await lease.transport.fetch(request, options)
+                with trio.move_on_after(total) as attempt:
+                    response = await lease.transport.fetch(request, attempt_options)
+                if attempt.cancelled_caught:
+                    raise FetchTimeout(
+                        f"attempt through node {node} took longer than {total:g} s",
+                        request=request,
+                        kind="total_timeout",
+                    )
             except FetchError as exc:
-                exc.node = lease.node.name  # a retry of the request avoids it
-                self.balancer.release(lease, error=exc)
+                exc.node = node  # a retry of the request avoids it
+                balancer.release(lease, error=exc)
                 if is_node_fault(exc) and len(tried) < self._retries:
-                    tried.add(lease.node.name)
+                    tried.add(node)
                     log.info(
                         "node failed; trying another",
                         url=request.url,
-                        node=lease.node.name,
+                        node=node,
                         kind=exc.kind,
                         attempt=len(tried),
                     )
                     continue
                 raise
-            except trio.Cancelled:
-                if trio.current_effective_deadline() <= trio.current_time():
-                    # The request's total deadline passed on this node: let the
-                    # strategy learn that the (node, domain) pair is slow.
-                    timeout = FetchTimeout("request deadline passed", kind="total_timeout")
-                    self.balancer.release(lease, error=timeout)
-                else:
-                    self.balancer.abandon(lease)  # shutdown: nothing to learn
-                raise
             except BaseException:
-                self.balancer.abandon(lease)
+                balancer.abandon(lease)  # cancelled (shutdown): nothing to learn
                 raise
-            self.balancer.release(lease, status=response.status)
-            response.node = lease.node.name
+            ban = balancer.ban_reason(response.status, response.body, response.headers)
+            balancer.release(lease, status=response.status, ban=ban)
+            if ban is not None and ban != f"status {response.status}":
+                error = FetchError(
+                    f"banned through node {node}: {ban}", request=request, kind="banned"
+                )
+                error.node = node
+                log.info("ban detected", url=request.url, node=node, reason=ban)
+                raise error
+            response.node = node
             response.session_moved = lease.session_moved
             return response

@@ -47,9 +47,17 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retry_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
     """Response statuses worth another attempt."""
     retry_kinds: frozenset[str] = frozenset(
-        {"connect_error", "connect_timeout", "read_timeout", "connection_error", "total_timeout"}
+        {
+            "connect_error",
+            "connect_timeout",
+            "read_timeout",
+            "connection_error",
+            "total_timeout",
+            "banned",
+        }
     )
-    """``FetchError.kind`` values worth another attempt."""
+    """``FetchError.kind`` values worth another attempt ("banned": a block
+    page, retried through another node)."""
     retry_non_idempotent: bool = False
     """Retry POST, PATCH and other methods a repeat may apply twice."""
     budget_ratio: Annotated[float, msgspec.Meta(ge=0)] = 0.2

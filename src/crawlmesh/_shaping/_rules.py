@@ -15,15 +15,14 @@ rule overrides it for the apex alone. An empty rule lifts every limit.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import msgspec
 
-from ._domains import normalize_host
 from ._gcra import parse_rate
+from ._globs import DomainGlobs
 
 __all__ = ["RateRule", "RateRules", "Rule"]
 
@@ -68,7 +67,6 @@ class Rule(msgspec.Struct, frozen=True):
 # Where msgspec puts the field at fault: "... - at `$.burst`".
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"Object contains unknown field `([^`]*)`")
-_BAD_NAME = re.compile(r"^\.|[\s/:@?#*]|\.\.")
 
 
 def _fail(glob: str, message: str) -> ValueError:
@@ -97,23 +95,6 @@ def _resolve(glob: str, spec: RateRule | Mapping[str, Any]) -> Rule:
     return Rule(glob, rate, spec.burst, spec.concurrency, spec.per_node)
 
 
-def _pattern(glob: str) -> tuple[str, str]:
-    """Split a glob into its kind ("exact", "suffix" or "default") and name."""
-    if glob.strip() == "*":
-        return "default", ""
-    kind, name = ("suffix", glob.strip()[2:]) if glob.strip().startswith("*.") else ("exact", glob)
-    name = normalize_host(name)
-    if kind == "exact" and ":" in name:
-        # IPv6 literals are the one kind of name that holds colons.
-        try:
-            return kind, str(ipaddress.IPv6Address(name))
-        except ValueError:
-            pass
-    elif name and not _BAD_NAME.search(name):
-        return kind, name
-    raise _fail(glob, "expected a host name, '*.' and a domain, or '*'")
-
-
 class RateRules:
     """Finds the limits of each domain from a table of globs.
 
@@ -128,54 +109,15 @@ class RateRules:
             names the glob.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_default", "_exact", "_suffix")
+    __slots__ = ("_globs",)
 
     def __init__(
         self, rules: Mapping[str, RateRule | Mapping[str, Any]], *, cache_size: int = 65536
     ) -> None:
-        self._exact: dict[str, Rule] = {}
-        self._suffix: dict[str, Rule] = {}
-        self._default: Rule | None = None
-        self._cache: dict[str, Rule | None] = {}
-        self._cache_size = cache_size
-        for glob, spec in rules.items():
-            kind, name = _pattern(glob)
-            rule = _resolve(glob, spec)
-            if kind == "default":
-                self._default = rule
-                continue
-            table = self._exact if kind == "exact" else self._suffix
-            if name in table:
-                # Spellings that differ only in case or a trailing dot.
-                raise _fail(glob, f"the same domains as {table[name].glob!r}")
-            table[name] = rule
+        resolved = {glob: _resolve(glob, spec) for glob, spec in rules.items()}
+        self._globs = DomainGlobs(resolved, what="rate rule", cache_size=cache_size)
 
     def for_domain(self, domain: str) -> Rule | None:
         """The rule for ``domain`` (a host name or registered domain), or
         None if no glob matches and there is no ``*`` rule."""
-        try:
-            return self._cache[domain]
-        except KeyError:
-            pass
-        rule = self._lookup(domain)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[domain] = rule
-        return rule
-
-    def _lookup(self, domain: str) -> Rule | None:
-        name = normalize_host(domain)
-        rule = self._exact.get(name)
-        if rule is not None:
-            return rule
-        if self._suffix:
-            # Longest suffix first: strip one label at a time.
-            while True:
-                rule = self._suffix.get(name)
-                if rule is not None:
-                    return rule
-                dot = name.find(".")
-                if dot < 0:
-                    break
-                name = name[dot + 1 :]
-        return self._default
+        return self._globs.for_domain(domain)

@@ -1,0 +1,236 @@
+"""The mesh's circuit breakers: one per node, one per (node, domain) pair.
+
+Two questions, two kinds of breaker (see :mod:`crawlmesh._resilience`):
+
+* **Node breakers** are fed by the node's own faults (unreachable,
+  overloaded, a refusing proxy, a crawlmesh node's error codes). An open one
+  takes the node out of every pool, so the balancer routes by the region
+  fallback order; a half-open one is back in the pools but admits only
+  ``half_open_probes`` requests at a time.
+* **Pair breakers** are fed by what the target did through that node:
+  timeouts, refused or broken connections, 5xx answers, and bans (block
+  pages, 403 storms). An open pair takes the node off that one domain, so a
+  proxy banned by one site keeps serving the others.
+
+Outcomes that say nothing about a breaker leave it alone: a node fault says
+nothing about the target, a 429 is the throttle's business (it asks for a
+slower rate, not another egress), and a body too large or badly encoded is
+the page's problem, not the target's health.
+
+Selection stays O(1) while nothing is wrong: the balancer asks
+:meth:`Circuits.trouble_free` first, and only domains with a breaker that is
+not closed pay for a scan of their candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import cast
+
+import structlog
+
+from .._resilience import BanRules, BreakerBoard, BreakerConfig, Permit, Transition
+
+__all__ = ["TARGET_FAILURE_KINDS", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
+
+log = structlog.get_logger("crawlmesh.balancer")
+
+TARGET_FAILURE_KINDS = frozenset(
+    {"connect_error", "connect_timeout", "read_timeout", "connection_error", "total_timeout"}
+)
+"""``FetchError.kind`` values that count against a (node, domain) breaker."""
+TARGET_FAILURE_STATUSES = frozenset({500, 502, 503, 504})
+"""Target statuses that count against a (node, domain) breaker."""
+
+
+class Permits:
+    """The breaker permits one request holds: its node's and its pair's."""
+
+    __slots__ = ("node", "pair")
+
+    def __init__(self, node: Permit, pair: Permit) -> None:
+        self.node = node
+        self.pair = pair
+
+    def release(self) -> None:
+        """Give both back without an outcome (a cancelled request)."""
+        self.node.release()
+        self.pair.release()
+
+
+class Circuits:
+    """Breakers per node and per (node, domain), as the balancer uses them.
+
+    Args:
+        config: the thresholds of every breaker.
+        bans: what makes a response a ban (None: no ban detection).
+        on_change: called after any breaker changes state, with its scope
+            ("node" or "pair") and the transition; must not raise.
+    """
+
+    def __init__(
+        self,
+        config: BreakerConfig | None = None,
+        bans: BanRules | None = None,
+        *,
+        on_change: Callable[[str, Transition], None] | None = None,
+    ) -> None:
+        self.config = config if config is not None else BreakerConfig()
+        self.bans = bans
+        self._on_change = on_change
+        self.nodes: BreakerBoard[str] = BreakerBoard(
+            self.config, on_transition=self._node_transition
+        )
+        self.pairs: BreakerBoard[tuple[str, str]] = BreakerBoard(
+            self.config, on_transition=self._pair_transition
+        )
+        # Node breakers that are not closed, and their earliest half-open time.
+        self._troubled_nodes: set[str] = set()
+        self._next_half_open = math.inf
+        # domain -> nodes whose pair breaker for it is not closed.
+        self._troubled_pairs: dict[str, set[str]] = {}
+        self.version = 0
+        """Bumped when a node breaker changes state: pools depend on it."""
+        self.transitions: Counter[str] = Counter()
+        """Transitions by "scope:new-state", e.g. "pair:open"."""
+        self.banned: Counter[str] = Counter()
+        """Bans detected, by node."""
+
+    # -- queries ---------------------------------------------------------
+
+    def refresh(self, now: float) -> None:
+        """Apply cool-downs that ended (open -> half-open) for node breakers."""
+        if now < self._next_half_open:
+            return
+        self._next_half_open = math.inf
+        for name in list(self._troubled_nodes):
+            breaker = self.nodes.peek(name)
+            if breaker is None:  # forgotten after a long idle open period
+                self._troubled_nodes.discard(name)
+                self.version += 1
+                continue
+            breaker.state(now)  # fires the half-open transition
+            at = breaker.half_opens_at
+            if at is not None:
+                self._next_half_open = min(self._next_half_open, at)
+
+    def node_out(self, name: str) -> bool:
+        """The node's breaker is open (not half-open): keep it out of pools.
+        Call :meth:`refresh` first."""
+        if name not in self._troubled_nodes:
+            return False
+        breaker = self.nodes.peek(name)
+        return breaker is not None and breaker.half_opens_at is not None
+
+    def trouble_free(self, domain: str) -> bool:
+        """No node breaker and no pair breaker of ``domain`` is open or half-open."""
+        return not self._troubled_nodes and domain not in self._troubled_pairs
+
+    def admits(self, name: str, domain: str, now: float) -> bool:
+        """Would a request to ``domain`` through node ``name`` be let through?"""
+        return self.admit_at(name, domain, now) <= now
+
+    def admit_at(self, name: str, domain: str, now: float) -> float:
+        """The earliest time a request to ``domain`` may go through ``name``
+        (``now`` if at once; ``math.inf`` while half-open probes are all
+        taken, until one finishes)."""
+        at = now
+        if name in self._troubled_nodes:
+            breaker = self.nodes.peek(name)
+            if breaker is None:
+                self._troubled_nodes.discard(name)
+            else:
+                at = breaker.next_admit_at(now)
+        pairs = self._troubled_pairs.get(domain)
+        if pairs is not None and name in pairs:
+            pair = self.pairs.peek((name, domain))
+            if pair is None:
+                self._forget_pair(name, domain)
+            else:
+                at = max(at, pair.next_admit_at(now))
+        return at
+
+    def blocked_until(self, domain: str, names: Iterable[str], now: float) -> float:
+        """When the first of ``names`` may take a request to ``domain``:
+        ``now`` if one may at once."""
+        first = math.inf
+        for name in names:
+            at = self.admit_at(name, domain, now)
+            if at <= now:
+                return now
+            first = min(first, at)
+        return first
+
+    # -- a request's permits ------------------------------------------------
+
+    def acquire(self, name: str, domain: str, now: float) -> Permits | None:
+        """Permits for one request, or None if either breaker refuses now."""
+        node = self.nodes.get(name, now).try_acquire(now)
+        if node is None:
+            return None
+        pair = self.pairs.get((name, domain), now).try_acquire(now)
+        if pair is None:
+            node.release()
+            return None
+        return Permits(node, pair)
+
+    def record(
+        self, permits: Permits, now: float, *, node_ok: bool | None, pair_ok: bool | None
+    ) -> None:
+        """Report an outcome; None for a breaker the outcome says nothing to."""
+        for permit, ok in ((permits.node, node_ok), (permits.pair, pair_ok)):
+            if ok is None:
+                permit.release()
+            else:
+                permit.breaker.record(permit, ok, now)
+
+    def ban_reason(self, status: int, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """Why the response is a ban, if it is one (see :class:`BanRules`)."""
+        if self.bans is None:
+            return None
+        return self.bans.is_ban(status, body, headers)
+
+    # -- transitions -------------------------------------------------------
+
+    def _node_transition(self, t: Transition) -> None:
+        name = str(t.key)
+        if t.new == "closed":
+            self._troubled_nodes.discard(name)
+        else:
+            self._troubled_nodes.add(name)
+        if t.new == "open":
+            self._next_half_open = min(self._next_half_open, t.at + t.cooldown)
+        self.version += 1
+        self._log("node", t, node=name)
+
+    def _pair_transition(self, t: Transition) -> None:
+        name, domain = cast(tuple[str, str], t.key)
+        if t.new == "closed":
+            self._forget_pair(name, domain)
+        else:
+            self._troubled_pairs.setdefault(domain, set()).add(name)
+        self._log("pair", t, node=name, domain=domain)
+
+    def _forget_pair(self, name: str, domain: str) -> None:
+        pairs = self._troubled_pairs.get(domain)
+        if pairs is not None:
+            pairs.discard(name)
+            if not pairs:
+                del self._troubled_pairs[domain]
+
+    def _log(self, scope: str, t: Transition, **where: str) -> None:
+        self.transitions[f"{scope}:{t.new}"] += 1
+        if t.new == "open":
+            log.warning(
+                "circuit breaker opened",
+                scope=scope,
+                reason=t.reason,
+                cooldown=round(t.cooldown, 3),
+                **where,
+            )
+        else:
+            log.info(f"circuit breaker {t.new}", scope=scope, reason=t.reason, **where)
+        if self._on_change is not None:
+            self._on_change(scope, t)
