@@ -5,7 +5,8 @@ from __future__ import annotations
 import crawlmesh
 
 EXPECTED = {
-    "ConnectFailed", "ConnectionBroken", "CrawlStats", "CrawlmeshError", "DecodingFailed",
+    "CircuitOpen", "ConnectFailed", "ConnectionBroken", "CrawlStats", "CrawlmeshError",
+    "DecodingFailed",
     "DirectTransport", "Engine", "ErrorRecord", "FetchError", "FetchOptions", "FetchTimeout",
     "Headers", "HttpError", "InvalidURL", "JsonLinesWriter", "RedirectError", "Request",
     "RequestError", "Response", "ResponseTooLarge", "RobotsSettings", "Settings",

@@ -358,7 +358,11 @@ class Engine:
         now = trio.current_time()
         if until <= now:
             return until
-        since = self._held_since.setdefault(domain, now)
+        since = self._held_since.get(domain)
+        if since is None:
+            since = self._held_since[domain] = now
+            self.stats.circuit_holds += 1
+            log.info("holding a domain: no node can serve it", domain=domain)
         deadline = since + self.settings.breaker.park_timeout
         if now >= deadline:
             self._expired.add(domain)  # the dispatcher writes its requests off
@@ -416,7 +420,6 @@ class Engine:
                 if isinstance(outcome.error, CircuitOpen) and self._stop_reason is None:
                     # Not an attempt: back to the frontier, where the gate
                     # holds it until a breaker admits its domain.
-                    self.stats.circuit_waits += 1
                     self._frontier.push(domain, request)
                     continue
                 self._learn(domain, outcome, trio.current_time() - started)
@@ -484,6 +487,12 @@ class Engine:
             pushback = response.status in _PUSHBACK_STATUSES
             if not pushback and response.status < 500 and self._held_since:
                 self._held_since.pop(domain, None)  # served again
+            throttle = self.settings.throttle
+            pause = throttle.pushback_pause if throttle.enabled else 0.0
+            if pushback and pause and "retry-after" not in response.headers:
+                # With no Retry-After to go by, a short pause: fewer requests
+                # in flight do not slow a site that refuses them at once.
+                self._politeness.pause(domain, trio.current_time() + pause)
         else:
             assert outcome.error is not None
             pushback = outcome.error.kind.endswith("timeout")

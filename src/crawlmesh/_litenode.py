@@ -105,7 +105,8 @@ class LiteNode:
                 Request(
                     scrape.url,
                     method=scrape.method,
-                    headers=scrape.headers,
+                    # An intermediary says so (RFC 9110, 7.6.3).
+                    headers={**scrape.headers, "Via": f"1.1 {self.name}"},
                     body=body,
                     session=scrape.session_id,
                 ),

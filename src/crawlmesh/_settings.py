@@ -102,6 +102,9 @@ class ThrottleSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Seconds after a decrease in which further pushback does not decrease again."""
     quiet: NonNegFloat = 10.0
     """Seconds after any pushback during which the limit never grows."""
+    pushback_pause: NonNegFloat = 1.0
+    """Seconds a 429 or 503 without Retry-After pauses its domain: a site
+    that answers 429 at once is not slowed by fewer requests in flight."""
 
 
 class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

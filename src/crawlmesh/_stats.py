@@ -58,8 +58,8 @@ class CrawlStats(msgspec.Struct, frozen=True):
     """Responses that looked like a ban (block pages, 403s)."""
     direct_fallbacks: int = 0
     """Requests fetched directly because no node could serve their domain."""
-    circuit_waits: int = 0
-    """Times a request was held back because no node's breaker admitted it."""
+    circuit_holds: int = 0
+    """Times a domain's requests were held because no node could serve it."""
     throttle_decreases: int = 0
     """Times a domain's AIMD concurrency limit was lowered by pushback."""
 
@@ -96,7 +96,7 @@ class CrawlStats(msgspec.Struct, frozen=True):
         if self.breaker_transitions or self.bans:
             lines.append(
                 f"  circuit breakers: {_fmt(self.breaker_transitions) or 'no changes'}; "
-                f"bans {self.bans}, requests held {self.circuit_waits}, "
+                f"bans {self.bans}, domains held {self.circuit_holds}, "
                 f"direct fallbacks {self.direct_fallbacks}"
             )
         if len(self.nodes) > 1 or any(n.kind != "direct" for n in self.nodes):
@@ -140,7 +140,7 @@ class StatsCollector:
         self.pauses = 0
         self.retries = 0
         self.retry_budget_refusals = 0
-        self.circuit_waits = 0
+        self.circuit_holds = 0
         self.throttle_decreases = 0
         self.errors: Counter[str] = Counter()
         self.filtered: Counter[str] = Counter()
@@ -180,6 +180,6 @@ class StatsCollector:
             retry_after_pauses=self.pauses,
             retries=self.retries,
             retry_budget_refusals=self.retry_budget_refusals,
-            circuit_waits=self.circuit_waits,
+            circuit_holds=self.circuit_holds,
             throttle_decreases=self.throttle_decreases,
         )

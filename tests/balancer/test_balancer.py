@@ -13,7 +13,6 @@ import trio.testing
 from crawlmesh import ConnectFailed, Request
 from crawlmesh._balancer._balancer import Balancer
 from crawlmesh._balancer._build import build_balancer
-from crawlmesh._balancer._health import HealthConfig
 from crawlmesh._balancer._mesh import reload_nodes
 from crawlmesh._balancer._types import NodeSpec
 from crawlmesh._settings import load_settings

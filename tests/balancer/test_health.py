@@ -389,9 +389,7 @@ async def test_version_bumps_on_each_ramp_step_then_stops(
 
 
 async def test_set_nodes_keeps_surviving_state(clock: trio.testing.MockClock) -> None:
-    t = make_tracker(
-        "a", "b", "c", "d", weight=2.0, fails=1, passes=1, slow_start=10.0
-    )
+    t = make_tracker("a", "b", "c", "d", weight=2.0, fails=1, passes=1, slow_start=10.0)
     a, b, c, _ = t.nodes
     t.record_probe(b, BAD)  # down
     t.record_probe(c, BAD)

@@ -57,7 +57,10 @@ async def test_a_503_burst_is_retried_with_backoff(
     site = Flaky(failures=2)
     async with open_site_server(site.handle) as base:
         stats, items, errors = await run_spider(
-            Pages([f"{base}/a", f"{base}/b"]), tmp_path, **{"robots.obey": False}
+            Pages([f"{base}/a", f"{base}/b"]),
+            tmp_path,
+            # Only the retries' backoff here, not the domain's pushback pause.
+            **{"robots.obey": False, "throttle.pushback_pause": 0},
         )
     assert sorted(i["url"] for i in items) == [f"{base}/a", f"{base}/b"]
     assert errors == []

@@ -421,11 +421,11 @@ class Balancer:
         earlier would only get :class:`~crawlmesh.CircuitOpen`.
         """
         circuits = self.circuits
-        if circuits is None or (circuits.trouble_free(host) and self._pools_version[2] == 0):
+        if circuits is None or circuits.trouble_free(host):
             return -math.inf
         now = trio.current_time()
         self._refresh()
-        names = [n.name for n in self._pool_for("")]
+        names: list[str] = [n.name for n in self._pool_for("")]
         if self._direct_fallback:
             names.append(DIRECT_FALLBACK)
         if not names:  # every node breaker is open: wait for the first to half-open

@@ -1,0 +1,200 @@
+"""Circuit breakers inside the balancer: per node and per (node, domain), in virtual time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import trio
+import trio.testing
+
+from crawlmesh import CircuitOpen, ConnectFailed, FetchTimeout, Request
+from crawlmesh._balancer._balancer import DIRECT_FALLBACK, Balancer
+from crawlmesh._balancer._types import NodeSpec
+from crawlmesh._resilience import BanRules, BreakerConfig
+from crawlmesh._transport._base import mark_node_fault
+
+CONFIG = BreakerConfig(
+    consecutive_failures=3, cooldown=10.0, cooldown_max=40.0, half_open_probes=2,
+    half_open_successes=2,
+)  # fmt: skip
+
+
+class Stub:
+    async def fetch(self, request: object, options: object) -> object:
+        raise AssertionError("not used")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def mesh(*names: str, region: str = "", **kwargs: object) -> Balancer:
+    specs = [NodeSpec(name=n, region=region) for n in names]
+    return Balancer(specs, lambda s: Stub(), breakers=CONFIG, **kwargs)  # type: ignore[arg-type]
+
+
+def node_fault(request: Request) -> ConnectFailed:
+    return mark_node_fault(ConnectFailed("node unreachable", request=request))  # type: ignore[return-value]
+
+
+async def fail(b: Balancer, host: str, node: str, times: int, *, fault: bool = False) -> None:
+    """Send ``times`` requests to ``host`` through ``node`` that fail."""
+    request = Request(f"http://{host}/")
+    for _ in range(times):
+        lease = await b.acquire(request, host, exclude=frozenset(set(b._nodes) - {node}))
+        assert lease.node.name == node
+        if fault:
+            b.release(lease, error=node_fault(request))
+        else:
+            b.release(lease, error=FetchTimeout("slow", kind="read_timeout"))
+
+
+async def test_a_pair_breaker_takes_a_node_off_one_domain_only(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = mesh("a", "b")
+    await fail(b, "dead.example", "a", 3)
+    assert b.circuits is not None
+    assert b.circuits.pairs.peek(("a", "dead.example")).state() == "open"  # type: ignore[union-attr]
+    for _ in range(20):
+        lease = await b.acquire(Request("http://dead.example/"), "dead.example")
+        assert lease.node.name == "b"
+        b.release(lease, status=200)
+    picked = set()
+    for _ in range(40):
+        lease = await b.acquire(Request("http://other.example/"), "other.example")
+        picked.add(lease.node.name)
+        b.release(lease, status=200)
+    assert picked == {"a", "b"}, "a still serves the other domain"
+
+
+async def test_a_node_breaker_takes_the_node_out_everywhere_then_probes(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = mesh("a", "b")
+    await fail(b, "x.example", "a", 3, fault=True)
+    for host in ("x.example", "y.example"):
+        lease = await b.acquire(Request(f"http://{host}/"), host)
+        assert lease.node.name == "b"
+        b.release(lease, status=200)
+    await trio.sleep(10.0)  # the cool-down ends: half-open, two probes at a time
+    leases = []
+    for _ in range(2):
+        lease = await b.acquire(Request("http://y.example/"), "y.example", frozenset({"b"}))
+        assert lease.node.name == "a"
+        leases.append(lease)
+    third = await b.acquire(Request("http://y.example/"), "y.example", frozenset({"b"}))
+    assert third.node.name == "b", "a's probe slots are taken: b it is"
+    b.release(third, status=200)
+    for lease in leases:
+        b.release(lease, status=200)
+    assert b.node_stats()[0].breaker == "closed"
+    assert b.health.state(b.nodes[0]) == "slow-start", "back at full weight gradually"
+
+
+async def test_a_failed_probe_reopens_for_longer(clock: trio.testing.MockClock) -> None:
+    b = mesh("a", "b")
+    await fail(b, "x.example", "a", 3, fault=True)
+    assert b.circuits is not None
+    breaker = b.circuits.nodes.peek("a")
+    assert breaker is not None
+    assert breaker.cooldown == 10.0
+    await trio.sleep(10.0)
+    await fail(b, "x.example", "a", 1, fault=True)
+    assert (breaker.state(), breaker.cooldown) == ("open", 20.0)
+    assert b.circuits.transitions == {"node:open": 2, "node:half-open": 1}
+
+
+async def test_blocked_until_holds_a_domain_no_node_can_serve(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = mesh("a", "b")
+    start = trio.current_time()
+    assert b.blocked_until("dead.example") == -math.inf, "nothing wrong: the fast path"
+    await fail(b, "dead.example", "a", 3)
+    assert b.blocked_until("dead.example") <= trio.current_time(), "b can still serve it"
+    await fail(b, "dead.example", "b", 3)
+    assert b.blocked_until("dead.example") == pytest.approx(start + 10.0)
+    with pytest.raises(CircuitOpen, match=r"dead\.example"):
+        await b.acquire(Request("http://dead.example/"), "dead.example")
+    assert b.blocked_until("fine.example") == -math.inf
+    await trio.sleep_until(start + 10.0)
+    assert b.blocked_until("dead.example") <= trio.current_time()
+
+
+async def test_a_region_whose_nodes_are_open_falls_back(clock: trio.testing.MockClock) -> None:
+    specs = [NodeSpec(name="eu", region="eu-west"), NodeSpec(name="us", region="us-east")]
+    b = Balancer(specs, lambda s: Stub(), breakers=CONFIG, region_order=["us-east"])
+    await fail(b, "shop.de", "eu", 3, fault=True)
+    lease = await b.acquire(Request("http://shop.de/"), "shop.de")
+    assert lease.node.name == "us"
+    b.release(lease, status=200)
+    assert b.region_fallbacks == 1
+
+
+async def test_direct_fallback_serves_when_nothing_else_can(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = mesh("p1", "p2", direct_fallback=True)
+    for name in ("p1", "p2"):
+        await fail(b, "x.example", name, 3, fault=True)
+    lease = await b.acquire(Request("http://x.example/"), "x.example")
+    assert lease.node.name == DIRECT_FALLBACK
+    b.release(lease, status=200)
+    assert b.direct_fallbacks == 1
+    direct = [n for n in b.node_stats() if n.name == DIRECT_FALLBACK]
+    assert [(n.state, n.requests) for n in direct] == [("fallback", 1)]
+
+
+async def test_bans_feed_the_pair_breaker(clock: trio.testing.MockClock) -> None:
+    b = mesh("a", "b", bans=BanRules())
+    captcha = b"<html><title>Attention Required! | Cloudflare</title>"
+    for _ in range(3):
+        lease = await b.acquire(Request("http://shop.example/"), "shop.example", frozenset("b"))
+        ban = b.ban_reason(200, captcha, {})
+        assert ban is not None
+        assert "attention required" in ban
+        b.release(lease, status=200, ban=ban)
+    assert b.circuits is not None
+    assert b.circuits.banned["a"] == 3
+    assert b.node_stats()[0].bans == 3
+    lease = await b.acquire(Request("http://shop.example/"), "shop.example")
+    assert lease.node.name == "b", "a is banned by shop.example"
+    b.release(lease, status=200)
+
+
+async def test_pushback_and_content_errors_do_not_trip_breakers(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = mesh("a")
+    request = Request("http://x.example/")
+    for _ in range(10):
+        lease = await b.acquire(request, "x.example")
+        b.release(lease, status=429)
+        lease = await b.acquire(request, "x.example")
+        b.release(lease, error=FetchTimeout("big", kind="too_large"))
+        lease = await b.acquire(request, "x.example")
+        b.release(lease, status=404)
+    assert b.circuits is not None
+    assert b.circuits.transitions == {}
+
+
+async def test_a_cancelled_request_gives_its_probe_slot_back(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = mesh("a")
+    await fail(b, "x.example", "a", 3)
+    await trio.sleep(10.0)
+    leases = [await b.acquire(Request("http://x.example/"), "x.example") for _ in range(2)]
+    with pytest.raises(CircuitOpen):
+        await b.acquire(Request("http://x.example/"), "x.example")
+    b.abandon(leases[0])
+    b.release(await b.acquire(Request("http://x.example/"), "x.example"), status=200)
+    b.release(leases[1], status=200)
+    assert b.circuits is not None
+    assert b.circuits.pairs.peek(("a", "x.example")).state() == "closed"  # type: ignore[union-attr]
