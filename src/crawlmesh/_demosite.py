@@ -110,7 +110,8 @@ class DemoSite:
 
 
 # Three local nodes in different regions and weights; ap-1 fails a share of
-# its requests, so the demo shows ejection and failover.
+# its requests, so the demo shows failover (and its breaker opening, when
+# the failures come in a run).
 _DEMO_NODES = (
     ("eu-1", "eu-west", 3.0, 0.0),
     ("us-1", "us-east", 2.0, 0.0),

@@ -160,7 +160,7 @@ class Balancer:
         specs: the mesh.
         make_transport: builds a node's transport from its spec.
         strategy: a strategy name (see :func:`make_strategy`).
-        health: thresholds for checks and ejection.
+        health: thresholds for active checks and slow start.
         geo: TLD-to-region overrides, merged over the defaults.
         default_region, region_order: see :class:`GeoRouter`.
         session_ttl: idle seconds after which a session's node is forgotten.

@@ -89,7 +89,7 @@ class RoundRobin(_Unobservant):
     """Each candidate in turn, ignoring weights and latency.
 
     A single counter taken modulo the list's length, so a candidate list that
-    changes between calls (nodes ejected or restored) never breaks the cycle.
+    changes between calls (nodes taken out or restored) never breaks the cycle.
     """
 
     name: ClassVar[str] = "round-robin"
