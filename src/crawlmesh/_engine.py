@@ -352,12 +352,12 @@ class Engine:
         """When ``domain`` may take a request, as far as breakers go; notes
         domains that no node could serve for ``breaker.park_timeout``."""
         assert self.balancer is not None
-        until = self.balancer.blocked_until(domain)
+        until, by_breakers = self.balancer.blocked_until(domain)
         if until == -math.inf:
             return until
         now = trio.current_time()
-        if until <= now:
-            return until
+        if until <= now or not by_breakers:
+            return until  # free now, or only waiting for a per-node rate
         since = self._held_since.get(domain)
         if since is None:
             since = self._held_since[domain] = now
@@ -514,7 +514,13 @@ class Engine:
         if delay is None:
             log.info("ignoring an unreadable Retry-After", url=response.url, value=value)
             return
-        self._politeness.pause(domain, trio.current_time() + delay)
+        until = trio.current_time() + delay
+        node = response.node
+        paused = (
+            self.balancer is not None and node and self.balancer.pause_node(node, domain, until)
+        )
+        if not paused:  # under a per-node rate, only the (node, domain) pair pauses
+            self._politeness.pause(domain, until)
         self.stats.pauses += 1
         log.info(
             "pausing a domain as Retry-After asks",

@@ -29,6 +29,7 @@ import trio
 from .._exceptions import CircuitOpen, CrawlmeshError, FetchError, SettingsError
 from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
+from .._shaping._shaper import Shaper
 from .._transport._base import Transport, is_node_fault
 from ._circuits import TARGET_FAILURE_KINDS, TARGET_FAILURE_STATUSES, Circuits, Permits
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
@@ -37,7 +38,7 @@ from ._ring import AffinityRing
 from ._strategies import Strategy, make_strategy
 from ._types import NodeSpec, NodeState
 
-__all__ = ["Balancer", "Lease", "NodeStats"]
+__all__ = ["Balancer", "Lease", "NodeStats", "NodesBusy"]
 
 log = structlog.get_logger("crawlmesh.balancer")
 
@@ -81,6 +82,13 @@ class NodeStats(msgspec.Struct, frozen=True):
     uneven: bool
     """The share strays from the weight's share by more than 5 points and a
     quarter of that share (not judged for round-robin, which ignores weights)."""
+
+
+class NodesBusy(CircuitOpen):
+    """Every node is at its per-node rate for the request's domain: the
+    request waits in the frontier, like one no breaker admits."""
+
+    kind = "rate_limited"
 
 
 class _Node:
@@ -169,6 +177,7 @@ class Balancer:
         bans: ban detection for the (node, domain) breakers (None: none).
         direct_fallback: when no node can serve a domain, fetch directly
             from this machine rather than hold its requests.
+        node_rates: rate rules applied per (node, domain) (``per_node``).
         rng: randomness for the strategy and latency sampling.
     """
 
@@ -187,6 +196,7 @@ class Balancer:
         breakers: BreakerConfig | None = None,
         bans: BanRules | None = None,
         direct_fallback: bool = False,
+        node_rates: Shaper | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._rng = rng or random.Random()
@@ -195,6 +205,7 @@ class Balancer:
         if breakers is not None:
             self.circuits = Circuits(breakers, bans, on_change=self._breaker_changed)
         self._direct_fallback = direct_fallback
+        self._node_rates = node_rates if node_rates is not None and node_rates.active else None
         self._direct: _Node | None = None
         self.direct_fallbacks = 0
         self._make_transport = make_transport
@@ -376,6 +387,14 @@ class Balancer:
         if exclude:
             pool = [n for n in pool if n.name not in exclude] or pool
         session = session_of(request)
+        rates = self._node_rates
+        if session is None and rates is not None and rates.limits(host):
+            # A per-node rate: only nodes whose pair is under it (a session
+            # keeps its node and waits for it in acquire() instead).
+            now = trio.current_time()
+            pool = [n for n in pool if rates.node_wait(n.name, host, now) <= 0]
+            if not pool:
+                raise NodesBusy(f"every node is at its rate for {host}", request=request)
         if session is not None:
             node, moved = self._choose_for_session(session, host, region, pool, exclude)
             return node, moved, fell_back
@@ -413,16 +432,20 @@ class Balancer:
             f"no node can serve {host} now: their circuit breakers are open", request=request
         )
 
-    def blocked_until(self, host: str) -> float:
-        """When a request to ``host`` may next be sent through some node, as
-        far as circuit breakers go: at most ``trio.current_time()`` if now.
+    def blocked_until(self, host: str) -> tuple[float, bool]:
+        """When a request to ``host`` may next be sent through some node
+        (at most ``trio.current_time()`` if now), and whether circuit
+        breakers alone hold it back (not just per-node rates).
 
         The dispatcher holds a domain's requests until then; a request sent
-        earlier would only get :class:`~crawlmesh.CircuitOpen`.
+        earlier would only get :class:`~crawlmesh.CircuitOpen` (or
+        :class:`NodesBusy`).
         """
-        circuits = self.circuits
-        if circuits is None or circuits.trouble_free(host):
-            return -math.inf
+        circuits, rates = self.circuits, self._node_rates
+        troubled = circuits is not None and not circuits.trouble_free(host)
+        limited = rates is not None and rates.limits(host)
+        if not (troubled or limited):
+            return -math.inf, False
         now = trio.current_time()
         self._refresh()
         names: list[str] = [n.name for n in self._pool_for("")]
@@ -430,7 +453,32 @@ class Balancer:
             names.append(DIRECT_FALLBACK)
         if not names:  # every node breaker is open: wait for the first to half-open
             names = list(self._nodes)
-        return circuits.blocked_until(host, names, now)
+        if troubled:
+            assert circuits is not None
+            until = circuits.blocked_until(host, names, now)
+            if until > now:
+                return until, True
+        if not limited:
+            return now, False
+        assert rates is not None
+        first = math.inf
+        for name in names:
+            at = now + rates.node_wait(name, host, now)
+            if circuits is not None:
+                at = max(at, circuits.admit_at(name, host, now))
+            if at <= now:
+                return now, False
+            first = min(first, at)
+        return first, False
+
+    def pause_node(self, node: str, host: str, until: float) -> bool:
+        """Pause ``host`` through ``node`` only (a Retry-After under a
+        per-node rate); False if ``host`` has no per-node rate."""
+        rates = self._node_rates
+        if rates is None or not rates.limits(host):
+            return False
+        rates.node_pause(node, host, until)
+        return True
 
     def _breaker_changed(self, scope: str, transition: Transition) -> None:
         if scope == "node" and transition.new == "closed":
@@ -492,6 +540,12 @@ class Balancer:
         while True:
             for _ in range(_PICKS_BEFORE_SCAN):
                 state, moved, fell_back = self.choose(request, host, exclude)
+                if self._node_rates is not None:
+                    # A session's node at its per-node rate: wait for it.
+                    wait = self._node_rates.node_wait(state.name, host, trio.current_time())
+                    if wait > 0:
+                        await trio.sleep(wait)
+                        continue
                 if self._has_room(state):
                     return self._lease(state, host, moved, fell_back, exclude)
             # Unlucky picks, or every node full: look for any room before waiting.
@@ -504,6 +558,9 @@ class Balancer:
                 and self._has_room(n)
                 and (circuits is None or circuits.admits(n.name, host, now))
             ]
+            rates = self._node_rates
+            if room and rates is not None and rates.limits(host):
+                room = [n for n in room if rates.node_wait(n.name, host, now) <= 0]
             if room and session_of(request) is None:
                 state = self._strategy.pick(room, host)
                 return self._lease(state, host, False, fell_back, exclude)
@@ -530,6 +587,8 @@ class Balancer:
             permits = self.circuits.acquire(state.name, host, trio.current_time())
             if permits is None:  # cannot happen: choose() checked, nothing ran since
                 raise CircuitOpen(f"{state.name}: circuit breaker open for {host}")
+        if self._node_rates is not None:
+            self._node_rates.node_reserve(state.name, host, trio.current_time())
         state.in_flight += 1
         node.requests += 1
         if node is self._direct:

@@ -11,6 +11,7 @@ import trio
 from .._exceptions import FetchError
 from .._resilience import BreakerConfig
 from .._settings import Settings
+from .._shaping._shaper import Shaper
 from .._transport._base import Transport
 from .._transport._deadlines import Deadlines
 from .._transport._direct import DirectTransport
@@ -76,6 +77,7 @@ def build_balancer(settings: Settings, specs: Sequence[NodeSpec] | None = None) 
         breakers=breaker_config(settings),
         bans=settings.bans if settings.breaker.enabled and settings.breaker.detect_bans else None,
         direct_fallback=b.direct_fallback,
+        node_rates=Shaper(settings.rates, per_node=True) if settings.rates else None,
     )
 
 

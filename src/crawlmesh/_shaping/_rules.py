@@ -16,7 +16,7 @@ rule overrides it for the apex alone. An empty rule lifts every limit.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -109,13 +109,18 @@ class RateRules:
             names the glob.
     """
 
-    __slots__ = ("_globs",)
+    __slots__ = ("_globs", "_rules")
 
     def __init__(
         self, rules: Mapping[str, RateRule | Mapping[str, Any]], *, cache_size: int = 65536
     ) -> None:
         resolved = {glob: _resolve(glob, spec) for glob, spec in rules.items()}
+        self._rules = tuple(resolved.values())
         self._globs = DomainGlobs(resolved, what="rate rule", cache_size=cache_size)
+
+    def __iter__(self) -> Iterator[Rule]:
+        """The rules, in the order given."""
+        return iter(self._rules)
 
     def for_domain(self, domain: str) -> Rule | None:
         """The rule for ``domain`` (a host name or registered domain), or

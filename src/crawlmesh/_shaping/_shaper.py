@@ -5,6 +5,11 @@ registered domain, so ``a.shop.co.uk`` and ``b.shop.co.uk`` share one
 budget. A request whose domain is over its rate is not dropped and does not
 block other domains: the dispatcher asks :meth:`Shaper.wait` while scanning
 the frontier, skips that domain, and wakes when the first wait ends.
+
+Rules with ``per_node = true`` apply to each (node, domain) pair instead: the
+dispatcher's shaper ignores them, and the balancer keeps its own shaper
+(``per_node=True``) keyed on (node, domain), which only admits nodes whose
+pair is under the rate.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ __all__ = ["Shaper"]
 class _Target:
     __slots__ = ("key", "limiter", "rule")
 
-    def __init__(self, rule: Rule | None, limiter: GcraLimiter[str] | None, key: str) -> None:
+    def __init__(self, rule: Rule | None, limiter: GcraLimiter[Any] | None, key: str) -> None:
         self.rule = rule
         self.limiter = limiter
         self.key = key
@@ -33,22 +38,33 @@ class Shaper:
 
     Args:
         rules: glob -> :class:`RateRule` (or its fields as a mapping).
+        per_node: apply only the ``per_node`` rules' rates, keyed on
+            (node, domain) (the balancer's shaper); else only the others'
+            (the dispatcher's). Concurrency caps are the dispatcher's.
 
     Raises:
         ValueError: a bad glob or rule, naming the glob.
     """
 
-    def __init__(self, rules: Mapping[str, RateRule | Mapping[str, Any]]) -> None:
+    def __init__(
+        self, rules: Mapping[str, RateRule | Mapping[str, Any]], *, per_node: bool = False
+    ) -> None:
         self._rules = RateRules(rules)
-        self._limiters: dict[str, GcraLimiter[str]] = {}
+        self._per_node = per_node
+        self._limiters: dict[str, GcraLimiter[Any]] = {}
         self._targets: dict[str, _Target] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether any rule's rate is this shaper's to apply."""
+        return any(r.rate is not None and r.per_node == self._per_node for r in self._rules)
 
     def _target(self, host: str) -> _Target:
         target = self._targets.get(host)
         if target is None:
             rule = self._rules.for_domain(host)
             limiter = None
-            if rule is not None and rule.rate is not None:
+            if rule is not None and rule.rate is not None and rule.per_node == self._per_node:
                 limiter = self._limiters.get(rule.glob)
                 if limiter is None:
                     limiter = self._limiters[rule.glob] = GcraLimiter(rule.rate, rule.burst)
@@ -79,3 +95,27 @@ class Shaper:
         target = self._target(host)
         if target.limiter is not None:
             target.limiter.pause_until(target.key, until)
+
+    # -- per (node, domain) -------------------------------------------------
+
+    def limits(self, host: str) -> bool:
+        """Whether ``host`` has a rate this shaper applies."""
+        return self._target(host).limiter is not None
+
+    def node_wait(self, node: str, host: str, now: float) -> float:
+        """Seconds before a request to ``host`` may go through ``node``."""
+        target = self._target(host)
+        if target.limiter is None:
+            return 0.0
+        return target.limiter.would_wait((node, target.key), now)
+
+    def node_reserve(self, node: str, host: str, now: float) -> None:
+        target = self._target(host)
+        if target.limiter is not None:
+            target.limiter.reserve((node, target.key), now)
+
+    def node_pause(self, node: str, host: str, until: float) -> None:
+        """Start nothing for ``host`` through ``node`` before ``until``."""
+        target = self._target(host)
+        if target.limiter is not None:
+            target.limiter.pause_until((node, target.key), until)
