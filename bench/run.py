@@ -45,8 +45,13 @@ SCRAPY_VENV = BENCH / ".venv-scrapy"
 CRAWLMESH_BIN = ROOT / ".venv" / "bin" / "crawlmesh"
 NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
 CRAWLERS = ("crawlmesh", "scrapy")
-# Not run by default: crawlmesh without its balancer stage, to measure the stage.
-EXTRA_CRAWLERS = ("crawlmesh-nobalancer",)
+# Not run by default: crawlmesh without its balancer stage, to measure the stage,
+# and crawlmesh with no shaping or resilience (no rate rule, AIMD, breakers or
+# retries), to measure those.
+EXTRA_CRAWLERS = ("crawlmesh-nobalancer", "crawlmesh-noshaping")
+# crawlmesh runs with a rate rule for every domain, high enough never to bind,
+# so the GCRA path runs for every request (the "shaping on").
+UNLIMITED_RATES = '{"*": {"rate": "1000000/s", "burst": 1000}}'
 
 
 def log(msg: str) -> None:
@@ -317,7 +322,14 @@ def crawler_command(crawler: str, start_url: str, out: Path, concurrency: int) -
     if crawler == "crawlmesh-nobalancer":
         python = CRAWLMESH_BIN.parent / "python"
         return [str(python), str(BENCH / "bare_crawl.py"), start_url, str(out), str(concurrency)]
-    if crawler == "crawlmesh":
+    if crawler in ("crawlmesh", "crawlmesh-noshaping"):
+        if crawler == "crawlmesh":
+            shaping = ["-s", f"rates={UNLIMITED_RATES}"]
+        else:
+            shaping = [
+                "-s", "throttle.enabled=false", "-s", "breaker.enabled=false",
+                "-s", "retry.max_attempts=1",
+            ]  # fmt: skip
         return [
             str(CRAWLMESH_BIN), "crawl", "bench.crawlmesh_spider",
             "-a", f"start_url={start_url}",
@@ -325,6 +337,7 @@ def crawler_command(crawler: str, start_url: str, out: Path, concurrency: int) -
             "-s", f"concurrency={concurrency}",
             "-s", f"concurrency_per_domain={concurrency}",
             "-s", "robots.obey=false",
+            *shaping,
             "--log-level", "warning",
         ]  # fmt: skip
     return [

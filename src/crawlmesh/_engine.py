@@ -136,7 +136,7 @@ class Engine:
             self._transport, self._options, settings.robots.user_agent, self._on_crawl_delay
         )
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
-        self._retrier = Retrier(settings.retry, retry_after_max=settings.retry_after_max)
+        self._retrier = Retrier(settings.retry)
         self.stats = StatsCollector()
         self._admission = Admission(
             dupefilter or MemoryDupeFilter(),
@@ -422,9 +422,9 @@ class Engine:
                     # holds it until a breaker admits its domain.
                     self._frontier.push(domain, request)
                     continue
-                self._learn(domain, outcome, trio.current_time() - started)
+                retry_after = self._learn(domain, outcome, trio.current_time() - started)
                 if self._stop_reason is None and self._retrier.consider(
-                    domain, request, outcome.response, outcome.error
+                    domain, request, outcome.response, outcome.error, retry_after
                 ):
                     self._changed.set()  # the dispatcher must wake for it
                     continue
@@ -465,8 +465,6 @@ class Engine:
                         request=request,
                         kind="total_timeout",
                     )
-                if response.status in _PUSHBACK_STATUSES:
-                    self._honour_retry_after(domain, response)
                 return _Outcome(request, response, None)
             except FetchError as exc:
                 exc.request = request
@@ -480,19 +478,17 @@ class Engine:
         # Only reached when the shutdown deadline cancelled the fetch.
         return _Outcome(request, None, _Shutdown("interrupted by shutdown", request=request))
 
-    def _learn(self, domain: str, outcome: _Outcome, latency: float) -> None:
-        """Feed an outcome to the domain's throttle (and its hold)."""
+    def _learn(self, domain: str, outcome: _Outcome, latency: float) -> float | None:
+        """Feed an outcome to the domain's throttle (and its hold); returns
+        the Retry-After it carried, in seconds, if any."""
         response = outcome.response
+        retry_after = None
         if response is not None:
             pushback = response.status in _PUSHBACK_STATUSES
-            if not pushback and response.status < 500 and self._held_since:
+            if pushback:
+                retry_after = self._pause_for(domain, response)
+            elif response.status < 500 and self._held_since:
                 self._held_since.pop(domain, None)  # served again
-            throttle = self.settings.throttle
-            pause = throttle.pushback_pause if throttle.enabled else 0.0
-            if pushback and pause and "retry-after" not in response.headers:
-                # With no Retry-After to go by, a short pause: fewer requests
-                # in flight do not slow a site that refuses them at once.
-                self._politeness.pause(domain, trio.current_time() + pause)
         else:
             assert outcome.error is not None
             pushback = outcome.error.kind.endswith("timeout")
@@ -505,15 +501,24 @@ class Engine:
                 domain=domain,
                 limit=self._politeness.limit(domain),
             )
+        return retry_after
 
-    def _honour_retry_after(self, domain: str, response: Response) -> None:
+    def _pause_for(self, domain: str, response: Response) -> float | None:
+        """Pause a domain that pushed back: for as long as its Retry-After
+        says, else for ``throttle.pushback_pause``. Returns the Retry-After."""
         value = response.headers.get("retry-after")
-        if value is None:
-            return
-        delay = parse_retry_after(value, time.time(), max_delay=self.settings.retry_after_max)
+        delay = None
+        if value is not None:
+            delay = parse_retry_after(value, time.time(), max_delay=self.settings.retry_after_max)
+            if delay is None:
+                log.info("ignoring an unreadable Retry-After", url=response.url, value=value)
         if delay is None:
-            log.info("ignoring an unreadable Retry-After", url=response.url, value=value)
-            return
+            throttle = self.settings.throttle
+            if throttle.enabled and throttle.pushback_pause:
+                # With no Retry-After to go by, a short pause: fewer requests
+                # in flight do not slow a site that refuses them at once.
+                self._politeness.pause(domain, trio.current_time() + throttle.pushback_pause)
+            return None
         until = trio.current_time() + delay
         node = response.node
         paused = (
@@ -529,6 +534,7 @@ class Engine:
             status=response.status,
             url=response.url,
         )
+        return delay
 
     # -- parse ---------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-import time
 from collections.abc import Iterator
 
 import msgspec
@@ -23,7 +22,6 @@ from ._exceptions import FetchError
 from ._request import Request
 from ._resilience import RetryBudget, RetryPolicy
 from ._response import Response
-from ._shaping import parse_retry_after
 from ._transport._base import FetchOptions
 
 __all__ = ["Retrier"]
@@ -44,16 +42,12 @@ class Retrier:
 
     Args:
         policy: what is retried and how long to back off.
-        retry_after_max: the longest Retry-After honoured, in seconds.
         rng: for the backoff's jitter.
     """
 
-    def __init__(
-        self, policy: RetryPolicy, *, retry_after_max: float, rng: random.Random | None = None
-    ) -> None:
+    def __init__(self, policy: RetryPolicy, *, rng: random.Random | None = None) -> None:
         self.policy = policy
         self.budget: RetryBudget = policy.new_budget()
-        self._retry_after_max = retry_after_max
         self._rng = rng or random.Random()
         self._attempts: dict[int, _Attempts] = {}
         self._parked: list[tuple[float, int, str, Request]] = []
@@ -77,9 +71,13 @@ class Retrier:
         request: Request,
         response: Response | None,
         error: FetchError | None,
+        retry_after: float | None = None,
     ) -> bool:
         """Park ``request`` for another attempt if it deserves one; True if
-        parked (the outcome is then not final)."""
+        parked (the outcome is then not final).
+
+        ``retry_after`` is the response's Retry-After in seconds, already
+        parsed and capped: a retry waits at least that long."""
         attempts = self._attempts.get(id(request))
         if attempts is None:
             return False
@@ -94,11 +92,6 @@ class Retrier:
             self.budget_refusals += 1
             log.info("retry budget spent; not retrying", url=request.url, kind=kind, status=status)
             return False
-        retry_after = None
-        if response is not None and "retry-after" in response.headers:
-            retry_after = parse_retry_after(
-                response.headers["retry-after"], time.time(), max_delay=self._retry_after_max
-            )
         delay = self.policy.backoff(attempts.count, self._rng, retry_after)
         node = response.node if response is not None else getattr(error, "node", "")
         if node:
