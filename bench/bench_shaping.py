@@ -11,6 +11,14 @@ the stage will run them, inside ``trio.run`` so ``trio.current_time()`` is the
 real clock. Each figure is the best of three timed runs of many calls
 (``time.perf_counter``), in microseconds per call.
 
+Then the paths a request really takes, with shaping and resilience on (an
+unlimited rate rule for every domain, AIMD, circuit breakers) and off:
+
+* dispatch: ``Politeness.ready/acquire/release`` and the AIMD ``observe``,
+  with the breakers' gate (``Balancer.blocked_until``) when on;
+* balancer: ``Balancer.acquire/release`` of a one-node mesh, with the node
+  and (node, domain) breakers' permits when on.
+
 Target: the whole stage <= 5 us per request and flat from 10 to 10,000
 domains, so shaping with unlimited rates costs well under 5% of a crawl.
 """
@@ -23,7 +31,20 @@ import time
 import trio
 from _timing import per_call_us  # bench/ is on sys.path when run as a script
 
-from crawlmesh._shaping import GcraLimiter, RateRules, Rule, _domains, registered_domain
+from crawlmesh import Request
+from crawlmesh._balancer._balancer import Balancer
+from crawlmesh._balancer._types import NodeSpec
+from crawlmesh._politeness import Politeness
+from crawlmesh._resilience import BreakerConfig
+from crawlmesh._shaping import (
+    AimdController,
+    GcraLimiter,
+    RateRules,
+    Rule,
+    _domains,
+    registered_domain,
+)
+from crawlmesh._shaping._shaper import Shaper
 
 SIZES = (10, 10_000)
 SUFFIXES = ("com", "co.uk", "de", "github.io", "com.au", "org", "net", "fr")
@@ -86,12 +107,52 @@ def bench(n: int) -> dict[str, float]:
                 lim = limiters[rule] = GcraLimiter(rule.rate * 1e5, rule.burst)
             lim.reserve(registered_domain(host), now())
 
+    def dispatch(politeness: Politeness, observe: bool) -> float:
+        def calls(k: int) -> None:
+            cycle = itertools.cycle(hosts)
+            for _ in range(k):
+                host = next(cycle)
+                politeness.ready(host)
+                politeness.acquire(host)
+                politeness.release(host)
+                if observe:
+                    politeness.observe(host, 0.01, pushback=False)
+
+        return per_call_us(calls)
+
+    def balance(balancer: Balancer) -> float:
+        requests = [Request(f"http://{h}/") for h in hosts]
+
+        def calls(k: int) -> None:
+            cycle = itertools.cycle(zip(hosts, requests, strict=True))
+            for _ in range(k):
+                host, request = next(cycle)
+                state, moved, fell_back = balancer.choose(request, host)
+                lease = balancer._lease(state, host, moved, fell_back, frozenset())
+                balancer.release(lease, status=200)
+
+        return per_call_us(calls)
+
+    unlimited = {"*": {"rate": "1000000/s", "burst": 1000}}
+    mesh = [NodeSpec(name="direct")]
+    with_breakers = Balancer(mesh, lambda spec: None, breakers=BreakerConfig())  # type: ignore[arg-type,return-value]
+    without = Balancer(mesh, lambda spec: None)  # type: ignore[arg-type,return-value]
+    shaped = Politeness(
+        8,
+        shaper=Shaper(unlimited),
+        aimd=lambda: AimdController(8, maximum=8),
+        gate=lambda host: with_breakers.blocked_until(host)[0],
+    )
     return {
         "reserve()": per_call_us(reserve),
         "for_domain() cached": per_call_us(lookup),
         "registered_domain() cached": per_call_us(domain),
         "registered_domain() uncached": per_call_us(uncached_domain),
         "whole stage": per_call_us(stage),
+        "dispatch path, shaping on": dispatch(shaped, observe=True),
+        "dispatch path, shaping off": dispatch(Politeness(8), observe=False),
+        "balancer path, breakers on": balance(with_breakers),
+        "balancer path, breakers off": balance(without),
     }
 
 

@@ -13,6 +13,8 @@ EXPECTED = {
     "SettingsError", "SiteRequest", "SiteResponse", "Spider", "SpiderLoadError", "Timeouts",
     "Transport", "UsageError", "crawl", "open_site_server", "run_engine",
     "BalancerSettings", "HealthSettings", "NodeSpec", "NodeStats",
+    "ApiTransport", "NodeTransport", "ProxyTransport", "TimeoutRule",
+    "BanRules", "BreakerSettings", "RateRule", "RetryPolicy", "ThrottleSettings",
 }  # fmt: skip
 
 

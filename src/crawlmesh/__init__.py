@@ -25,22 +25,31 @@ from ._exceptions import UsageError as UsageError
 from ._export import ErrorRecord as ErrorRecord
 from ._export import JsonLinesWriter as JsonLinesWriter
 from ._request import Request as Request
+from ._resilience import BanRules as BanRules
+from ._resilience import RetryPolicy as RetryPolicy
 from ._response import Headers as Headers
 from ._response import Response as Response
 from ._run import crawl as crawl
 from ._run import run_engine as run_engine
 from ._settings import BalancerSettings as BalancerSettings
+from ._settings import BreakerSettings as BreakerSettings
 from ._settings import HealthSettings as HealthSettings
 from ._settings import RobotsSettings as RobotsSettings
 from ._settings import Settings as Settings
+from ._settings import ThrottleSettings as ThrottleSettings
 from ._settings import Timeouts as Timeouts
+from ._shaping import RateRule as RateRule
 from ._site_server import SiteRequest as SiteRequest
 from ._site_server import SiteResponse as SiteResponse
 from ._site_server import open_site_server as open_site_server
 from ._spider import Spider as Spider
 from ._stats import CrawlStats as CrawlStats
+from ._transport._api import ApiTransport as ApiTransport
 from ._transport._base import FetchOptions as FetchOptions
 from ._transport._base import Transport as Transport
+from ._transport._deadlines import TimeoutRule as TimeoutRule
 from ._transport._direct import DirectTransport as DirectTransport
+from ._transport._node import NodeTransport as NodeTransport
+from ._transport._proxy import ProxyTransport as ProxyTransport
 
 __version__ = "0.1.0"

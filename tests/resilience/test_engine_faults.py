@@ -46,10 +46,14 @@ def clock() -> trio.testing.MockClock:
 Handler = Callable[[str, str, SiteRequest], "Any"]
 
 
+RESET = -1.0
+"""A rule's answer: reset the connection instead of answering."""
+
+
 class FaultSite:
     """Answers by domain (the Host header's name) through ``rule(host, path,
-    request)``, which returns a SiteResponse, or a number of seconds to
-    hang first and then answer 200; counts hits and concurrency by host."""
+    request)``, which returns a SiteResponse, :data:`RESET`, or a number of
+    seconds to wait and then answer 200; counts hits and concurrency by host."""
 
     def __init__(self, rule: Handler) -> None:
         self.rule = rule
@@ -58,13 +62,16 @@ class FaultSite:
         self.in_flight: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
 
-    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse | None:
         host = request.headers.get("host", "").rpartition(":")[0]
         self.hits[host] += 1
         self.in_flight[host] += 1
         self.peak[host] = max(self.peak[host], self.in_flight[host])
         try:
             answer = self.rule(host, request.target, request)
+            if answer is RESET:
+                await trio.aclose_forcefully(stream)
+                return None
             if not isinstance(answer, SiteResponse):
                 await trio.sleep(answer)
                 answer = SiteResponse(200, PAGE)
@@ -97,12 +104,19 @@ def assert_each_once(expected: list[str], items: list[dict[str, Any]], errors: l
     assert sorted(ended) == sorted(expected), "a request was lost or ended twice"
 
 
+DEAD: dict[str, Any] = {
+    "503": (SiteResponse(503, b"down"), "http_error"),
+    "reset": (RESET, "connection_error"),
+    "hang": (3600.0, "read_timeout"),
+}
+
+
+@pytest.mark.parametrize("fault", DEAD)
 async def test_a_dead_domain_is_held_then_written_off_and_the_other_goes_on(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, clock: trio.testing.MockClock, fault: str
 ) -> None:
-    site = FaultSite(
-        lambda host, path, r: SiteResponse(503, b"down") if host == "localhost" else 0.01
-    )
+    answer, kind = DEAD[fault]
+    site = FaultSite(lambda host, path, r: answer if host == "localhost" else 0.01)
     async with open_site_server(site.handle) as base:
         dead, alive = urls(base, "localhost", 100), urls(base, "127.0.0.1", 100)
         stats, items, errors = await run_spider(
@@ -113,7 +127,7 @@ async def test_a_dead_domain_is_held_then_written_off_and_the_other_goes_on(
     assert_each_once(dead + alive, items, errors)
     assert sorted(i["url"] for i in items) == sorted(alive)
     kinds = Counter(e["kind"] for e in errors)
-    assert set(kinds) <= {"http_error", "circuit_open"}, kinds
+    assert set(kinds) <= {kind, "circuit_open"}, kinds
     assert kinds["circuit_open"] > 50, "most dead requests were held, never sent"
     # Without breakers the dead domain would take ~1.2 attempts per request;
     # held behind its breaker it took only what tripped it and a few probes.
