@@ -31,7 +31,7 @@ from typing import cast
 
 import structlog
 
-from .._resilience import BanRules, BreakerBoard, BreakerConfig, Permit, Transition
+from .._resilience import BanRules, Breaker, BreakerBoard, BreakerConfig, Permit, Transition
 
 __all__ = ["TARGET_FAILURE_KINDS", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
 
@@ -60,6 +60,30 @@ class Permits:
         self.pair.release()
 
 
+class _NodeBreakers:
+    """The node breakers: one per node name, kept for the whole crawl (a
+    mesh is small, so nothing needs forgetting, and a lookup is one dict
+    access rather than a :class:`BreakerBoard`'s LRU upkeep)."""
+
+    __slots__ = ("_breakers", "_config", "_on_transition")
+
+    def __init__(self, config: BreakerConfig, on_transition: Callable[[Transition], None]) -> None:
+        self._config = config
+        self._on_transition = on_transition
+        self._breakers: dict[str, Breaker] = {}
+
+    def get(self, name: str) -> Breaker:
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            breaker = self._breakers[name] = Breaker(
+                self._config, key=name, on_transition=self._on_transition
+            )
+        return breaker
+
+    def peek(self, name: str) -> Breaker | None:
+        return self._breakers.get(name)
+
+
 class Circuits:
     """Breakers per node and per (node, domain), as the balancer uses them.
 
@@ -80,9 +104,7 @@ class Circuits:
         self.config = config if config is not None else BreakerConfig()
         self.bans = bans
         self._on_change = on_change
-        self.nodes: BreakerBoard[str] = BreakerBoard(
-            self.config, on_transition=self._node_transition
-        )
+        self.nodes = _NodeBreakers(self.config, self._node_transition)
         self.pairs: BreakerBoard[tuple[str, str]] = BreakerBoard(
             self.config, on_transition=self._pair_transition
         )
@@ -167,7 +189,7 @@ class Circuits:
 
     def acquire(self, name: str, domain: str, now: float) -> Permits | None:
         """Permits for one request, or None if either breaker refuses now."""
-        node = self.nodes.get(name, now).try_acquire(now)
+        node = self.nodes.get(name).try_acquire(now)
         if node is None:
             return None
         pair = self.pairs.get((name, domain), now).try_acquire(now)
