@@ -46,18 +46,28 @@ TARGET_FAILURE_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class Permits:
-    """The breaker permits one request holds: its node's and its pair's."""
+    """What one request holds from its node's breaker and its pair's.
 
-    __slots__ = ("node", "pair")
+    A closed breaker needs no permit (it admits everything, and an outcome
+    reported without one counts only while it is still closed), so the
+    common case allocates none: ``node`` and ``pair`` are set only for a
+    breaker that was open or half-open when the request was admitted.
+    """
 
-    def __init__(self, node: Permit, pair: Permit) -> None:
+    __slots__ = ("domain", "name", "node", "pair")
+
+    def __init__(self, name: str, domain: str, node: Permit | None, pair: Permit | None) -> None:
+        self.name = name
+        self.domain = domain
         self.node = node
         self.pair = pair
 
     def release(self) -> None:
-        """Give both back without an outcome (a cancelled request)."""
-        self.node.release()
-        self.pair.release()
+        """Give the permits back without an outcome (a cancelled request)."""
+        if self.node is not None:
+            self.node.release()
+        if self.pair is not None:
+            self.pair.release()
 
 
 class _NodeBreakers:
@@ -189,24 +199,37 @@ class Circuits:
 
     def acquire(self, name: str, domain: str, now: float) -> Permits | None:
         """Permits for one request, or None if either breaker refuses now."""
-        node = self.nodes.get(name).try_acquire(now)
-        if node is None:
-            return None
-        pair = self.pairs.get((name, domain), now).try_acquire(now)
-        if pair is None:
-            node.release()
-            return None
-        return Permits(node, pair)
+        node = pair = None
+        if name in self._troubled_nodes:
+            node = self.nodes.get(name).try_acquire(now)
+            if node is None:
+                return None
+        troubled = self._troubled_pairs.get(domain)
+        if troubled is not None and name in troubled:
+            pair = self.pairs.get((name, domain), now).try_acquire(now)
+            if pair is None:
+                if node is not None:
+                    node.release()
+                return None
+        return Permits(name, domain, node, pair)
 
     def record(
         self, permits: Permits, now: float, *, node_ok: bool | None, pair_ok: bool | None
     ) -> None:
         """Report an outcome; None for a breaker the outcome says nothing to."""
-        for permit, ok in ((permits.node, node_ok), (permits.pair, pair_ok)):
-            if ok is None:
-                permit.release()
+        node, pair = permits.node, permits.pair
+        if node_ok is not None:
+            breaker = node.breaker if node is not None else self.nodes.get(permits.name)
+            breaker.record(node, node_ok, now)
+        elif node is not None:
+            node.release()
+        if pair_ok is not None:
+            if pair is not None:
+                pair.breaker.record(pair, pair_ok, now)
             else:
-                permit.breaker.record(permit, ok, now)
+                self.pairs.get((permits.name, permits.domain), now).record(None, pair_ok, now)
+        elif pair is not None:
+            pair.release()
 
     def ban_reason(self, status: int, body: bytes, headers: Mapping[str, str]) -> str | None:
         """Why the response is a ban, if it is one (see :class:`BanRules`)."""
