@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from crawlmesh import CircuitOpen, ConnectFailed, FetchTimeout, Request
-from crawlmesh._balancer._balancer import DIRECT_FALLBACK, Balancer
+from crawlmesh._balancer._balancer import DIRECT_FALLBACK, Balancer, NodesBusy
 from crawlmesh._balancer._types import NodeSpec
 from crawlmesh._resilience import BanRules, BreakerConfig
 from crawlmesh._transport._base import mark_node_fault
@@ -198,3 +198,47 @@ async def test_a_cancelled_request_gives_its_probe_slot_back(
     b.release(leases[1], status=200)
     assert b.circuits is not None
     assert b.circuits.pairs.peek(("a", "x.example")).state() == "closed"  # type: ignore[union-attr]
+
+
+# -- per-node rates ------------------------------------------------------------
+
+
+def rated(*specs: NodeSpec, rate: str = "1/s") -> Balancer:
+    from crawlmesh._shaping._shaper import Shaper
+
+    rules = {"*": {"rate": rate, "per_node": True}}
+    return Balancer(
+        list(specs), lambda s: Stub(), node_rates=Shaper(rules, per_node=True), breakers=CONFIG
+    )
+
+
+async def test_a_session_waits_for_its_node_under_a_per_node_rate(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = rated(NodeSpec(name="a"), NodeSpec(name="b"))
+    request = Request("http://x.example/", session="s1")
+    start = trio.current_time()
+    nodes = []
+    for _ in range(3):  # nothing else in flight: it must not wait for a free slot
+        lease = await b.acquire(request, "x.example")
+        nodes.append(lease.node.name)
+        b.release(lease, status=200)
+    assert len(set(nodes)) == 1, "the session kept its node"
+    assert trio.current_time() - start == pytest.approx(2.0), "at its node's 1/s"
+
+
+async def test_a_per_node_rate_falls_back_to_other_regions_as_blocked_until_counts(
+    clock: trio.testing.MockClock,
+) -> None:
+    b = rated(NodeSpec(name="eu", region="eu-west"), NodeSpec(name="us", region="us-east"))
+    first = await b.acquire(Request("http://shop.de/"), "shop.de")
+    assert first.node.name == "eu"
+    b.release(first, status=200)
+    assert b.blocked_until("shop.de") == (trio.current_time(), False), "us is free"
+    second = await b.acquire(Request("http://shop.de/"), "shop.de")
+    assert second.node.name == "us", "not NodesBusy while blocked_until says now"
+    b.release(second, status=200)
+    with pytest.raises(NodesBusy):
+        await b.acquire(Request("http://shop.de/"), "shop.de")
+    until, by_breakers = b.blocked_until("shop.de")
+    assert (until, by_breakers) == (pytest.approx(trio.current_time() + 1.0), False)

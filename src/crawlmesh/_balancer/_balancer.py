@@ -389,12 +389,23 @@ class Balancer:
         session = session_of(request)
         rates = self._node_rates
         if session is None and rates is not None and rates.limits(host):
-            # A per-node rate: only nodes whose pair is under it (a session
-            # keeps its node and waits for it in acquire() instead).
+            # A per-node rate: only nodes whose pair is under it, from the
+            # whole mesh if the region's are all at it, as blocked_until()
+            # counts them (a session keeps its node and waits for it in
+            # acquire() instead).
             now = trio.current_time()
-            pool = [n for n in pool if rates.node_wait(n.name, host, now) <= 0]
-            if not pool:
+            under = [n for n in pool if rates.node_wait(n.name, host, now) <= 0]
+            if not under:
+                under = [
+                    n
+                    for n in self._pool_for("")
+                    if n.name not in exclude
+                    and rates.node_wait(n.name, host, now) <= 0
+                    and (circuits is None or circuits.admits(n.name, host, now))
+                ]
+            if not under:
                 raise NodesBusy(f"every node is at its rate for {host}", request=request)
+            pool = under
         if session is not None:
             node, moved = self._choose_for_session(session, host, region, pool, exclude)
             return node, moved, fell_back
@@ -541,30 +552,42 @@ class Balancer:
             for _ in range(_PICKS_BEFORE_SCAN):
                 state, moved, fell_back = self.choose(request, host, exclude)
                 if self._node_rates is not None:
-                    # A session's node at its per-node rate: wait for it.
+                    # A session's node at its per-node rate: wait for it,
+                    # then choose again (its node may have changed).
                     wait = self._node_rates.node_wait(state.name, host, trio.current_time())
                     if wait > 0:
                         await trio.sleep(wait)
-                        continue
+                        break
                 if self._has_room(state):
                     return self._lease(state, host, moved, fell_back, exclude)
-            # Unlucky picks, or every node full: look for any room before waiting.
-            region = self.region_of(request, host)
-            circuits, now = self.circuits, trio.current_time()
-            room = [
-                n
-                for n in self._pool_for(region)
-                if n.name not in exclude
-                and self._has_room(n)
-                and (circuits is None or circuits.admits(n.name, host, now))
-            ]
-            rates = self._node_rates
-            if room and rates is not None and rates.limits(host):
-                room = [n for n in room if rates.node_wait(n.name, host, now) <= 0]
-            if room and session_of(request) is None:
-                state = self._strategy.pick(room, host)
-                return self._lease(state, host, False, fell_back, exclude)
-            await self._slots.park()
+            else:
+                # Unlucky picks, or every node full: any room before waiting?
+                lease = self._any_room(request, host, fell_back, exclude)
+                if lease is not None:
+                    return lease
+                await self._slots.park()
+
+    def _any_room(
+        self, request: Request, host: str, fell_back: bool, exclude: frozenset[str]
+    ) -> Lease | None:
+        """A lease on any candidate with a free slot (not for a session,
+        which must keep its node), else None."""
+        region = self.region_of(request, host)
+        circuits, now = self.circuits, trio.current_time()
+        room = [
+            n
+            for n in self._pool_for(region)
+            if n.name not in exclude
+            and self._has_room(n)
+            and (circuits is None or circuits.admits(n.name, host, now))
+        ]
+        rates = self._node_rates
+        if room and rates is not None and rates.limits(host):
+            room = [n for n in room if rates.node_wait(n.name, host, now) <= 0]
+        if room and session_of(request) is None:
+            state = self._strategy.pick(room, host)
+            return self._lease(state, host, False, fell_back, exclude)
+        return None
 
     @staticmethod
     def _has_room(state: NodeState) -> bool:
