@@ -459,7 +459,13 @@ class Balancer:
             return -math.inf, False
         now = trio.current_time()
         self._refresh()
-        names: list[str] = [n.name for n in self._pool_for("")]
+        pool = self._pool_for("")
+        if not limited:
+            assert circuits is not None
+            if len(pool) > circuits.troubled_count(host):
+                # Some node has neither breaker open or half-open: no scan.
+                return now, False
+        names: list[str] = [n.name for n in pool]
         if self._direct_fallback:
             names.append(DIRECT_FALLBACK)
         if not names:  # every node breaker is open: wait for the first to half-open

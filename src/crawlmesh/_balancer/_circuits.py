@@ -160,6 +160,12 @@ class Circuits:
         """No node breaker and no pair breaker of ``domain`` is open or half-open."""
         return not self._troubled_nodes and domain not in self._troubled_pairs
 
+    def troubled_count(self, domain: str) -> int:
+        """At most how many nodes may refuse ``domain`` now (breakers not
+        closed, for the node or for the pair): more candidates than this
+        means one admits it."""
+        return len(self._troubled_nodes) + len(self._troubled_pairs.get(domain, ()))
+
     def admits(self, name: str, domain: str, now: float) -> bool:
         """Would a request to ``domain`` through node ``name`` be let through?"""
         return self.admit_at(name, domain, now) <= now
