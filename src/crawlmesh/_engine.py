@@ -50,7 +50,7 @@ from ._shaping._retry_after import parse_retry_after
 from ._shaping._shaper import Shaper
 from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
-from ._transport._base import FetchOptions, Transport
+from ._transport._base import FetchOptions, Transport, is_node_fault
 from ._url import split_http_url
 
 __all__ = ["Engine"]
@@ -421,6 +421,7 @@ class Engine:
                     # Not an attempt: back to the frontier, where the gate
                     # holds it until a breaker admits its domain.
                     self._frontier.push(domain, request)
+                    self._dispatched -= 1  # not an attempt: max_pages counts fetches
                     continue
                 retry_after = self._learn(domain, outcome, trio.current_time() - started)
                 if self._stop_reason is None and self._retrier.consider(
@@ -489,11 +490,17 @@ class Engine:
                 retry_after = self._pause_for(domain, response)
             elif response.status < 500 and self._held_since:
                 self._held_since.pop(domain, None)  # served again
+            # Only answers the site was glad to give count as successes.
+            success = not pushback and response.status < 500
         else:
-            assert outcome.error is not None
-            pushback = outcome.error.kind.endswith("timeout")
+            error = outcome.error
+            assert error is not None
+            # A target timeout is pushback; other errors (resets, bans, node
+            # faults) say nothing about the domain's load.
+            pushback = error.kind.endswith("timeout") and not is_node_fault(error)
+            success = False
         before = self._politeness.limit(domain)
-        self._politeness.observe(domain, None if pushback else latency, pushback=pushback)
+        self._politeness.observe(domain, latency if success else None, pushback=pushback)
         if self._politeness.limit(domain) < before:
             self.stats.throttle_decreases += 1
             log.info(

@@ -18,6 +18,7 @@ from protego import Protego
 
 from ._exceptions import CircuitOpen, FetchError, ResponseTooLarge
 from ._request import Request
+from ._response import Response
 from ._transport._base import FetchOptions, Transport
 
 __all__ = ["RobotsCache", "RobotsVerdict"]
@@ -26,6 +27,8 @@ log = structlog.get_logger("crawlmesh.robots")
 
 # RFC 9309 asks crawlers to parse at least 500 KiB; we parse the first 512 KiB.
 _MAX_ROBOTS_SIZE = 512 * 1024
+# Nodes tried for a robots.txt that comes back as a block page.
+_BAN_ATTEMPTS = 3
 
 
 class RobotsVerdict(msgspec.Struct, frozen=True):
@@ -108,7 +111,7 @@ class RobotsCache:
         self.fetched += 1
         try:
             with trio.fail_after(self._options.read_timeout * 2):
-                response = await self._transport.fetch(Request(url), self._options)
+                response = await self._fetch_avoiding_bans(url)
         except CircuitOpen:
             self.fetched -= 1  # not fetched after all
             raise
@@ -140,6 +143,20 @@ class RobotsCache:
             if delay:
                 self._on_delay(host, float(delay))
         # Other statuses (4xx, 3xx left after redirects): no rules apply.
+
+    async def _fetch_avoiding_bans(self, url: str) -> Response:
+        """Fetch robots.txt; a node that gets a block page is not the
+        origin's answer, so another node is tried (up to three in all)."""
+        options = self._options
+        for attempt in range(_BAN_ATTEMPTS):
+            try:
+                return await self._transport.fetch(Request(url), options)
+            except FetchError as exc:
+                if exc.kind != "banned" or not exc.node or attempt == _BAN_ATTEMPTS - 1:
+                    raise
+                avoid = options.avoid_nodes | {exc.node}
+                options = msgspec.structs.replace(options, avoid_nodes=avoid)
+        raise AssertionError("unreachable")
 
 
 def _origin(parts: SplitResult) -> str:

@@ -396,11 +396,11 @@ class Balancer:
             now = trio.current_time()
             under = [n for n in pool if rates.node_wait(n.name, host, now) <= 0]
             if not under:
+                # exclude is a preference, as everywhere: not a reason to wait.
                 under = [
                     n
                     for n in self._pool_for("")
-                    if n.name not in exclude
-                    and rates.node_wait(n.name, host, now) <= 0
+                    if rates.node_wait(n.name, host, now) <= 0
                     and (circuits is None or circuits.admits(n.name, host, now))
                 ]
             if not under:
@@ -424,9 +424,10 @@ class Balancer:
         admitted = [n for n in pool if circuits.admits(n.name, host, now)]
         if not admitted:
             admitted = [n for n in self._pool_for("") if circuits.admits(n.name, host, now)]
-        if len(admitted) < len(pool):
-            names = {n.name for n in admitted}
-            exclude = exclude | {n.name for n in pool if n.name not in names}
+        # Every node that cannot take it (in this region or not, open or not)
+        # is excluded, so a session held by one moves.
+        names = {n.name for n in admitted}
+        exclude = exclude | {name for name in self._nodes if name not in names}
         return admitted, exclude
 
     def _fall_back_direct(self, request: Request, host: str) -> NodeState:
@@ -465,16 +466,18 @@ class Balancer:
             if len(pool) > circuits.troubled_count(host):
                 # Some node has neither breaker open or half-open: no scan.
                 return now, False
-        names: list[str] = [n.name for n in pool]
-        if self._direct_fallback:
-            names.append(DIRECT_FALLBACK)
-        if not names:  # every node breaker is open: wait for the first to half-open
-            names = list(self._nodes)
+        # Every node breaker open: wait for the first to half-open.
+        names: list[str] = [n.name for n in pool] or list(self._nodes)
         if troubled:
             assert circuits is not None
             until = circuits.blocked_until(host, names, now)
             if until > now:
-                return until, True
+                if not self._direct_fallback:
+                    return until, True
+                # choose() falls back to the direct node (with no rate) only
+                # when breakers refuse every other node: count it only then.
+                direct = circuits.admit_at(DIRECT_FALLBACK, host, now)
+                return (now, False) if direct <= now else (min(until, direct), True)
         if not limited:
             return now, False
         assert rates is not None
