@@ -33,11 +33,14 @@ class FollowAll(Spider):
 
 
 async def run_spider(
-    spider: Spider, tmp_path: Path, **settings: Any
+    spider: Spider, tmp_path: Path, *, nodes: list[Any] | None = None, **settings: Any
 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Crawl with ``settings`` (through the ``nodes`` mesh, if given)."""
     out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
     items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
     engine = Engine(spider, load_settings([("test", settings)]), items=items, errors=errors)
+    if nodes is not None:
+        engine.use_nodes(nodes)
     try:
         stats = await engine.run()
     finally:

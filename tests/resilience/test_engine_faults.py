@@ -9,9 +9,8 @@ Every scenario checks that each request ends exactly one way.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,14 @@ import trio.testing
 
 from balancer.test_mesh_crawl import open_nodes
 from crawlmesh import (
-    Engine,
-    JsonLinesWriter,
-    Request,
-    Response,
     SiteRequest,
     SiteResponse,
     Spider,
     open_site_server,
 )
 from crawlmesh._balancer._types import NodeSpec
-from crawlmesh._settings import load_settings
 from engine.test_crawl import run_spider
+from shaping.test_engine_shaping import Pages
 
 CAPTCHA = b"<html><head><title>Attention Required! | Cloudflare</title></head></html>"
 PAGE = b"<html><h1 class='title'>ok</h1></html>"
@@ -79,19 +74,6 @@ class FaultSite:
             return answer
         finally:
             self.in_flight[host] -= 1
-
-
-class Pages(Spider):
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__()
-        self.urls = urls
-
-    async def start(self) -> AsyncIterator[Request]:
-        for url in self.urls:
-            yield Request(url)
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url, "node": response.node}
 
 
 def urls(base: str, host: str, n: int, prefix: str = "p") -> list[str]:
@@ -263,55 +245,5 @@ async def test_timeouts_by_domain_override_the_defaults(
 async def crawl_through(
     specs: list[NodeSpec], spider: Spider, tmp_path: Path, **settings: Any
 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
-    import msgspec
-
-    out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
-    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
     merged = {"robots.obey": False, "progress_interval": 0, **settings}
-    engine = Engine(spider, load_settings([("t", merged)]), items=items, errors=errors)
-    engine.use_nodes(specs)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-        errors.close()
-    decode = msgspec.json.decode
-    return (
-        stats,
-        [decode(line) for line in out.read_bytes().splitlines()],
-        [decode(line) for line in err.read_bytes().splitlines()],
-    )
-
-
-async def test_a_per_node_rate_applies_to_each_egress_node(
-    tmp_path: Path, clock: trio.testing.MockClock
-) -> None:
-    times: dict[str, list[float]] = {}
-
-    def rule(host: str, path: str, r: SiteRequest) -> Any:
-        times.setdefault(r.headers.get("via", ""), []).append(trio.current_time())
-        return SiteResponse(200, PAGE)
-
-    site = FaultSite(rule)
-    async with (
-        open_site_server(site.handle) as base,
-        open_nodes(("n1", "", 1, 0), ("n2", "", 1, 0)) as (specs, _),
-    ):
-        expected = urls(base, "localhost", 40)
-        start = trio.current_time()
-        stats, items, errors = await crawl_through(
-            specs,
-            Pages(expected),
-            tmp_path,
-            rates={"localhost": {"rate": "2/s", "per_node": True}},
-        )
-        elapsed = trio.current_time() - start
-    assert_each_once(expected, items, errors)
-    assert errors == []
-    assert set(times) == {"1.1 n1", "1.1 n2"}
-    for seen in times.values():
-        gaps = [b - a for a, b in itertools.pairwise(seen)]
-        assert min(gaps) >= 0.5 - 1e-6, "each node keeps to 2/s"
-    # 40 requests at 2/s on each of two nodes: about 10 s, not 20.
-    assert 9.0 <= elapsed <= 11.0, elapsed
-    assert stats.circuit_holds == 0, "waiting for a rate is not a breaker hold"
+    return await run_spider(spider, tmp_path, nodes=specs, **merged)

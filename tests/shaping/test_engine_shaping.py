@@ -53,7 +53,7 @@ class Pages(Spider):
             yield Request(url)
 
     def parse(self, response: Response) -> Any:
-        yield {"url": response.url}
+        yield {"url": response.url, "node": response.node}
 
 
 def starts(log: list[tuple[str, str, float]], host: str) -> list[float]:
