@@ -9,6 +9,7 @@ Every scenario checks that each request ends exactly one way.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -247,3 +248,37 @@ async def crawl_through(
 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
     merged = {"robots.obey": False, "progress_interval": 0, **settings}
     return await run_spider(spider, tmp_path, nodes=specs, **merged)
+
+
+async def test_a_per_node_rate_applies_to_each_egress_node(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    times: dict[str, list[float]] = {}
+
+    def rule(host: str, path: str, r: SiteRequest) -> Any:
+        times.setdefault(r.headers.get("via", ""), []).append(trio.current_time())
+        return SiteResponse(200, PAGE)
+
+    site = FaultSite(rule)
+    async with (
+        open_site_server(site.handle) as base,
+        open_nodes(("n1", "", 1, 0), ("n2", "", 1, 0)) as (specs, _),
+    ):
+        expected = urls(base, "localhost", 40)
+        start = trio.current_time()
+        stats, items, errors = await crawl_through(
+            specs,
+            Pages(expected),
+            tmp_path,
+            rates={"localhost": {"rate": "2/s", "per_node": True}},
+        )
+        elapsed = trio.current_time() - start
+    assert_each_once(expected, items, errors)
+    assert errors == []
+    assert set(times) == {"1.1 n1", "1.1 n2"}
+    for seen in times.values():
+        gaps = [b - a for a, b in itertools.pairwise(seen)]
+        assert min(gaps) >= 0.5 - 1e-6, "each node keeps to 2/s"
+    # 40 requests at 2/s on each of two nodes: about 10 s, not 20.
+    assert 9.0 <= elapsed <= 11.0, elapsed
+    assert stats.circuit_holds == 0, "waiting for a rate is not a breaker hold"
