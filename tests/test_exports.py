@@ -5,7 +5,7 @@ from __future__ import annotations
 import crawlmesh
 
 EXPECTED = {
-    "CircuitOpen", "ConnectFailed", "ConnectionBroken", "CrawlStats", "CrawlmeshError",
+    "BlockedAddress", "CircuitOpen", "ConnectFailed", "ConnectionBroken", "CrawlStats", "CrawlmeshError",
     "DecodingFailed",
     "DirectTransport", "Engine", "ErrorRecord", "FetchError", "FetchOptions", "FetchTimeout",
     "Headers", "HttpError", "InvalidURL", "JsonLinesWriter", "RedirectError", "Request",

@@ -7,6 +7,7 @@ modules is private.
 from ._balancer._balancer import NodeStats as NodeStats
 from ._balancer._types import NodeSpec as NodeSpec
 from ._engine import Engine as Engine
+from ._exceptions import BlockedAddress as BlockedAddress
 from ._exceptions import CircuitOpen as CircuitOpen
 from ._exceptions import ConnectFailed as ConnectFailed
 from ._exceptions import ConnectionBroken as ConnectionBroken

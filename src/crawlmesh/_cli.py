@@ -93,7 +93,50 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="crawl an embedded demo site (no internet needed)")
     demo.add_argument("--books", type=int, default=200, help="books in the demo shop")
     common(demo)
+    _node_parser(sub)
     return parser
+
+
+def _node_parser(sub: Any) -> None:
+    node = sub.add_parser(
+        "node",
+        help="run a fetch node service (egress for crawls)",
+        description="Serve POST /scrape, GET /health and GET /metrics. Secure by default: "
+        "bearer tokens, an SSRF guard, per-client limits and a bounded queue. Other "
+        "limits are keys of the --config file (see the README).",
+    )
+    node.add_argument("--config", metavar="PATH", help="a TOML file of node settings")
+    node.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    node.add_argument("--port", type=int, help="port (default 8700; 0 picks a free one)")
+    node.add_argument("--name", help="the node's name in answers (default: the host name)")
+    node.add_argument("--region", help="the region the node's traffic egresses in")
+    node.add_argument("--token-file", metavar="PATH", help="bearer tokens, one per line")
+    node.add_argument(
+        "--no-auth", action="store_true", default=None, help="serve without tokens (loopback only)"
+    )
+    node.add_argument(
+        "--allow-private",
+        action="store_true",
+        default=None,
+        help="let targets resolve to loopback and private addresses (tests, demos)",
+    )
+    node.add_argument(
+        "--allow-net",
+        dest="allow_networks",
+        action="append",
+        metavar="CIDR",
+        help="allow a non-public range (repeatable)",
+    )
+    node.add_argument("--concurrency", type=int, metavar="N", help="fetches at once (64)")
+    node.add_argument("--max-queue", type=int, metavar="N", help="requests waiting (256)")
+    node.add_argument("--client-rate", type=float, metavar="R", help="requests/s per client")
+    node.add_argument(
+        "--client-concurrency", type=int, metavar="N", help="requests in flight per client"
+    )
+    node.add_argument("--drain-timeout", type=float, metavar="S", help="SIGTERM drain (30 s)")
+    node.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    node.add_argument("--log-format", choices=["console", "json"], default="console")
+    node.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
 
 
 def _fail(message: str) -> NoReturn:
@@ -257,11 +300,29 @@ def _cmd_nodes(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in rows) else 1
 
 
+def _cmd_node(args: argparse.Namespace) -> int:
+    from ._node import load_node_config, run_node
+
+    keys = (
+        "host", "port", "name", "region", "token_file", "no_auth", "allow_private",
+        "allow_networks", "concurrency", "max_queue", "client_rate", "client_concurrency",
+        "drain_timeout",
+    )  # fmt: skip
+    config = load_node_config(args.config, {key: getattr(args, key) for key in keys})
+    configure_logging(args.log_level, json=args.log_format == "json")
+    return run_node(config)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``crawlmesh`` console script."""
     args = _parser().parse_args(argv)
     try:
-        commands = {"crawl": _cmd_crawl, "demo": _cmd_demo, "nodes": _cmd_nodes}
+        commands = {
+            "crawl": _cmd_crawl,
+            "demo": _cmd_demo,
+            "nodes": _cmd_nodes,
+            "node": _cmd_node,
+        }
         code = commands[args.command](args)
     except UsageError as exc:
         if args.debug:

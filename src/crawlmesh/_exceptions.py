@@ -16,6 +16,7 @@ Every error crawlmesh raises derives from :class:`CrawlmeshError`::
         ├── HttpError               a non-2xx status the spider does not handle
         ├── ResponseTooLarge        body over ``max_response_size`` (raw or decoded)
         ├── DecodingFailed          a corrupt gzip/deflate/br body
+        ├── BlockedAddress          the target resolves only to refused addresses (SSRF guard)
         └── CircuitOpen             no node's circuit breaker admits the request now
 
 Third-party exceptions (httpx, trio, h11, zlib) are translated at the fetch
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ._request import Request
 
 __all__ = [
+    "BlockedAddress",
     "CircuitOpen",
     "ConnectFailed",
     "ConnectionBroken",
@@ -143,6 +145,13 @@ class DecodingFailed(FetchError):
     """A compressed body could not be decoded."""
 
     kind = "decoding_error"
+
+
+class BlockedAddress(FetchError):
+    """The target resolves only to addresses the SSRF guard refuses
+    (loopback, private, link-local, cloud metadata, ...)."""
+
+    kind = "blocked_address"
 
 
 class CircuitOpen(FetchError):

@@ -15,7 +15,14 @@ import msgspec
 import trio
 
 from ._exceptions import FetchError
-from ._nodeproto import ErrorBody, ErrorDetail, Health, ScrapeRequest, ScrapeResult
+from ._nodeproto import (
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    ScrapeRequest,
+    ScrapeResult,
+    target_failure,
+)
 from ._request import Request
 from ._site_server import SiteRequest, SiteResponse
 from ._transport._base import FetchOptions
@@ -26,13 +33,6 @@ __all__ = ["LiteNode"]
 _JSON = [("Content-Type", "application/json")]
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ScrapeRequest)
-_CODES = {
-    "read_timeout": "target_timeout",
-    "connect_timeout": "target_timeout",
-    "total_timeout": "target_timeout",
-    "connect_error": "target_refused",
-    "too_large": "too_large",
-}
 
 
 def _error(status: int, code: str, message: str = "") -> SiteResponse:
@@ -113,7 +113,8 @@ class LiteNode:
                 FetchOptions(read_timeout=scrape.timeout, max_response_size=scrape.max_size),
             )
         except FetchError as exc:
-            return _error(502, _CODES.get(exc.kind, "target_error"), str(exc))
+            status, error = target_failure(exc)
+            return SiteResponse(status, _encoder.encode(error), _JSON)
         finally:
             self.in_flight -= 1
         self.served += 1

@@ -7,10 +7,11 @@ JSON, encoded and validated with msgspec on both sides.
   with ``{"error": {"code": ..., "message": ...}}`` (:class:`ErrorBody`).
 * ``GET /health`` answers a :class:`Health` record.
 
-Error codes say whose fault a failure is. The node's own (``overloaded``,
-``draining``, ``unauthorized``, ``internal``) count against the node; the
-target's (``target_*``, ``too_large``, ``blocked_address``) against the
-(node, domain) pair, like any failed fetch.
+Error codes say whose fault a failure is. The target's (:data:`TARGET_ERRORS`:
+``target_*``, ``too_large``, ``blocked_address``) count against the (node,
+domain) pair like any failed fetch, and ``invalid_request`` is the request's
+own; every other code (``overloaded``, ``draining``, ``rate_limited``,
+``unauthorized``, ``internal``, ...) is the node's and counts against it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,41 @@ from typing import Literal
 
 import msgspec
 
+from ._exceptions import (
+    BlockedAddress,
+    ConnectFailed,
+    ConnectionBroken,
+    DecodingFailed,
+    FetchError,
+    FetchTimeout,
+    RedirectError,
+    ResponseTooLarge,
+)
+
 __all__ = [
-    "NODE_FAULT_CODES",
+    "TARGET_ERRORS",
     "ErrorBody",
     "ErrorDetail",
     "Health",
     "ScrapeRequest",
     "ScrapeResult",
+    "target_failure",
 ]
 
-NODE_FAULT_CODES = frozenset({"overloaded", "draining", "unauthorized", "internal"})
+TARGET_ERRORS: dict[str, tuple[type[FetchError], int]] = {
+    # code: (the crawl-side error, the node's HTTP status). Most specific
+    # class first: the node picks the first its error is an instance of.
+    "blocked_address": (BlockedAddress, 403),
+    "target_timeout": (FetchTimeout, 504),
+    "target_refused": (ConnectFailed, 502),
+    "target_reset": (ConnectionBroken, 502),
+    "target_redirect": (RedirectError, 502),
+    "target_decoding": (DecodingFailed, 502),
+    "too_large": (ResponseTooLarge, 502),
+    "target_error": (FetchError, 502),
+}
+"""Failures that are the target's, not the node's. ``ErrorDetail.kind``
+carries the precise crawl-side kind (``connect_timeout``, ``redirect_loop``)."""
 
 
 class ScrapeRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,9 +82,11 @@ class ScrapeResult(msgspec.Struct):
     redirects: list[str] = []
 
 
-class ErrorDetail(msgspec.Struct):
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
     code: str
     message: str = ""
+    kind: str = ""
+    """For target failures: the fetch error's kind (e.g. ``read_timeout``)."""
 
 
 class ErrorBody(msgspec.Struct):
@@ -74,3 +102,15 @@ class Health(msgspec.Struct):
     in_flight: int = 0
     uptime: float = 0.0
     version: str = ""
+    name: str = ""
+    region: str = ""
+
+
+def target_failure(exc: FetchError) -> tuple[int, ErrorBody]:
+    """The node's answer (HTTP status and body) to a fetch that failed."""
+    if exc.kind == "invalid_url":
+        return 400, ErrorBody(ErrorDetail("invalid_request", str(exc), exc.kind))
+    for code, (cls, status) in TARGET_ERRORS.items():
+        if isinstance(exc, cls):
+            return status, ErrorBody(ErrorDetail(code, str(exc), exc.kind))
+    raise AssertionError("unreachable: FetchError is the last entry")  # pragma: no cover

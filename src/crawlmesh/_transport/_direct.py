@@ -57,32 +57,53 @@ class DirectTransport:
     which would also parse a malformed Location before we could judge it.
 
     Args:
-        cookies: keep cookies across requests (one jar for the crawl).
+        cookies: keep cookies across requests (one jar for the crawl, and
+            one per session).
         transport: the httpx transport to send through (default: H11Pool).
+        max_sessions: session jars kept; the least recently used goes first.
+        session_idle: seconds after which an unused session's jar is
+            dropped (0: only the count bounds them).
     """
 
     def __init__(
-        self, *, cookies: bool = True, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        *,
+        cookies: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_sessions: int = _MAX_SESSION_JARS,
+        session_idle: float = 0.0,
     ) -> None:
         # One jar for the crawl, and one per session; None when cookies are off.
         self._jar = httpx.Cookies() if cookies else None
-        self._session_jars: OrderedDict[str, httpx.Cookies] = OrderedDict()
+        # Least recently used first: session -> (jar, last use).
+        self._session_jars: OrderedDict[str, tuple[httpx.Cookies, float]] = OrderedDict()
+        self._max_sessions = max_sessions
+        self._session_idle = session_idle
         self._transport = transport or H11Pool()
 
     async def aclose(self) -> None:
         await self._transport.aclose()
 
+    @property
+    def session_count(self) -> int:
+        """Sessions holding a cookie jar (idle ones not yet swept included)."""
+        return len(self._session_jars)
+
     def _session_jar(self, session: str) -> httpx.Cookies | None:
         if self._jar is None:
             return None
         jars = self._session_jars
-        jar = jars.get(session)
-        if jar is None:
-            jar = jars[session] = httpx.Cookies()
-            if len(jars) > _MAX_SESSION_JARS:
-                jars.popitem(last=False)  # the least recently used session
-        else:
-            jars.move_to_end(session)
+        now = trio.current_time()
+        if self._session_idle:
+            # Least recently used first: the expired ones are at the front.
+            cutoff = now - self._session_idle
+            while jars and next(iter(jars.values()))[1] < cutoff:
+                jars.popitem(last=False)
+        entry = jars.pop(session, None)
+        jar = httpx.Cookies() if entry is None else entry[0]
+        jars[session] = (jar, now)
+        if len(jars) > self._max_sessions:
+            jars.popitem(last=False)  # the least recently used session
         return jar
 
     def forget_session(self, session: str) -> None:

@@ -8,13 +8,8 @@ import httpx
 import msgspec
 import trio
 
-from .._exceptions import (
-    ConnectFailed,
-    FetchError,
-    FetchTimeout,
-    ResponseTooLarge,
-)
-from .._nodeproto import NODE_FAULT_CODES, ErrorBody, Health, ScrapeRequest, ScrapeResult
+from .._exceptions import FetchError
+from .._nodeproto import TARGET_ERRORS, ErrorBody, Health, ScrapeRequest, ScrapeResult
 from .._request import Request
 from .._response import Headers, Response
 from ._base import FetchOptions
@@ -23,11 +18,6 @@ from ._pool import H11Pool
 
 __all__ = ["NodeFault", "NodeTransport"]
 
-_TARGET_KINDS = {
-    "target_timeout": ("read_timeout", FetchTimeout),
-    "target_refused": ("connect_error", ConnectFailed),
-    "too_large": ("too_large", ResponseTooLarge),
-}
 _result_decoder = msgspec.json.Decoder(ScrapeResult)
 _error_decoder = msgspec.json.Decoder(ErrorBody)
 _health_decoder = msgspec.json.Decoder(Health)
@@ -136,12 +126,13 @@ class NodeTransport:
         except msgspec.DecodeError:
             return NodeFault(f"node answered HTTP {status} without an error body", request=request)
         message = f"{detail.code}: {detail.message}" if detail.message else detail.code
-        target_side = detail.code.startswith("target_") or detail.code in _TARGET_KINDS
-        if detail.code in NODE_FAULT_CODES or (status >= 500 and not target_side):
-            kind = f"node_{detail.code}"
-            return NodeFault(f"node error {message}", request=request, kind=kind)
-        kind, cls = _TARGET_KINDS.get(detail.code, (detail.code, FetchError))
-        return cls(message, request=request, kind=kind)
+        target = TARGET_ERRORS.get(detail.code)
+        if target is not None:
+            return target[0](message, request=request, kind=detail.kind)
+        if detail.code == "invalid_request":
+            # The request itself (its URL, headers or body): no node takes it.
+            return FetchError(message, request=request, kind="node_invalid_request")
+        return NodeFault(f"node error {message}", request=request, kind=f"node_{detail.code}")
 
     async def check(self, budget: float) -> Health:
         """Read the node's ``/health`` within ``budget`` seconds.

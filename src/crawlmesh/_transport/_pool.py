@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import re
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -207,6 +207,10 @@ class H11Pool(httpx.AsyncBaseTransport):
         proxy: an HTTP forward proxy, ``http://[user:pass@]host:port``, to
             send every request through; credentials go only to the proxy,
             as ``Proxy-Authorization: Basic``.
+        connect: opens the TCP connection to a target (host, port); an
+            :class:`~crawlmesh._transport._guard.AddressGuard`'s
+            ``open_stream`` checks each address first. Not used for the
+            connection to a proxy.
 
     Raises:
         ValueError: ``proxy`` is not an http:// URL with a host (the
@@ -219,8 +223,10 @@ class H11Pool(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | None = None,
         max_idle_per_origin: int = 128,
         proxy: str | None = None,
+        connect: Callable[[str, int], Awaitable[trio.abc.Stream]] | None = None,
     ) -> None:
         self._ssl_context = ssl_context
+        self._open = connect or _open_tcp
         self._max_idle = max_idle_per_origin
         self._idle: dict[_Origin, list[_Conn]] = {}
         self._closed = False
@@ -248,7 +254,7 @@ class H11Pool(httpx.AsyncBaseTransport):
         stream: trio.abc.Stream | None = None
         with trio.move_on_after(_timeout(request, "connect")) as scope:
             if proxy is None:
-                stream = await _open_tcp(host, port)
+                stream = await self._open(host, port)
             else:
                 try:
                     stream = await _open_tcp(proxy.host, proxy.port)

@@ -1,0 +1,170 @@
+"""Serving a node: hypercorn's Trio worker, signals, and the drain on SIGTERM."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import sys
+from functools import partial
+
+import structlog
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from .._exceptions import SettingsError
+from ._config import NodeConfig, read_tokens
+from ._service import NodeService
+
+__all__ = ["build_service", "run_node", "serve_node"]
+
+# After the drain, seconds hypercorn gives responses still being written.
+_GRACE = 5.0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_service(config: NodeConfig) -> NodeService:
+    """A :class:`NodeService` for ``config``, its token file read.
+
+    Raises:
+        SettingsError: no token file (and no ``no_auth``), an unreadable or
+            weak token file, or ``no_auth`` on an address beyond loopback.
+    """
+    log = structlog.get_logger("crawlmesh.node")
+    if config.no_auth:
+        if not _is_loopback(config.host):
+            raise SettingsError(
+                f"--no-auth is allowed only on a loopback address, not {config.host!r}: "
+                "give --token-file"
+            )
+        if config.token_file:
+            raise SettingsError("--no-auth and --token-file contradict each other")
+        return NodeService(config)
+    if not config.token_file:
+        raise SettingsError(
+            "a node needs --token-file (bearer tokens, one per line); "
+            "--no-auth serves without one on loopback only"
+        )
+    tokens, warning = read_tokens(config.token_file)
+    if warning:
+        log.warning("token file permissions", detail=warning)
+    return NodeService(config, tokens)
+
+
+def _hypercorn_config(config: NodeConfig) -> HypercornConfig:
+    hc = HypercornConfig()
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    hc.bind = [f"{host}:{config.port}"]
+    hc.accesslog = None
+    hc.errorlog = None  # the node logs through structlog itself
+    hc.include_server_header = False
+    hc.backlog = config.backlog
+    hc.keep_alive_timeout = config.keep_alive
+    hc.graceful_timeout = _GRACE
+    return hc
+
+
+async def serve_node(
+    service: NodeService,
+    *,
+    stop: trio.Event | None = None,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``service`` until ``stop`` is set or a signal drains it.
+
+    The first SIGTERM or SIGINT starts the drain: /health says "draining",
+    new scrape requests get 503, and the node stops once the requests it
+    took have finished or ``drain_timeout`` has passed. A second signal
+    stops it at once.
+
+    Args:
+        service: the node.
+        stop: set it to drain and stop (as a signal would).
+        handle_signals: catch SIGTERM and SIGINT (main thread only).
+        task_status: started with the bound URLs, e.g. ``["http://127.0.0.1:8700"]``.
+    """
+    stop = stop or trio.Event()
+    shutdown = trio.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(
+                partial(
+                    serve,
+                    service.app,  # type: ignore[arg-type]  # hypercorn's Framework union
+                    _hypercorn_config(service.config),
+                    shutdown_trigger=shutdown.wait,
+                )
+            )
+            if handle_signals:
+                nursery.start_soon(_watch_signals, stop, shutdown)
+            nursery.start_soon(_drain_on, service, stop, shutdown)
+            task_status.started(binds)
+    finally:
+        with trio.CancelScope(shield=True):
+            await service.aclose()
+
+
+async def _watch_signals(stop: trio.Event, shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            if stop.is_set():
+                shutdown.set()  # a second signal: stop now
+                return
+            stop.set()
+
+
+async def _drain_on(service: NodeService, stop: trio.Event, shutdown: trio.Event) -> None:
+    await stop.wait()
+    service.draining = True
+    timeout = service.config.drain_timeout
+    log = service.log
+    log.info("draining", in_flight=service.admission.admitted, timeout=timeout)
+    with trio.move_on_after(timeout) as scope:
+        await service.admission.wait_idle()
+    if scope.cancelled_caught:
+        log.warning("drain timed out", left=service.admission.admitted)
+    else:
+        log.info("drained")
+    shutdown.set()
+
+
+def run_node(config: NodeConfig) -> int:
+    """Run a node until it is drained (the ``crawlmesh node`` command).
+
+    Prints ``crawlmesh node NAME listening on URL`` on stdout once bound.
+
+    Raises:
+        SettingsError: see :func:`build_service`.
+    """
+    service = build_service(config)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(serve_node, service)
+            for url in binds:
+                print(f"crawlmesh node {service.name} listening on {url}", flush=True)
+            service.log.info(
+                "node started",
+                binds=binds,
+                auth="off" if config.no_auth else "bearer",
+                allow_private=config.allow_private,
+                concurrency=config.concurrency,
+                max_queue=config.max_queue,
+            )
+
+    try:
+        trio.run(main)
+    except OSError as exc:
+        print(f"crawlmesh: error: cannot listen on {config.host}:{config.port}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0

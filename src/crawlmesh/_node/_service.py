@@ -1,0 +1,347 @@
+"""The node service's endpoints, as a Starlette app.
+
+``/scrape`` runs a request through a fixed list of steps, each of which may
+refuse it with an error object: drain check, client rate and in-flight cap,
+bearer token, queue place (load shedding), bounded body read, validation,
+fetch slot, then the fetch itself through the SSRF-guarded pool.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import resource
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import structlog
+import trio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response as HttpResponse
+from starlette.routing import Route
+
+from .._exceptions import BlockedAddress, FetchError
+from .._nodeproto import (
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    ScrapeRequest,
+    ScrapeResult,
+    target_failure,
+)
+from .._request import Request
+from .._transport._base import FetchOptions
+from .._transport._direct import DirectTransport
+from .._transport._pool import H11Pool
+from ._config import NodeConfig
+from ._limits import Admission, ClientLimits, Refusal
+from ._metrics import NodeMetrics
+from ._validate import Invalid, Validated, validate
+
+__all__ = ["NodeService"]
+
+_JSON = "application/json"
+_METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ScrapeRequest)
+_VERSION = "0.1.0"
+# Seconds a client gets to send its whole /scrape request body.
+_BODY_READ_TIMEOUT = 30.0
+
+
+def _error(
+    status: int, code: str, message: str, *, kind: str = "", retry_after: int = 0
+) -> HttpResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="crawlmesh-node"'
+    body = _encoder.encode(ErrorBody(ErrorDetail(code, message, kind)))
+    return HttpResponse(body, status, headers, media_type=_JSON)
+
+
+class _CpuSampler:
+    """The process's CPU use in percent, over the last second or so."""
+
+    def __init__(self) -> None:
+        self._at = time.monotonic()
+        self._cpu = time.process_time()
+        self.percent = 0.0
+
+    def read(self) -> float:
+        now, cpu = time.monotonic(), time.process_time()
+        if now - self._at >= 1.0:
+            self.percent = round(100.0 * (cpu - self._cpu) / (now - self._at), 1)
+            self._at, self._cpu = now, cpu
+        return self.percent
+
+
+def _rss() -> int:
+    """Resident memory in bytes (the peak where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class NodeService:
+    """One node: its limits, its fetcher, its metrics and its endpoints.
+
+    Args:
+        config: the node's settings.
+        tokens: bearer tokens accepted for /scrape and /metrics (none:
+            allowed only with ``config.no_auth``).
+
+    Raises:
+        ValueError: no tokens and ``no_auth`` not set.
+    """
+
+    def __init__(self, config: NodeConfig, tokens: Sequence[str] = ()) -> None:
+        if not tokens and not config.no_auth:
+            raise ValueError("a node needs a token file, or no_auth to run without one")
+        self.config = config
+        self.name = config.name or socket.gethostname()
+        self._tokens = [t.encode() for t in tokens]
+        guard = config.guard()
+        self._transport = DirectTransport(
+            transport=H11Pool(connect=guard.open_stream),
+            max_sessions=config.max_sessions,
+            session_idle=config.session_idle,
+        )
+        self.admission = Admission(config.concurrency, config.max_queue, config.retry_after)
+        self.clients = ClientLimits(
+            config.client_rate, config.client_burst, config.client_concurrency
+        )
+        self.metrics = NodeMetrics(
+            in_flight=lambda: self.admission.in_flight,
+            queue_size=lambda: self.admission.queue_size,
+            sessions=lambda: self._transport.session_count,
+        )
+        self.draining = False
+        self._started = time.monotonic()
+        self._cpu = _CpuSampler()
+        self.log = structlog.get_logger("crawlmesh.node").bind(node=self.name)
+        self.app = Starlette(
+            routes=[
+                Route("/scrape", self.scrape, methods=["GET", "POST"]),
+                Route("/health", self.health, methods=["GET"]),
+                Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+            ],
+            exception_handlers={HTTPException: self._http_exception},
+        )
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    # -- endpoints ----------------------------------------------------------
+
+    async def health(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse(_encoder.encode(self.health_record()), media_type=_JSON)
+
+    def health_record(self) -> Health:
+        queue = self.admission.queue_size
+        cpu = self._cpu.read()
+        status: Any = "healthy"
+        if self.draining:
+            status = "draining"
+        elif (
+            self.config.max_queue and queue > self.config.degraded_queue * self.config.max_queue
+        ) or cpu >= 90.0:
+            status = "degraded"
+        return Health(
+            status=status,
+            cpu_usage=cpu,
+            memory=_rss(),
+            queue_size=queue,
+            in_flight=self.admission.in_flight,
+            uptime=round(time.monotonic() - self._started, 3),
+            version=_VERSION,
+            name=self.name,
+            region=self.config.region,
+        )
+
+    async def metrics_endpoint(self, request: HttpRequest) -> HttpResponse:
+        client = request.client.host if request.client else "unknown"
+        try:
+            self._authorize(request, client)
+        except Refusal as refusal:
+            return _error(refusal.status, refusal.code, str(refusal))
+        return HttpResponse(self.metrics.render(), media_type=_METRICS_TYPE)
+
+    async def scrape(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        client = request.client.host if request.client else "unknown"
+        try:
+            response, code = await self._scrape(request, client)
+        except Refusal as refusal:
+            response = _error(
+                refusal.status, refusal.code, str(refusal), retry_after=refusal.retry_after
+            )
+            code = refusal.code
+        self.metrics.requests.labels(code).inc()
+        if code != "ok":
+            self.metrics.errors.labels(code).inc()
+        self.metrics.duration.observe(time.perf_counter() - started)
+        return response
+
+    async def _http_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    # -- the /scrape steps --------------------------------------------------
+
+    async def _scrape(self, request: HttpRequest, client: str) -> tuple[HttpResponse, str]:
+        if self.draining:
+            raise Refusal(503, "draining", "the node is shutting down", self.config.retry_after)
+        self.clients.enter(client)
+        try:
+            self._authorize(request, client)
+            self.admission.admit()
+            try:
+                job = await self._read(request)
+                return await self._run(job, client)
+            finally:
+                self.admission.leave()
+        finally:
+            self.clients.leave(client)
+
+    def _authorize(self, request: HttpRequest, client: str) -> None:
+        if not self._tokens:
+            return
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        given = presented.strip().encode()
+        ok = False
+        if scheme.lower() == "bearer" and given:
+            for token in self._tokens:
+                # Every token is compared, in constant time: the time taken
+                # says nothing about which token (or how much of it) matched.
+                ok |= hmac.compare_digest(given, token)
+        if not ok:
+            reason = "missing token" if not given else "wrong token"
+            self.metrics.suspicious.labels("auth").inc()
+            self.log.warning("auth failed", client=client, reason=reason, path=request.url.path)
+            raise Refusal(401, "unauthorized", f"{reason}: send Authorization: Bearer <token>", 0)
+
+    async def _read(self, request: HttpRequest) -> Validated:
+        if request.method == "GET":
+            query = request.query_params
+            if "url" not in query:
+                raise Refusal(400, "invalid_request", "GET /scrape needs ?url=", 0)
+            try:
+                scrape = ScrapeRequest(
+                    url=query["url"],
+                    timeout=float(query.get("timeout", 30.0)),
+                    session_id=query.get("session_id") or None,
+                )
+            except ValueError as exc:
+                raise Refusal(400, "invalid_request", f"bad query: {exc}", 0) from None
+        else:
+            scrape = _decode(await self._body(request))
+        try:
+            return validate(scrape, self.config)
+        except Invalid as exc:
+            raise Refusal(400, "invalid_request", str(exc), 0) from None
+
+    async def _body(self, request: HttpRequest) -> bytes:
+        limit = self.config.max_request_size
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise Refusal(413, "invalid_request", f"request body over {limit} bytes", 0)
+        chunks: list[bytes] = []
+        size = 0
+        with trio.move_on_after(_BODY_READ_TIMEOUT) as scope:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Refusal(413, "invalid_request", f"request body over {limit} bytes", 0)
+                chunks.append(chunk)
+        if scope.cancelled_caught:
+            raise Refusal(408, "invalid_request", "the request body came too slowly", 0)
+        return b"".join(chunks)
+
+    async def _run(self, job: Validated, client: str) -> tuple[HttpResponse, str]:
+        # A queued request waits no longer than it would for its target.
+        with trio.move_on_after(job.timeout) as waited:
+            await self.admission.wait_slot()
+        if waited.cancelled_caught:
+            raise Refusal(
+                503, "overloaded", f"no fetch slot within {job.timeout:g} s",
+                self.config.retry_after,
+            )  # fmt: skip
+        try:
+            return await self._fetch(job, client)
+        finally:
+            self.admission.release_slot()
+
+    async def _fetch(self, job: Validated, client: str) -> tuple[HttpResponse, str]:
+        scrape = job.scrape
+        session = scrape.session_id
+        if session is not None and scrape.reset_session:
+            self._transport.forget_session(session)
+        request = Request(
+            scrape.url,
+            method=scrape.method.upper(),
+            # An intermediary says so (RFC 9110, 7.6.3).
+            headers={**job.headers, "Via": f"1.1 {self.name}"},
+            body=job.body,
+            session=session,
+        )
+        options = FetchOptions(
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=job.timeout,
+            max_response_size=job.max_size,
+            max_redirects=self.config.max_redirects,
+        )
+        try:
+            with trio.fail_after(job.timeout + self.config.connect_timeout):
+                response = await self._transport.fetch(request, options)
+        except trio.TooSlowError:
+            error = FetchError(
+                f"no answer within {job.timeout:g} s", request=request, kind="total_timeout"
+            )
+            return self._failed(error, client)
+        except FetchError as exc:
+            return self._failed(exc, client)
+        self.metrics.target_responses.labels(f"{response.status // 100}xx").inc()
+        self.metrics.response_bytes.inc(len(response.body))
+        body = response.body
+        try:
+            text, encoding = body.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(body).decode("ascii"), "base64"
+        result = ScrapeResult(
+            status=response.status,
+            url=response.url,
+            headers=response.headers.raw(),
+            body=text,
+            body_encoding=encoding,  # type: ignore[arg-type]
+            elapsed=round(response.elapsed, 6),
+            node=self.name,
+            redirects=list(response.redirects),
+        )
+        return (
+            HttpResponse(_encoder.encode(result), media_type=_JSON, headers={"X-Node": self.name}),
+            "ok",
+        )
+
+    def _failed(self, exc: FetchError, client: str) -> tuple[HttpResponse, str]:
+        if isinstance(exc, BlockedAddress):
+            self.metrics.suspicious.labels("blocked_address").inc()
+            self.log.warning("blocked address", client=client, error=str(exc))
+        status, body = target_failure(exc)
+        detail = body.error
+        return _error(status, detail.code, detail.message, kind=detail.kind), detail.code
+
+
+def _decode(data: bytes) -> ScrapeRequest:
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise Refusal(400, "invalid_request", f"invalid scrape request: {exc}", 0) from None
