@@ -130,6 +130,7 @@ def _node_parser(sub: Any) -> None:
     node.add_argument("--concurrency", type=int, metavar="N", help="fetches at once (64)")
     node.add_argument("--max-queue", type=int, metavar="N", help="requests waiting (256)")
     node.add_argument("--client-rate", type=float, metavar="R", help="requests/s per client")
+    node.add_argument("--client-burst", type=int, metavar="N", help="burst beyond the rate")
     node.add_argument(
         "--client-concurrency", type=int, metavar="N", help="requests in flight per client"
     )
@@ -305,7 +306,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
     keys = (
         "host", "port", "name", "region", "token_file", "no_auth", "allow_private",
-        "allow_networks", "concurrency", "max_queue", "client_rate", "client_concurrency",
+        "allow_networks", "concurrency", "max_queue", "client_rate", "client_burst",
+        "client_concurrency",
         "drain_timeout",
     )  # fmt: skip
     config = load_node_config(args.config, {key: getattr(args, key) for key in keys})

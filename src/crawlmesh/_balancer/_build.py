@@ -17,7 +17,7 @@ from .._transport._deadlines import Deadlines
 from .._transport._direct import DirectTransport
 from .._transport._node import NodeTransport
 from ._balancer import Balancer
-from ._config import default_mesh, load_nodes_file
+from ._config import default_mesh, load_nodes_file, node_token
 from ._health import HealthConfig, ProbeResult
 from ._stage import BalancedTransport
 from ._types import NodeSpec, NodeState
@@ -45,7 +45,7 @@ def mesh_specs(settings: Settings) -> Sequence[NodeSpec]:
 def make_transport(spec: NodeSpec, *, cookies: bool = True) -> Transport:
     """The transport for one node."""
     if spec.kind == "node":
-        return NodeTransport(spec.url)
+        return NodeTransport(spec.url, token=node_token(spec))
     if spec.kind == "proxy":
         from .._transport._proxy import ProxyTransport
 

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from .._exceptions import SettingsError
+from .._tokens import read_token_file
 from ._types import NodeSpec
 
 __all__ = ["load_nodes_file", "validate_nodes"]
@@ -54,12 +55,15 @@ def validate_nodes(raw_nodes: Any, source: str) -> list[NodeSpec]:
 def _check_spec(spec: NodeSpec, where: str) -> None:
     if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise SettingsError(f"{where}: name must be letters, digits, '-', '_' or '.'")
+    if spec.kind != "node" and (spec.token_file or spec.token_env):
+        raise SettingsError(f"{where}: token_file and token_env are for kind 'node'")
     if spec.kind == "proxy":
         if not spec.url.startswith("http://"):
             raise SettingsError(f"{where}: kind 'proxy' needs url = 'http://[user:pass@]host:port'")
     elif spec.kind == "node":
         if not spec.url.startswith(("http://", "https://")):
             raise SettingsError(f"{where}: kind 'node' needs url = 'http://host:port'")
+        node_token(spec, where)
     elif spec.kind == "api":
         if "{url}" not in spec.template:
             raise SettingsError(f"{where}: kind 'api' needs a template containing {{url}}")
@@ -88,6 +92,25 @@ def load_nodes_file(path: str | os.PathLike[str]) -> list[NodeSpec]:
     if not specs:
         raise SettingsError(f"{source}: no [[nodes]] declared")
     return specs
+
+
+def node_token(spec: NodeSpec, where: str = "") -> str | None:
+    """The bearer token of a ``node``-kind spec (from its file or variable).
+
+    Raises:
+        SettingsError: the file is unreadable or empty, or the variable unset.
+    """
+    where = where or f"node {spec.name!r}"
+    if spec.token_file and spec.token_env:
+        raise SettingsError(f"{where}: give token_file or token_env, not both")
+    if spec.token_env:
+        token = os.environ.get(spec.token_env, "").strip()
+        if not token:
+            raise SettingsError(f"{where}: environment variable {spec.token_env} is not set")
+        return token
+    if not spec.token_file:
+        return None
+    return read_token_file(spec.token_file, f"{where}: token_file")[0]
 
 
 def default_mesh() -> Sequence[NodeSpec]:

@@ -25,6 +25,10 @@ class NodeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """proxy: ``http://user:pass@host:port``; node: the service's base URL."""
     template: str = ""
     """api: a URL template with ``{url}`` and ``{env:NAME}`` placeholders."""
+    token_file: str = ""
+    """node: a file whose first line is the service's bearer token."""
+    token_env: str = ""
+    """node: an environment variable holding the service's bearer token."""
     region: str = ""
     """Where the node's traffic egresses (e.g. ``eu-west``); "" means anywhere."""
     weight: Annotated[float, msgspec.Meta(gt=0)] = 1.0

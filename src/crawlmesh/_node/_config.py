@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .._exceptions import SettingsError
+from .._tokens import read_token_file
 from .._transport._guard import AddressGuard
 
 __all__ = ["DEFAULT_ALLOWED_HEADERS", "NodeConfig", "load_node_config", "read_tokens"]
@@ -184,17 +185,11 @@ def read_tokens(path: str) -> tuple[list[str], str | None]:
     Raises:
         SettingsError: unreadable, empty, or a token shorter than 16 characters.
     """
+    tokens = read_token_file(path, "--token-file")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
         mode = os.stat(path).st_mode
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(
-            f"--token-file {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    tokens = [t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#")]
-    if not tokens:
-        raise SettingsError(f"--token-file {path}: no token in the file")
+    except OSError:
+        mode = 0
     for number, token in enumerate(tokens, 1):
         if len(token) < 16 or any(c.isspace() for c in token):
             raise SettingsError(

@@ -36,7 +36,7 @@ class NodeMetrics:
         sessions: Callable[[], float],
     ) -> None:
         # The *_created series double the exposition and no dashboard reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "crawlmesh_node_requests",

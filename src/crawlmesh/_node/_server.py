@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import signal
 import sys
-from functools import partial
 
 import structlog
 import trio
@@ -94,16 +93,15 @@ async def serve_node(
     """
     stop = stop or trio.Event()
     shutdown = trio.Event()
+    app, hc = service.app, _hypercorn_config(service.config)
     try:
         async with trio.open_nursery() as nursery:
-            binds: list[str] = await nursery.start(
-                partial(
-                    serve,
-                    service.app,  # type: ignore[arg-type]  # hypercorn's Framework union
-                    _hypercorn_config(service.config),
-                    shutdown_trigger=shutdown.wait,
-                )
-            )
+
+            async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
+                await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]  # hypercorn's Framework union
+                nursery.cancel_scope.cancel()  # the signal and drain watchers
+
+            binds: list[str] = await nursery.start(run_server)
             if handle_signals:
                 nursery.start_soon(_watch_signals, stop, shutdown)
             nursery.start_soon(_drain_on, service, stop, shutdown)

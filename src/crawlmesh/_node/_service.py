@@ -110,6 +110,8 @@ class NodeService:
         self._tokens = [t.encode() for t in tokens]
         guard = config.guard()
         self._transport = DirectTransport(
+            # Clients' cookies never mix: only sessions keep a jar.
+            shared_cookies=False,
             transport=H11Pool(connect=guard.open_stream),
             max_sessions=config.max_sessions,
             session_idle=config.session_idle,
@@ -239,11 +241,15 @@ class NodeService:
                     url=query["url"],
                     timeout=float(query.get("timeout", 30.0)),
                     session_id=query.get("session_id") or None,
+                    reset_session=query.get("reset_session", "") in ("1", "true"),
                 )
             except ValueError as exc:
                 raise Refusal(400, "invalid_request", f"bad query: {exc}", 0) from None
         else:
             scrape = _decode(await self._body(request))
+        header_session = request.headers.get("x-session-id")
+        if header_session and scrape.session_id is None:
+            scrape = msgspec.structs.replace(scrape, session_id=header_session)
         try:
             return validate(scrape, self.config)
         except Invalid as exc:

@@ -59,6 +59,8 @@ class DirectTransport:
     Args:
         cookies: keep cookies across requests (one jar for the crawl, and
             one per session).
+        shared_cookies: whether requests without a session share a jar (a
+            node serving many clients keeps cookies per session only).
         transport: the httpx transport to send through (default: H11Pool).
         max_sessions: session jars kept; the least recently used goes first.
         session_idle: seconds after which an unused session's jar is
@@ -69,12 +71,14 @@ class DirectTransport:
         self,
         *,
         cookies: bool = True,
+        shared_cookies: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
         max_sessions: int = _MAX_SESSION_JARS,
         session_idle: float = 0.0,
     ) -> None:
-        # One jar for the crawl, and one per session; None when cookies are off.
-        self._jar = httpx.Cookies() if cookies else None
+        self._cookies = cookies
+        # The jar of requests without a session; None: they keep no cookies.
+        self._jar = httpx.Cookies() if cookies and shared_cookies else None
         # Least recently used first: session -> (jar, last use).
         self._session_jars: OrderedDict[str, tuple[httpx.Cookies, float]] = OrderedDict()
         self._max_sessions = max_sessions
@@ -90,7 +94,7 @@ class DirectTransport:
         return len(self._session_jars)
 
     def _session_jar(self, session: str) -> httpx.Cookies | None:
-        if self._jar is None:
+        if not self._cookies:
             return None
         jars = self._session_jars
         now = trio.current_time()
