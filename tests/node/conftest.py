@@ -150,3 +150,16 @@ async def target_url(target: TargetSite) -> AsyncIterator[str]:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30) as c:
         yield c
+
+
+async def wait_in_flight(client: httpx.AsyncClient, node: NodeProc, count: int) -> None:
+    """Return once the node reports ``count`` fetches in flight (within 10 s)."""
+    with trio.fail_after(10):
+        # Another process's state: nothing to wait on but its /health.
+        while (await client.get(f"{node.url}/health")).json()["in_flight"] < count:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+
+
+async def wait_exit(node: NodeProc, within: float) -> int:
+    """The node process's exit status, once it exits (within ``within`` s)."""
+    return await trio.to_thread.run_sync(node.proc.wait, within)

@@ -3,20 +3,20 @@ processes. Every load here is bounded in requests and time."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from pathlib import Path
 
 import httpx
 import trio
-from conftest import NodeProc, node_process
+
+from conftest import node_process, wait_exit, wait_in_flight
 
 
 def from_address(address: str) -> httpx.AsyncClient:
     """A client whose connections come from ``address`` (another "client")."""
-    return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(local_address=address), timeout=30
-    )
+    return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address=address), timeout=30)
 
 
 async def test_a_client_over_its_rate_is_refused_and_others_are_not(
@@ -27,9 +27,7 @@ async def test_a_client_over_its_rate_is_refused_and_others_are_not(
     ) as n:
         body = {"url": f"{target_url}/"}
         async with from_address("127.0.0.1") as a, from_address("127.0.0.2") as b:
-            answers = [
-                await a.post(f"{n.url}/scrape", json=body, headers=n.auth) for _ in range(8)
-            ]
+            answers = [await a.post(f"{n.url}/scrape", json=body, headers=n.auth) for _ in range(8)]
             codes = [r.status_code for r in answers]
             # A burst of 1 + 3, then refusals (8 requests take well under 2 s).
             assert codes[:4] == [200] * 4
@@ -42,9 +40,7 @@ async def test_a_client_over_its_rate_is_refused_and_others_are_not(
             assert other.status_code == 200
 
 
-async def test_a_client_over_its_in_flight_cap_is_refused(
-    tmp_path: Path, target_url: str
-) -> None:
+async def test_a_client_over_its_in_flight_cap_is_refused(tmp_path: Path, target_url: str) -> None:
     with node_process(tmp_path, "--allow-private", "--client-concurrency", "2") as n:
         body = {"url": f"{target_url}/slow?s=1"}
         codes: list[int] = []
@@ -123,7 +119,8 @@ async def test_200_concurrent_clients_get_answers_and_memory_stays_bounded(
             health = (await client.get(f"{n.url}/health")).json()
         assert sum(statuses.values()) == 1000
         assert set(statuses) <= {200, 503}, statuses
-        assert statuses.get(503, 0) > 0 and statuses.get(200, 0) > 0, statuses
+        assert statuses.get(503, 0) > 0, statuses
+        assert statuses.get(200, 0) > 0, statuses
         assert missing_retry_after == 0
         assert n.proc.poll() is None
         assert health["status"] == "healthy"
@@ -146,8 +143,7 @@ async def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(
                 async with trio.open_nursery() as nursery:
                     for _ in range(3):
                         nursery.start_soon(slow)
-                    while (await client.get(f"{n.url}/health")).json()["in_flight"] < 3:
-                        await trio.sleep(0.05)
+                    await wait_in_flight(client, n, 3)
                     n.proc.send_signal(signal.SIGTERM)
                     await trio.sleep(0.3)
                     health = (await client.get(f"{n.url}/health")).json()
@@ -159,10 +155,7 @@ async def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(
         assert late.json()["error"]["code"] == "draining"
         assert "retry-after" in late.headers
         assert [r.status_code for r in answers] == [200, 200, 200]
-        with trio.fail_after(15):
-            while n.proc.poll() is None:
-                await trio.sleep(0.05)
-        assert n.proc.returncode == 0
+        assert await wait_exit(n, 15) == 0
         assert "drained" in n.log.read_text()
 
 
@@ -171,25 +164,21 @@ async def test_the_drain_ends_at_its_deadline(tmp_path: Path, target_url: str) -
         async with httpx.AsyncClient(timeout=30) as client:
 
             async def hang() -> None:
-                try:
+                # The node closes the connection at its deadline.
+                with contextlib.suppress(httpx.HTTPError):
                     await client.post(
                         f"{n.url}/scrape", json={"url": f"{target_url}/hang", "timeout": 60},
                         headers=n.auth,
                     )  # fmt: skip
-                except httpx.HTTPError:
-                    pass  # the node closed the connection at its deadline
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(hang)
-                while (await client.get(f"{n.url}/health")).json()["in_flight"] < 1:
-                    await trio.sleep(0.05)
+                await wait_in_flight(client, n, 1)
                 started = time.monotonic()
                 n.proc.send_signal(signal.SIGTERM)
-                with trio.fail_after(20):
-                    while n.proc.poll() is None:
-                        await trio.sleep(0.05)
+                status = await wait_exit(n, 20)
                 nursery.cancel_scope.cancel()
         # The drain deadline (1 s) plus hypercorn's grace for open responses (5 s).
         assert time.monotonic() - started < 10
-        assert n.proc.returncode == 0
+        assert status == 0
         assert "drain timed out" in n.log.read_text()

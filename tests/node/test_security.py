@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from conftest import NodeProc, TargetSite, node_process
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import NodeProc, TargetSite, node_process
 
 
 def scrape(url: str, **fields: Any) -> dict[str, Any]:
@@ -132,7 +133,9 @@ async def test_the_guard_counts_blocked_addresses(
 async def test_allow_private_still_refuses_cloud_metadata(
     node: NodeProc, client: httpx.AsyncClient, target_url: str
 ) -> None:
-    allowed = await client.post(f"{node.url}/scrape", json=scrape(f"{target_url}/"), headers=node.auth)
+    allowed = await client.post(
+        f"{node.url}/scrape", json=scrape(f"{target_url}/"), headers=node.auth
+    )
     assert allowed.status_code == 200
     r = await client.post(
         f"{node.url}/scrape", json=scrape("http://169.254.169.254/latest/"), headers=node.auth
