@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from conftest import node_process, wait_exit, wait_in_flight
+from node.nodes import node_process, wait_exit, wait_in_flight
 
 
 def from_address(address: str) -> httpx.AsyncClient:

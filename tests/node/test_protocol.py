@@ -15,7 +15,6 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import NodeProc, TargetSite, node_process, write_token
 from crawlmesh import (
     BlockedAddress,
     FetchOptions,
@@ -26,6 +25,7 @@ from crawlmesh import (
     Spider,
 )
 from crawlmesh._transport._node import NodeFault, NodeTransport
+from node.nodes import NodeProc, TargetSite, node_process, write_token
 
 OPTS = FetchOptions(read_timeout=5.0, max_response_size=1024 * 1024)
 

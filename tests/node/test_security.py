@@ -13,7 +13,7 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import NodeProc, TargetSite, node_process
+from node.nodes import NodeProc, TargetSite, node_process
 
 
 def scrape(url: str, **fields: Any) -> dict[str, Any]:
