@@ -5,8 +5,8 @@ from __future__ import annotations
 import crawlmesh
 
 EXPECTED = {
-    "BlockedAddress", "CircuitOpen", "ConnectFailed", "ConnectionBroken", "CrawlStats", "CrawlmeshError",
-    "DecodingFailed",
+    "BlockedAddress", "CircuitOpen", "ConnectFailed", "ConnectionBroken", "CrawlStats",
+    "CrawlmeshError", "DecodingFailed",
     "DirectTransport", "Engine", "ErrorRecord", "FetchError", "FetchOptions", "FetchTimeout",
     "Headers", "HttpError", "InvalidURL", "JsonLinesWriter", "RedirectError", "Request",
     "RequestError", "Response", "ResponseTooLarge", "RobotsSettings", "Settings",
@@ -15,6 +15,7 @@ EXPECTED = {
     "BalancerSettings", "HealthSettings", "NodeSpec", "NodeStats",
     "ApiTransport", "NodeTransport", "ProxyTransport", "TimeoutRule",
     "BanRules", "BreakerSettings", "RateRule", "RetryPolicy", "ThrottleSettings",
+    "NodeConfig", "NodeService", "serve_node",
 }  # fmt: skip
 
 

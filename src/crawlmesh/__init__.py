@@ -4,6 +4,8 @@ The public API is what this module exports; everything in ``_``-prefixed
 modules is private.
 """
 
+import typing as _typing
+
 from ._balancer._balancer import NodeStats as NodeStats
 from ._balancer._types import NodeSpec as NodeSpec
 from ._engine import Engine as Engine
@@ -54,3 +56,24 @@ from ._transport._node import NodeTransport as NodeTransport
 from ._transport._proxy import ProxyTransport as ProxyTransport
 
 __version__ = "0.1.0"
+
+if _typing.TYPE_CHECKING:
+    from ._node import NodeConfig as NodeConfig
+    from ._node import NodeService as NodeService
+    from ._node import serve_node as serve_node
+
+# The node service's stack (Starlette, hypercorn, prometheus-client) loads on
+# first use: a crawl process does not pay ~0.1 s and its memory for it.
+_LAZY = frozenset({"NodeConfig", "NodeService", "serve_node"})
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name in _LAZY:
+        from . import _node
+
+        return getattr(_node, name)
+    raise AttributeError(f"module 'crawlmesh' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -10,13 +10,16 @@ from __future__ import annotations
 import html
 import random
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
+from functools import partial
 
+import msgspec
 import trio
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._balancer._types import NodeSpec
-from ._litenode import LiteNode
-from ._site_server import SiteRequest, SiteResponse, open_site_server
+from ._nodeproto import ErrorBody, ErrorDetail
+from ._site_server import SiteRequest, SiteResponse
 
 __all__ = ["DemoSite", "open_demo_nodes"]
 
@@ -119,14 +122,39 @@ _DEMO_NODES = (
 )
 
 
+def _flaky(app: ASGIApp, rate: float, seed: int) -> ASGIApp:
+    """``app``, answering a share of /scrape requests ``503 overloaded``."""
+    rng = random.Random(seed)
+    body = msgspec.json.encode(ErrorBody(ErrorDetail("overloaded", "the demo drops a share")))
+
+    async def flaky(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/scrape" and rng.random() < rate:
+            headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return flaky
+
+
 @asynccontextmanager
 async def open_demo_nodes() -> AsyncIterator[list[NodeSpec]]:
-    """Serve three :class:`LiteNode` s on loopback; yields their specs."""
-    async with AsyncExitStack() as stack:
+    """Serve three ``crawlmesh node`` services in this process, on loopback;
+    yields their specs. They run without tokens (allowed on loopback only)
+    and with ``allow_private``, since the demo shop is on loopback too."""
+    from ._node import NodeConfig, NodeService, serve_node
+
+    async with trio.open_nursery() as nursery:
         specs = []
         for i, (name, region, weight, fail_rate) in enumerate(_DEMO_NODES):
-            node = LiteNode(name, fail_rate=fail_rate, seed=i)
-            stack.push_async_callback(node.aclose)
-            url = await stack.enter_async_context(open_site_server(node.handle))
-            specs.append(NodeSpec(name=name, kind="node", url=url, region=region, weight=weight))
+            config = NodeConfig(port=0, name=name, region=region, no_auth=True, allow_private=True)
+            service = NodeService(config)
+            if fail_rate:
+                service.app = _flaky(service.app, fail_rate, seed=i)
+            binds = await nursery.start(partial(serve_node, service, handle_signals=False))
+            specs.append(
+                NodeSpec(name=name, kind="node", url=binds[0], region=region, weight=weight)
+            )
         yield specs
+        nursery.cancel_scope.cancel()

@@ -12,8 +12,8 @@ import msgspec
 
 from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
 from crawlmesh._balancer._types import NodeSpec
-from crawlmesh._litenode import LiteNode
 from crawlmesh._settings import load_settings
+from litenode import LiteNode
 from sites import GeneratedSite
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from crawlmesh import FetchError, FetchOptions, Request, open_site_server
-from crawlmesh._litenode import LiteNode
 from crawlmesh._transport._node import NodeFault, NodeTransport
+from litenode import LiteNode
 from sites import HostileSite
 
 OPTS = FetchOptions(read_timeout=2.0, max_response_size=1024 * 1024)

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from .._exceptions import BlockedAddress, FetchError
 from .._nodeproto import (
@@ -129,7 +130,7 @@ class NodeService:
         self._started = time.monotonic()
         self._cpu = _CpuSampler()
         self.log = structlog.get_logger("crawlmesh.node").bind(node=self.name)
-        self.app = Starlette(
+        self.app: ASGIApp = Starlette(
             routes=[
                 Route("/scrape", self.scrape, methods=["GET", "POST"]),
                 Route("/health", self.health, methods=["GET"]),

@@ -1,9 +1,9 @@
-"""A minimal in-process crawlmesh node, for the demo and for tests.
+"""A minimal in-process node for tests that need to inject node faults.
 
 It speaks the node protocol (:mod:`crawlmesh._nodeproto`) over the small
-site server and fetches with :class:`DirectTransport`. It has none of the
-real ``crawlmesh node`` service's guards (auth, SSRF checks, limits): it is
-meant for loopback only.
+site server and fetches with :class:`DirectTransport`, and it can drop a
+share of requests or die after a number of them. It has none of the real
+``crawlmesh node`` service's guards (tests/node runs those as processes).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import random
 import msgspec
 import trio
 
-from ._exceptions import FetchError
-from ._nodeproto import (
+from crawlmesh._exceptions import FetchError
+from crawlmesh._nodeproto import (
     ErrorBody,
     ErrorDetail,
     Health,
@@ -23,10 +23,10 @@ from ._nodeproto import (
     ScrapeResult,
     target_failure,
 )
-from ._request import Request
-from ._site_server import SiteRequest, SiteResponse
-from ._transport._base import FetchOptions
-from ._transport._direct import DirectTransport
+from crawlmesh._request import Request
+from crawlmesh._site_server import SiteRequest, SiteResponse
+from crawlmesh._transport._base import FetchOptions
+from crawlmesh._transport._direct import DirectTransport
 
 __all__ = ["LiteNode"]
 
