@@ -123,7 +123,10 @@ async def measure(
         client_us = (time.process_time() - client_cpu) / args.requests * 1e6
         node_us = (cpu_seconds(node_pid) - node_cpu) / args.requests * 1e6
         print(f"throughput, {args.requests} requests over {args.concurrency} client tasks:")
-        print(f"  direct    {direct_rps:>8.0f} requests/s   client CPU {direct_client_us:>6.0f} µs/req")
+        print(
+            f"  direct    {direct_rps:>8.0f} requests/s   "
+            f"client CPU {direct_client_us:>6.0f} µs/req"
+        )
         print(
             f"  via node  {node_rps:>8.0f} requests/s   client CPU {client_us:>6.0f} µs/req, "
             f"node CPU {node_us:>6.0f} µs/req"
