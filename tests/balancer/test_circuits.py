@@ -242,3 +242,14 @@ async def test_a_per_node_rate_falls_back_to_other_regions_as_blocked_until_coun
         await b.acquire(Request("http://shop.de/"), "shop.de")
     until, by_breakers = b.blocked_until("shop.de")
     assert (until, by_breakers) == (pytest.approx(trio.current_time() + 1.0), False)
+
+
+def test_an_attempt_deadline_tells_the_node_breaker_nothing() -> None:
+    """A node that hangs and a target that drips both end at the attempt's
+    deadline: it counts against the pair, and is no success for the node."""
+    from crawlmesh import FetchTimeout
+    from crawlmesh._balancer._balancer import _verdicts
+
+    assert _verdicts(None, FetchTimeout("slow", kind="total_timeout"), None) == (None, False)
+    assert _verdicts(None, FetchTimeout("slow", kind="read_timeout"), None) == (True, False)
+    assert _verdicts(200, None, None) == (True, True)

@@ -735,6 +735,11 @@ def _verdicts(
     if error is not None:
         if is_node_fault(error):
             return False, None
+        if error.kind == "total_timeout":
+            # The attempt's own deadline: a node that hangs and a target that
+            # drips look the same, so the node's breaker is told nothing
+            # (not a success) and the pair's counts the failure.
+            return None, False
         return True, (False if error.kind in TARGET_FAILURE_KINDS else None)
     if ban is not None or status in TARGET_FAILURE_STATUSES:
         return True, False

@@ -122,7 +122,7 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     degraded_queue: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
     """/health says "degraded" when the queue is fuller than this share."""
     backlog: Annotated[int, msgspec.Meta(ge=1)] = 1024
-    keep_alive: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    keep_alive: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """Seconds an idle client connection stays open."""
 
     def __post_init__(self) -> None:
