@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -111,3 +112,23 @@ def test_the_header_rules() -> None:
     assert config.header_refusal("X-Forwarded-Host") is not None  # denied whatever the list
     assert config.header_refusal("Proxy-Connection") is not None
     assert config.header_refusal("Referer") is not None  # not on this list
+
+
+def test_the_example_node_config_loads() -> None:
+    path = README.parent / "examples" / "node" / "node.toml"
+    config = load_node_config(str(path), {})
+    assert config.name == "eu-1"
+    assert config.host == "0.0.0.0"
+
+
+def test_the_example_nodes_file_names_its_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crawlmesh._balancer._config import validate_nodes
+
+    path = README.parent / "examples" / "node" / "nodes.toml"
+    raw = tomllib.loads(path.read_text())["nodes"]
+    monkeypatch.setenv("CRAWLMESH_NODE_TOKEN", "t" * 20)
+    # The token file does not exist here: refused with a message naming it.
+    with pytest.raises(SettingsError, match=r"token_file /etc/crawlmesh/node.token"):
+        validate_nodes(raw, "example")
+    specs = validate_nodes(raw[1:], "example")
+    assert specs[0].token_env == "CRAWLMESH_NODE_TOKEN"
