@@ -108,7 +108,7 @@ class Health(msgspec.Struct):
 
 def target_failure(exc: FetchError) -> tuple[int, ErrorBody]:
     """The node's answer (HTTP status and body) to a fetch that failed."""
-    if exc.kind == "invalid_url":
+    if exc.kind in ("invalid_url", "invalid_request"):
         return 400, ErrorBody(ErrorDetail("invalid_request", str(exc), exc.kind))
     for code, (cls, status) in TARGET_ERRORS.items():
         if isinstance(exc, cls):

@@ -94,7 +94,7 @@ class TargetSite:
     def __init__(self) -> None:
         self.hits = 0
 
-    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse | None:
         self.hits += 1
         parts = urlsplit(request.target)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -104,6 +104,15 @@ class TargetSite:
             return SiteResponse(200, b"<p>slow</p>", HTML)
         if path == "/hang":
             await trio.sleep_forever()
+        if path == "/trickle":  # a byte every 0.2 s: no read ever times out
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            for _ in range(1000):
+                await stream.send_all(b"x")
+                await trio.sleep(0.2)
+        if path == "/many-cookies":
+            start = int(query["from"])
+            cookies = [("Set-Cookie", f"c{i}=v; Path=/") for i in range(start, start + 200)]
+            return SiteResponse(200, b"ok", cookies)
         if path == "/redirect":
             return SiteResponse(302, b"", [("Location", query["to"])])
         if path == "/echo":
@@ -115,7 +124,8 @@ class TargetSite:
         if path == "/cookie":
             return SiteResponse(200, request.headers.get("cookie", "").encode())
         if path == "/big":
-            return SiteResponse(200, b"x" * int(query["n"]))
+            fill = b"\x01" if query.get("fill") else b"x"
+            return SiteResponse(200, fill * int(query["n"]))
         if path == "/bin":
             return SiteResponse(200, bytes(range(256)), [("Content-Type", "image/png")])
         if path == "/status":

@@ -39,6 +39,11 @@ def test_every_node_setting_is_documented() -> None:
         ("192.0.2.1", "private"),  # documentation (TEST-NET-1)
         ("240.0.0.1", "private"),  # reserved for future use
         ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"),  # Teredo client 10.0.0.1
+        ("64:ff9b:1::a9fe:a9fe", "cloud metadata"),  # local-use NAT64
+        ("::ffff:0:a9fe:a9fe", "cloud metadata"),  # IPv4-translated
+        ("::7f00:1", "loopback"),  # IPv4-compatible
+        ("fec0::1", "private"),  # site-local
+        ("168.63.129.16", "cloud metadata"),  # Azure
     ],
 )
 def test_non_public_addresses_are_refused(address: str, why: str) -> None:

@@ -9,8 +9,11 @@ fetch slot, then the fetch itself through the SSRF-guarded pool.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
+import ipaddress
 import os
+import re
 import resource
 import socket
 import time
@@ -27,7 +30,7 @@ from starlette.responses import Response as HttpResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .._exceptions import BlockedAddress, FetchError
+from .._exceptions import BlockedAddress, FetchError, FetchTimeout
 from .._nodeproto import (
     ErrorBody,
     ErrorDetail,
@@ -54,6 +57,8 @@ _decoder = msgspec.json.Decoder(ScrapeRequest)
 _VERSION = "0.1.0"
 # Seconds a client gets to send its whole /scrape request body.
 _BODY_READ_TIMEOUT = 30.0
+# Bytes JSON writes as \u00XX (six bytes each); tab, LF and CR are two.
+_ESCAPED = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _error(
@@ -179,7 +184,7 @@ class NodeService:
 
     async def scrape(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        client = request.client.host if request.client else "unknown"
+        client = _client_key(request.client.host if request.client else "unknown")
         try:
             response, code = await self._scrape(request, client)
         except Refusal as refusal:
@@ -187,6 +192,10 @@ class NodeService:
                 refusal.status, refusal.code, str(refusal), retry_after=refusal.retry_after
             )
             code = refusal.code
+        except Exception as exc:  # a bug of ours: a JSON 500, logged and counted
+            self.log.exception("scrape failed", client=client)
+            code = "internal"
+            response = _error(500, code, f"the node failed: {type(exc).__name__}")
         self.metrics.requests.labels(code).inc()
         if code != "ok":
             self.metrics.errors.labels(code).inc()
@@ -205,32 +214,36 @@ class NodeService:
             raise Refusal(503, "draining", "the node is shutting down", self.config.retry_after)
         self.clients.enter(client)
         try:
-            self._authorize(request, client)
+            tenant = self._authorize(request, client)
             self.admission.admit()
             try:
                 job = await self._read(request)
+                job.tenant = tenant
                 return await self._run(job, client)
             finally:
                 self.admission.leave()
         finally:
             self.clients.leave(client)
 
-    def _authorize(self, request: HttpRequest, client: str) -> None:
+    def _authorize(self, request: HttpRequest, client: str) -> int:
+        """The index of the token presented (0 without auth), or Refusal (401)."""
         if not self._tokens:
-            return
+            return 0
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         given = presented.strip().encode()
-        ok = False
+        matched = -1
         if scheme.lower() == "bearer" and given:
-            for token in self._tokens:
+            for index, token in enumerate(self._tokens):
                 # Every token is compared, in constant time: the time taken
                 # says nothing about which token (or how much of it) matched.
-                ok |= hmac.compare_digest(given, token)
-        if not ok:
+                if hmac.compare_digest(given, token):
+                    matched = index
+        if matched < 0:
             reason = "missing token" if not given else "wrong token"
             self.metrics.suspicious.labels("auth").inc()
             self.log.warning("auth failed", client=client, reason=reason, path=request.url.path)
             raise Refusal(401, "unauthorized", f"{reason}: send Authorization: Bearer <token>", 0)
+        return matched
 
     async def _read(self, request: HttpRequest) -> Validated:
         if request.method == "GET":
@@ -290,6 +303,9 @@ class NodeService:
     async def _fetch(self, job: Validated, client: str) -> tuple[HttpResponse, str]:
         scrape = job.scrape
         session = scrape.session_id
+        if session is not None:
+            # Sessions are per token: another client's guess reaches nothing.
+            session = f"{job.tenant}:{session}"
         if session is not None and scrape.reset_session:
             self._transport.forget_session(session)
         request = Request(
@@ -310,8 +326,9 @@ class NodeService:
             with trio.fail_after(job.timeout + self.config.connect_timeout):
                 response = await self._transport.fetch(request, options)
         except trio.TooSlowError:
-            error = FetchError(
-                f"no answer within {job.timeout:g} s", request=request, kind="total_timeout"
+            deadline = job.timeout + self.config.connect_timeout
+            error = FetchTimeout(
+                f"no complete answer within {deadline:g} s", request=request, kind="total_timeout"
             )
             return self._failed(error, client)
         except FetchError as exc:
@@ -319,10 +336,16 @@ class NodeService:
         self.metrics.target_responses.labels(f"{response.status // 100}xx").inc()
         self.metrics.response_bytes.inc(len(response.body))
         body = response.body
-        try:
-            text, encoding = body.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(body).decode("ascii"), "base64"
+        text = None
+        if not _ESCAPED.search(body):
+            # Text without control characters goes as UTF-8: at most twice
+            # its size once JSON escapes quotes and backslashes (a control
+            # character would take six bytes, so such bodies go as base64).
+            with contextlib.suppress(UnicodeDecodeError):
+                text = body.decode("utf-8")
+        encoding = "utf-8" if text is not None else "base64"
+        if text is None:
+            text = base64.b64encode(body).decode("ascii")
         result = ScrapeResult(
             status=response.status,
             url=response.url,
@@ -345,6 +368,17 @@ class NodeService:
         status, body = target_failure(exc)
         detail = body.error
         return _error(status, detail.code, detail.message, kind=detail.kind), detail.code
+
+
+def _client_key(host: str) -> str:
+    """Whom per-client limits count: an IPv4 address, or an IPv6 /64 (one
+    subscriber's usual allocation, so rotating addresses gains nothing)."""
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Network(f"{host}/64", strict=False))
+        except ValueError:
+            return host
+    return host
 
 
 def _decode(data: bytes) -> ScrapeRequest:

@@ -27,7 +27,7 @@ class Invalid(Exception):
 class Validated:
     """A scrape request that passed, with its body decoded and limits applied."""
 
-    __slots__ = ("body", "headers", "max_size", "scrape", "timeout")
+    __slots__ = ("body", "headers", "max_size", "scrape", "tenant", "timeout")
 
     def __init__(
         self, scrape: ScrapeRequest, body: bytes, headers: dict[str, str], timeout: float,
@@ -38,6 +38,8 @@ class Validated:
         self.headers = headers
         self.timeout = timeout
         self.max_size = max_size
+        self.tenant = 0
+        """Which token the client presented: sessions are kept per token."""
 
 
 def validate(scrape: ScrapeRequest, config: NodeConfig) -> Validated:
@@ -90,6 +92,8 @@ def _check_headers(headers: dict[str, str], config: NodeConfig) -> dict[str, str
         if any(c in value for c in "\r\n\x00"):
             # Header injection (response splitting, request smuggling).
             raise Invalid(f"header {name!r} holds CR, LF or NUL")
+        if value != value.strip(" \t"):
+            raise Invalid(f"header {name!r} has whitespace around its value")
         if len(name) + len(value) > config.max_header_size:
             raise Invalid(f"header {name!r} is over {config.max_header_size} bytes")
         refusal = config.header_refusal(name)

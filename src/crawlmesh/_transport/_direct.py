@@ -29,6 +29,10 @@ __all__ = ["DirectTransport", "translate_httpx_error"]
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ACCEPT_ENCODING = "gzip, deflate, br"
 _MAX_SESSION_JARS = 10_000
+# Cookies one jar keeps (browsers keep ~180 per domain): a site that sets
+# thousands cannot grow a jar, or the cost of each request, without bound.
+MAX_COOKIES_PER_JAR = 1000
+_CREDENTIALS = frozenset({"authorization", "cookie"})
 
 
 def translate_httpx_error(exc: httpx.HTTPError, request: Request) -> FetchError:
@@ -150,12 +154,20 @@ class DirectTransport:
             except httpx.HTTPError as exc:
                 raise translate_httpx_error(exc, request) from exc
             except (httpx.InvalidURL, ValueError) as exc:
-                # Hosts or ports urllib accepts but httpx refuses.
+                # Hosts or ports urllib accepts but httpx refuses: the
+                # request's fault on the first hop, the target's after it.
+                if chain:
+                    raise RedirectError(
+                        f"redirect to a bad location {url!r}: {exc}",
+                        request=request,
+                        kind="bad_redirect",
+                    ) from exc
                 raise FetchError(
                     f"invalid URL {url!r}: {exc}", request=request, kind="invalid_url"
                 ) from exc
             if jar is not None and "set-cookie" in resp.headers:
                 jar.extract_cookies(resp)
+                _trim(jar)
             try:
                 location = resp.headers.get("location") if resp.status_code in _REDIRECTS else None
                 if location is None:
@@ -191,14 +203,26 @@ class DirectTransport:
                 method, body = "GET", b""
                 headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
             if _origin(next_url) != _origin(url):
-                # Credentials are for the origin they were given to.
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                # Credentials are for the origin they were given to; the jar
+                # adds the cookies that belong to the next one.
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
             url = next_url
         raise RedirectError(
             f"more than {options.max_redirects} redirects",
             request=request,
             kind="too_many_redirects",
         )
+
+
+def _trim(jar: httpx.Cookies) -> None:
+    """Keep at most MAX_COOKIES_PER_JAR cookies in ``jar``, dropping the oldest set."""
+    cookies = jar.jar
+    excess = len(cookies) - MAX_COOKIES_PER_JAR
+    if excess > 0:
+        cookies.clear_expired_cookies()
+        excess = len(cookies) - MAX_COOKIES_PER_JAR
+        for cookie in list(cookies)[:excess]:
+            cookies.clear(cookie.domain, cookie.path, cookie.name)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -9,10 +9,11 @@ every new connection, so each redirect hop is checked as well.
 
 Refused by default: loopback, private (RFC 1918, ULA), link-local,
 multicast, unspecified, reserved and documentation ranges, the shared
-address space (RFC 6598) and every other address IANA does not mark
-globally reachable, including IPv4 addresses embedded in IPv6 (mapped,
-6to4, Teredo, NAT64). Cloud metadata endpoints stay refused even when
-private addresses are allowed.
+address space (RFC 6598), IPv6 site-local, and every other address IANA does
+not mark globally reachable, including IPv4 addresses embedded in IPv6
+(mapped, translated, compatible, 6to4, Teredo, NAT64 with either prefix).
+Cloud metadata endpoints stay refused even when private addresses are
+allowed.
 """
 
 from __future__ import annotations
@@ -40,9 +41,19 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
         "fd00:ec2::254",  # AWS over IPv6
         "100.100.100.200",  # Alibaba Cloud
         "192.0.0.192",  # Oracle Cloud
+        "168.63.129.16",  # Azure's host endpoint (wireserver)
     )
 )
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 prefixes whose last 32 bits are an IPv4 address a gateway may reach.
+_V4_IN_LOW_BITS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "64:ff9b::/96",  # NAT64, well-known prefix
+        "64:ff9b:1::/48",  # NAT64, local-use prefix (RFC 8215)
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765)
+        "::/96",  # IPv4-compatible (deprecated)
+    )
+)
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -52,7 +63,7 @@ def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]  # the client's address
-    if ip in _NAT64:
+    if int(ip) > 1 and any(ip in net for net in _V4_IN_LOW_BITS):  # not :: or ::1
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
@@ -69,7 +80,7 @@ def _category(ip: IPAddress) -> str | None:
         return "link-local"
     if ip.is_multicast:
         return "multicast"
-    if ip.is_private:
+    if ip.is_private or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local):
         return "private"
     if not ip.is_global:
         return "reserved"

@@ -19,6 +19,8 @@ from ._pool import H11Pool
 __all__ = ["NodeFault", "NodeTransport"]
 
 _result_decoder = msgspec.json.Decoder(ScrapeResult)
+# Room in a node's answer beyond the body: headers, URLs, redirects.
+_ANSWER_SLACK = 1024 * 1024
 _error_decoder = msgspec.json.Decoder(ErrorBody)
 _health_decoder = msgspec.json.Decoder(Health)
 _encoder = msgspec.json.Encoder()
@@ -66,8 +68,16 @@ class NodeTransport:
         )  # fmt: skip
         return await self._pool.handle_async_request(hreq)
 
-    async def _read(self, resp: httpx.Response) -> bytes:
-        chunks = [chunk async for chunk in resp.stream]  # type: ignore[union-attr]
+    async def _read(
+        self, resp: httpx.Response, limit: int, request: Request | None = None
+    ) -> bytes:
+        chunks = []
+        size = 0
+        async for chunk in resp.stream:  # type: ignore[union-attr]
+            size += len(chunk)
+            if size > limit:
+                raise NodeFault(f"the node's answer is over {limit} bytes", request=request)
+            chunks.append(chunk)
         return b"".join(chunks)
 
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
@@ -91,7 +101,9 @@ class NodeTransport:
         try:
             resp = await self._call("POST", "/scrape", _encoder.encode(payload), budget)
             try:
-                data = await self._read(resp)
+                # A body comes at most twice its size as JSON, plus headers.
+                limit = 2 * options.max_response_size + _ANSWER_SLACK
+                data = await self._read(resp, limit, request)
             finally:
                 await resp.aclose()
         except httpx.HTTPError as exc:
@@ -145,7 +157,7 @@ class NodeTransport:
             try:
                 resp = await self._call("GET", "/health", b"", budget)
                 try:
-                    data = await self._read(resp)
+                    data = await self._read(resp, _ANSWER_SLACK)
                 finally:
                     await resp.aclose()
             except httpx.HTTPError as exc:

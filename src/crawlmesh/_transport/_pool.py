@@ -404,11 +404,21 @@ class H11Pool(httpx.AsyncBaseTransport):
                 headers = [*headers, (b"Proxy-Authorization", self._proxy.auth)]
         else:
             target = url.raw_path
-        data = conn.h11.send(h11.Request(method=request.method, target=target, headers=headers))
-        body = request.content
-        if body:
-            data += conn.h11.send(h11.Data(data=body)) or b""
-        data += conn.h11.send(h11.EndOfMessage()) or b""
+        try:
+            data = conn.h11.send(h11.Request(method=request.method, target=target, headers=headers))
+            body = request.content
+            if body:
+                data += conn.h11.send(h11.Data(data=body)) or b""
+            data += conn.h11.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError as exc:
+            # A header h11 will not send (whitespace around a value, ...):
+            # the request's fault, not the connection's or the target's.
+            raise ClassifiedError(
+                f"the request cannot be sent: {exc}",
+                error_class=FetchError,
+                kind="invalid_request",
+                node_fault=False,
+            ) from exc
         try:
             with trio.move_on_after(_timeout(request, "write")) as scope:
                 await conn.stream.send_all(data or b"")
