@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ import msgspec
 from ._balancer._config import NODE_KINDS, validate_nodes
 from ._balancer._types import NodeSpec
 from ._exceptions import SettingsError
+from ._files import read_toml_file
 from ._resilience._bans import BanRules
 from ._resilience._breaker_config import BreakerConfig
 from ._resilience._retry import RetryPolicy
@@ -332,13 +332,7 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     Raises:
         SettingsError: unreadable or invalid TOML.
     """
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise SettingsError(f"cannot read settings file {str(path)!r}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"settings file {str(path)!r} is not valid TOML: {exc}") from None
+    return read_toml_file(path, "settings file")
 
 
 def load_settings(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Settings:

@@ -104,7 +104,7 @@ def test_config_files_and_overrides(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="concurrency"):
         load_node_config(str(path), {})
     path.write_text("concurrency = [\n")
-    with pytest.raises(SettingsError, match="invalid TOML"):
+    with pytest.raises(SettingsError, match="not valid TOML"):
         load_node_config(str(path), {})
     with pytest.raises(SettingsError, match="allow_headers"):
         load_node_config(None, {"allow_headers": ["bad header"]})

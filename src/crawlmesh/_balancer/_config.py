@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from .._exceptions import SettingsError
-from .._tokens import read_token_file
+from .._files import read_token_file, read_toml_file
 from ._types import NodeSpec
 
 __all__ = ["load_nodes_file", "validate_nodes"]
@@ -78,13 +77,7 @@ def load_nodes_file(path: str | os.PathLike[str]) -> list[NodeSpec]:
         SettingsError: unreadable file, invalid TOML, or an invalid node.
     """
     source = f"nodes file {os.fspath(path)}"
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise SettingsError(f"cannot read {source}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{source} is not valid TOML: {exc}") from None
+    data = read_toml_file(path, "nodes file")
     unknown = sorted(set(data) - {"nodes"})
     if unknown:
         raise SettingsError(f"{source}: unknown top-level keys {unknown}; expected [[nodes]]")

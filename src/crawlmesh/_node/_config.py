@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from typing import Annotated, Any
 
 import msgspec
 
 from .._exceptions import SettingsError
-from .._tokens import read_token_file
+from .._files import read_token_file, read_toml_file
 from .._transport._guard import AddressGuard
 
 __all__ = ["DEFAULT_ALLOWED_HEADERS", "NodeConfig", "load_node_config", "read_tokens"]
@@ -164,13 +163,7 @@ def load_node_config(path: str | None, overrides: dict[str, Any]) -> NodeConfig:
     """
     data: dict[str, Any] = {}
     if path:
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except OSError as exc:
-            raise SettingsError(f"node config {path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"node config {path}: invalid TOML: {exc}") from None
+        data = read_toml_file(path, "node config")
         data = data.get("node", data)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
