@@ -159,10 +159,17 @@ def run_node(config: NodeConfig) -> int:
                 max_queue=config.max_queue,
             )
 
+    failed: BaseException | None = None
     try:
         trio.run(main)
-    except OSError as exc:
-        print(f"crawlmesh: error: cannot listen on {config.host}:{config.port}: {exc}",
-              file=sys.stderr)  # fmt: skip
+    except* OSError as group:  # binding failed (the port is taken, ...), inside nurseries
+        failed = group
+        while isinstance(failed, BaseExceptionGroup):
+            failed = failed.exceptions[0]
+    if failed is not None:
+        print(
+            f"crawlmesh: error: cannot listen on {config.host}:{config.port}: {failed}",
+            file=sys.stderr,
+        )
         return 1
     return 0

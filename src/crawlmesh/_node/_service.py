@@ -175,7 +175,7 @@ class NodeService:
         )
 
     async def metrics_endpoint(self, request: HttpRequest) -> HttpResponse:
-        client = request.client.host if request.client else "unknown"
+        client = _client_key(request)
         try:
             self._authorize(request, client)
         except Refusal as refusal:
@@ -184,7 +184,7 @@ class NodeService:
 
     async def scrape(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        client = _client_key(request.client.host if request.client else "unknown")
+        client = _client_key(request)
         try:
             response, code = await self._scrape(request, client)
         except Refusal as refusal:
@@ -218,8 +218,7 @@ class NodeService:
             self.admission.admit()
             try:
                 job = await self._read(request)
-                job.tenant = tenant
-                return await self._run(job, client)
+                return await self._run(job, client, tenant)
             finally:
                 self.admission.leave()
         finally:
@@ -286,7 +285,7 @@ class NodeService:
             raise Refusal(408, "invalid_request", "the request body came too slowly", 0)
         return b"".join(chunks)
 
-    async def _run(self, job: Validated, client: str) -> tuple[HttpResponse, str]:
+    async def _run(self, job: Validated, client: str, tenant: int) -> tuple[HttpResponse, str]:
         # A queued request waits no longer than it would for its target.
         with trio.move_on_after(job.timeout) as waited:
             await self.admission.wait_slot()
@@ -296,16 +295,16 @@ class NodeService:
                 self.config.retry_after,
             )  # fmt: skip
         try:
-            return await self._fetch(job, client)
+            return await self._fetch(job, client, tenant)
         finally:
             self.admission.release_slot()
 
-    async def _fetch(self, job: Validated, client: str) -> tuple[HttpResponse, str]:
+    async def _fetch(self, job: Validated, client: str, tenant: int) -> tuple[HttpResponse, str]:
         scrape = job.scrape
         session = scrape.session_id
         if session is not None:
             # Sessions are per token: another client's guess reaches nothing.
-            session = f"{job.tenant}:{session}"
+            session = f"{tenant}:{session}"
         if session is not None and scrape.reset_session:
             self._transport.forget_session(session)
         request = Request(
@@ -322,11 +321,11 @@ class NodeService:
             max_response_size=job.max_size,
             max_redirects=self.config.max_redirects,
         )
+        deadline = job.timeout + self.config.connect_timeout
         try:
-            with trio.fail_after(job.timeout + self.config.connect_timeout):
+            with trio.fail_after(deadline):
                 response = await self._transport.fetch(request, options)
         except trio.TooSlowError:
-            deadline = job.timeout + self.config.connect_timeout
             error = FetchTimeout(
                 f"no complete answer within {deadline:g} s", request=request, kind="total_timeout"
             )
@@ -370,9 +369,10 @@ class NodeService:
         return _error(status, detail.code, detail.message, kind=detail.kind), detail.code
 
 
-def _client_key(host: str) -> str:
+def _client_key(request: HttpRequest) -> str:
     """Whom per-client limits count: an IPv4 address, or an IPv6 /64 (one
     subscriber's usual allocation, so rotating addresses gains nothing)."""
+    host = request.client.host if request.client else "unknown"
     if ":" in host:
         try:
             return str(ipaddress.IPv6Network(f"{host}/64", strict=False))

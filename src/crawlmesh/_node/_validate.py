@@ -27,7 +27,7 @@ class Invalid(Exception):
 class Validated:
     """A scrape request that passed, with its body decoded and limits applied."""
 
-    __slots__ = ("body", "headers", "max_size", "scrape", "tenant", "timeout")
+    __slots__ = ("body", "headers", "max_size", "scrape", "timeout")
 
     def __init__(
         self, scrape: ScrapeRequest, body: bytes, headers: dict[str, str], timeout: float,
@@ -38,8 +38,6 @@ class Validated:
         self.headers = headers
         self.timeout = timeout
         self.max_size = max_size
-        self.tenant = 0
-        """Which token the client presented: sessions are kept per token."""
 
 
 def validate(scrape: ScrapeRequest, config: NodeConfig) -> Validated:
