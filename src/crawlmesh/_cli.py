@@ -307,8 +307,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     keys = (
         "host", "port", "name", "region", "token_file", "no_auth", "allow_private",
         "allow_networks", "concurrency", "max_queue", "client_rate", "client_burst",
-        "client_concurrency",
-        "drain_timeout",
+        "client_concurrency", "drain_timeout",
     )  # fmt: skip
     config = load_node_config(args.config, {key: getattr(args, key) for key in keys})
     configure_logging(args.log_level, json=args.log_format == "json")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -146,12 +148,17 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return None
 
 
-def _matches(name: str, patterns: Any) -> bool:
-    for pattern in patterns:
-        p = pattern.lower()
-        if name == p or (p.endswith("*") and name.startswith(p[:-1])):
-            return True
-    return False
+@functools.lru_cache(maxsize=8)
+def _rule(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Header patterns as exact names and name prefixes (``x-*``), lower-cased."""
+    lowered = [p.lower() for p in patterns]
+    exact = frozenset(p for p in lowered if not p.endswith("*"))
+    return exact, tuple(p[:-1] for p in lowered if p.endswith("*"))
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    exact, prefixes = _rule(tuple(patterns))
+    return name in exact or name.startswith(prefixes)
 
 
 def load_node_config(path: str | None, overrides: dict[str, Any]) -> NodeConfig:

@@ -215,7 +215,9 @@ class DirectTransport:
 
 
 def _trim(jar: httpx.Cookies) -> None:
-    """Keep at most MAX_COOKIES_PER_JAR cookies in ``jar``, dropping the oldest set."""
+    """Keep at most MAX_COOKIES_PER_JAR cookies in ``jar``: expired ones go
+    first, then the earliest stored (the jar orders by domain, path, then
+    name, each as first seen)."""
     cookies = jar.jar
     excess = len(cookies) - MAX_COOKIES_PER_JAR
     if excess > 0:

@@ -126,8 +126,8 @@ class AddressGuard:
         """The addresses of ``host`` a connection may use, in resolver order.
 
         Raises:
-            ClassifiedError: DNS failed (``connect_error``) or every address
-                is refused (``blocked_address``).
+            httpx.ConnectError: the name does not resolve.
+            ClassifiedError: every address is refused (``blocked_address``).
         """
         literal = _literal(host)
         if literal is not None:
