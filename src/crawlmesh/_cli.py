@@ -18,10 +18,9 @@ from ._balancer._check import check_nodes
 from ._demosite import DemoSite, open_demo_nodes
 from ._engine import Engine
 from ._exceptions import SettingsError, UsageError
-from ._export import JsonLinesWriter
 from ._loader import load_spider_class
 from ._log import configure_logging
-from ._run import resolve_settings, run_engine
+from ._run import Sinks, open_sinks, resolve_settings, run_engine
 from ._settings import parse_override
 from ._site_server import open_site_server
 from ._spider import Spider
@@ -82,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="a spider argument (repeatable)",
+    )
+    crawl.add_argument(
+        "--jobdir",
+        metavar="DIR",
+        help="keep the crawl's state in DIR; the same command again resumes it",
     )
     common(crawl)
 
@@ -175,18 +179,9 @@ def _spider_args(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _open_output(path: str | None) -> JsonLinesWriter:
-    if path is None or path == "-":
-        return JsonLinesWriter(sys.stdout.buffer)
-    try:
-        return JsonLinesWriter(path)
-    except OSError as exc:
-        raise UsageError(f"cannot open output file {path!r}: {exc.strerror}") from None
-
-
 def _prepare(
     args: argparse.Namespace, spider_cls: type[Spider], spider_kwargs: dict[str, Any]
-) -> tuple[Engine, JsonLinesWriter, JsonLinesWriter | None]:
+) -> tuple[Engine, Sinks]:
     settings = resolve_settings(
         spider_cls, settings_file=args.settings, overrides=_overrides(args), override_source="-s"
     )
@@ -195,14 +190,11 @@ def _prepare(
         spider = spider_cls(**spider_kwargs)
     except TypeError as exc:
         raise UsageError(f"cannot create spider {spider_cls.__name__}: {exc}") from None
-    items = _open_output(args.output)
-    errors = None
-    if args.errors:
-        try:
-            errors = JsonLinesWriter(args.errors)
-        except OSError as exc:
-            raise UsageError(f"cannot open errors file {args.errors!r}: {exc.strerror}") from None
-    return Engine(spider, settings, items=items, errors=errors), items, errors
+    sinks = open_sinks(
+        spider, output=args.output, errors=args.errors, jobdir=getattr(args, "jobdir", None)
+    )
+    engine = Engine(spider, settings, items=sinks.items, errors=sinks.errors, jobdir=sinks.jobdir)
+    return engine, sinks
 
 
 def _finish(engine: Engine, stats: CrawlStats, args: argparse.Namespace, code: int) -> int:
@@ -228,13 +220,11 @@ def _finish(engine: Engine, stats: CrawlStats, args: argparse.Namespace, code: i
 
 def _cmd_crawl(args: argparse.Namespace) -> int:
     spider_cls = load_spider_class(args.spider)
-    engine, items, errors = _prepare(args, spider_cls, _spider_args(args.spider_args))
+    engine, sinks = _prepare(args, spider_cls, _spider_args(args.spider_args))
     try:
         stats, code = trio.run(run_engine, engine)
     finally:
-        items.close()
-        if errors is not None:
-            errors.close()
+        sinks.close()
     return _finish(engine, stats, args, code)
 
 
@@ -272,13 +262,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     # Weighted round-robin shows shares that match the weights; -s can change it.
     args.overrides.insert(0, "balancer.strategy=weighted")
-    engine, items, errors = _prepare(args, spider_cls, {})
+    engine, sinks = _prepare(args, spider_cls, {})
     try:
         stats, code = trio.run(main)
     finally:
-        items.close()
-        if errors is not None:
-            errors.close()
+        sinks.close()
     return _finish(engine, stats, args, code)
 
 

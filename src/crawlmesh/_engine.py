@@ -37,6 +37,7 @@ from ._callbacks import iterate_result
 from ._exceptions import CircuitOpen, FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
+from ._jobdir import JobDir, NotPersistable
 from ._log import configure_logging
 from ._politeness import Politeness
 from ._progress import report_progress
@@ -63,6 +64,19 @@ log = structlog.get_logger("crawlmesh.engine")
 _PUSHBACK_STATUSES = frozenset({429, 503})
 _Dispatched = tuple[str, Request]  # (domain, request)
 _Item = tuple[Any, Request]  # (item, the request whose callback produced it)
+
+
+class _Page:
+    """With a job directory: one request's items, exported as one batch
+    and journaled as finished with it (``finished``: False when a shutdown
+    interrupted it, so a resume fetches it again)."""
+
+    __slots__ = ("finished", "items", "request")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.items: list[Any] = []
+        self.finished = True
 
 
 class _Outcome:
@@ -93,6 +107,8 @@ class Engine:
         transport: the fetch transport (default: :class:`DirectTransport`).
         frontier: queued requests (default: in memory).
         dupefilter: seen fingerprints (default: in memory).
+        jobdir: keep the crawl's state there, and resume from it (it is
+            also the dupe filter).
     """
 
     def __init__(
@@ -105,6 +121,7 @@ class Engine:
         transport: Transport | None = None,
         frontier: Frontier | None = None,
         dupefilter: DupeFilter | None = None,
+        jobdir: JobDir | None = None,
     ) -> None:
         self.spider = spider
         self.settings = settings
@@ -113,7 +130,8 @@ class Engine:
         self._errors = errors
         self._transport: Transport = transport or build_transport(settings)
         self.balancer: Balancer | None = getattr(self._transport, "balancer", None)
-        self._frontier: Frontier = frontier or MemoryFrontier()
+        # (``is None``, not ``or``: an empty frontier or dupe filter is falsy.)
+        self._frontier: Frontier = MemoryFrontier() if frontier is None else frontier
         self._options = FetchOptions(
             connect_timeout=settings.timeouts.connect,
             read_timeout=settings.timeouts.read,
@@ -138,8 +156,10 @@ class Engine:
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
         self._retrier = Retrier(settings.retry)
         self.stats = StatsCollector()
+        self._jobdir = jobdir
+        seen: DupeFilter = MemoryDupeFilter() if dupefilter is None else dupefilter
         self._admission = Admission(
-            dupefilter or MemoryDupeFilter(),
+            seen if jobdir is None else jobdir,
             allowed_domains=spider.allowed_domains,
             depth_limit=settings.depth_limit,
             filtered=self.stats.filtered,
@@ -157,7 +177,7 @@ class Engine:
         self._inflight: set[trio.CancelScope] = set()
         self._nursery: trio.Nursery | None = None
         self.output_error: OSError | None = None
-        self._item_recv: trio.MemoryReceiveChannel[_Item] | None = None
+        self._item_recv: trio.MemoryReceiveChannel[_Item | _Page] | None = None
 
     # -- public ------------------------------------------------------------
 
@@ -195,10 +215,12 @@ class Engine:
         recv = self._item_recv
         while recv is not None and self.output_error is None:
             try:
-                item, request = recv.receive_nowait()
+                message = recv.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-            if self._export_one(item, request):
+            if isinstance(message, _Page):
+                written += self._export_page(message)
+            elif self._export_one(*message):
                 written += 1
         return written
 
@@ -208,6 +230,8 @@ class Engine:
             # Library use without configure_logging(): keep stdout for items.
             configure_logging(self.settings.log_level)
         self.stats.started = trio.current_time()
+        if self._jobdir is not None:
+            self._resume(self._jobdir)
         concurrency = self.settings.concurrency
         try:
             async with trio.open_nursery() as outer:
@@ -222,20 +246,29 @@ class Engine:
                     outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
                 fetch_send, fetch_recv = trio.open_memory_channel[_Dispatched](0)
                 parse_send, parse_recv = trio.open_memory_channel[_Outcome](concurrency)
-                item_send, item_recv = trio.open_memory_channel[_Item](256)
+                item_send, item_recv = trio.open_memory_channel[_Item | _Page](256)
                 self._item_recv = item_recv
                 async with trio.open_nursery() as stages:
                     stages.start_soon(self._export_stage, item_recv)
                     stages.start_soon(self._parse_stage, parse_recv, item_send)
                     stages.start_soon(self._fetch_stage, fetch_recv, parse_send)
                     stages.start_soon(self._dispatch_stage, fetch_send)
-                    stages.start_soon(self._start_stage)
+                    if not self._start_done:
+                        stages.start_soon(self._start_stage)
                 # Everything has drained: stop the shutdown deadline and progress.
                 outer.cancel_scope.cancel()
         finally:
             self._nursery = None
             reason = self._stop_reason or "finished"
             self._account_unfinished(reason)
+            if self._jobdir is not None:
+                self._jobdir.close(self.stats, self._items.length())
+                if self.stats.unfinished:
+                    log.info(
+                        "job saved: the same command again resumes it",
+                        jobdir=str(self._jobdir.path),
+                        unfinished=self.stats.unfinished,
+                    )
             await self._transport.aclose()
         try:
             await self.spider.closed(reason)
@@ -277,11 +310,17 @@ class Engine:
         parts = self._admission.admit(request, parent)
         if parts is None:
             return False
+        host = parts.hostname or ""
+        if self._jobdir is not None:
+            try:
+                self._jobdir.queued(host, request)  # (a stop keeps it for the resume)
+            except NotPersistable as exc:
+                self._fail(request, "not_persistable", str(exc), parent=parent)
+                return False
         if self._stop_reason is not None:
             # Nothing new is scheduled while stopping, but nothing is lost.
             self._unfinished(request, f"not scheduled: crawl stopping ({self._stop_reason})")
             return False
-        host = parts.hostname or ""
         if self.settings.robots.obey and not self._robots.is_loaded(parts):
             # One request at a time until robots.txt (and its Crawl-delay) is known.
             self._politeness.hold(host)
@@ -316,6 +355,8 @@ class Engine:
                 log.error("start() raised", error=repr(exc), exc_info=True)
                 self.stats.errors["start_error"] += 1
         self._start_done = True
+        if self._jobdir is not None and self._stop_reason is None:
+            self._jobdir.mark_start_done()
         self._notify()
 
     async def _dispatch_stage(self, fetch_send: trio.MemorySendChannel[_Dispatched]) -> None:
@@ -379,6 +420,7 @@ class Engine:
                     CircuitOpen.kind,
                     f"no node could serve {domain} for {timeout:g} s: circuit breakers open",
                 )
+                self._finished(request)
                 self._done_one()
         self._expired.clear()
 
@@ -415,6 +457,7 @@ class Engine:
                     self._changed.set()
                 if outcome is None:
                     self._retrier.done(request)
+                    self._finished(request)
                     self._done_one()
                     continue
                 if isinstance(outcome.error, CircuitOpen) and self._stop_reason is None:
@@ -548,7 +591,7 @@ class Engine:
     async def _parse_stage(
         self,
         parse_recv: trio.MemoryReceiveChannel[_Outcome],
-        item_send: trio.MemorySendChannel[_Item],
+        item_send: trio.MemorySendChannel[_Item | _Page],
     ) -> None:
         async with parse_recv, item_send, trio.open_nursery() as nursery:
             for _ in range(self.settings.parse_workers):
@@ -557,17 +600,25 @@ class Engine:
     async def _parse_worker(
         self,
         parse_recv: trio.MemoryReceiveChannel[_Outcome],
-        item_send: trio.MemorySendChannel[_Item],
+        item_send: trio.MemorySendChannel[_Item | _Page],
     ) -> None:
         async with parse_recv, item_send:
             async for outcome in parse_recv:
+                page = _Page(outcome.request) if self._jobdir is not None else None
                 try:
-                    await self._handle_outcome(outcome, item_send)
+                    await self._handle_outcome(outcome, item_send, page)
                 finally:
+                    if page is not None:
+                        # A request cut off by the shutdown deadline is fetched again.
+                        page.finished = not isinstance(outcome.error, _Shutdown)
+                        await item_send.send(page)
                     self._done_one()
 
     async def _handle_outcome(
-        self, outcome: _Outcome, item_send: trio.MemorySendChannel[_Item]
+        self,
+        outcome: _Outcome,
+        item_send: trio.MemorySendChannel[_Item | _Page],
+        page: _Page | None = None,
     ) -> None:
         request = outcome.request
         response = outcome.response
@@ -597,7 +648,7 @@ class Engine:
                 arg = response
         try:
             result = callback(arg, **request.cb_kwargs)
-            await self._consume(result, request, item_send)
+            await self._consume(result, request, item_send, page)
         except Exception as exc:
             name = getattr(callback, "__qualname__", repr(callback))
             log.error(
@@ -618,25 +669,72 @@ class Engine:
         self,
         result: Any,
         parent: Request,
-        item_send: trio.MemorySendChannel[_Item],
+        item_send: trio.MemorySendChannel[_Item | _Page],
+        page: _Page | None,
     ) -> None:
         async for out in iterate_result(result):
-            await self._emit(out, parent, item_send)
-
-    async def _emit(
-        self, out: Any, parent: Request, item_send: trio.MemorySendChannel[_Item]
-    ) -> None:
-        if isinstance(out, Request):
-            self.schedule(out, parent)
-        elif out is not None:
-            await item_send.send((out, parent))
+            if isinstance(out, Request):
+                self.schedule(out, parent)
+            elif out is None:
+                continue
+            elif page is not None:
+                page.items.append(out)  # exported with the page, all at once
+            else:
+                await item_send.send((out, parent))
 
     # -- export --------------------------------------------------------------
 
-    async def _export_stage(self, item_recv: trio.MemoryReceiveChannel[_Item]) -> None:
+    async def _export_stage(self, item_recv: trio.MemoryReceiveChannel[_Item | _Page]) -> None:
         async with item_recv:
-            async for item, request in item_recv:
-                self._export_one(item, request)
+            async for message in item_recv:
+                if isinstance(message, _Page):
+                    self._export_page(message)
+                else:
+                    self._export_one(*message)
+
+    def _export_page(self, page: _Page) -> int:
+        """Write a page's items, then journal it as finished, with nothing
+        between that could let another page's items in; returns how many
+        items were written."""
+        written = sum(self._export_one(item, page.request) for item in page.items)
+        if page.finished and self.output_error is None:
+            # (Items that could not be written leave the page to a resume.)
+            self._finished(page.request)
+        return written
+
+    def _finished(self, request: Request) -> None:
+        """With a job directory: ``request`` ended; commit with the items
+        file's length."""
+        jobdir = self._jobdir
+        if jobdir is not None:
+            jobdir.finished(request)
+            jobdir.commit(self._items.length(), self.stats)
+
+    def _resume(self, jobdir: JobDir) -> None:
+        """Carry on from the job directory: its stats, the items file cut to
+        what was committed, and every request not finished queued again."""
+        jobdir.restore_stats(self.stats)
+        length = jobdir.items_length
+        current = self._items.length()
+        if length is not None and current is not None and current > length:
+            self._items.truncate(length)
+            log.info("items file cut to the last committed page", bytes=current - length)
+        pending = jobdir.pending()
+        obey = self.settings.robots.obey
+        for domain, request in pending:
+            if obey:
+                self._politeness.hold(domain)  # until its robots.txt is known, as in schedule()
+            self._frontier.push(domain, request)
+        self._pending += len(pending)
+        self._start_done = jobdir.start_done
+        if jobdir.resumed:
+            log.info(
+                "resuming",
+                jobdir=str(jobdir.path),
+                queued=len(pending),
+                seen=len(jobdir),
+                start_done=self._start_done,
+            )
 
     def _export_one(self, item: Any, request: Request) -> bool:
         """Write one item; False if it was refused, over the limit or lost."""
@@ -685,7 +783,8 @@ class Engine:
 
     def _unfinished(self, request: Request, reason: str) -> None:
         self.stats.unfinished += 1
-        self._record(request, "unfinished", reason, None, None)
+        if self._jobdir is None:  # (else the job directory keeps it for a resume)
+            self._record(request, "unfinished", reason, None, None)
 
     def _record(
         self,

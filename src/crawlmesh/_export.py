@@ -8,6 +8,7 @@ a torn line and sees each line as soon as it is produced.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from typing import Any, BinaryIO
 
@@ -85,6 +86,15 @@ class JsonLinesWriter:
         if not record.time:
             record.time = time.time()
         self.write(record)
+
+    def length(self) -> int | None:
+        """Bytes in the file, or None when it is not a regular file (a pipe)."""
+        st = os.fstat(self._fd)
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def truncate(self, length: int) -> None:
+        """Cut the file to ``length`` bytes (resuming a job: see ``--jobdir``)."""
+        os.ftruncate(self._fd, length)
 
     def close(self) -> None:
         if self._owned and self._fd >= 0:

@@ -13,16 +13,73 @@ import structlog
 import trio
 
 from ._engine import Engine
+from ._exceptions import UsageError
 from ._export import JsonLinesWriter
+from ._jobdir import JobDir
 from ._settings import Settings, load_settings, read_settings_file
 from ._spider import Spider
 from ._stats import CrawlStats
 
-__all__ = ["crawl", "resolve_settings", "run_engine"]
+__all__ = ["Sinks", "crawl", "open_sinks", "resolve_settings", "run_engine"]
 
 log = structlog.get_logger("crawlmesh")
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Sinks:
+    """Where a crawl keeps what it produces: its items, its errors file and
+    its job directory (each opened by :func:`open_sinks`)."""
+
+    def __init__(
+        self, items: JsonLinesWriter, errors: JsonLinesWriter | None, jobdir: JobDir | None
+    ) -> None:
+        self.items = items
+        self.errors = errors
+        self.jobdir = jobdir
+
+    def close(self) -> None:
+        self.items.close()
+        if self.errors is not None:
+            self.errors.close()
+
+
+def open_sinks(
+    spider: Spider,
+    *,
+    output: str | os.PathLike[str] | BinaryIO | None,
+    errors: str | os.PathLike[str] | None,
+    jobdir: str | os.PathLike[str] | None,
+) -> Sinks:
+    """Open the items file (stdout for None or ``"-"``), the errors file and
+    the job directory. A resumed job appends to its files (the engine cuts
+    the items file back to what was committed); a new one starts them afresh.
+
+    Raises:
+        UsageError: a file cannot be opened (naming it).
+        SettingsError: the job directory cannot be opened.
+    """
+    job = JobDir(jobdir, spider) if jobdir is not None else None
+    resume = job is not None and job.resumed
+    if output is None or output == "-":
+        output = sys.stdout.buffer
+    try:
+        items = JsonLinesWriter(output, append=resume)
+    except OSError as exc:
+        raise UsageError(f"cannot open output file {output!r}: {exc.strerror}") from None
+    if resume and items.length() is None:
+        log.warning(
+            "resuming with items on a pipe: the items of pages in flight when the "
+            "crawl was killed may appear again (-o FILE avoids it)"
+        )
+    error_log = None
+    if errors is not None:
+        try:
+            error_log = JsonLinesWriter(errors, append=resume)
+        except OSError as exc:
+            items.close()
+            raise UsageError(f"cannot open errors file {errors!r}: {exc.strerror}") from None
+    return Sinks(items, error_log, job)
 
 
 def resolve_settings(
@@ -94,6 +151,7 @@ def crawl(
     settings: Mapping[str, Any] | Settings | None = None,
     output: str | os.PathLike[str] | BinaryIO | None = None,
     errors: str | os.PathLike[str] | None = None,
+    jobdir: str | os.PathLike[str] | None = None,
     **spider_args: Any,
 ) -> CrawlStats:
     """Run a spider to the end and return its stats (blocking; starts Trio).
@@ -105,17 +163,18 @@ def crawl(
         output: where items go as JSON lines (a path or binary file); stdout
             by default.
         errors: a path for the errors file (failed requests, JSON lines).
+        jobdir: keep the crawl's state in this directory; the same call
+            again resumes it (as ``crawlmesh crawl --jobdir``).
     """
     instance = spider if isinstance(spider, Spider) else spider(**spider_args)
     if not isinstance(settings, Settings):
         settings = resolve_settings(type(instance), overrides=settings)
-    items = JsonLinesWriter(output if output is not None else sys.stdout.buffer)
-    error_log = JsonLinesWriter(errors) if errors is not None else None
+    sinks = open_sinks(instance, output=output, errors=errors, jobdir=jobdir)
     try:
-        engine = Engine(instance, settings, items=items, errors=error_log)
+        engine = Engine(
+            instance, settings, items=sinks.items, errors=sinks.errors, jobdir=sinks.jobdir
+        )
         stats, _ = trio.run(partial(run_engine, engine, handle_signals=False))
     finally:
-        items.close()
-        if error_log is not None:
-            error_log.close()
+        sinks.close()
     return stats

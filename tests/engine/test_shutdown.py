@@ -76,9 +76,9 @@ class Crawl:
         except subprocess.TimeoutExpired:
             pytest.fail(f"crawl still running {timeout} s later:\n{self.stderr()}")
 
-    def stderr(self) -> str:
+    def stderr(self, tail: int = 4000) -> str:
         self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")[-4000:]
+        return self.stderr_path.read_text(errors="replace")[-tail:]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -260,3 +260,42 @@ def test_hanging_request_does_not_hold_back_its_host(
     finally:
         c.signal(signal.SIGINT)
         c.wait()
+
+
+# -- --jobdir: pause and resume ------------------------------------------------
+
+
+def skus(c: Crawl) -> list[str]:
+    return [item["sku"] for item in whole_lines(c.items.read_bytes())]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT])
+def test_a_killed_or_stopped_crawl_resumes_and_yields_each_item_once(
+    crawl: Any, slow_site_url: str, signum: int
+) -> None:
+    args = ("--jobdir", "job", "--errors", "errors.jsonl", "-s", "concurrency=8")
+    first = crawl(f"{slow_site_url}/p/0", *args)
+    first.wait_for_items(120)
+    first.signal(signum)
+    first.wait()
+    before = len(skus(first)) if signum == signal.SIGINT else None
+    second = crawl(f"{slow_site_url}/p/0", *args)
+    assert second.wait(60) == 0, second.stderr()
+    assert "resuming" in second.stderr(tail=10**7)
+    found = skus(second)
+    assert len(found) == len(set(found)), "an item was delivered twice"
+    assert len(found) == ITEM_PAGES
+    stats = final_stats(second.stderr())
+    assert stats["items"] == ITEM_PAGES  # the counts carry over the resume
+    if before is not None:
+        assert found[:before] == skus(first)[:before]  # a clean stop cuts nothing
+
+
+def test_a_finished_job_does_nothing_again(crawl: Any, slow_site_url: str) -> None:
+    args = ("--jobdir", "job", "-s", "concurrency=16")
+    first = crawl(f"{slow_site_url}/p/0", *args)
+    assert first.wait(60) == 0, first.stderr()
+    second = crawl(f"{slow_site_url}/p/0", *args)
+    assert second.wait(30) == 0, second.stderr()
+    assert len(skus(second)) == ITEM_PAGES
+    assert final_stats(second.stderr())["pages"] == final_stats(first.stderr())["pages"]

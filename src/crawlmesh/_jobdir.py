@@ -1,0 +1,288 @@
+"""Pause and resume on one machine: a crawl's state in SQLite (``--jobdir``).
+
+``DIR/state.sqlite`` (WAL mode, one connection, one open transaction) holds:
+
+* ``queue``: every request the crawl accepted and has not finished, as a
+  record naming its callback (a spider method) instead of holding it;
+* ``seen``: the fingerprint of every request admitted (the dupe filter, so
+  the fingerprints stay on disk, 16 bytes each plus the B-tree's overhead,
+  instead of Python objects);
+* ``meta``: the committed length of the items file, whether ``start()`` ran
+  to its end, and the counters of the stats.
+
+A finished page's items are written as one batch; then its row is deleted
+and the transaction committed with the items file's new length, with no
+``await`` in between. After a crash or a SIGKILL, resuming truncates the
+items file to the last committed length and queues again every request not
+finished (those whose items were cut included), so each page's items appear
+once. Requests a page yielded were committed with or before it: a page
+fetched again yields them again and the dupe filter drops them.
+
+A commit survives the process being killed (WAL with ``synchronous=NORMAL``;
+only a power cut may lose the last ones).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ._exceptions import SettingsError
+from ._request import Request
+from ._spider import Spider
+from ._stats import StatsCollector
+
+__all__ = ["JobDir", "NotPersistable"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY, domain TEXT NOT NULL, request BLOB);
+CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
+"""
+_COUNTERS = ("pages", "bytes", "scheduled")
+_COUNTER_MAPS = ("errors", "filtered", "status")
+
+
+class NotPersistable(Exception):
+    """A request the job directory cannot store (its callback is not a
+    method of the spider, or its meta cannot be serialized)."""
+
+
+class _Record(msgspec.Struct, array_like=True):
+    url: str
+    callback: str | None
+    errback: str | None
+    method: str
+    headers: dict[str, str] | None
+    body: bytes
+    priority: int
+    meta: dict[str, Any]
+    cb_kwargs: dict[str, Any]
+    dont_filter: bool
+    depth: int
+    region: str | None
+    session: str | None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(_Record)
+
+
+class JobDir:
+    """One crawl's durable state; also its dupe filter.
+
+    Args:
+        directory: created if missing.
+        spider: whose methods stored callbacks name.
+
+    Raises:
+        SettingsError: the directory or its database cannot be opened.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], spider: Spider) -> None:
+        self.path = Path(directory)
+        self._spider = spider
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path / "state.sqlite", isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise SettingsError(f"--jobdir {os.fspath(directory)}: {exc}") from None
+        self._db = db
+        self.resumed = db.execute("SELECT count(*) FROM meta").fetchone()[0] > 0
+        self._seen = db.execute("SELECT count(*) FROM seen").fetchone()[0]
+        # id(request) -> (request, its queue row). Holding the request keeps
+        # its id from being reused by another while the row is open.
+        self._rows: dict[int, tuple[Request, int]] = {}
+        db.execute("BEGIN")
+
+    # -- the dupe filter ---------------------------------------------------------
+
+    def add(self, fp: bytes) -> bool:
+        """Record ``fp``; True if it was new."""
+        new = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,)).rowcount == 1
+        self._seen += new
+        return new
+
+    def __len__(self) -> int:
+        return int(self._seen)
+
+    # -- the queue -------------------------------------------------------------
+
+    def queued(self, domain: str, request: Request) -> None:
+        """Store ``request`` (once: a request queued again keeps its row).
+
+        Raises:
+            NotPersistable: see the class.
+        """
+        if id(request) in self._rows:
+            return
+        blob = self._encode(request)
+        row = self._db.execute(
+            "INSERT INTO queue (domain, request) VALUES (?, ?)", (domain, blob)
+        ).lastrowid
+        assert row is not None
+        self._rows[id(request)] = (request, row)
+
+    def finished(self, request: Request) -> None:
+        """Forget ``request``: it ended (fetched and handled, or failed)."""
+        entry = self._rows.pop(id(request), None)
+        if entry is not None:
+            self._db.execute("DELETE FROM queue WHERE id = ?", (entry[1],))
+
+    def commit(self, items_length: int | None, stats: StatsCollector | None = None) -> None:
+        """Commit what changed, with the items file's length (None: not a file)."""
+        db = self._db
+        if items_length is not None:
+            self._put("items_length", items_length)
+        if stats is not None:
+            # With every commit, so the counts match what was committed.
+            self.save_stats(stats)
+        db.execute("COMMIT")
+        db.execute("BEGIN")
+
+    def save_stats(self, stats: StatsCollector) -> None:
+        """Store the counters that carry over a resume."""
+        data: dict[str, Any] = {name: getattr(stats, name) for name in _COUNTERS}
+        data.update({name: dict(getattr(stats, name)) for name in _COUNTER_MAPS})
+        data["items"] = stats.items
+        self._put("stats", data)
+
+    def mark_start_done(self) -> None:
+        self._put("start_done", True)
+
+    def close(self, stats: StatsCollector, items_length: int | None) -> None:
+        """Save the stats, commit and close."""
+        self.save_stats(stats)
+        self.commit(items_length)
+        self._db.execute("COMMIT")
+        self._db.close()
+
+    # -- resuming --------------------------------------------------------------
+
+    @property
+    def start_done(self) -> bool:
+        return bool(self._get("start_done", False))
+
+    @property
+    def items_length(self) -> int | None:
+        value = self._get("items_length", None)
+        return None if value is None else int(value)
+
+    def restore_stats(self, stats: StatsCollector) -> None:
+        """Add the counters of earlier runs to ``stats``."""
+        data = self._get("stats", None)
+        if not data:
+            return
+        for name in _COUNTERS:
+            setattr(stats, name, getattr(stats, name) + int(data.get(name, 0)))
+        for name in _COUNTER_MAPS:
+            counter: Counter[Any] = getattr(stats, name)
+            for key, value in data.get(name, {}).items():
+                counter[int(key) if name == "status" else key] += value
+        stats.items += int(data.get("items", 0))
+
+    def pending(self) -> list[tuple[str, Request]]:
+        """Every stored request not finished, in the order they were queued.
+
+        Raises:
+            SettingsError: a stored callback names a method the spider no
+                longer has.
+        """
+        out: list[tuple[str, Request]] = []
+        rows = self._db.execute("SELECT id, domain, request FROM queue ORDER BY id").fetchall()
+        for row, domain, blob in rows:
+            request = self._decode(blob)
+            self._rows[id(request)] = (request, row)
+            out.append((domain, request))
+        return out
+
+    # -- encoding --------------------------------------------------------------
+
+    def _name(self, fn: Callable[..., Any] | None, what: str) -> str | None:
+        if fn is None:
+            return None
+        name = getattr(fn, "__name__", "")
+        if (
+            getattr(fn, "__self__", None) is self._spider
+            and getattr(self._spider, name, None) == fn
+        ):
+            return str(name)
+        raise NotPersistable(
+            f"the {what} {fn!r} is not a method of the spider: --jobdir stores callbacks by name"
+        )
+
+    def _encode(self, request: Request) -> bytes:
+        record = _Record(
+            request.url,
+            self._name(request.callback, "callback"),
+            self._name(request.errback, "errback"),
+            request.method,
+            request.headers,
+            request.body,
+            request.priority,
+            request.meta,
+            request.cb_kwargs,
+            request.dont_filter,
+            request.depth,
+            request.region,
+            request.session,
+        )
+        try:
+            return b"m" + _encoder.encode(record)
+        except (TypeError, msgspec.EncodeError):
+            pass  # meta holding other types: pickle keeps them
+        try:
+            return b"p" + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise NotPersistable(f"meta or cb_kwargs cannot be stored: {exc}") from None
+
+    def _decode(self, blob: bytes) -> Request:
+        if blob[:1] == b"p":
+            record: _Record = pickle.loads(blob[1:])  # our own file
+        else:
+            record = _decoder.decode(blob[1:])
+        return Request(
+            record.url,
+            callback=self._method(record.callback),
+            errback=self._method(record.errback),
+            method=record.method,
+            headers=record.headers,
+            body=record.body,
+            priority=record.priority,
+            meta=record.meta,
+            cb_kwargs=record.cb_kwargs,
+            dont_filter=record.dont_filter,
+            depth=record.depth,
+            region=record.region,
+            session=record.session,
+        )
+
+    def _method(self, name: str | None) -> Callable[..., Any] | None:
+        if name is None:
+            return None
+        method = getattr(self._spider, name, None)
+        if not callable(method):
+            raise SettingsError(
+                f"--jobdir {self.path}: a stored request names the callback {name!r}, "
+                f"which {type(self._spider).__name__} does not have"
+            )
+        return method  # type: ignore[no-any-return]
+
+    def _put(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, msgspec.json.encode(value))
+        )
+
+    def _get(self, key: str, default: Any) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else msgspec.json.decode(row[0])
