@@ -37,10 +37,11 @@ from ._callbacks import iterate_result
 from ._exceptions import CircuitOpen, FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
-from ._jobdir import JobDir, NotPersistable
+from ._jobdir import JobDir
 from ._log import configure_logging
 from ._politeness import Politeness
 from ._progress import report_progress
+from ._records import NotPersistable
 from ._request import Request
 from ._response import Response
 from ._retrying import Retrier

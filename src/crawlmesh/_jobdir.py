@@ -25,21 +25,20 @@ only a power cut may lose the last ones).
 from __future__ import annotations
 
 import os
-import pickle
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from ._exceptions import SettingsError
+from ._records import RequestCodec
 from ._request import Request
 from ._spider import Spider
 from ._stats import StatsCollector
 
-__all__ = ["JobDir", "NotPersistable"]
+__all__ = ["JobDir"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
@@ -48,31 +47,6 @@ CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
 """
 _COUNTERS = ("pages", "bytes", "scheduled")
 _COUNTER_MAPS = ("errors", "filtered", "status")
-
-
-class NotPersistable(Exception):
-    """A request the job directory cannot store (its callback is not a
-    method of the spider, or its meta cannot be serialized)."""
-
-
-class _Record(msgspec.Struct, array_like=True):
-    url: str
-    callback: str | None
-    errback: str | None
-    method: str
-    headers: dict[str, str] | None
-    body: bytes
-    priority: int
-    meta: dict[str, Any]
-    cb_kwargs: dict[str, Any]
-    dont_filter: bool
-    depth: int
-    region: str | None
-    session: str | None
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_Record)
 
 
 class JobDir:
@@ -88,7 +62,7 @@ class JobDir:
 
     def __init__(self, directory: str | os.PathLike[str], spider: Spider) -> None:
         self.path = Path(directory)
-        self._spider = spider
+        self._codec = RequestCodec(spider, f"--jobdir {os.fspath(directory)}")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path / "state.sqlite", isolation_level=None)
@@ -126,7 +100,7 @@ class JobDir:
         """
         if id(request) in self._rows:
             return
-        blob = self._encode(request)
+        blob = self._codec.encode(request)
         row = self._db.execute(
             "INSERT INTO queue (domain, request) VALUES (?, ?)", (domain, blob)
         ).lastrowid
@@ -201,82 +175,10 @@ class JobDir:
         out: list[tuple[str, Request]] = []
         rows = self._db.execute("SELECT id, domain, request FROM queue ORDER BY id").fetchall()
         for row, domain, blob in rows:
-            request = self._decode(blob)
+            request = self._codec.decode(blob)
             self._rows[id(request)] = (request, row)
             out.append((domain, request))
         return out
-
-    # -- encoding --------------------------------------------------------------
-
-    def _name(self, fn: Callable[..., Any] | None, what: str) -> str | None:
-        if fn is None:
-            return None
-        name = getattr(fn, "__name__", "")
-        if (
-            getattr(fn, "__self__", None) is self._spider
-            and getattr(self._spider, name, None) == fn
-        ):
-            return str(name)
-        raise NotPersistable(
-            f"the {what} {fn!r} is not a method of the spider: --jobdir stores callbacks by name"
-        )
-
-    def _encode(self, request: Request) -> bytes:
-        record = _Record(
-            request.url,
-            self._name(request.callback, "callback"),
-            self._name(request.errback, "errback"),
-            request.method,
-            request.headers,
-            request.body,
-            request.priority,
-            request.meta,
-            request.cb_kwargs,
-            request.dont_filter,
-            request.depth,
-            request.region,
-            request.session,
-        )
-        try:
-            return b"m" + _encoder.encode(record)
-        except (TypeError, msgspec.EncodeError):
-            pass  # meta holding other types: pickle keeps them
-        try:
-            return b"p" + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise NotPersistable(f"meta or cb_kwargs cannot be stored: {exc}") from None
-
-    def _decode(self, blob: bytes) -> Request:
-        if blob[:1] == b"p":
-            record: _Record = pickle.loads(blob[1:])  # our own file
-        else:
-            record = _decoder.decode(blob[1:])
-        return Request(
-            record.url,
-            callback=self._method(record.callback),
-            errback=self._method(record.errback),
-            method=record.method,
-            headers=record.headers,
-            body=record.body,
-            priority=record.priority,
-            meta=record.meta,
-            cb_kwargs=record.cb_kwargs,
-            dont_filter=record.dont_filter,
-            depth=record.depth,
-            region=record.region,
-            session=record.session,
-        )
-
-    def _method(self, name: str | None) -> Callable[..., Any] | None:
-        if name is None:
-            return None
-        method = getattr(self._spider, name, None)
-        if not callable(method):
-            raise SettingsError(
-                f"--jobdir {self.path}: a stored request names the callback {name!r}, "
-                f"which {type(self._spider).__name__} does not have"
-            )
-        return method  # type: ignore[no-any-return]
 
     def _put(self, key: str, value: Any) -> None:
         self._db.execute(

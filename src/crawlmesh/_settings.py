@@ -170,6 +170,30 @@ class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"balancer.strategy must be one of {', '.join(_STRATEGIES)}")
 
 
+class BackendSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where the crawl's frontier, dupe filter and shared limits live."""
+
+    url: str = ""
+    """"" keeps them in this process; redis://HOST:PORT/DB (or rediss://,
+    unix://) shares one crawl between every worker given the same URL."""
+    namespace: str = ""
+    """Redis key prefix of the crawl (default: the spider's name)."""
+    lease_ttl: Annotated[float, msgspec.Meta(ge=1.0)] = 15.0
+    """Seconds a worker may go silent before its leased requests are queued again."""
+    claim: PositiveInt = 32
+    """Requests a worker claims from Redis at a time."""
+    dedupe: str = "set"
+    """"set" (exact) or "bloom" (fixed memory; see the false-positive rate in the README)."""
+    bloom_capacity: PositiveInt = 10_000_000
+    """URLs the Bloom filter is sized for (at a 0.1% false-positive rate)."""
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("backend.url must be empty or a redis://, rediss:// or unix:// URL")
+        if self.dedupe not in ("set", "bloom"):
+            raise ValueError('backend.dedupe must be "set" or "bloom"')
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Every crawl setting, with its default."""
 
@@ -221,6 +245,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     balancer: BalancerSettings = BalancerSettings()
     nodes: list[NodeSpec] = []
     """The mesh, as [[nodes]] tables in a settings file (or use balancer.nodes_file)."""
+    backend: BackendSettings = BackendSettings()
 
     def __post_init__(self) -> None:
         if self.rates:

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 from crawlmesh import Engine, Request, Response, SettingsError, Spider
-from crawlmesh._jobdir import JobDir, NotPersistable
+from crawlmesh._jobdir import JobDir
+from crawlmesh._records import NotPersistable
 from crawlmesh._run import open_sinks
 from crawlmesh._settings import load_settings
 from crawlmesh._stats import StatsCollector
