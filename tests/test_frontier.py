@@ -4,7 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crawlmesh import Request
-from crawlmesh._frontier import MemoryDupeFilter, MemoryFrontier
+from crawlmesh._dedupe import FingerprintSet
+from crawlmesh._frontier import MemoryFrontier
 
 
 def test_round_robin_across_domains_so_a_big_site_cannot_starve_others() -> None:
@@ -48,11 +49,31 @@ def test_drain_returns_everything() -> None:
     assert f.pop(lambda d: True) is None
 
 
-@given(st.lists(st.binary(min_size=16, max_size=16)))
-def test_dupefilter_matches_a_set(fps: list[bytes]) -> None:
-    d = MemoryDupeFilter()
+@given(
+    st.lists(
+        # Keys that share low bits (and the all-zero key) probe and wrap.
+        st.one_of(
+            st.binary(min_size=16, max_size=16),
+            st.integers(0, 63).map(lambda n: (n << 58).to_bytes(8, "little") + bytes(8)),
+        )
+    )
+)
+def test_dupefilter_matches_a_set_of_its_64_bit_keys(fps: list[bytes]) -> None:
+    d = FingerprintSet(capacity=4)  # small, so it grows several times
     seen: set[bytes] = set()
     for fp in fps:
-        assert d.add(fp) == (fp not in seen)
-        seen.add(fp)
+        key = fp[:8] if any(fp[:8]) else b"\x01" + bytes(7)  # zero is stored as one
+        assert d.add(fp) == (key not in seen)
+        seen.add(key)
+        assert fp in d
     assert len(d) == len(seen)
+
+
+def test_dupefilter_holds_a_million_urls_in_packed_slots() -> None:
+    d = FingerprintSet()
+    for n in range(1, 1_000_001):
+        d.add(n.to_bytes(8, "little") * 2)
+    assert len(d) == 1_000_000
+    assert d.nbytes <= 24 * 1_000_000  # 8-byte slots, at least 1/3 full
+    assert (1_000_000).to_bytes(8, "little") * 2 in d
+    assert (1_000_001).to_bytes(8, "little") * 2 not in d

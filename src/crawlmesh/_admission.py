@@ -52,6 +52,8 @@ class Admission:
         self._filtered = filtered
         self._on_invalid = on_invalid
         self._recent: set[str] = set()
+        # The fingerprint of the request admit() last accepted.
+        self.last_fingerprint = b""
 
     def admit(self, request: Request, parent: Request | None) -> SplitResult | None:
         """The split URL if ``request`` may be queued, else None.
@@ -84,9 +86,10 @@ class Admission:
         if self._allowed and not self._is_allowed(parts.hostname or ""):
             filtered["offsite"] += 1
             return None
-        new = self._dupes.add(
-            fingerprint(request.method, canonical_from_parts(parts), request.body)
+        fp = self.last_fingerprint = fingerprint(
+            request.method, canonical_from_parts(parts), request.body
         )
+        new = self._dupes.add(fp)
         if cheap:
             if len(self._recent) >= _RECENT_URLS:
                 self._recent.clear()

@@ -36,7 +36,8 @@ from ._balancer._types import NodeSpec
 from ._callbacks import iterate_result
 from ._exceptions import CircuitOpen, FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
-from ._frontier import DupeFilter, Frontier, MemoryDupeFilter, MemoryFrontier
+from ._dedupe import FingerprintSet
+from ._frontier import DupeFilter, Frontier, MemoryFrontier
 from ._jobdir import JobDir
 from ._log import configure_logging
 from ._politeness import Politeness
@@ -158,7 +159,7 @@ class Engine:
         self._retrier = Retrier(settings.retry)
         self.stats = StatsCollector()
         self._jobdir = jobdir
-        seen: DupeFilter = MemoryDupeFilter() if dupefilter is None else dupefilter
+        seen: DupeFilter = FingerprintSet() if dupefilter is None else dupefilter
         self._admission = Admission(
             seen if jobdir is None else jobdir,
             allowed_domains=spider.allowed_domains,

@@ -3,7 +3,8 @@
 Two small interfaces, so a Redis or SQLite backend can stand in for the
 in-memory one without the engine noticing:
 
-* :class:`DupeFilter` answers "seen before?" for request fingerprints.
+* :class:`DupeFilter` answers "seen before?" for request fingerprints (in
+  memory: :class:`~crawlmesh._dedupe.FingerprintSet`, 12-24 bytes a URL).
 * :class:`Frontier` holds queued requests, one queue per domain, and hands
   them out round-robin across the domains a caller says are ready, so one
   huge site cannot starve the others and a blocked domain never holds up
@@ -20,7 +21,7 @@ from typing import Protocol
 
 from ._request import Request
 
-__all__ = ["DupeFilter", "Frontier", "MemoryDupeFilter", "MemoryFrontier"]
+__all__ = ["DupeFilter", "Frontier", "MemoryFrontier"]
 
 
 class DupeFilter(Protocol):
@@ -54,24 +55,6 @@ class Frontier(Protocol):
         ...
 
     def __len__(self) -> int: ...
-
-
-class MemoryDupeFilter:
-    """Fingerprints in a Python set (16 bytes of digest each)."""
-
-    __slots__ = ("_seen",)
-
-    def __init__(self) -> None:
-        self._seen: set[bytes] = set()
-
-    def add(self, fp: bytes) -> bool:
-        seen = self._seen
-        n = len(seen)
-        seen.add(fp)
-        return len(seen) != n
-
-    def __len__(self) -> int:
-        return len(self._seen)
 
 
 class MemoryFrontier:
