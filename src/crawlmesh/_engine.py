@@ -34,9 +34,9 @@ from ._balancer._build import build_transport
 from ._balancer._mesh import reload_nodes, run_mesh_upkeep
 from ._balancer._types import NodeSpec
 from ._callbacks import iterate_result
+from ._dedupe import FingerprintSet
 from ._exceptions import CircuitOpen, FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
-from ._dedupe import FingerprintSet
 from ._frontier import DupeFilter, Frontier, MemoryFrontier
 from ._jobdir import JobDir
 from ._log import configure_logging
