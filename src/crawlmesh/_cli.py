@@ -17,7 +17,7 @@ from . import __version__
 from ._balancer._check import check_nodes
 from ._demosite import DemoSite, open_demo_nodes
 from ._engine import Engine
-from ._exceptions import SettingsError, UsageError
+from ._exceptions import BackendError, SettingsError, UsageError
 from ._loader import load_spider_class
 from ._log import configure_logging
 from ._run import Sinks, open_sinks, resolve_settings, run_engine
@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         "--jobdir",
         metavar="DIR",
         help="keep the crawl's state in DIR; the same command again resumes it",
+    )
+    crawl.add_argument(
+        "--backend",
+        metavar="URL",
+        help="share the crawl with every worker given the same redis:// URL "
+        "(the setting backend.url)",
     )
     common(crawl)
 
@@ -166,6 +172,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not os.path.isfile(args.nodes):
             raise SettingsError(f"--nodes {args.nodes}: no such file")
         out["balancer.nodes_file"] = args.nodes
+    if getattr(args, "backend", None):
+        out["backend.url"] = args.backend
     return out
 
 
@@ -191,9 +199,13 @@ def _prepare(
     except TypeError as exc:
         raise UsageError(f"cannot create spider {spider_cls.__name__}: {exc}") from None
     sinks = open_sinks(
-        spider, output=args.output, errors=args.errors, jobdir=getattr(args, "jobdir", None)
+        spider,
+        settings,
+        output=args.output,
+        errors=args.errors,
+        jobdir=getattr(args, "jobdir", None),
     )
-    engine = Engine(spider, settings, items=sinks.items, errors=sinks.errors, jobdir=sinks.jobdir)
+    engine = Engine(spider, settings, items=sinks.items, errors=sinks.errors, backend=sinks.backend)
     return engine, sinks
 
 
@@ -317,4 +329,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         if args.debug:
             raise
         _fail(str(exc))
+    except BackendError as exc:
+        if args.debug:
+            raise
+        print(f"crawlmesh: error: {exc}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(code)

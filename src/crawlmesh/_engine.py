@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
 import msgspec
@@ -29,6 +30,7 @@ import structlog
 import trio
 
 from ._admission import Admission
+from ._backend import Backend, Resume
 from ._balancer._balancer import Balancer
 from ._balancer._build import build_transport
 from ._balancer._mesh import reload_nodes, run_mesh_upkeep
@@ -38,7 +40,6 @@ from ._dedupe import FingerprintSet
 from ._exceptions import CircuitOpen, FetchError, FetchTimeout, HttpError, RequestError
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryFrontier
-from ._jobdir import JobDir
 from ._log import configure_logging
 from ._politeness import Politeness
 from ._progress import report_progress
@@ -109,8 +110,10 @@ class Engine:
         transport: the fetch transport (default: :class:`DirectTransport`).
         frontier: queued requests (default: in memory).
         dupefilter: seen fingerprints (default: in memory).
-        jobdir: keep the crawl's state there, and resume from it (it is
-            also the dupe filter).
+        backend: where the crawl's state lives beyond this process (a
+            :class:`~crawlmesh._jobdir.JobDir` to resume from, or a
+            :class:`~crawlmesh._redis.RedisBackend` shared by many workers);
+            its dupe filter replaces ``dupefilter``.
     """
 
     def __init__(
@@ -123,7 +126,7 @@ class Engine:
         transport: Transport | None = None,
         frontier: Frontier | None = None,
         dupefilter: DupeFilter | None = None,
-        jobdir: JobDir | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.spider = spider
         self.settings = settings
@@ -158,10 +161,16 @@ class Engine:
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
         self._retrier = Retrier(settings.retry)
         self.stats = StatsCollector()
-        self._jobdir = jobdir
+        self._backend = backend
+        # A domain's rate is shared by every worker when the backend is.
+        self._shared_rates = (
+            Shaper(settings.rates)
+            if backend is not None and backend.shared and settings.rates
+            else None
+        )
         seen: DupeFilter = FingerprintSet() if dupefilter is None else dupefilter
         self._admission = Admission(
-            seen if jobdir is None else jobdir,
+            seen if backend is None else backend.dupefilter,
             allowed_domains=spider.allowed_domains,
             depth_limit=settings.depth_limit,
             filtered=self.stats.filtered,
@@ -176,6 +185,7 @@ class Engine:
         self._room = trio.Event()  # set when the frontier has room for start requests
         self._stop_reason: str | None = None
         self._start_scope = trio.CancelScope()
+        self._stages: trio.Nursery | None = None
         self._inflight: set[trio.CancelScope] = set()
         self._nursery: trio.Nursery | None = None
         self.output_error: OSError | None = None
@@ -232,8 +242,26 @@ class Engine:
             # Library use without configure_logging(): keep stdout for items.
             configure_logging(self.settings.log_level)
         self.stats.started = trio.current_time()
-        if self._jobdir is not None:
-            self._resume(self._jobdir)
+        async with AsyncExitStack() as stack:
+            if self._backend is not None:
+                connect = self._backend.connect(_Link(self), self.stats)
+                try:
+                    self._resume(await stack.enter_async_context(connect))
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await self._transport.aclose()
+                    raise
+            reason = await self._run_stages()
+        try:
+            await self.spider.closed(reason)
+        except Exception as exc:
+            log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
+        self.stats.retries = self._retrier.retries
+        self.stats.retry_budget_refusals = self._retrier.budget_refusals
+        return self.stats.snapshot(reason, self._robots.fetched, self.balancer)
+
+    async def _run_stages(self) -> str:
+        """Run the stages until they drain; returns the finish reason."""
         concurrency = self.settings.concurrency
         try:
             async with trio.open_nursery() as outer:
@@ -246,39 +274,32 @@ class Engine:
                 )
                 if self.balancer is not None:
                     outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
+                if self._backend is not None:
+                    outer.start_soon(self._backend.run)
                 fetch_send, fetch_recv = trio.open_memory_channel[_Dispatched](0)
                 parse_send, parse_recv = trio.open_memory_channel[_Outcome](concurrency)
                 item_send, item_recv = trio.open_memory_channel[_Item | _Page](256)
                 self._item_recv = item_recv
                 async with trio.open_nursery() as stages:
+                    self._stages = stages
                     stages.start_soon(self._export_stage, item_recv)
                     stages.start_soon(self._parse_stage, parse_recv, item_send)
                     stages.start_soon(self._fetch_stage, fetch_recv, parse_send)
                     stages.start_soon(self._dispatch_stage, fetch_send)
                     if not self._start_done:
                         stages.start_soon(self._start_stage)
+                self._stages = None
                 # Everything has drained: stop the shutdown deadline and progress.
                 outer.cancel_scope.cancel()
         finally:
             self._nursery = None
             reason = self._stop_reason or "finished"
             self._account_unfinished(reason)
-            if self._jobdir is not None:
-                self._jobdir.close(self.stats, self._items.length())
-                if self.stats.unfinished:
-                    log.info(
-                        "job saved: the same command again resumes it",
-                        jobdir=str(self._jobdir.path),
-                        unfinished=self.stats.unfinished,
-                    )
+            if self._backend is not None:
+                with trio.CancelScope(shield=True):
+                    await self._backend.aclose(self.stats, self._items.length())
             await self._transport.aclose()
-        try:
-            await self.spider.closed(reason)
-        except Exception as exc:
-            log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
-        self.stats.retries = self._retrier.retries
-        self.stats.retry_budget_refusals = self._retrier.budget_refusals
-        return self.stats.snapshot(reason, self._robots.fetched, self.balancer)
+        return reason
 
     @staticmethod
     def _aimd_factory(settings: Settings) -> Callable[[], AimdController] | None:
@@ -313,9 +334,13 @@ class Engine:
         if parts is None:
             return False
         host = parts.hostname or ""
-        if self._jobdir is not None:
+        local = True
+        if self._backend is not None:
             try:
-                self._jobdir.queued(host, request)  # (a stop keeps it for the resume)
+                # (While stopping too: the backend keeps it for a later run.)
+                local = self._backend.queued(
+                    host, request, self._admission.last_fingerprint, seed=parent is None
+                )
             except NotPersistable as exc:
                 self._fail(request, "not_persistable", str(exc), parent=parent)
                 return False
@@ -323,6 +348,9 @@ class Engine:
             # Nothing new is scheduled while stopping, but nothing is lost.
             self._unfinished(request, f"not scheduled: crawl stopping ({self._stop_reason})")
             return False
+        if not local:  # queued in the shared backend; a worker will claim it
+            self.stats.scheduled += 1
+            return True
         if self.settings.robots.obey and not self._robots.is_loaded(parts):
             # One request at a time until robots.txt (and its Crawl-delay) is known.
             self._politeness.hold(host)
@@ -349,6 +377,8 @@ class Engine:
                     while len(self._frontier) >= backlog and self._stop_reason is None:
                         self._room = trio.Event()
                         await self._room.wait()
+                    if self._backend is not None:
+                        await self._backend.room()
                     if isinstance(request, Request):
                         self.schedule(request)
                     else:
@@ -357,8 +387,8 @@ class Engine:
                 log.error("start() raised", error=repr(exc), exc_info=True)
                 self.stats.errors["start_error"] += 1
         self._start_done = True
-        if self._jobdir is not None and self._stop_reason is None:
-            self._jobdir.mark_start_done()
+        if self._backend is not None and self._stop_reason is None:
+            self._backend.mark_start_done()
         self._notify()
 
     async def _dispatch_stage(self, fetch_send: trio.MemorySendChannel[_Dispatched]) -> None:
@@ -368,7 +398,11 @@ class Engine:
         backlog = self.settings.concurrency * 4
         async with fetch_send:
             while self._stop_reason is None:
-                if self._pending == 0 and self._start_done:
+                if (
+                    self._pending == 0
+                    and self._start_done
+                    and (self._backend is None or self._backend.drained)
+                ):
                     return
                 if max_pages and self._dispatched >= max_pages:
                     self.request_stop("max_pages")
@@ -498,6 +532,10 @@ class Engine:
                             kind="robots_unavailable",
                         )
                         return _Outcome(request, None, error)
+                if self._shared_rates is not None:
+                    shared = self._shared_rates.rate_of(domain)
+                    if shared is not None and self._backend is not None:
+                        await self._backend.gate(*shared)  # the whole crawl's rate
                 options = self._retrier.options_for(request, self._options)
                 # Through the mesh, each attempt on a node has its own deadline
                 # (kind and domain overrides included); this one bounds a
@@ -578,6 +616,8 @@ class Engine:
         )
         if not paused:  # under a per-node rate, only the (node, domain) pair pauses
             self._politeness.pause(domain, until)
+            if self._backend is not None:
+                self._backend.pause(domain, delay)  # every worker pauses
         self.stats.pauses += 1
         log.info(
             "pausing a domain as Retry-After asks",
@@ -606,7 +646,7 @@ class Engine:
     ) -> None:
         async with parse_recv, item_send:
             async for outcome in parse_recv:
-                page = _Page(outcome.request) if self._jobdir is not None else None
+                page = _Page(outcome.request) if self._backend is not None else None
                 try:
                     await self._handle_outcome(outcome, item_send, page)
                 finally:
@@ -707,36 +747,37 @@ class Engine:
     def _finished(self, request: Request) -> None:
         """With a job directory: ``request`` ended; commit with the items
         file's length."""
-        jobdir = self._jobdir
-        if jobdir is not None:
-            jobdir.finished(request)
-            jobdir.commit(self._items.length(), self.stats)
+        backend = self._backend
+        if backend is not None:
+            backend.finished(request)
+            backend.commit(self._items.length(), self.stats)
 
-    def _resume(self, jobdir: JobDir) -> None:
-        """Carry on from the job directory: its stats, the items file cut to
-        what was committed, and every request not finished queued again."""
-        jobdir.restore_stats(self.stats)
-        length = jobdir.items_length
+    def _resume(self, resume: Resume) -> None:
+        """Carry on from what the backend holds: the items file cut to what
+        was committed, and the requests it hands back queued."""
+        length = resume.items_length
         current = self._items.length()
         if length is not None and current is not None and current > length:
             self._items.truncate(length)
             log.info("items file cut to the last committed page", bytes=current - length)
-        pending = jobdir.pending()
-        obey = self.settings.robots.obey
-        for domain, request in pending:
-            if obey:
-                self._politeness.hold(domain)  # until its robots.txt is known, as in schedule()
-            self._frontier.push(domain, request)
-        self._pending += len(pending)
-        self._start_done = jobdir.start_done
-        if jobdir.resumed:
-            log.info(
-                "resuming",
-                jobdir=str(jobdir.path),
-                queued=len(pending),
-                seen=len(jobdir),
-                start_done=self._start_done,
-            )
+        for domain, request in resume.pending:
+            self._feed(domain, request)
+        self._start_done = resume.start_done
+
+    def _feed(self, domain: str, request: Request) -> None:
+        """Queue a request the backend hands over (already admitted)."""
+        if self.settings.robots.obey and not self._robots.is_loaded(split_http_url(request.url)):
+            self._politeness.hold(domain)  # until its robots.txt is known, as in schedule()
+        self._frontier.push(domain, request)
+        self._pending += 1
+        self._changed.set()
+
+    def _seed(self) -> None:
+        """Run ``start()`` here after all (the backend's seeder died)."""
+        if self._stages is not None and self._start_done and self._stop_reason is None:
+            self._start_done = False
+            self._start_scope = trio.CancelScope()
+            self._stages.start_soon(self._start_stage)
 
     def _export_one(self, item: Any, request: Request) -> bool:
         """Write one item; False if it was refused, over the limit or lost."""
@@ -785,7 +826,7 @@ class Engine:
 
     def _unfinished(self, request: Request, reason: str) -> None:
         self.stats.unfinished += 1
-        if self._jobdir is None:  # (else the job directory keeps it for a resume)
+        if self._backend is None:  # (else the backend keeps it for a later run)
             self._record(request, "unfinished", reason, None, None)
 
     def _record(
@@ -814,3 +855,32 @@ class Engine:
             self._unfinished(request, f"not fetched: crawl ended ({reason})")
         for request in self._retrier.drain():
             self._unfinished(request, f"retry not fetched: crawl ended ({reason})")
+
+
+class _Link:
+    """The engine as its backend sees it (:class:`~crawlmesh._backend.EngineLink`)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def feed(self, domain: str, request: Request) -> None:
+        self._engine._feed(domain, request)
+
+    def seed(self) -> None:
+        self._engine._seed()
+
+    def wake(self) -> None:
+        self._engine._changed.set()
+
+    def pause(self, domain: str, seconds: float) -> None:
+        engine = self._engine
+        engine._politeness.pause(domain, trio.current_time() + seconds)
+        engine._changed.set()
+
+    def stop(self, reason: str) -> None:
+        self._engine.request_stop(reason)
+
+    def backlog(self) -> int:
+        return self._engine._pending

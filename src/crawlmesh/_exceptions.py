@@ -6,6 +6,7 @@ Every error crawlmesh raises derives from :class:`CrawlmeshError`::
     ├── UsageError                  the user's mistake: one clear line, exit status 2
     │   ├── SettingsError           unknown key, wrong type, unreadable settings file
     │   └── SpiderLoadError         unknown module, no Spider, ambiguous Spider
+    ├── BackendError                the backend (Redis) cannot be reached or refuses the crawl
     ├── RequestError                a request that cannot be sent (carries ``request``)
     │   └── InvalidURL              malformed URL or unsupported scheme
     └── FetchError                  the fetch failed (carries ``request``)
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ._request import Request
 
 __all__ = [
+    "BackendError",
     "BlockedAddress",
     "CircuitOpen",
     "ConnectFailed",
@@ -65,6 +67,11 @@ class SettingsError(UsageError):
 
 class SpiderLoadError(UsageError):
     """A spider module that cannot be imported or holds no usable Spider."""
+
+
+class BackendError(CrawlmeshError):
+    """The crawl's backend cannot be reached, or refuses this worker (one
+    line, exit status 1)."""
 
 
 class RequestError(CrawlmeshError):

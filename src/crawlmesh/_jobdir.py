@@ -27,11 +27,15 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 
+from ._backend import EngineLink, Resume
 from ._exceptions import SettingsError
 from ._records import RequestCodec
 from ._request import Request
@@ -39,6 +43,8 @@ from ._spider import Spider
 from ._stats import StatsCollector
 
 __all__ = ["JobDir"]
+
+log = structlog.get_logger("crawlmesh.jobdir")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
@@ -92,20 +98,49 @@ class JobDir:
 
     # -- the queue -------------------------------------------------------------
 
-    def queued(self, domain: str, request: Request) -> None:
-        """Store ``request`` (once: a request queued again keeps its row).
+    # -- the Backend protocol -----------------------------------------------
+
+    shared = False
+
+    @property
+    def dupefilter(self) -> JobDir:
+        return self
+
+    @asynccontextmanager
+    async def connect(self, link: EngineLink, stats: StatsCollector) -> AsyncIterator[Resume]:
+        self.restore_stats(stats)
+        pending = self.pending()
+        if self.resumed:
+            log.info(
+                "resuming",
+                jobdir=str(self.path),
+                queued=len(pending),
+                seen=len(self),
+                start_done=self.start_done,
+            )
+        yield Resume(
+            resumed=self.resumed,
+            items_length=self.items_length,
+            pending=pending,
+            start_done=self.start_done,
+        )
+
+    def queued(self, domain: str, request: Request, fp: bytes = b"", *, seed: bool = False) -> bool:
+        """Store ``request`` (once: a request queued again keeps its row);
+        the engine queues it too.
 
         Raises:
-            NotPersistable: see the class.
+            NotPersistable: see :mod:`crawlmesh._records`.
         """
         if id(request) in self._rows:
-            return
+            return True
         blob = self._codec.encode(request)
         row = self._db.execute(
             "INSERT INTO queue (domain, request) VALUES (?, ?)", (domain, blob)
         ).lastrowid
         assert row is not None
         self._rows[id(request)] = (request, row)
+        return True
 
     def finished(self, request: Request) -> None:
         """Forget ``request``: it ended (fetched and handled, or failed)."""
@@ -133,6 +168,25 @@ class JobDir:
 
     def mark_start_done(self) -> None:
         self._put("start_done", True)
+
+    def pause(self, domain: str, seconds: float) -> None:
+        pass  # one process: the engine's own pause is all there is
+
+    async def gate(self, key: str, rate: float, burst: int) -> None:
+        pass  # one process: the engine's own limiter is all there is
+
+    async def room(self) -> None:
+        pass  # stored as they come
+
+    async def run(self) -> None:
+        pass  # nothing runs in the background
+
+    @property
+    def drained(self) -> bool:
+        return True  # nothing is queued but in this process
+
+    async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
+        self.close(stats, items_length)
 
     def close(self, stats: StatsCollector, items_length: int | None) -> None:
         """Save the stats, commit and close."""

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 import structlog
 import trio
 
+from ._backend import Backend
 from ._engine import Engine
 from ._exceptions import UsageError
 from ._export import JsonLinesWriter
@@ -29,14 +30,14 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 class Sinks:
     """Where a crawl keeps what it produces: its items, its errors file and
-    its job directory (each opened by :func:`open_sinks`)."""
+    its backend (each opened by :func:`open_sinks`)."""
 
     def __init__(
-        self, items: JsonLinesWriter, errors: JsonLinesWriter | None, jobdir: JobDir | None
+        self, items: JsonLinesWriter, errors: JsonLinesWriter | None, backend: Backend | None
     ) -> None:
         self.items = items
         self.errors = errors
-        self.jobdir = jobdir
+        self.backend = backend
 
     def close(self) -> None:
         self.items.close()
@@ -46,28 +47,47 @@ class Sinks:
 
 def open_sinks(
     spider: Spider,
+    settings: Settings,
     *,
     output: str | os.PathLike[str] | BinaryIO | None,
     errors: str | os.PathLike[str] | None,
     jobdir: str | os.PathLike[str] | None,
 ) -> Sinks:
-    """Open the items file (stdout for None or ``"-"``), the errors file and
-    the job directory. A resumed job appends to its files (the engine cuts
-    the items file back to what was committed); a new one starts them afresh.
+    """Open the backend (a job directory, or the Redis of
+    ``settings.backend.url``), the items file (stdout for None or ``"-"``)
+    and the errors file. A resumed job, or a worker joining a shared crawl,
+    appends to its files (the engine cuts the items file back to what was
+    committed); a new one starts them afresh.
 
     Raises:
-        UsageError: a file cannot be opened (naming it).
+        UsageError: a file cannot be opened (naming it), or both a job
+            directory and a shared backend are asked for.
         SettingsError: the job directory cannot be opened.
     """
-    job = JobDir(jobdir, spider) if jobdir is not None else None
-    resume = job is not None and job.resumed
+    backend: Backend | None = None
+    resume = False
+    if jobdir is not None:
+        if settings.backend.url:
+            raise UsageError("--jobdir and --backend exclude each other: Redis keeps the state")
+        job = JobDir(jobdir, spider)
+        backend, resume = job, job.resumed
+    elif settings.backend.url:
+        from ._redis import RedisBackend  # (imports coredis only when asked)
+
+        path = None
+        if isinstance(output, str | os.PathLike) and output != "-":
+            path = os.fspath(output)
+        backend = RedisBackend(
+            settings.backend, spider, concurrency=settings.concurrency, output=path
+        )
+        resume = True  # another worker's state may be there: never truncate
     if output is None or output == "-":
         output = sys.stdout.buffer
     try:
         items = JsonLinesWriter(output, append=resume)
     except OSError as exc:
         raise UsageError(f"cannot open output file {output!r}: {exc.strerror}") from None
-    if resume and items.length() is None:
+    if jobdir is not None and resume and items.length() is None:
         log.warning(
             "resuming with items on a pipe: the items of pages in flight when the "
             "crawl was killed may appear again (-o FILE avoids it)"
@@ -79,7 +99,7 @@ def open_sinks(
         except OSError as exc:
             items.close()
             raise UsageError(f"cannot open errors file {errors!r}: {exc.strerror}") from None
-    return Sinks(items, error_log, job)
+    return Sinks(items, error_log, backend)
 
 
 def resolve_settings(
@@ -169,10 +189,10 @@ def crawl(
     instance = spider if isinstance(spider, Spider) else spider(**spider_args)
     if not isinstance(settings, Settings):
         settings = resolve_settings(type(instance), overrides=settings)
-    sinks = open_sinks(instance, output=output, errors=errors, jobdir=jobdir)
+    sinks = open_sinks(instance, settings, output=output, errors=errors, jobdir=jobdir)
     try:
         engine = Engine(
-            instance, settings, items=sinks.items, errors=sinks.errors, jobdir=sinks.jobdir
+            instance, settings, items=sinks.items, errors=sinks.errors, backend=sinks.backend
         )
         stats, _ = trio.run(partial(run_engine, engine, handle_signals=False))
     finally:

@@ -136,9 +136,9 @@ async def test_a_crawl_stopped_by_max_pages_resumes_where_it_stopped(
     for _ in range(10):
         spider = FollowAll(generated_url)
         sinks = open_sinks(
-            spider, output=tmp_path / "items.jsonl", errors=None, jobdir=tmp_path / "job"
+            spider, settings, output=tmp_path / "items.jsonl", errors=None, jobdir=tmp_path / "job"
         )
-        engine = Engine(spider, settings, items=sinks.items, jobdir=sinks.jobdir)
+        engine = Engine(spider, settings, items=sinks.items, backend=sinks.backend)
         try:
             stats = await engine.run()
         finally:

@@ -89,6 +89,15 @@ class Shaper:
         if target.limiter is not None:
             target.limiter.reserve(target.key, now)
 
+    def rate_of(self, host: str) -> tuple[str, float, int] | None:
+        """The key (the registered domain), rate and burst this shaper
+        applies to ``host``, if any: what a shared limiter needs."""
+        target = self._target(host)
+        rule = target.rule
+        if target.limiter is None or rule is None or rule.rate is None:
+            return None
+        return target.key, rule.rate, rule.burst
+
     def pause(self, host: str, until: float) -> None:
         """Start nothing for ``host``'s domain before ``until`` (Retry-After);
         then resume at the rule's rate."""

@@ -1,0 +1,147 @@
+"""What the engine asks of a backend: the store that keeps a crawl's
+frontier, dupe filter and stats beyond one process.
+
+Two implement it: :class:`~crawlmesh._jobdir.JobDir` (``--jobdir``, SQLite on
+one machine) and :class:`~crawlmesh._redis.RedisBackend` (``--backend
+redis://``, many workers). Without one, the engine keeps everything in
+memory and none of these hooks run.
+
+The engine journals to the backend as requests come and go; the backend
+talks back through :class:`EngineLink`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from ._frontier import DupeFilter
+from ._request import Request
+from ._stats import StatsCollector
+
+__all__ = ["Backend", "EngineLink", "Resume"]
+
+
+class Resume:
+    """What :meth:`Backend.open` found.
+
+    Attributes:
+        resumed: an earlier run (or another worker) left state behind.
+        items_length: cut the items file back to this many bytes (None: leave it).
+        pending: requests to queue locally at once, with their domains.
+        start_done: the spider's ``start()`` needs no run in this process.
+    """
+
+    __slots__ = ("items_length", "pending", "resumed", "start_done")
+
+    def __init__(
+        self,
+        *,
+        resumed: bool,
+        items_length: int | None = None,
+        pending: list[tuple[str, Request]] | None = None,
+        start_done: bool = False,
+    ) -> None:
+        self.resumed = resumed
+        self.items_length = items_length
+        self.pending = pending or []
+        self.start_done = start_done
+
+
+class EngineLink(Protocol):
+    """The engine, as a backend sees it."""
+
+    def feed(self, domain: str, request: Request) -> None:
+        """Queue a request the backend handed to this process."""
+        ...
+
+    def seed(self) -> None:
+        """Run the spider's ``start()`` here (its seeder died)."""
+        ...
+
+    def wake(self) -> None:
+        """Something changed: the engine should check whether it is done."""
+        ...
+
+    def pause(self, domain: str, seconds: float) -> None:
+        """Start nothing for ``domain`` for ``seconds`` (another worker's Retry-After)."""
+        ...
+
+    def stop(self, reason: str) -> None:
+        """Stop the crawl gracefully."""
+        ...
+
+    def backlog(self) -> int:
+        """Requests this process holds and has not finished."""
+        ...
+
+
+class Backend(Protocol):
+    """A crawl's durable or shared state (see the module)."""
+
+    @property
+    def dupefilter(self) -> DupeFilter:
+        """The fingerprints the engine's admission checks."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes work on the same crawl."""
+        ...
+
+    def connect(
+        self, link: EngineLink, stats: StatsCollector
+    ) -> AbstractAsyncContextManager[Resume]:
+        """Connect for the length of the crawl, loading what is there
+        (restoring ``stats`` if the backend keeps them).
+
+        Raises:
+            BackendError: it cannot be reached or refuses this worker.
+        """
+        ...
+
+    def queued(self, domain: str, request: Request, fp: bytes, *, seed: bool) -> bool:
+        """A request was admitted; True if the engine should queue it locally
+        (else the backend queues it elsewhere).
+
+        Raises:
+            NotPersistable: it cannot be stored.
+        """
+        ...
+
+    def finished(self, request: Request) -> None:
+        """``request`` ended (its items, if any, are written)."""
+        ...
+
+    def commit(self, items_length: int | None, stats: StatsCollector) -> None:
+        """Make what was journaled durable, with the items file's length."""
+        ...
+
+    def mark_start_done(self) -> None:
+        """``start()`` ran to its end in this process."""
+        ...
+
+    def pause(self, domain: str, seconds: float) -> None:
+        """``domain`` asked for a pause (Retry-After): share it."""
+        ...
+
+    async def gate(self, key: str, rate: float, burst: int) -> None:
+        """Wait for a slot of a rate limit shared by every worker."""
+        ...
+
+    async def room(self) -> None:
+        """Wait while too many requests wait to be stored."""
+        ...
+
+    async def run(self) -> None:
+        """Background work, until cancelled."""
+        ...
+
+    @property
+    def drained(self) -> bool:
+        """No work is left anywhere but in this process."""
+        ...
+
+    async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
+        """Commit and close; requests not finished stay for a later run."""
+        ...

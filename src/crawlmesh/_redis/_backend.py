@@ -1,0 +1,448 @@
+"""One crawl shared by many workers through Redis (``--backend redis://``).
+
+Each worker keeps a small local frontier of requests it has *claimed*: a
+claim moves them from the shared per-domain queues into the worker's lease
+hash, atomically. The worker renews its leases by heartbeat (every sync);
+when a worker goes silent for ``lease_ttl``, the next worker to sync puts its
+leased requests back in the queues and fences it off (a late
+acknowledgement from it is refused).
+
+New requests, acknowledgements of finished pages, the items file's
+committed length and Retry-After pauses are batched into one ``SYNC``
+script call that also claims more work: one round trip carries many pages.
+A page is acknowledged only after its items are written, and the committed
+length of the items file travels with the acknowledgement, so a worker
+restarted on the same file cuts off what an unacknowledged page wrote, and
+at the end a surviving worker on the same host cuts a dead worker's file.
+
+The crawl is over when seeding is done, nothing is queued and nothing is
+leased, across all workers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import coredis
+import coredis.exceptions
+import structlog
+import trio
+from coredis.retry import NoRetryPolicy
+
+from .._backend import EngineLink, Resume
+from .._dedupe import FingerprintSet
+from .._exceptions import BackendError, SettingsError
+from .._records import RequestCodec
+from .._request import Request
+from .._settings import BackendSettings
+from .._spider import Spider
+from .._stats import StatsCollector
+from ._bloom import BloomPositions
+from ._scripts import CLOSE, GCRA, OPEN, SYNC
+
+__all__ = ["RedisBackend", "redact"]
+
+log = structlog.get_logger("crawlmesh.redis")
+
+# Errors that mean "Redis is not there right now": retried with backoff.
+_UNREACHABLE = (coredis.exceptions.ConnectionError, TimeoutError, OSError)
+# A sync with new requests waits this long for more to join its batch.
+_LINGER = 0.005
+# How often a worker with room for work and nothing claimed asks again.
+_POLL = 0.05
+# Ops waiting to be sent beyond which start() waits.
+_MAX_OPS = 60_000
+_MAX_BACKOFF = 5.0
+
+
+def redact(url: str) -> str:
+    """``url`` without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def _client(url: str) -> coredis.Redis[bytes] | coredis.RedisCluster[bytes]:
+    """A client for ``url``: redis://, rediss://, unix:// or redis+cluster://."""
+    options: dict[str, Any] = {
+        "decode_responses": False,
+        "retry_policy": NoRetryPolicy(),  # we retry, knowing which calls may repeat
+        "connect_timeout": 5.0,
+        "stream_timeout": 30.0,
+    }
+    if url.startswith("redis+cluster://"):
+        return coredis.RedisCluster.from_url("redis://" + url[16:], **options)
+    return coredis.Redis.from_url(url, **options)
+
+
+class RedisBackend:
+    """The crawl's frontier, dupe filter, limits and stats in Redis.
+
+    Args:
+        config: the ``backend`` settings (its ``url`` names the Redis).
+        spider: whose methods stored callbacks name; its name is the
+            crawl's key prefix unless ``config.namespace`` says otherwise.
+        concurrency: the engine's; a worker keeps about twice this claimed.
+        output: the items file's path, if items go to a regular file.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        config: BackendSettings,
+        spider: Spider,
+        *,
+        concurrency: int,
+        output: str | None = None,
+    ) -> None:
+        self._config = config
+        self._where = f"--backend {redact(config.url)}"
+        namespace = config.namespace or spider.name
+        self._prefix = f"crawlmesh:{{{namespace}}}:"
+        self._codec = RequestCodec(spider, self._where)
+        self._host = socket.gethostname()
+        self.worker = f"{self._host}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._output = f"{self._host}:{os.path.realpath(output)}" if output else None
+        self._ttl_ms = int(config.lease_ttl * 1000)
+        self._target = max(2 * concurrency, config.claim)
+        self._bloom = BloomPositions(config.bloom_capacity) if config.dedupe == "bloom" else None
+        # What this worker has seen: duplicates it knows of never leave it.
+        self.dupefilter = FingerprintSet()
+        self._ops: list[bytes | str] = []
+        self._acks = 0  # acknowledgements in _ops
+        self._leases: dict[int, tuple[Request, bytes]] = {}  # id(request) -> (it, its member)
+        self._items_length: int | None = None
+        self._sent_length: int | None = None
+        self._paused: dict[bytes, int] = {}
+        self._kick = trio.Event()
+        self._room = trio.Event()
+        self._drained = False
+        self._seeding = False
+        self._fenced = False
+        self._uncertain = False  # a sync failed after it may have run
+        self._clock_offset = 0.0  # Redis's clock minus ours, in ms
+        self._link: EngineLink | None = None
+        self._client: coredis.Redis[bytes] | coredis.RedisCluster[bytes] | None = None
+        self.round_trips = 0
+        self.acked = 0
+
+    # -- the Backend protocol ------------------------------------------------
+
+    @asynccontextmanager
+    async def connect(self, link: EngineLink, stats: StatsCollector) -> AsyncIterator[Resume]:
+        """Connect, claim the items file and learn the crawl's state.
+
+        Raises:
+            BackendError: Redis cannot be reached, or another live worker
+                writes the same items file.
+        """
+        self._link = link
+        try:
+            client = _client(self._config.url)
+        except (ValueError, coredis.exceptions.RedisError) as exc:
+            raise SettingsError(f"{self._where}: {exc}") from None
+        async with client:
+            self._client = client
+            self._sync_script = client.register_script(SYNC)
+            self._open_script = client.register_script(OPEN)
+            self._close_script = client.register_script(CLOSE)
+            self._gcra_script = client.register_script(GCRA)
+            try:
+                resume = await self._first_contact()
+            except _UNREACHABLE as exc:
+                raise BackendError(
+                    f"cannot reach Redis at {redact(self._config.url)}: {exc}"
+                ) from None
+            except coredis.exceptions.RedisError as exc:
+                raise BackendError(f"Redis at {redact(self._config.url)}: {exc}") from None
+            yield resume
+
+    async def _first_contact(self) -> Resume:
+        committed = None
+        if self._output is not None:
+            self.round_trips += 1
+            reply: list[Any] = await self._open_script(
+                keys=[self._key("seen")], args=[self._prefix, self.worker, self._output]
+            )
+            if reply[0] == b"busy":
+                raise BackendError(
+                    f"another live worker ({reply[1].decode()}) writes the items file "
+                    f"{self._output.partition(':')[2]}: give each worker its own -o"
+                )
+            if reply[1]:
+                committed = int(reply[1])
+        reply = await self._call_sync([], 0)
+        state, seed, queued, leased = reply[0], reply[1], int(reply[2]), int(reply[3])
+        self._seeding = state == b"seeding"
+        resumed = seed == b"done" or queued > 0 or leased > 0
+        self._note(reply)
+        log.info(
+            "joined a shared crawl" if resumed else "starting a shared crawl",
+            backend=redact(self._config.url),
+            worker=self.worker,
+            queued=queued,
+            leased=leased,
+            seeding=self._seeding,
+        )
+        return Resume(resumed=resumed, items_length=committed, start_done=not self._seeding)
+
+    def queued(self, domain: str, request: Request, fp: bytes, *, seed: bool) -> bool:
+        record = self._codec.encode(request)
+        if self._bloom is not None:
+            key: bytes | str = self._bloom.positions(fp)
+        else:
+            key = fp
+        # Seeds are deduplicated even with dont_filter, so seeding twice
+        # (a seeder that died) queues nothing twice.
+        check = "0" if request.dont_filter and not seed else "1"
+        self._ops += ("p", domain, str(request.priority), record, key, check)
+        self._kick.set()
+        return False
+
+    def finished(self, request: Request) -> None:
+        entry = self._leases.pop(id(request), None)
+        if entry is not None:
+            self._ops += ("a", entry[1])
+            self._acks += 1
+        self._kick.set()
+
+    def commit(self, items_length: int | None, stats: StatsCollector) -> None:
+        self._items_length = items_length
+
+    def mark_start_done(self) -> None:
+        self._ops.append("s")
+        self._kick.set()
+
+    def pause(self, domain: str, seconds: float) -> None:
+        until = int(time.time() * 1000 + self._clock_offset + seconds * 1000)
+        self._ops += ("x", domain, str(until))
+        self._kick.set()
+
+    async def gate(self, key: str, rate: float, burst: int) -> None:
+        if self._client is None or self._fenced:
+            return
+        interval = str(max(1, round(1e6 / rate)))
+        while True:
+            try:
+                self.round_trips += 1
+                wait = int(
+                    await self._gcra_script(
+                        keys=[self._key("gcra:" + key)], args=[self._prefix, interval, str(burst)]
+                    )
+                )
+            except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
+                # The local limiter still holds this worker to the rate.
+                log.warning("shared rate limit unavailable; using the local one", error=str(exc))
+                return
+            if wait <= 0:
+                return
+            await trio.sleep(wait / 1e6)
+
+    async def room(self) -> None:
+        while len(self._ops) > _MAX_OPS and not self._fenced:
+            self._room = trio.Event()
+            await self._room.wait()
+
+    @property
+    def drained(self) -> bool:
+        return self._drained or self._fenced
+
+    async def run(self) -> None:
+        link = self._link
+        assert link is not None
+        backoff = 0.1
+        down_since: float | None = None
+        while not self._fenced:
+            want = max(0, self._target - link.backlog())
+            if not self._ops:
+                idle = self._config.lease_ttl / 4  # the heartbeat
+                with trio.move_on_after(_POLL if want and not self._drained else idle):
+                    await self._kick.wait()
+            await trio.sleep(_LINGER)
+            self._kick = trio.Event()
+            want = max(0, self._target - link.backlog())
+            taken, self._ops, acks, self._acks = self._ops, [], self._acks, 0
+            ops = list(taken)
+            if self._output is not None and self._items_length != self._sent_length:
+                ops += ("o", self._output, str(self._items_length))
+            if self._uncertain:
+                held = [member for _, member in self._leases.values()]
+                ops += ("r", str(len(held)), *held)  # (after the acks in this batch)
+            try:
+                reply = await self._call_sync(ops, want)
+            except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
+                # It may have run all the same: pushes are deduplicated,
+                # acknowledgements repeat harmlessly, and the leases it may
+                # have made are handed back by the next sync's "r" op.
+                self._ops[:0] = taken
+                self._acks += acks
+                self._uncertain = True
+                if down_since is None:
+                    down_since = trio.current_time()
+                    log.warning("Redis unreachable; retrying", error=str(exc) or repr(exc))
+                await trio.sleep(backoff)
+                backoff = min(_MAX_BACKOFF, backoff * 2)
+                continue
+            if down_since is not None:
+                log.info("Redis reachable again", after=round(trio.current_time() - down_since, 1))
+                down_since = None
+            backoff = 0.1
+            self._uncertain = False
+            self.acked += acks
+            if self._output is not None:
+                self._sent_length = self._items_length
+            self._room.set()
+            self._handle(reply, link)
+
+    def _handle(self, reply: list[Any], link: EngineLink) -> None:
+        if reply[0] == b"fenced":
+            self._fenced = True
+            log.error(
+                "this worker was silent longer than backend.lease_ttl and its requests went "
+                "to other workers; stopping",
+                worker=self.worker,
+            )
+            link.stop("fenced")
+            link.wake()
+            return
+        state, seed = reply[0], reply[1]
+        queued, leased, reaped, _, lost, claimed = (
+            int(reply[2]), int(reply[3]), int(reply[4]), reply[5], int(reply[6]), reply[7]
+        )  # fmt: skip
+        if state == b"seeding" and not self._seeding:
+            self._seeding = True
+            log.info("taking over seeding: the seeding worker went away")
+            link.seed()
+        if reaped:
+            log.info("took back the requests of workers gone silent", requests=reaped)
+        if lost:
+            log.warning(
+                "acknowledgements refused: those leases had expired and went to other workers",
+                pages=lost,
+            )
+        for i in range(0, len(claimed), 2):
+            member, domain = claimed[i], claimed[i + 1]
+            try:
+                request = self._codec.decode(member.partition(b":")[2])
+            except SettingsError as exc:
+                log.error("dropping a stored request", error=str(exc))
+                self._ops += ("a", member)
+                continue
+            self._leases[id(request)] = (request, member)
+            link.feed(domain.decode(), request)
+        self._note(reply)
+        drained = seed == b"done" and queued == 0 and leased == 0 and not self._ops
+        if drained != self._drained:
+            self._drained = drained
+            link.wake()
+        if len(claimed) // 2 >= max(1, self._target // 2):
+            self._kick.set()  # there may be more to claim
+
+    def _note(self, reply: list[Any]) -> None:
+        """Shared pauses and Redis's clock, from a sync's reply."""
+        now = int(reply[9])
+        self._clock_offset = now - time.time() * 1000
+        pauses = reply[8]
+        link = self._link
+        for i in range(0, len(pauses), 2):
+            domain, until = pauses[i], int(pauses[i + 1])
+            if self._paused.get(domain, 0) < until and link is not None:
+                self._paused[domain] = until
+                link.pause(domain.decode(), (until - now) / 1000)
+
+    async def _call_sync(self, ops: list[bytes | str], want: int) -> list[Any]:
+        self.round_trips += 1
+        dedupe = "bloom" if self._bloom is not None else "set"
+        args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, *ops]
+        reply: list[Any] = await self._sync_script(keys=[self._key("seen")], args=args)
+        return list(reply)
+
+    async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
+        """Send what is left, hand back unfinished leases, merge the stats."""
+        if self._client is None or self._fenced:
+            return
+        self._items_length = items_length
+        with trio.move_on_after(10) as scope:
+            while True:
+                ops = self._ops
+                if self._output is not None:
+                    ops = [*ops, "o", self._output, str(items_length)]
+                try:
+                    await self._call_sync(ops, 0)
+                    self.acked += self._acks
+                    self._ops = []
+                    self.round_trips += 1
+                    reply: list[Any] = await self._close_script(
+                        keys=[self._key("seen")],
+                        args=[self._prefix, self.worker, self._host, *_counters(stats)],
+                    )
+                    break
+                except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
+                    log.warning("Redis unreachable at the end; retrying", error=str(exc))
+                    await trio.sleep(0.5)
+        if scope.cancelled_caught:
+            log.error(
+                "could not reach Redis to hand back this worker's requests; they return "
+                "to the queue when its lease expires",
+                lease_ttl=self._config.lease_ttl,
+            )
+            return
+        merged, live, orphans = reply
+        for i in range(0, len(orphans), 2):
+            _cut_orphan(orphans[i].decode(), orphans[i + 1])
+        totals = {k.decode(): int(v) for k, v in zip(merged[::2], merged[1::2], strict=True)}
+        log.info(
+            "crawl totals across workers",
+            workers_left=int(live),
+            pages=totals.get("pages", 0),
+            items=totals.get("items", 0),
+            errors=sum(v for k, v in totals.items() if k.startswith("errors.")),
+            round_trips_per_page=round(self.round_trips / max(1, self.acked), 3),
+        )
+
+    def _key(self, name: str) -> str:
+        return self._prefix + name
+
+
+def _counters(stats: StatsCollector) -> list[str]:
+    """The counters of ``stats`` as name/value pairs for HINCRBY."""
+    out: list[str] = []
+    for name in ("pages", "bytes", "items", "scheduled", "unfinished"):
+        out += (name, str(int(getattr(stats, name))))
+    for group in ("errors", "filtered", "status"):
+        for key, value in getattr(stats, group).items():
+            out += (f"{group}.{key}", str(int(value)))
+    return out
+
+
+def _cut_orphan(file: str, committed: bytes) -> None:
+    """Cut the items file of a worker that died on this host to what it
+    committed: the pages it had not acknowledged went to other workers."""
+    path = file.partition(":")[2]
+    if not committed:
+        return
+    length = int(committed)
+    try:
+        size = os.path.getsize(path)
+        if size > length:
+            os.truncate(path, length)
+            log.info(
+                "cut a dead worker's items file to its last committed page",
+                file=path,
+                bytes=size - length,
+            )
+    except OSError as exc:
+        log.warning("cannot cut a dead worker's items file", file=path, error=str(exc))

@@ -1,0 +1,295 @@
+"""The Lua scripts the Redis backend runs: each is one atomic round trip.
+
+Keys (``P`` is the crawl's prefix, ``crawlmesh:{NAME}:``; the braces are a
+Redis Cluster hash tag, so every key of a crawl lives in one slot and the
+scripts may touch them all):
+
+``P q:DOMAIN``      zset: queued requests of a domain; member ``SEQ:RECORD``,
+                    score ``-priority * 2**40 + SEQ`` (priority first, then FIFO)
+``P domains``       list: domains with queued requests, in service order
+``P dset``          set: the same domains (so a domain is listed once)
+``P seq``           the sequence counter
+``P seen``          set of 16-byte fingerprints (or ``P bloom``, a bitmap)
+``P queued``        how many requests are queued, across domains
+``P leased``        how many are leased to workers
+``P lease:WORKER``  hash: member -> ``DOMAIN \\n SCORE`` of each leased request
+``P workers``       zset: worker -> when its lease expires (ms, Redis's clock)
+``P dead``          set: workers whose leases were taken back (fenced off)
+``P seed``          the seeding worker's id while it seeds (with a TTL), then ``done``
+``P outputs``       hash: items file -> its committed length
+``P outputs:owner`` hash: items file -> the worker writing it
+``P last``          when a worker last synced (an outage does not expire leases)
+``P pause``         hash: domain -> until when it is paused (ms, a Retry-After)
+``P gcra:KEY``      a shared rate limit's theoretical arrival time (µs)
+``P stats``         hash: the merged counters of every worker that ended
+"""
+
+from __future__ import annotations
+
+__all__ = ["CLOSE", "GCRA", "OPEN", "SYNC"]
+
+# Shared by the scripts: the clock, and putting a request back in its queue.
+_PRELUDE = """
+local P = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function enqueue(domain, score, member)
+  if redis.call('SADD', P .. 'dset', domain) == 1 then
+    redis.call('RPUSH', P .. 'domains', domain)
+  end
+  redis.call('ZADD', P .. 'q:' .. domain, score, member)
+end
+
+-- Put a worker's leased requests back in their queues, except `keep`.
+local function requeue_leases(worker, keep)
+  local key = P .. 'lease:' .. worker
+  local entries = redis.call('HGETALL', key)
+  local n = 0
+  for i = 1, #entries, 2 do
+    if not (keep and keep[entries[i]]) then
+      local where = entries[i + 1]
+      local nl = string.find(where, '\\n', 1, true)
+      enqueue(string.sub(where, 1, nl - 1), string.sub(where, nl + 1), entries[i])
+      redis.call('HDEL', key, entries[i])
+      n = n + 1
+    end
+  end
+  if n > 0 then
+    redis.call('INCRBY', P .. 'queued', n)
+    redis.call('DECRBY', P .. 'leased', n)
+  end
+  return n
+end
+
+local function live(worker)
+  local expiry = redis.call('ZSCORE', P .. 'workers', worker)
+  return expiry and tonumber(expiry) > now
+end
+"""
+
+# ARGV: prefix, worker, ttl_ms, want, dedupe ('set' | 'bloom'), then ops:
+#   'p' domain priority record fp check   queue a request (fp '' = none;
+#                                          check '1': drop it if seen)
+#   'a' member                             it finished: end its lease
+#   'o' file length                        the items file's committed length
+#   's'                                    seeding is done
+#   'x' domain until_ms                    pause a domain (Retry-After)
+#   'r' n member...                        hand back every lease but these
+# Returns {state, seed, queued, leased, reaped, pushed, lost, claimed, pauses}
+# with claimed = {member, domain, ...} and pauses = {domain, until_ms, ...}.
+SYNC = (
+    _PRELUDE
+    + """
+local worker = ARGV[2]
+local ttl = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local bloom = ARGV[5] == 'bloom'
+
+if redis.call('SISMEMBER', P .. 'dead', worker) == 1 then
+  return {'fenced'}
+end
+
+-- If no worker reached Redis for a while (Redis was down or restarted),
+-- the leases did not run out: they are extended by the gap.
+local last = tonumber(redis.call('GET', P .. 'last') or now)
+if now - last > ttl / 2 then
+  local all = redis.call('ZRANGE', P .. 'workers', 0, -1, 'WITHSCORES')
+  for j = 1, #all, 2 do
+    redis.call('ZADD', P .. 'workers', tonumber(all[j + 1]) + now - last, all[j])
+  end
+end
+redis.call('SET', P .. 'last', now)
+
+-- Workers silent past their lease: their requests go back to the queues.
+local reaped = 0
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', now)) do
+  reaped = reaped + requeue_leases(w)
+  redis.call('ZREM', P .. 'workers', w)
+  redis.call('SADD', P .. 'dead', w)
+end
+redis.call('ZADD', P .. 'workers', now + ttl, worker)
+
+local seed = redis.call('GET', P .. 'seed')
+if seed == worker then
+  redis.call('PEXPIRE', P .. 'seed', ttl)
+elseif not seed then
+  redis.call('SET', P .. 'seed', worker, 'PX', ttl)
+  seed = worker
+end
+
+local pushed, lost = 0, 0
+local i = 6
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'p' then
+    local domain, fp = ARGV[i + 1], ARGV[i + 4]
+    local new = 1
+    if fp ~= '' then
+      if bloom then
+        new = 0
+        for pos in string.gmatch(fp, '%d+') do
+          if redis.call('SETBIT', P .. 'bloom', pos, 1) == 0 then new = 1 end
+        end
+      else
+        new = redis.call('SADD', P .. 'seen', fp)
+      end
+    end
+    if new == 1 or ARGV[i + 5] ~= '1' then
+      local seq = redis.call('INCR', P .. 'seq')
+      local priority = math.max(-4000, math.min(4000, tonumber(ARGV[i + 2])))
+      enqueue(domain, -priority * 1099511627776 + seq, seq .. ':' .. ARGV[i + 3])
+      pushed = pushed + 1
+    end
+    i = i + 6
+  elseif op == 'a' then
+    if redis.call('HDEL', P .. 'lease:' .. worker, ARGV[i + 1]) == 1 then
+      redis.call('DECR', P .. 'leased')
+    else
+      lost = lost + 1
+    end
+    i = i + 2
+  elseif op == 'o' then
+    redis.call('HSET', P .. 'outputs', ARGV[i + 1], ARGV[i + 2])
+    i = i + 3
+  elseif op == 's' then
+    if seed == worker then
+      redis.call('SET', P .. 'seed', 'done')
+      seed = 'done'
+    end
+    i = i + 1
+  elseif op == 'r' then
+    -- After a sync whose reply was lost: hand back the leases it may have
+    -- made that this worker never received (it sends the ones it holds).
+    local n = tonumber(ARGV[i + 1])
+    local keep = {}
+    for j = i + 2, i + 1 + n do keep[ARGV[j]] = true end
+    requeue_leases(worker, keep)
+    i = i + 2 + n
+  elseif op == 'x' then
+    local old = tonumber(redis.call('HGET', P .. 'pause', ARGV[i + 1]) or '0')
+    if tonumber(ARGV[i + 2]) > old then
+      redis.call('HSET', P .. 'pause', ARGV[i + 1], ARGV[i + 2])
+    end
+    i = i + 3
+  else
+    return redis.error_reply('crawlmesh: unknown op ' .. tostring(op))
+  end
+end
+if pushed > 0 then
+  redis.call('INCRBY', P .. 'queued', pushed)
+end
+
+-- Claim up to `want` requests, one domain after another.
+local claimed = {}
+local n = 0
+local lease = P .. 'lease:' .. worker
+for _ = 1, want + 64 do
+  if n >= want then break end
+  local domain = redis.call('LMOVE', P .. 'domains', P .. 'domains', 'LEFT', 'RIGHT')
+  if not domain then break end
+  local q = P .. 'q:' .. domain
+  local got = redis.call('ZPOPMIN', q)
+  if #got > 0 then
+    redis.call('HSET', lease, got[1], domain .. '\\n' .. got[2])
+    claimed[#claimed + 1] = got[1]
+    claimed[#claimed + 1] = domain
+    n = n + 1
+  end
+  if #got == 0 or redis.call('EXISTS', q) == 0 then
+    redis.call('LREM', P .. 'domains', -1, domain)
+    redis.call('SREM', P .. 'dset', domain)
+  end
+end
+if n > 0 then
+  redis.call('DECRBY', P .. 'queued', n)
+  redis.call('INCRBY', P .. 'leased', n)
+end
+
+local pauses = {}
+local all = redis.call('HGETALL', P .. 'pause')
+for j = 1, #all, 2 do
+  if tonumber(all[j + 1]) > now then
+    pauses[#pauses + 1] = all[j]
+    pauses[#pauses + 1] = all[j + 1]
+  else
+    redis.call('HDEL', P .. 'pause', all[j])
+  end
+end
+
+local state = 'ok'
+if seed == worker then state = 'seeding' end
+return {
+  state, seed,
+  tonumber(redis.call('GET', P .. 'queued') or '0'),
+  tonumber(redis.call('GET', P .. 'leased') or '0'),
+  reaped, pushed, lost, claimed, pauses, now,
+}
+"""
+)
+
+# ARGV: prefix, worker, file. Claims the items file for this worker.
+# Returns {'busy', owner} if a live worker writes it, else {'ok', committed
+# length or ''}.
+OPEN = (
+    _PRELUDE
+    + """
+local worker, file = ARGV[2], ARGV[3]
+local owner = redis.call('HGET', P .. 'outputs:owner', file)
+if owner and owner ~= worker and live(owner) then
+  return {'busy', owner}
+end
+redis.call('HSET', P .. 'outputs:owner', file, worker)
+return {'ok', redis.call('HGET', P .. 'outputs', file) or ''}
+"""
+)
+
+# ARGV: prefix, worker, host, then counter name/value pairs to merge.
+# Ends the worker: its leases go back to the queues, its counters join the
+# merged stats. Returns {merged pairs, live workers, orphans} where orphans
+# are {file, committed length, ...} for files on `host` whose writer died.
+CLOSE = (
+    _PRELUDE
+    + """
+local worker, host = ARGV[2], ARGV[3]
+requeue_leases(worker)
+redis.call('ZREM', P .. 'workers', worker)
+for i = 4, #ARGV, 2 do
+  redis.call('HINCRBY', P .. 'stats', ARGV[i], ARGV[i + 1])
+end
+local orphans = {}
+local owners = redis.call('HGETALL', P .. 'outputs:owner')
+for i = 1, #owners, 2 do
+  local file, owner = owners[i], owners[i + 1]
+  if owner == worker then
+    redis.call('HDEL', P .. 'outputs:owner', file)
+  elseif not live(owner) and string.sub(file, 1, #host + 1) == host .. ':' then
+    orphans[#orphans + 1] = file
+    orphans[#orphans + 1] = redis.call('HGET', P .. 'outputs', file) or ''
+    redis.call('HDEL', P .. 'outputs:owner', file)
+  end
+end
+local live_workers = redis.call('ZCOUNT', P .. 'workers', now, '+inf')
+return {redis.call('HGETALL', P .. 'stats'), live_workers, orphans}
+"""
+)
+
+# KEYS[1]: P gcra:KEY. ARGV: prefix, interval_us, burst.
+# GCRA: a request may start at max(now, TAT - burst * T); taking it moves
+# TAT to max(TAT, now) + T. Returns 0 when taken, else the wait in µs (the
+# slot is not taken: the caller asks again then, so a caller that gave up
+# holds no slot).
+GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local T = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local allow = tat - tonumber(ARGV[3]) * T
+if allow > now then
+  return math.ceil(allow - now)
+end
+redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX',
+           math.ceil((tat + T - now) / 1000) + 1000)
+return 0
+"""
