@@ -13,6 +13,7 @@ import random
 import socket
 import struct
 import sys
+import time
 import zlib
 
 import brotli
@@ -189,9 +190,17 @@ class HostileSite:
         return SiteResponse(404, b"not found", HTML)
 
 
-async def _serve(kind: str, pages: int, delay: float) -> None:
+async def _serve(kind: str, pages: int, delay: float, hits: str | None) -> None:
     site = GeneratedSite(pages, delay=delay) if kind == "generated" else HostileSite()
-    async with open_site_server(site.handle) as base:
+    handle = site.handle
+    if hits is not None:
+        log = open(hits, "a", buffering=1)  # noqa: SIM115, ASYNC230 (at start-up, kept open)
+
+        async def handle(request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+            log.write(f"{time.time():.6f} {request.target}\n")  # a line per hit, as it comes
+            return await site.handle(request, stream)
+
+    async with open_site_server(handle) as base:
         print(base, flush=True)
         await trio.sleep_forever()
 
@@ -201,8 +210,9 @@ if __name__ == "__main__":
     parser.add_argument("kind", choices=["generated", "hostile"])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--hits", help="append 'TIME TARGET' for every request to this file")
     args = parser.parse_args()
     try:
-        trio.run(_serve, args.kind, args.pages, args.delay)
+        trio.run(_serve, args.kind, args.pages, args.delay, args.hits)
     except KeyboardInterrupt:
         sys.exit(0)

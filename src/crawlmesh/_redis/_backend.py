@@ -235,20 +235,18 @@ class RedisBackend:
         if self._client is None or self._fenced:
             return
         interval = str(max(1, round(1e6 / rate)))
-        while True:
-            try:
-                self.round_trips += 1
-                wait = int(
-                    await self._gcra_script(
-                        keys=[self._key("gcra:" + key)], args=[self._prefix, interval, str(burst)]
-                    )
+        try:
+            self.round_trips += 1
+            wait = int(
+                await self._gcra_script(
+                    keys=[self._key("gcra:" + key)], args=[self._prefix, interval, str(burst)]
                 )
-            except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
-                # The local limiter still holds this worker to the rate.
-                log.warning("shared rate limit unavailable; using the local one", error=str(exc))
-                return
-            if wait <= 0:
-                return
+            )
+        except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
+            # The local limiter still holds this worker to the rate.
+            log.warning("shared rate limit unavailable; using the local one", error=str(exc))
+            return
+        if wait > 0:
             await trio.sleep(wait / 1e6)
 
     async def room(self) -> None:
@@ -276,8 +274,10 @@ class RedisBackend:
             want = max(0, self._target - link.backlog())
             taken, self._ops, acks, self._acks = self._ops, [], self._acks, 0
             ops = list(taken)
-            if self._output is not None and self._items_length != self._sent_length:
-                ops += ("o", self._output, str(self._items_length))
+            # The length as of these acks (pages may finish during the call).
+            length = self._items_length
+            if self._output is not None and length != self._sent_length:
+                ops += ("o", self._output, str(length))
             if self._uncertain:
                 held = [member for _, member in self._leases.values()]
                 ops += ("r", str(len(held)), *held)  # (after the acks in this batch)
@@ -302,8 +302,7 @@ class RedisBackend:
             backoff = 0.1
             self._uncertain = False
             self.acked += acks
-            if self._output is not None:
-                self._sent_length = self._items_length
+            self._sent_length = length
             self._room.set()
             self._handle(reply, link)
 

@@ -275,21 +275,19 @@ return {redis.call('HGETALL', P .. 'stats'), live_workers, orphans}
 )
 
 # KEYS[1]: P gcra:KEY. ARGV: prefix, interval_us, burst.
-# GCRA: a request may start at max(now, TAT - burst * T); taking it moves
-# TAT to max(TAT, now) + T. Returns 0 when taken, else the wait in µs (the
-# slot is not taken: the caller asks again then, so a caller that gave up
-# holds no slot).
+# GCRA: a request may start at max(now, TAT - burst * T), and taking that
+# slot moves TAT to max(TAT, now) + T. The slot is taken at once and the
+# wait until it returned (µs): callers queue in the order they asked, and a
+# caller that wakes a little late costs no one a slot.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local T = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local allow = tat - tonumber(ARGV[3]) * T
-if allow > now then
-  return math.ceil(allow - now)
-end
+local start = tat - tonumber(ARGV[3]) * T
+if start < now then start = now end
 redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX',
            math.ceil((tat + T - now) / 1000) + 1000)
-return 0
+return math.ceil(start - now)
 """

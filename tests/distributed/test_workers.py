@@ -1,0 +1,119 @@
+"""Several ``crawlmesh crawl --backend redis://`` workers on one crawl, on a
+real redis-server: each item once, nothing lost when a worker is killed or
+Redis restarts, and a domain's rate shared by all."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from distributed.redis_server import RedisServer
+from distributed.workers import Site, Worker, items_of, start_site
+
+PAGES = 3000
+ITEMS = {f"SKU-{n:06d}" for n in range(0, PAGES, 3)}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    yield from start_site(tmp_path, PAGES, delay=0.005)
+
+
+@pytest.fixture
+def workers(
+    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str]
+) -> Iterator[Callable[..., Worker]]:
+    """Start workers with ``workers(start_url, backend, *args)``; all are
+    killed at teardown."""
+    started: list[Worker] = []
+
+    def start(start_url: str, backend: str, *args: str) -> Worker:
+        w = Worker(crawlmesh_cli, cli_project, cli_env, len(started), start_url, backend, *args)
+        started.append(w)
+        return w
+
+    try:
+        yield start
+    finally:
+        for w in started:
+            w.close()
+
+
+def assert_each_item_once(crawl: list[Worker]) -> None:
+    skus = [item["sku"] for item in items_of(crawl)]
+    assert len(skus) == len(set(skus)), "an item was delivered twice"
+    assert set(skus) == ITEMS
+
+
+ARGS = ("-s", "concurrency=8", "-s", "backend.lease_ttl=2", "-q")
+
+
+def test_three_workers_crawl_a_site_once(
+    redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    crawl = [workers(f"{site.url}/p/0", redis.url, *ARGS) for _ in range(3)]
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+    assert_each_item_once(crawl)
+    # Every page fetched exactly once, by whichever worker claimed it...
+    hits = site.page_hits()
+    assert set(hits) == {f"/p/{n}" for n in range(PAGES)}
+    assert max(hits.values()) == 1
+    # ...and the work was shared.
+    assert all(w.item_count() > 0 for w in crawl), [w.item_count() for w in crawl]
+    assert all("crawl totals across workers" in w.log() for w in crawl)
+
+
+def test_a_killed_worker_loses_nothing(
+    redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    crawl = [workers(f"{site.url}/p/0", redis.url, *ARGS) for _ in range(3)]
+    crawl[1].wait_for_items(50)
+    crawl[1].kill()
+    for w in (crawl[0], crawl[2]):
+        assert w.wait() == 0, w.stderr()
+    # The survivors took back its leased requests and cut its items file to
+    # what it had committed.
+    assert "took back the requests of workers gone silent" in (crawl[0].log() + crawl[2].log())
+    assert_each_item_once(crawl)
+    assert set(site.page_hits()) == {f"/p/{n}" for n in range(PAGES)}
+
+
+def test_a_redis_restart_loses_and_repeats_nothing(
+    persistent_redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    crawl = [workers(f"{site.url}/p/0", persistent_redis.url, *ARGS) for _ in range(3)]
+    crawl[0].wait_for_items(50)
+    persistent_redis.kill()
+    time.sleep(1.5)
+    persistent_redis.start()
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+    text = "".join(w.log() for w in crawl)
+    assert "Redis unreachable; retrying" in text
+    assert "Redis reachable again" in text
+    assert_each_item_once(crawl)
+
+
+def test_a_shared_rate_limit_holds_across_workers(
+    redis: RedisServer, site: Site, workers: Callable[..., Worker], cli_project: Path
+) -> None:
+    (cli_project / "rate.toml").write_text('[rates."127.0.0.1"]\nrate = "50/s"\n')
+    args: Any = ("--settings", "rate.toml", "--max-pages", "150", *ARGS)
+    crawl = [workers(f"{site.url}/p/0", redis.url, *args) for _ in range(3)]
+    for w in crawl:
+        assert w.wait() in (0,), w.stderr()
+    times = sorted(t for t, target in site.hits() if target != "/robots.txt")
+    # Skip the first second (workers join and claim at different times).
+    start = times[0] + 1.0
+    window = [t for t in times if t >= start]
+    assert len(window) > 200
+    rate = (len(window) - 1) / (window[-1] - window[0])
+    print(f"three workers together: {rate:.2f} requests/s")
+    assert 50 * 0.97 <= rate <= 50 * 1.03, rate
