@@ -4,8 +4,8 @@ per URL.
 Fingerprints are 16-byte digests; the set keeps their first 8 bytes as one
 unsigned 64-bit integer in an open-addressing table (linear probing) held in
 an ``array('Q')``. With the table kept between 1/3 and 2/3 full, a URL costs
-12 to 24 bytes (vs. about 110 for a ``set`` of ``bytes``), and 10 million URLs
-fit in 128 to 256 MiB.
+12 to 24 bytes (vs. about 83 for a ``set`` of ``bytes``), and 10 million URLs
+fit in 128 to 256 MB.
 
 Keeping 64 bits means two different URLs may share a key: the chance that any
 new URL among ``n`` seen is wrongly taken for a duplicate is about
