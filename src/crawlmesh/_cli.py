@@ -104,6 +104,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--books", type=int, default=200, help="books in the demo shop")
     common(demo)
     _node_parser(sub)
+
+    backlog = sub.add_parser(
+        "backlog",
+        help="a shared crawl's backlog: once as JSON, or served as Prometheus metrics",
+    )
+    backlog.add_argument("--backend", metavar="URL", required=True, help="the crawl's redis:// URL")
+    backlog.add_argument(
+        "--namespace", required=True, help="the crawl's namespace (its spider's name by default)"
+    )
+    backlog.add_argument(
+        "--serve", metavar="HOST:PORT", help="serve GET /metrics instead of printing once"
+    )
+    backlog.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -314,6 +327,26 @@ def _cmd_node(args: argparse.Namespace) -> int:
     return run_node(config)
 
 
+def _cmd_backlog(args: argparse.Namespace) -> int:
+    from ._redis._backlog import print_backlog, serve_backlog
+
+    if args.serve is None:
+        backlog = trio.run(print_backlog, args.backend, args.namespace)
+        sys.stdout.buffer.write(msgspec.json.encode(backlog) + b"\n")
+        return 0
+
+    async def serve() -> None:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(serve_backlog, args.backend, args.namespace, args.serve)
+            print(f"crawlmesh backlog: serving {binds[0]}/metrics", file=sys.stderr, flush=True)
+
+    try:
+        trio.run(serve)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``crawlmesh`` console script."""
     args = _parser().parse_args(argv)
@@ -323,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             "demo": _cmd_demo,
             "nodes": _cmd_nodes,
             "node": _cmd_node,
+            "backlog": _cmd_backlog,
         }
         code = commands[args.command](args)
     except UsageError as exc:

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from distributed.redis_server import REDIS_SERVER, RedisServer
+from distributed.workers import Worker
 
 
 def _server(directory: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
+        if os.environ.get("CI"):  # .ci/run installs it: a missing binary is a failure there
+            pytest.fail("no redis-server binary, and CI is set")
         pytest.skip("no redis-server binary on this machine (apt-get install redis-server)")
     server = RedisServer(directory, persistent=persistent)
     server.start()
@@ -38,3 +42,23 @@ def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
     directory = tmp_path / "redis"
     directory.mkdir()
     yield from _server(directory, persistent=True)
+
+
+@pytest.fixture
+def workers(
+    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str]
+) -> Iterator[Callable[..., Worker]]:
+    """Start workers with ``workers(start_url, backend, *args)``; all are
+    killed at teardown."""
+    started: list[Worker] = []
+
+    def start(start_url: str, backend: str, *args: str) -> Worker:
+        w = Worker(crawlmesh_cli, cli_project, cli_env, len(started), start_url, backend, *args)
+        started.append(w)
+        return w
+
+    try:
+        yield start
+    finally:
+        for w in started:
+            w.close()

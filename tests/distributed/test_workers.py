@@ -25,26 +25,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
     yield from start_site(tmp_path, PAGES, delay=0.005)
 
 
-@pytest.fixture
-def workers(
-    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str]
-) -> Iterator[Callable[..., Worker]]:
-    """Start workers with ``workers(start_url, backend, *args)``; all are
-    killed at teardown."""
-    started: list[Worker] = []
-
-    def start(start_url: str, backend: str, *args: str) -> Worker:
-        w = Worker(crawlmesh_cli, cli_project, cli_env, len(started), start_url, backend, *args)
-        started.append(w)
-        return w
-
-    try:
-        yield start
-    finally:
-        for w in started:
-            w.close()
-
-
 def assert_each_item_once(crawl: list[Worker]) -> None:
     skus = [item["sku"] for item in items_of(crawl)]
     assert len(skus) == len(set(skus)), "an item was delivered twice"

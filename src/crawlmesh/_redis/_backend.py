@@ -47,12 +47,12 @@ from .._stats import StatsCollector
 from ._bloom import BloomPositions
 from ._scripts import CLOSE, GCRA, OPEN, SYNC
 
-__all__ = ["RedisBackend", "redact"]
+__all__ = ["UNREACHABLE", "RedisBackend", "make_client", "redact"]
 
 log = structlog.get_logger("crawlmesh.redis")
 
 # Errors that mean "Redis is not there right now": retried with backoff.
-_UNREACHABLE = (coredis.exceptions.ConnectionError, TimeoutError, OSError)
+UNREACHABLE = (coredis.exceptions.ConnectionError, TimeoutError, OSError)
 # A sync with new requests waits this long for more to join its batch.
 _LINGER = 0.005
 # How often a worker with room for work and nothing claimed asks again.
@@ -74,7 +74,7 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
-def _client(url: str) -> coredis.Redis[bytes] | coredis.RedisCluster[bytes]:
+def make_client(url: str) -> coredis.Redis[bytes] | coredis.RedisCluster[bytes]:
     """A client for ``url``: redis://, rediss://, unix:// or redis+cluster://."""
     options: dict[str, Any] = {
         "decode_responses": False,
@@ -151,7 +151,7 @@ class RedisBackend:
         """
         self._link = link
         try:
-            client = _client(self._config.url)
+            client = make_client(self._config.url)
         except (ValueError, coredis.exceptions.RedisError) as exc:
             raise SettingsError(f"{self._where}: {exc}") from None
         async with client:
@@ -162,7 +162,7 @@ class RedisBackend:
             self._gcra_script = client.register_script(GCRA)
             try:
                 resume = await self._first_contact()
-            except _UNREACHABLE as exc:
+            except UNREACHABLE as exc:
                 raise BackendError(
                     f"cannot reach Redis at {redact(self._config.url)}: {exc}"
                 ) from None
@@ -242,7 +242,7 @@ class RedisBackend:
                     keys=[self._key("gcra:" + key)], args=[self._prefix, interval, str(burst)]
                 )
             )
-        except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
+        except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
             # The local limiter still holds this worker to the rate.
             log.warning("shared rate limit unavailable; using the local one", error=str(exc))
             return
@@ -283,7 +283,7 @@ class RedisBackend:
                 ops += ("r", str(len(held)), *held)  # (after the acks in this batch)
             try:
                 reply = await self._call_sync(ops, want)
-            except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
+            except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
                 # It may have run all the same: pushes are deduplicated,
                 # acknowledgements repeat harmlessly, and the leases it may
                 # have made are handed back by the next sync's "r" op.
@@ -389,7 +389,7 @@ class RedisBackend:
                         args=[self._prefix, self.worker, self._host, *_counters(stats)],
                     )
                     break
-                except (*_UNREACHABLE, coredis.exceptions.RedisError) as exc:
+                except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
                     log.warning("Redis unreachable at the end; retrying", error=str(exc))
                     await trio.sleep(0.5)
         if scope.cancelled_caught:

@@ -26,7 +26,7 @@ scripts may touch them all):
 
 from __future__ import annotations
 
-__all__ = ["CLOSE", "GCRA", "OPEN", "SYNC"]
+__all__ = ["BACKLOG", "CLOSE", "GCRA", "OPEN", "SYNC"]
 
 # Shared by the scripts: the clock, and putting a request back in its queue.
 _PRELUDE = """
@@ -291,3 +291,17 @@ redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX',
            math.ceil((tat + T - now) / 1000) + 1000)
 return math.ceil(start - now)
 """
+
+# ARGV: prefix. A crawl's backlog, read at one instant:
+# {queued, leased, live workers, seed state ('' | worker | 'done')}.
+BACKLOG = (
+    _PRELUDE
+    + """
+return {
+  tonumber(redis.call('GET', P .. 'queued') or '0'),
+  tonumber(redis.call('GET', P .. 'leased') or '0'),
+  redis.call('ZCOUNT', P .. 'workers', now, '+inf'),
+  redis.call('GET', P .. 'seed') or '',
+}
+"""
+)
