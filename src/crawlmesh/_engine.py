@@ -37,7 +37,14 @@ from ._balancer._mesh import reload_nodes, run_mesh_upkeep
 from ._balancer._types import NodeSpec
 from ._callbacks import iterate_result
 from ._dedupe import FingerprintSet
-from ._exceptions import CircuitOpen, FetchError, FetchTimeout, HttpError, RequestError
+from ._exceptions import (
+    CircuitOpen,
+    FetchError,
+    FetchTimeout,
+    HttpError,
+    RequestError,
+    plain_errors,
+)
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryFrontier
 from ._log import configure_logging
@@ -242,16 +249,19 @@ class Engine:
             # Library use without configure_logging(): keep stdout for items.
             configure_logging(self.settings.log_level)
         self.stats.started = trio.current_time()
-        async with AsyncExitStack() as stack:
-            if self._backend is not None:
-                connect = self._backend.connect(_Link(self), self.stats)
-                try:
-                    self._resume(await stack.enter_async_context(connect))
-                except BaseException:
-                    with trio.CancelScope(shield=True):
-                        await self._transport.aclose()
-                    raise
-            reason = await self._run_stages()
+        # (A backend's client runs a task group: its errors arrive wrapped.)
+        with plain_errors():
+            async with AsyncExitStack() as stack:
+                if self._backend is not None:
+                    connect = self._backend.connect(_Link(self), self.stats)
+                    try:
+                        self._resume(await stack.enter_async_context(connect))
+                    except BaseException:
+                        with trio.CancelScope(shield=True):
+                            await self._transport.aclose()
+                        raise
+                reason = await self._run_stages()
+
         try:
             await self.spider.closed(reason)
         except Exception as exc:

@@ -27,6 +27,8 @@ boundary, with the original chained as ``__cause__``. Each fetch error has a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -171,3 +173,26 @@ class CircuitOpen(FetchError):
     """
 
     kind = "circuit_open"
+
+
+def sole_leaf(error: BaseException) -> BaseException:
+    """The one exception inside nested exception groups (as nurseries and
+    task groups wrap them), or ``error`` itself if it holds more or is no
+    group."""
+    leaf = error
+    while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+        leaf = leaf.exceptions[0]
+    return error if isinstance(leaf, BaseExceptionGroup) else leaf
+
+
+@contextmanager
+def plain_errors() -> Iterator[None]:
+    """Re-raise, bare, a crawlmesh error that nurseries or task groups
+    wrapped in exception groups (anything else passes unchanged)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf = sole_leaf(group)
+        if isinstance(leaf, CrawlmeshError):
+            raise leaf from None
+        raise

@@ -14,7 +14,7 @@ import trio
 
 from ._backend import Backend
 from ._engine import Engine
-from ._exceptions import UsageError
+from ._exceptions import UsageError, plain_errors
 from ._export import JsonLinesWriter
 from ._jobdir import JobDir
 from ._settings import Settings, load_settings, read_settings_file
@@ -157,11 +157,12 @@ async def run_engine(engine: Engine, *, handle_signals: bool = True) -> tuple[Cr
                 exit_code = EXIT_CODES.get(signal.Signals(signum), 130)
                 engine.request_stop("shutdown")
 
-    async with trio.open_nursery() as nursery:
-        if handle_signals:
-            await nursery.start(watch_signals)
-        stats = await engine.run()
-        nursery.cancel_scope.cancel()
+    with plain_errors():
+        async with trio.open_nursery() as nursery:
+            if handle_signals:
+                await nursery.start(watch_signals)
+            stats = await engine.run()
+            nursery.cancel_scope.cancel()
     return stats, exit_code
 
 

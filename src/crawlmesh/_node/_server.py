@@ -11,7 +11,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from .._exceptions import SettingsError
+from .._exceptions import SettingsError, sole_leaf
 from ._config import NodeConfig, read_tokens
 from ._service import NodeService
 
@@ -163,9 +163,7 @@ def run_node(config: NodeConfig) -> int:
     try:
         trio.run(main)
     except* OSError as group:  # binding failed (the port is taken, ...), inside nurseries
-        failed = group
-        while isinstance(failed, BaseExceptionGroup):
-            failed = failed.exceptions[0]
+        failed = sole_leaf(group)
     if failed is not None:
         print(
             f"crawlmesh: error: cannot listen on {config.host}:{config.port}: {failed}",
