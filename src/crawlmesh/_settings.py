@@ -170,12 +170,16 @@ class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"balancer.strategy must be one of {', '.join(_STRATEGIES)}")
 
 
+_BACKEND_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "redis+sentinel://")
+
+
 class BackendSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Where the crawl's frontier, dupe filter and shared limits live."""
 
     url: str = ""
     """"" keeps them in this process; redis://HOST:PORT/DB (or rediss://,
-    unix://) shares one crawl between every worker given the same URL."""
+    unix://, redis+cluster://, redis+sentinel://HOST:PORT/SERVICE) shares one
+    crawl between every worker given the same URL."""
     namespace: str = ""
     """Redis key prefix of the crawl (default: the spider's name)."""
     lease_ttl: Annotated[float, msgspec.Meta(ge=1.0)] = 15.0
@@ -188,8 +192,8 @@ class BackendSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """URLs the Bloom filter is sized for (at a 0.1% false-positive rate)."""
 
     def __post_init__(self) -> None:
-        if self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("backend.url must be empty or a redis://, rediss:// or unix:// URL")
+        if self.url and not self.url.startswith(_BACKEND_SCHEMES):
+            raise ValueError("backend.url must be empty or a URL of " + ", ".join(_BACKEND_SCHEMES))
         if self.dedupe not in ("set", "bloom"):
             raise ValueError('backend.dedupe must be "set" or "bloom"')
 

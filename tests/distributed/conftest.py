@@ -1,21 +1,24 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from distributed.redis_server import REDIS_SERVER, RedisServer
+from distributed.redis_server import REDIS_SERVER, RedisServer, SentinelServer
 from distributed.workers import Worker
 
 
-def _server(directory: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
+def _server(
+    directory: Path, *, persistent: bool = False, extra: tuple[str, ...] = ()
+) -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
         if os.environ.get("CI"):  # .ci/run installs it: a missing binary is a failure there
             pytest.fail("no redis-server binary, and CI is set")
         pytest.skip("no redis-server binary on this machine (apt-get install redis-server)")
-    server = RedisServer(directory, persistent=persistent)
+    server = RedisServer(directory, persistent=persistent, extra=extra)
     server.start()
     try:
         yield server
@@ -34,6 +37,34 @@ def redis(redis_session: RedisServer) -> RedisServer:
     """The session's redis-server, emptied for this test."""
     assert redis_session.command("FLUSHALL") == b"+OK"
     return redis_session
+
+
+@pytest.fixture
+def cluster_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A one-node Redis Cluster holding every slot."""
+    directory = tmp_path / "cluster"
+    directory.mkdir()
+    extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"))
+    for server in _server(directory, extra=extra):
+        assert server.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == b"+OK"
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in server.command("CLUSTER", "INFO", whole=True):
+            assert time.monotonic() < deadline, "the cluster did not come up within 10 s"
+            time.sleep(0.05)
+        yield server
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path, redis: RedisServer) -> Iterator[SentinelServer]:
+    """A Sentinel watching the session's redis-server as ``mymaster``."""
+    directory = tmp_path / "sentinel"
+    directory.mkdir()
+    server = SentinelServer(directory, redis)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture

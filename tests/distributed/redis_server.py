@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["REDIS_SERVER", "RedisServer", "free_port"]
+__all__ = ["REDIS_SERVER", "RedisServer", "SentinelServer", "free_port"]
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -27,11 +27,14 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` bound to 127.0.0.1 on a free port."""
 
-    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, persistent: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
         assert REDIS_SERVER is not None
         self.directory = directory
         self.port = free_port()
         self.persistent = persistent
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,6 +54,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        args += self.extra
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory
         )
@@ -72,8 +76,9 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
 
-    def command(self, *args: str) -> bytes:
-        """Send one command; return the first line of the reply."""
+    def command(self, *args: str, whole: bool = False) -> bytes:
+        """Send one command; return the first line of the reply (``whole``:
+        all that arrives with it)."""
         payload = f"*{len(args)}\r\n".encode()
         for arg in args:
             data = arg.encode()
@@ -86,4 +91,35 @@ class RedisServer:
                 if not chunk:
                     break
                 reply += chunk
-        return reply.split(b"\r\n", 1)[0]
+        return reply if whole else reply.split(b"\r\n", 1)[0]
+
+
+class SentinelServer(RedisServer):
+    """A Redis Sentinel watching ``primary`` as the service ``mymaster``."""
+
+    def __init__(self, directory: Path, primary: RedisServer) -> None:
+        super().__init__(directory)
+        self.primary = primary
+
+    def start(self) -> None:
+        conf = self.directory / "sentinel.conf"  # Sentinel rewrites it: a file of its own
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {self.primary.port} 1\n"
+        )
+        assert REDIS_SERVER is not None
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.command("SENTINEL", "get-master-addr-by-name", "mymaster").startswith(
+                    b"*2"
+                ):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis sentinel did not come up within 10 s")

@@ -43,7 +43,7 @@ def test_a_bad_backend_url_is_a_settings_error(
 ) -> None:
     done = run(crawlmesh_cli, cli_project, cli_env, "--backend", "http://127.0.0.1:6379/0")
     assert done.returncode == 2
-    assert "backend.url must be empty or a redis://" in done.stderr
+    assert "backend.url must be empty or a URL of redis://" in done.stderr
 
 
 def test_two_live_workers_may_not_share_an_items_file(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from distributed.redis_server import RedisServer
+from distributed.redis_server import RedisServer, SentinelServer
 from distributed.workers import Site, Worker, items_of, start_site
 
 PAGES = 3000
@@ -97,3 +97,27 @@ def test_a_shared_rate_limit_holds_across_workers(
     rate = (len(window) - 1) / (window[-1] - window[0])
     print(f"three workers together: {rate:.2f} requests/s")
     assert 50 * 0.97 <= rate <= 50 * 1.03, rate
+
+
+def test_a_cluster_url_and_a_sentinel_url_work_too(
+    cluster_redis: RedisServer,
+    sentinel: SentinelServer,
+    site: Site,
+    workers: Callable[..., Worker],
+) -> None:
+    # Two workers through the Cluster client, then (a new crawl namespace)
+    # two through the primary the Sentinel names.
+    cluster = f"redis+cluster://127.0.0.1:{cluster_redis.port}"
+    crawl = [workers(f"{site.url}/p/0", cluster, *ARGS) for _ in range(2)]
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+    assert_each_item_once(crawl)
+    assert cluster_redis.command("DBSIZE") != b":0"  # the crawl's keys are there
+
+    url = f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster/0"
+    again = [workers(f"{site.url}/p/0", url, "-s", "backend.namespace=again", *ARGS)]
+    again.append(workers(f"{site.url}/p/0", url, "-s", "backend.namespace=again", *ARGS))
+    for w in again:
+        assert w.wait() == 0, w.stderr()
+    assert_each_item_once(again)
+    assert sentinel.primary.command("EXISTS", "crawlmesh:{again}:seen") == b":1"

@@ -1,5 +1,6 @@
 """The Redis backend: one crawl shared by many workers."""
 
-from ._backend import RedisBackend, redact
+from ._backend import RedisBackend
+from ._client import open_client, redact
 
-__all__ = ["RedisBackend", "redact"]
+__all__ = ["RedisBackend", "open_client", "redact"]

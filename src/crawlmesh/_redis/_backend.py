@@ -28,31 +28,28 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import coredis
 import coredis.exceptions
 import structlog
 import trio
-from coredis.retry import NoRetryPolicy
 
 from .._backend import EngineLink, Resume
 from .._dedupe import FingerprintSet
-from .._exceptions import BackendError, SettingsError
+from .._exceptions import BackendError, SettingsError, sole_leaf
 from .._records import RequestCodec
 from .._request import Request
 from .._settings import BackendSettings
 from .._spider import Spider
 from .._stats import StatsCollector
 from ._bloom import BloomPositions
+from ._client import UNREACHABLE, Client, open_client, redact
 from ._scripts import CLOSE, GCRA, OPEN, SYNC
 
-__all__ = ["UNREACHABLE", "RedisBackend", "make_client", "redact"]
+__all__ = ["RedisBackend"]
 
 log = structlog.get_logger("crawlmesh.redis")
 
-# Errors that mean "Redis is not there right now": retried with backoff.
-UNREACHABLE = (coredis.exceptions.ConnectionError, TimeoutError, OSError)
 # A sync with new requests waits this long for more to join its batch.
 _LINGER = 0.005
 # How often a worker with room for work and nothing claimed asks again.
@@ -60,31 +57,6 @@ _POLL = 0.05
 # Ops waiting to be sent beyond which start() waits.
 _MAX_OPS = 60_000
 _MAX_BACKOFF = 5.0
-
-
-def redact(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
-def make_client(url: str) -> coredis.Redis[bytes] | coredis.RedisCluster[bytes]:
-    """A client for ``url``: redis://, rediss://, unix:// or redis+cluster://."""
-    options: dict[str, Any] = {
-        "decode_responses": False,
-        "retry_policy": NoRetryPolicy(),  # we retry, knowing which calls may repeat
-        "connect_timeout": 5.0,
-        "stream_timeout": 30.0,
-    }
-    if url.startswith("redis+cluster://"):
-        return coredis.RedisCluster.from_url("redis://" + url[16:], **options)
-    return coredis.Redis.from_url(url, **options)
 
 
 class RedisBackend:
@@ -135,7 +107,7 @@ class RedisBackend:
         self._uncertain = False  # a sync failed after it may have run
         self._clock_offset = 0.0  # Redis's clock minus ours, in ms
         self._link: EngineLink | None = None
-        self._client: coredis.Redis[bytes] | coredis.RedisCluster[bytes] | None = None
+        self._client: Client | None = None
         self.round_trips = 0
         self.acked = 0
 
@@ -150,25 +122,27 @@ class RedisBackend:
                 writes the same items file.
         """
         self._link = link
+        where = redact(self._config.url)
+        connected = False  # (after that, errors are the crawl's, not ours)
         try:
-            client = make_client(self._config.url)
-        except (ValueError, coredis.exceptions.RedisError) as exc:
-            raise SettingsError(f"{self._where}: {exc}") from None
-        async with client:
-            self._client = client
-            self._sync_script = client.register_script(SYNC)
-            self._open_script = client.register_script(OPEN)
-            self._close_script = client.register_script(CLOSE)
-            self._gcra_script = client.register_script(GCRA)
-            try:
+            async with open_client(self._config.url) as client:
+                self._client = client
+                self._sync_script = client.register_script(SYNC)
+                self._open_script = client.register_script(OPEN)
+                self._close_script = client.register_script(CLOSE)
+                self._gcra_script = client.register_script(GCRA)
                 resume = await self._first_contact()
-            except UNREACHABLE as exc:
-                raise BackendError(
-                    f"cannot reach Redis at {redact(self._config.url)}: {exc}"
-                ) from None
-            except coredis.exceptions.RedisError as exc:
-                raise BackendError(f"Redis at {redact(self._config.url)}: {exc}") from None
-            yield resume
+                connected = True
+                yield resume
+        except (*UNREACHABLE, coredis.exceptions.RedisError, BaseExceptionGroup) as exc:
+            leaf = sole_leaf(exc)  # (the client's task group may wrap it)
+            if connected:
+                raise
+            if isinstance(leaf, UNREACHABLE):
+                raise BackendError(f"cannot reach Redis at {where}: {leaf}") from None
+            if isinstance(leaf, coredis.exceptions.RedisError):
+                raise BackendError(f"Redis at {where}: {leaf}") from None
+            raise
 
     async def _first_contact(self) -> Resume:
         committed = None

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._exceptions import BackendError
-from ._backend import UNREACHABLE, make_client, redact
+from ._client import UNREACHABLE, Client, open_client, redact
 from ._scripts import BACKLOG
 
 __all__ = ["Backlog", "read_backlog", "serve_backlog"]
@@ -42,9 +42,7 @@ class Backlog(msgspec.Struct):
     """Seeded, and nothing queued or leased: the crawl is over."""
 
 
-async def read_backlog(
-    client: coredis.Redis[bytes] | coredis.RedisCluster[bytes], namespace: str
-) -> Backlog:
+async def read_backlog(client: Client, namespace: str) -> Backlog:
     prefix = f"crawlmesh:{{{namespace}}}:"
     script = client.register_script(BACKLOG)
     reply: list[Any] = await script(keys=[prefix + "seen"], args=[prefix])
@@ -63,7 +61,7 @@ async def print_backlog(url: str, namespace: str) -> Backlog:
         BackendError: Redis cannot be reached.
     """
     try:
-        async with make_client(url) as client:
+        async with open_client(url) as client:
             return await read_backlog(client, namespace)
     except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
         raise BackendError(f"cannot read the backlog from {redact(url)}: {exc}") from None
@@ -88,7 +86,7 @@ def _app(url: str, namespace: str) -> Starlette:
         )  # fmt: skip
         up = Gauge("crawlmesh_backlog_up", "1 if Redis answered.", ["crawl"], registry=registry)
         try:
-            async with make_client(url) as client:
+            async with open_client(url) as client:
                 backlog = await read_backlog(client, namespace)
         except (*UNREACHABLE, coredis.exceptions.RedisError):
             up.labels(namespace).set(0)
