@@ -30,9 +30,13 @@ class GeneratedSite:
     (duplicates), to one broken page every 10 pages, and to a few links that
     are not fetchable. Pages whose number is divisible by 3 are item pages."""
 
-    def __init__(self, pages: int = 2000, seed: int = 1, delay: float = 0.0) -> None:
+    def __init__(
+        self, pages: int = 2000, seed: int = 1, delay: float = 0.0, pushback_at: int = 0
+    ) -> None:
         self.pages = pages
         self.delay = delay
+        # The request of this number (from 1) gets a 429 with Retry-After: 2.
+        self.pushback_at = pushback_at
         rng = random.Random(seed)
         self.extra = [[rng.randrange(pages) for _ in range(5)] for _ in range(pages)]
         self.hits: list[str] = []
@@ -61,11 +65,14 @@ class GeneratedSite:
     async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
         path = request.target.partition("?")[0]
         self.hits.append(request.target)
+        number = len(self.hits)
         self.times.append(trio.current_time())
         if self.delay:
             await trio.sleep(self.delay)
         if path == "/robots.txt":
             return SiteResponse(404)
+        if number == self.pushback_at:
+            return SiteResponse(429, b"slow down", [*HTML, ("Retry-After", "2")])
         if path == "/list":
             return SiteResponse(200, b"<p>a list</p>", HTML)
         if path.startswith("/p/") and path[3:].isdigit() and int(path[3:]) < self.pages:
@@ -190,8 +197,12 @@ class HostileSite:
         return SiteResponse(404, b"not found", HTML)
 
 
-async def _serve(kind: str, pages: int, delay: float, hits: str | None) -> None:
-    site = GeneratedSite(pages, delay=delay) if kind == "generated" else HostileSite()
+async def _serve(kind: str, pages: int, delay: float, hits: str | None, pushback_at: int) -> None:
+    site: GeneratedSite | HostileSite
+    if kind == "generated":
+        site = GeneratedSite(pages, delay=delay, pushback_at=pushback_at)
+    else:
+        site = HostileSite()
     handle = site.handle
     if hits is not None:
         log = open(hits, "a", buffering=1)  # noqa: SIM115, ASYNC230 (at start-up, kept open)
@@ -211,8 +222,9 @@ if __name__ == "__main__":
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--hits", help="append 'TIME TARGET' for every request to this file")
+    parser.add_argument("--pushback-at", type=int, default=0, help="429 the N-th request")
     args = parser.parse_args()
     try:
-        trio.run(_serve, args.kind, args.pages, args.delay, args.hits)
+        trio.run(_serve, args.kind, args.pages, args.delay, args.hits, args.pushback_at)
     except KeyboardInterrupt:
         sys.exit(0)

@@ -26,9 +26,13 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
 
 def assert_each_item_once(crawl: list[Worker]) -> None:
+    assert_each_item_once_of(crawl, ITEMS)
+
+
+def assert_each_item_once_of(crawl: list[Worker], expected: set[str]) -> None:
     skus = [item["sku"] for item in items_of(crawl)]
     assert len(skus) == len(set(skus)), "an item was delivered twice"
-    assert set(skus) == ITEMS
+    assert set(skus) == expected
 
 
 ARGS = ("-s", "concurrency=8", "-s", "backend.lease_ttl=2", "-q")
@@ -121,3 +125,55 @@ def test_a_cluster_url_and_a_sentinel_url_work_too(
         assert w.wait() == 0, w.stderr()
     assert_each_item_once(again)
     assert sentinel.primary.command("EXISTS", "crawlmesh:{again}:seen") == b":1"
+
+
+def test_bloom_dedupe_crawls_each_page_once(
+    redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    bloom = ("-s", "backend.dedupe=bloom", "-s", "backend.bloom_capacity=100000")
+    crawl = [workers(f"{site.url}/p/0", redis.url, *bloom, *ARGS) for _ in range(2)]
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+    assert_each_item_once(crawl)
+    assert max(site.page_hits().values()) == 1
+    assert redis.command("EXISTS", "crawlmesh:{follow}:bloom") == b":1"
+    assert redis.command("EXISTS", "crawlmesh:{follow}:seen") == b":0"
+
+
+def test_a_worker_takes_over_seeding_from_a_dead_seeder(
+    redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    seeder = workers(f"{site.url}/p/0", redis.url, "-a", "start_pause=60", *ARGS)
+    deadline = time.monotonic() + 20
+    while b"crawlmesh:{follow}:seed" not in redis.command("KEYS", "*", whole=True):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    other = workers(f"{site.url}/p/0", redis.url, *ARGS)
+    time.sleep(0.5)
+    seeder.kill()  # mid-start(): it never finished seeding
+    assert other.wait() == 0, other.stderr()
+    assert "taking over seeding" in other.log()
+    assert_each_item_once([seeder, other])
+
+
+@pytest.fixture
+def pushback_site(tmp_path: Path) -> Iterator[Site]:
+    yield from start_site(tmp_path, 600, delay=0.005, pushback_at=100)
+
+
+def test_one_workers_retry_after_pauses_every_worker(
+    redis: RedisServer, pushback_site: Site, workers: Callable[..., Worker]
+) -> None:
+    site = pushback_site
+    crawl = [workers(f"{site.url}/p/0", redis.url, *ARGS) for _ in range(2)]
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+    assert sum("pausing a domain as Retry-After asks" in w.log() for w in crawl) == 1
+    refused = site.hits()[99][0]  # the 100th request got the 429
+    times = [t for t, target in site.hits() if target != "/robots.txt"]
+    # Requests already on their way may land just after it; then no worker
+    # sends any for the 2 s the site asked for.
+    gap = [t for t in times if refused + 0.3 < t < refused + 1.9]
+    assert gap == [], f"{len(gap)} requests during the pause"
+    assert any(t > refused + 1.9 for t in times)
+    assert_each_item_once_of(crawl, {f"SKU-{n:06d}" for n in range(0, 600, 3)})

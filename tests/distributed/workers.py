@@ -37,9 +37,12 @@ class Site:
         return Counter(t.partition("?")[0] for _, t in self.hits() if t.startswith("/p/"))
 
 
-def start_site(directory: Path, pages: int, delay: float = 0.0) -> Iterator[Site]:
+def start_site(
+    directory: Path, pages: int, delay: float = 0.0, pushback_at: int = 0
+) -> Iterator[Site]:
     log = directory / "hits.log"
     args = ["generated", "--pages", str(pages), "--delay", str(delay), "--hits", str(log)]
+    args += ["--pushback-at", str(pushback_at)]
     for url in start_server_process("sites.py", *args):
         yield Site(url, log)
 
