@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from ._balancer._shared import MeshShare
 from ._frontier import DupeFilter
 from ._request import Request
 from ._stats import StatsCollector
@@ -67,6 +68,10 @@ class EngineLink(Protocol):
         """Start nothing for ``domain`` for ``seconds`` (another worker's Retry-After)."""
         ...
 
+    def breaker(self, node: str, domain: str | None, seconds: float) -> None:
+        """Another worker's breaker for ``node`` (and ``domain``) opened."""
+        ...
+
     def stop(self, reason: str) -> None:
         """Stop the crawl gracefully."""
         ...
@@ -87,6 +92,11 @@ class Backend(Protocol):
     @property
     def shared(self) -> bool:
         """Whether other processes work on the same crawl."""
+        ...
+
+    @property
+    def mesh_share(self) -> MeshShare | None:
+        """Where the balancer shares sessions and breakers (None: nowhere)."""
         ...
 
     def connect(

@@ -169,6 +169,8 @@ class Engine:
         self._retrier = Retrier(settings.retry)
         self.stats = StatsCollector()
         self._backend = backend
+        if backend is not None and self.balancer is not None:
+            self.balancer.share = backend.mesh_share
         # A domain's rate is shared by every worker when the backend is.
         self._shared_rates = (
             Shaper(settings.rates)
@@ -888,6 +890,11 @@ class _Link:
         engine = self._engine
         engine._politeness.pause(domain, trio.current_time() + seconds)
         engine._changed.set()
+
+    def breaker(self, node: str, domain: str | None, seconds: float) -> None:
+        balancer = self._engine.balancer
+        if balancer is not None:
+            balancer.apply_shared_breaker(node, domain, seconds)
 
     def stop(self, reason: str) -> None:
         self._engine.request_stop(reason)

@@ -101,6 +101,7 @@ class JobDir:
     # -- the Backend protocol -----------------------------------------------
 
     shared = False
+    mesh_share = None  # one process: the balancer keeps its own
 
     @property
     def dupefilter(self) -> JobDir:

@@ -18,10 +18,22 @@ __all__ = ["REDIS_SERVER", "RedisServer", "SentinelServer", "free_port"]
 REDIS_SERVER = shutil.which("redis-server")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(*, with_bus: bool = False) -> int:
+    """A free loopback port; ``with_bus``: one whose port + 10000 (a
+    cluster node's bus port) exists and is free too."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not with_bus:
+            return port
+        if port + 10000 <= 65535:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
 
 
 class RedisServer:
@@ -32,7 +44,7 @@ class RedisServer:
     ) -> None:
         assert REDIS_SERVER is not None
         self.directory = directory
-        self.port = free_port()
+        self.port = free_port(with_bus="--cluster-enabled" in extra)
         self.persistent = persistent
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None

@@ -21,6 +21,7 @@ import math
 import random
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import msgspec
 import structlog
@@ -31,10 +32,17 @@ from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
 from .._shaping._shaper import Shaper
 from .._transport._base import Transport, is_node_fault
-from ._circuits import TARGET_FAILURE_KINDS, TARGET_FAILURE_STATUSES, Circuits, Permits
+from ._circuits import (
+    SHARED,
+    TARGET_FAILURE_KINDS,
+    TARGET_FAILURE_STATUSES,
+    Circuits,
+    Permits,
+)
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
 from ._health import HealthConfig, HealthTracker
 from ._ring import AffinityRing
+from ._shared import MeshShare
 from ._strategies import Strategy, make_strategy
 from ._types import NodeSpec, NodeState
 
@@ -231,6 +239,9 @@ class Balancer:
         # The session stick table: session -> (node name, last use). It is the
         # authority; the per-region rings only place sessions it does not hold.
         self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # A distributed crawl's shared sessions and breakers (None: ours alone).
+        self.share: MeshShare | None = None
+        self._shared_at: dict[str, float] = {}  # session -> when last stored
         self.region_fallbacks = 0
         self.sessions_moved = 0
         self.sessions_split: set[str] = set()
@@ -501,6 +512,13 @@ class Balancer:
         return True
 
     def _breaker_changed(self, scope: str, transition: Transition) -> None:
+        share = self.share
+        if share is not None and transition.new == "open" and transition.reason != SHARED:
+            if scope == "node":
+                share.breaker_opened(str(transition.key), None, transition.cooldown)
+            else:
+                name, domain = cast(tuple[str, str], transition.key)
+                share.breaker_opened(name, domain, transition.cooldown)
         if scope == "node" and transition.new == "closed":
             node = self._nodes.get(str(transition.key))
             if node is not None:
@@ -550,13 +568,56 @@ class Balancer:
         sessions.move_to_end(session)
         while len(sessions) > _MAX_SESSIONS:
             sessions.popitem(last=False)
+        if moved and self.share is not None:
+            self.share.session_moved(session, state.name, self._session_ttl)
+            self._shared_at[session] = now
         return state, moved
+
+    # -- shared with other workers ----------------------------------------------
+
+    async def _share_session(
+        self, session: str, request: Request, host: str, exclude: frozenset[str]
+    ) -> None:
+        """Agree with the other workers on ``session``'s node: the first to
+        place it stores its choice, the others adopt it."""
+        share = self.share
+        assert share is not None
+        now = trio.current_time()
+        held = self._sessions.get(session)
+        if held is not None and now - held[1] <= self._session_ttl:
+            if now - self._shared_at.get(session, -math.inf) > self._session_ttl / 4:
+                share.session_moved(session, held[0], self._session_ttl)  # still in use
+                self._shared_at[session] = now
+            return
+        state, _, _ = self.choose(request, host, exclude)  # our placement, held locally
+        name = await share.stick(session, state.name, self._session_ttl)
+        self._shared_at[session] = trio.current_time()
+        if len(self._shared_at) > _MAX_SESSIONS:
+            self._shared_at.clear()
+        node = self._nodes.get(name)
+        if name == state.name or node is None or name not in self._eligible_names:
+            if name != state.name:  # theirs is gone or out here: ours stands
+                share.session_moved(session, state.name, self._session_ttl)
+            return
+        ring = self._ring_for(self.region_of(request, host))
+        ring.release(session)
+        ring.pin(session, node.state)
+        self._sessions[session] = (name, trio.current_time())
+
+    def apply_shared_breaker(self, node: str, domain: str | None, seconds: float) -> None:
+        """Another worker's breaker opened: open ours for as long."""
+        if self.circuits is not None and (node in self._nodes or node == DIRECT_FALLBACK):
+            self.circuits.force_open(node, domain, trio.current_time(), seconds)
 
     async def acquire(
         self, request: Request, host: str, exclude: frozenset[str] = frozenset()
     ) -> Lease:
         """Choose a node and take one of its connection slots, waiting while
         every candidate is at its ``max_connections``."""
+        if self.share is not None:
+            session = session_of(request)
+            if session is not None:
+                await self._share_session(session, request, host, exclude)
         while True:
             for _ in range(_PICKS_BEFORE_SCAN):
                 state, moved, fell_back = self.choose(request, host, exclude)

@@ -33,7 +33,7 @@ import structlog
 
 from .._resilience import BanRules, Breaker, BreakerBoard, BreakerConfig, Permit, Transition
 
-__all__ = ["TARGET_FAILURE_KINDS", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
+__all__ = ["SHARED", "TARGET_FAILURE_KINDS", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
 
 log = structlog.get_logger("crawlmesh.balancer")
 
@@ -43,6 +43,10 @@ TARGET_FAILURE_KINDS = frozenset(
 """``FetchError.kind`` values that count against a (node, domain) breaker."""
 TARGET_FAILURE_STATUSES = frozenset({500, 502, 503, 504})
 """Target statuses that count against a (node, domain) breaker."""
+
+
+# The reason of a breaker opened because another worker's did.
+SHARED = "shared"
 
 
 class Permits:
@@ -236,6 +240,14 @@ class Circuits:
                 self.pairs.get((permits.name, permits.domain), now).record(None, pair_ok, now)
         elif pair is not None:
             pair.release()
+
+    def force_open(self, name: str, domain: str | None, now: float, cooldown: float) -> bool:
+        """Open the node's breaker (``domain`` None) or the (node, domain)
+        pair's for ``cooldown`` seconds: another worker's opened (reason
+        ``"shared"``). False if it was open that long already."""
+        if domain is None:
+            return self.nodes.get(name).force_open(now, cooldown, SHARED)
+        return self.pairs.get((name, domain), now).force_open(now, cooldown, SHARED)
 
     def ban_reason(self, status: int, body: bytes, headers: Mapping[str, str]) -> str | None:
         """Why the response is a ban, if it is one (see :class:`BanRules`)."""

@@ -44,7 +44,7 @@ from .._spider import Spider
 from .._stats import StatsCollector
 from ._bloom import BloomPositions
 from ._client import UNREACHABLE, Client, open_client, redact
-from ._scripts import CLOSE, GCRA, OPEN, SYNC
+from ._scripts import CLOSE, GCRA, OPEN, STICK, SYNC
 
 __all__ = ["RedisBackend"]
 
@@ -99,6 +99,7 @@ class RedisBackend:
         self._items_length: int | None = None
         self._sent_length: int | None = None
         self._paused: dict[bytes, int] = {}
+        self._breakers: dict[bytes, int] = {}  # shared breakers applied, and until when
         self._kick = trio.Event()
         self._room = trio.Event()
         self._drained = False
@@ -131,6 +132,7 @@ class RedisBackend:
                 self._open_script = client.register_script(OPEN)
                 self._close_script = client.register_script(CLOSE)
                 self._gcra_script = client.register_script(GCRA)
+                self._stick_script = client.register_script(STICK)
                 resume = await self._first_contact()
                 connected = True
                 yield resume
@@ -222,6 +224,34 @@ class RedisBackend:
             return
         if wait > 0:
             await trio.sleep(wait / 1e6)
+
+    # -- the MeshShare protocol (the balancer's sessions and breakers) -----------
+
+    @property
+    def mesh_share(self) -> RedisBackend:
+        return self
+
+    async def stick(self, session: str, node: str, ttl: float) -> str:
+        if self._client is None or self._fenced:
+            return node
+        try:
+            self.round_trips += 1
+            held: Any = await self._stick_script(
+                keys=[self._key("sess:" + session)], args=[str(int(ttl * 1000)), node]
+            )
+        except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
+            log.warning("shared sessions unavailable; placing locally", error=str(exc))
+            return node
+        return held.decode() if isinstance(held, bytes) else str(held)
+
+    def session_moved(self, session: str, node: str, ttl: float) -> None:
+        self._ops += ("k", session, node, str(int(ttl * 1000)))
+        self._kick.set()
+
+    def breaker_opened(self, node: str, domain: str | None, seconds: float) -> None:
+        until = int(time.time() * 1000 + self._clock_offset + seconds * 1000)
+        self._ops += ("b", f"{node}\n{domain or ''}", str(until))
+        self._kick.set()
 
     async def room(self) -> None:
         while len(self._ops) > _MAX_OPS and not self._fenced:
@@ -325,16 +355,17 @@ class RedisBackend:
             self._kick.set()  # there may be more to claim
 
     def _note(self, reply: list[Any]) -> None:
-        """Shared pauses and Redis's clock, from a sync's reply."""
+        """Shared pauses and breakers, and Redis's clock, from a sync's reply."""
         now = int(reply[9])
         self._clock_offset = now - time.time() * 1000
-        pauses = reply[8]
         link = self._link
-        for i in range(0, len(pauses), 2):
-            domain, until = pauses[i], int(pauses[i + 1])
-            if self._paused.get(domain, 0) < until and link is not None:
-                self._paused[domain] = until
-                link.pause(domain.decode(), (until - now) / 1000)
+        if link is None:
+            return
+        for paused, until in _newer(reply[8], self._paused):
+            link.pause(paused.decode(), (until - now) / 1000)
+        for key, until in _newer(reply[10], self._breakers):
+            name, _, domain = key.decode().partition("\n")
+            link.breaker(name, domain or None, (until - now) / 1000)
 
     async def _call_sync(self, ops: list[bytes | str], want: int) -> list[Any]:
         self.round_trips += 1
@@ -388,6 +419,20 @@ class RedisBackend:
 
     def _key(self, name: str) -> str:
         return self._prefix + name
+
+
+def _newer(flat: list[bytes], seen: dict[bytes, int]) -> list[tuple[bytes, int]]:
+    """The (key, deadline) pairs of a reply's flat list that are later than
+    the ones already applied (recorded in ``seen``)."""
+    out = []
+    for i in range(0, len(flat), 2):
+        key, until = flat[i], int(flat[i + 1])
+        if seen.get(key, 0) < until:
+            seen[key] = until
+            out.append((key, until))
+    if len(seen) > 10_000:
+        seen.clear()
+    return out
 
 
 def _counters(stats: StatsCollector) -> list[str]:

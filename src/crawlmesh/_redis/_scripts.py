@@ -21,12 +21,14 @@ scripts may touch them all):
 ``P last``          when a worker last synced (an outage does not expire leases)
 ``P pause``         hash: domain -> until when it is paused (ms, a Retry-After)
 ``P gcra:KEY``      a shared rate limit's theoretical arrival time (µs)
+``P sess:SESSION``  the node a session is on (expires when idle)
+``P breakers``      hash: ``NODE \\n DOMAIN`` -> until when that breaker is open (ms)
 ``P stats``         hash: the merged counters of every worker that ended
 """
 
 from __future__ import annotations
 
-__all__ = ["BACKLOG", "CLOSE", "GCRA", "OPEN", "SYNC"]
+__all__ = ["BACKLOG", "CLOSE", "GCRA", "OPEN", "STICK", "SYNC"]
 
 # Shared by the scripts: the clock, and putting a request back in its queue.
 _PRELUDE = """
@@ -76,8 +78,11 @@ end
 #   's'                                    seeding is done
 #   'x' domain until_ms                    pause a domain (Retry-After)
 #   'r' n member...                        hand back every lease but these
-# Returns {state, seed, queued, leased, reaped, pushed, lost, claimed, pauses}
-# with claimed = {member, domain, ...} and pauses = {domain, until_ms, ...}.
+#   'k' session node ttl_ms                store a session's node
+#   'b' NODE\nDOMAIN until_ms             a breaker is open (domain '' for the node's)
+# Returns {state, seed, queued, leased, reaped, pushed, lost, claimed, pauses,
+# now_ms, breakers} with claimed = {member, domain, ...}, pauses = {domain,
+# until_ms, ...} and breakers = {NODE\nDOMAIN, until_ms, ...}.
 SYNC = (
     _PRELUDE
     + """
@@ -158,6 +163,15 @@ while i <= #ARGV do
       seed = 'done'
     end
     i = i + 1
+  elseif op == 'k' then
+    redis.call('SET', P .. 'sess:' .. ARGV[i + 1], ARGV[i + 2], 'PX', ARGV[i + 3])
+    i = i + 4
+  elseif op == 'b' then
+    local old = tonumber(redis.call('HGET', P .. 'breakers', ARGV[i + 1]) or '0')
+    if tonumber(ARGV[i + 2]) > old then
+      redis.call('HSET', P .. 'breakers', ARGV[i + 1], ARGV[i + 2])
+    end
+    i = i + 3
   elseif op == 'r' then
     -- After a sync whose reply was lost: hand back the leases it may have
     -- made that this worker never received (it sends the ones it holds).
@@ -206,16 +220,22 @@ if n > 0 then
   redis.call('INCRBY', P .. 'leased', n)
 end
 
-local pauses = {}
-local all = redis.call('HGETALL', P .. 'pause')
-for j = 1, #all, 2 do
-  if tonumber(all[j + 1]) > now then
-    pauses[#pauses + 1] = all[j]
-    pauses[#pauses + 1] = all[j + 1]
-  else
-    redis.call('HDEL', P .. 'pause', all[j])
+-- Entries of a hash of deadlines still in the future (the rest are dropped).
+local function live_entries(key)
+  local out = {}
+  local all = redis.call('HGETALL', key)
+  for j = 1, #all, 2 do
+    if tonumber(all[j + 1]) > now then
+      out[#out + 1] = all[j]
+      out[#out + 1] = all[j + 1]
+    else
+      redis.call('HDEL', key, all[j])
+    end
   end
+  return out
 end
+local pauses = live_entries(P .. 'pause')
+local breakers = live_entries(P .. 'breakers')
 
 local state = 'ok'
 if seed == worker then state = 'seeding' end
@@ -223,7 +243,7 @@ return {
   state, seed,
   tonumber(redis.call('GET', P .. 'queued') or '0'),
   tonumber(redis.call('GET', P .. 'leased') or '0'),
-  reaped, pushed, lost, claimed, pauses, now,
+  reaped, pushed, lost, claimed, pauses, now, breakers,
 }
 """
 )
@@ -305,3 +325,15 @@ return {
 }
 """
 )
+
+# KEYS[1]: P sess:SESSION. ARGV: ttl_ms, node. The node the crawl holds for
+# the session (its idle time restarted), else this one, stored now.
+STICK = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  return held
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+return ARGV[2]
+"""

@@ -277,6 +277,19 @@ class Breaker:
         self._half_opens_at = now + cooldown
         self._enter("open", now, reason, cooldown)
 
+    def force_open(self, now: float, cooldown: float, reason: str) -> bool:
+        """Open for ``cooldown`` seconds because another process's breaker
+        for the same thing opened (a shared crawl); False if already open
+        at least that long. The half-open probe that follows is local."""
+        until = now + cooldown
+        opens_until = self._half_opens_at if self._state == "open" else None
+        if opens_until is not None and opens_until >= until:
+            return False
+        self._half_opens_at = until
+        self._trips += 1
+        self._enter("open", now, reason, cooldown)
+        return True
+
     def _close(self, now: float) -> None:
         self._streak = 0
         self._half_opens_at = None
