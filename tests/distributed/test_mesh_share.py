@@ -11,6 +11,7 @@ import trio
 
 from crawlmesh import ConnectFailed, Request, Spider
 from crawlmesh._balancer._balancer import Balancer
+from crawlmesh._balancer._health import ProbeResult
 from crawlmesh._balancer._types import NodeSpec
 from crawlmesh._redis import RedisBackend
 from crawlmesh._resilience import BreakerConfig
@@ -129,5 +130,20 @@ async def test_a_breaker_that_opens_in_one_worker_opens_in_every_worker(
         other: Any = b.circuits
         await wait_for(lambda: other.node_out("n0"))
         assert other.transitions["node:open"] == 1
+        picks = {(await b.acquire(request, "shop.test")).node.name for _ in range(20)}
+        assert picks == {"n1"}
+
+
+async def test_a_node_one_worker_finds_down_is_out_for_every_worker(redis: RedisServer) -> None:
+    a, b = balancer((1, 1)), balancer((1, 1))
+    async with worker(redis, a), worker(redis, b):
+        n0 = next(n for n in a.nodes if n.name == "n0")
+        for _ in range(a.health.config.fails):
+            a.health.record_probe(n0, ProbeResult(ok=False, latency=0.01, detail="refused"))
+        assert [n.name for n in a.health.eligible()] == ["n1"]
+        other: Any = b.circuits
+        await wait_for(lambda: other.node_out("n0"))  # its own checks never failed
+        assert [n.name for n in b.health.eligible()] == ["n0", "n1"]
+        request = Request("http://shop.test/")
         picks = {(await b.acquire(request, "shop.test")).node.name for _ in range(20)}
         assert picks == {"n1"}

@@ -220,6 +220,7 @@ class Balancer:
         self._strategy: Strategy = make_strategy(strategy, rng=self._rng)
         self.strategy_name = strategy
         self.health = HealthTracker(health or HealthConfig())
+        self.health.on_down = self._node_down
         self._geo = GeoRouter(
             {**DEFAULT_GEO_MAP, **(geo or {})},
             default_region=default_region,
@@ -603,6 +604,12 @@ class Balancer:
         ring.release(session)
         ring.pin(session, node.state)
         self._sessions[session] = (name, trio.current_time())
+
+    def _node_down(self, name: str) -> None:
+        """Our checks find ``name`` down: every worker takes it out until
+        two check intervals from now (renewed by each failed check)."""
+        if self.share is not None:
+            self.share.breaker_opened(name, None, 2 * self.health.config.interval)
 
     def apply_shared_breaker(self, node: str, domain: str | None, seconds: float) -> None:
         """Another worker's breaker opened: open ours for as long."""

@@ -164,6 +164,7 @@ class HealthTracker:
         "_on_change",
         "_version",
         "config",
+        "on_down",
     )
 
     def __init__(
@@ -187,6 +188,9 @@ class HealthTracker:
         self._install(nodes, None)
         # Set last: the owner has no tracker to look at during the first fill.
         self._on_change = on_change
+        self.on_down: Callable[[str], None] | None = None
+        """Called with a node's name after each failed check while it is
+        down (a distributed crawl shares it); must not raise."""
 
     # -- queries -------------------------------------------------------
 
@@ -270,6 +274,8 @@ class HealthTracker:
             self._changed()
         elif h.up:
             log.debug("check failed", node=node.name, reason=reason)
+        if not h.up and self.on_down is not None:
+            self.on_down(node.name)
 
     def ramp(self, node: NodeState) -> None:
         """Start ``node``'s slow start now (its circuit breaker closed)."""
