@@ -127,8 +127,8 @@ def crawl(
     trips = []
     for n in range(workers):
         for line in (runs / f"stderr-{n}.txt").read_text().splitlines():
-            if "round_trips_per_page" in line:
-                trips.append(json.loads(line)["round_trips_per_page"])
+            if '"redis round trips"' in line:
+                trips.append(json.loads(line)["per_page"])
     return {
         "workers": workers,
         "wall_s": wall,

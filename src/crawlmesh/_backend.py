@@ -152,6 +152,9 @@ class Backend(Protocol):
         """No work is left anywhere but in this process."""
         ...
 
-    async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
-        """Commit and close; requests not finished stay for a later run."""
+    async def aclose(
+        self, stats: StatsCollector, items_length: int | None
+    ) -> dict[str, int] | None:
+        """Commit and close; requests not finished stay for a later run.
+        Returns the crawl-wide totals of a shared crawl (else None)."""
         ...

@@ -195,6 +195,7 @@ class Engine:
         self._stop_reason: str | None = None
         self._start_scope = trio.CancelScope()
         self._stages: trio.Nursery | None = None
+        self._crawl_totals: dict[str, int] = {}
         self._inflight: set[trio.CancelScope] = set()
         self._nursery: trio.Nursery | None = None
         self.output_error: OSError | None = None
@@ -270,7 +271,10 @@ class Engine:
             log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
         self.stats.retries = self._retrier.retries
         self.stats.retry_budget_refusals = self._retrier.budget_refusals
-        return self.stats.snapshot(reason, self._robots.fetched, self.balancer)
+        snapshot = self.stats.snapshot(reason, self._robots.fetched, self.balancer)
+        if self._crawl_totals:
+            snapshot = msgspec.structs.replace(snapshot, crawl_totals=self._crawl_totals)
+        return snapshot
 
     async def _run_stages(self) -> str:
         """Run the stages until they drain; returns the finish reason."""
@@ -309,7 +313,8 @@ class Engine:
             self._account_unfinished(reason)
             if self._backend is not None:
                 with trio.CancelScope(shield=True):
-                    await self._backend.aclose(self.stats, self._items.length())
+                    totals = await self._backend.aclose(self.stats, self._items.length())
+                self._crawl_totals = totals or {}
             await self._transport.aclose()
         return reason
 

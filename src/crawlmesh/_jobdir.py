@@ -188,6 +188,7 @@ class JobDir:
 
     async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
         self.close(stats, items_length)
+        return None  # one process: its stats are the crawl's
 
     def close(self, stats: StatsCollector, items_length: int | None) -> None:
         """Save the stats, commit and close."""

@@ -58,6 +58,10 @@ class CrawlStats(msgspec.Struct, frozen=True):
     """Responses that looked like a ban (block pages, 403s)."""
     direct_fallbacks: int = 0
     """Requests fetched directly because no node could serve their domain."""
+    crawl_totals: dict[str, int] = {}
+    """With a shared backend: the counters of every worker that has ended,
+    this one included, merged (``pages``, ``items``, ``errors.KIND``,
+    ``status.CODE``, ``filtered.WHY``, ``workers``, ``workers_running``)."""
     circuit_holds: int = 0
     """Times a domain's requests were held because no node could serve it."""
     throttle_decreases: int = 0
@@ -120,7 +124,27 @@ class CrawlStats(msgspec.Struct, frozen=True):
                 lines.append(
                     f"  sessions routed to two nodes outside a failover: {self.sessions_split}"
                 )
+        if self.crawl_totals:
+            lines += _render_totals(self.crawl_totals)
         return "\n".join(lines)
+
+
+def _render_totals(totals: dict[str, int]) -> list[str]:
+    """The crawl-wide lines of a worker's report (a shared backend)."""
+    groups: dict[str, dict[str, int]] = {"status": {}, "errors": {}, "filtered": {}}
+    for key, value in totals.items():
+        group, dot, name = key.partition(".")
+        if dot and group in groups:
+            groups[group][name] = value
+    running = totals.get("workers_running", 0)
+    ended = totals.get("workers", 0)
+    state = f"{running} still running" if running else "the crawl is over"
+    lines = [
+        f"  all workers ({ended} ended, {state}): {totals.get('pages', 0)} pages, "
+        f"{totals.get('items', 0)} items, {sum(groups['errors'].values())} errors"
+    ]
+    lines += [f"    {name}: {_fmt(counts)}" for name, counts in groups.items() if counts]
+    return lines
 
 
 def _fmt(counts: dict[str, int]) -> str:

@@ -4,6 +4,7 @@ Redis restarts, and a domain's rate shared by all."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,10 @@ from distributed.redis_server import RedisServer, SentinelServer
 from distributed.workers import Site, Worker, items_of, start_site
 
 PAGES = 3000
+TOTALS = re.compile(
+    r"all workers \((?P<ended>\d+) ended, (?:the crawl is over|\d+ still running)\): "
+    r"(?P<pages>\d+) pages, (?P<items>\d+) items"
+)
 ITEMS = {f"SKU-{n:06d}" for n in range(0, PAGES, 3)}
 
 pytestmark = pytest.mark.slow
@@ -35,7 +40,7 @@ def assert_each_item_once_of(crawl: list[Worker], expected: set[str]) -> None:
     assert set(skus) == expected
 
 
-ARGS = ("-s", "concurrency=8", "-s", "backend.lease_ttl=2", "-q")
+ARGS = ("-s", "concurrency=8", "-s", "backend.lease_ttl=2", "-s", "progress_interval=0")
 
 
 def test_three_workers_crawl_a_site_once(
@@ -51,7 +56,13 @@ def test_three_workers_crawl_a_site_once(
     assert max(hits.values()) == 1
     # ...and the work was shared.
     assert all(w.item_count() > 0 for w in crawl), [w.item_count() for w in crawl]
-    assert all("crawl totals across workers" in w.log() for w in crawl)
+    # The last worker out reports the whole crawl: every worker's counters.
+    reports = [m for w in crawl for m in TOTALS.finditer(w.log())]
+    last = [m for m in reports if m["ended"] == "3"]
+    assert len(last) == 1, [m[0] for m in reports]
+    fetched = [t for _, t in site.hits() if t != "/robots.txt"]
+    assert int(last[0]["pages"]) == len(fetched)
+    assert int(last[0]["items"]) == len(ITEMS)
 
 
 def test_a_killed_worker_loses_nothing(

@@ -374,10 +374,13 @@ class RedisBackend:
         reply: list[Any] = await self._sync_script(keys=[self._key("seen")], args=args)
         return list(reply)
 
-    async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
-        """Send what is left, hand back unfinished leases, merge the stats."""
+    async def aclose(
+        self, stats: StatsCollector, items_length: int | None
+    ) -> dict[str, int] | None:
+        """Send what is left, hand back unfinished leases, merge the stats;
+        returns the crawl-wide totals so far."""
         if self._client is None or self._fenced:
-            return
+            return None
         self._items_length = items_length
         with trio.move_on_after(10) as scope:
             while True:
@@ -403,19 +406,19 @@ class RedisBackend:
                 "to the queue when its lease expires",
                 lease_ttl=self._config.lease_ttl,
             )
-            return
+            return None
         merged, live, orphans = reply
         for i in range(0, len(orphans), 2):
             _cut_orphan(orphans[i].decode(), orphans[i + 1])
         totals = {k.decode(): int(v) for k, v in zip(merged[::2], merged[1::2], strict=True)}
+        totals["workers_running"] = int(live)
         log.info(
-            "crawl totals across workers",
-            workers_left=int(live),
-            pages=totals.get("pages", 0),
-            items=totals.get("items", 0),
-            errors=sum(v for k, v in totals.items() if k.startswith("errors.")),
-            round_trips_per_page=round(self.round_trips / max(1, self.acked), 3),
+            "redis round trips",
+            per_page=round(self.round_trips / max(1, self.acked), 3),
+            round_trips=self.round_trips,
+            pages_acknowledged=self.acked,
         )
+        return totals
 
     def _key(self, name: str) -> str:
         return self._prefix + name
@@ -437,7 +440,7 @@ def _newer(flat: list[bytes], seen: dict[bytes, int]) -> list[tuple[bytes, int]]
 
 def _counters(stats: StatsCollector) -> list[str]:
     """The counters of ``stats`` as name/value pairs for HINCRBY."""
-    out: list[str] = []
+    out: list[str] = ["workers", "1"]
     for name in ("pages", "bytes", "items", "scheduled", "unfinished"):
         out += (name, str(int(getattr(stats, name))))
     for group in ("errors", "filtered", "status"):
