@@ -755,8 +755,10 @@ class Engine:
         """Write a page's items, then journal it as finished, with nothing
         between that could let another page's items in; returns how many
         items were written."""
+        if not page.finished:
+            return 0  # cut off by the shutdown: fetched again, its items with it
         written = sum(self._export_one(item, page.request) for item in page.items)
-        if page.finished and self.output_error is None:
+        if self.output_error is None:
             # (Items that could not be written leave the page to a resume.)
             self._finished(page.request)
         return written

@@ -188,7 +188,7 @@ class BackendSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Requests a worker claims from Redis at a time."""
     dedupe: str = "set"
     """"set" (exact) or "bloom" (fixed memory; see the false-positive rate in the README)."""
-    bloom_capacity: PositiveInt = 10_000_000
+    bloom_capacity: Annotated[int, msgspec.Meta(ge=1, le=250_000_000)] = 10_000_000
     """URLs the Bloom filter is sized for (at a 0.1% false-positive rate)."""
 
     def __post_init__(self) -> None:

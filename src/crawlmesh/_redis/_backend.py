@@ -57,6 +57,9 @@ _POLL = 0.05
 # Ops waiting to be sent beyond which start() waits.
 _MAX_OPS = 60_000
 _MAX_BACKOFF = 5.0
+# Refusals worth retrying (a cluster resharding); any other is a bug or a
+# misconfiguration that would fail the same way again.
+_TRANSIENT = (coredis.exceptions.TryAgainError, coredis.exceptions.ClusterDownError)
 
 
 class RedisBackend:
@@ -104,7 +107,9 @@ class RedisBackend:
         self._room = trio.Event()
         self._drained = False
         self._seeding = False
+        self._start_finished = False  # our start() ran to its end
         self._fenced = False
+        self._broken: str | None = None  # Redis refused our script: why
         self._uncertain = False  # a sync failed after it may have run
         self._clock_offset = 0.0  # Redis's clock minus ours, in ms
         self._link: EngineLink | None = None
@@ -151,7 +156,8 @@ class RedisBackend:
         if self._output is not None:
             self.round_trips += 1
             reply: list[Any] = await self._open_script(
-                keys=[self._key("seen")], args=[self._prefix, self.worker, self._output]
+                keys=[self._key("seen")],
+                args=[self._prefix, self.worker, self._output, str(self._ttl_ms)],
             )
             if reply[0] == b"busy":
                 raise BackendError(
@@ -199,6 +205,7 @@ class RedisBackend:
         self._items_length = items_length
 
     def mark_start_done(self) -> None:
+        self._start_finished = True
         self._ops.append("s")
         self._kick.set()
 
@@ -237,7 +244,7 @@ class RedisBackend:
         try:
             self.round_trips += 1
             held: Any = await self._stick_script(
-                keys=[self._key("sess:" + session)], args=[str(int(ttl * 1000)), node]
+                keys=[self._key("sess:" + session)], args=[str(max(1, int(ttl * 1000))), node]
             )
         except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
             log.warning("shared sessions unavailable; placing locally", error=str(exc))
@@ -245,7 +252,7 @@ class RedisBackend:
         return held.decode() if isinstance(held, bytes) else str(held)
 
     def session_moved(self, session: str, node: str, ttl: float) -> None:
-        self._ops += ("k", session, node, str(int(ttl * 1000)))
+        self._ops += ("k", session, node, str(max(1, int(ttl * 1000))))
         self._kick.set()
 
     def breaker_opened(self, node: str, domain: str | None, seconds: float) -> None:
@@ -260,14 +267,16 @@ class RedisBackend:
 
     @property
     def drained(self) -> bool:
-        return self._drained or self._fenced
+        return self._drained or self._fenced or self._broken is not None
 
     async def run(self) -> None:
         link = self._link
         assert link is not None
         backoff = 0.1
+        # Back online well within a lease, so an outage fences no one.
+        max_backoff = min(_MAX_BACKOFF, self._config.lease_ttl / 8)
         down_since: float | None = None
-        while not self._fenced:
+        while not self._fenced and self._broken is None:
             want = max(0, self._target - link.backlog())
             if not self._ops:
                 idle = self._config.lease_ttl / 4  # the heartbeat
@@ -287,6 +296,24 @@ class RedisBackend:
                 ops += ("r", str(len(held)), *held)  # (after the acks in this batch)
             try:
                 reply = await self._call_sync(ops, want)
+            except trio.Cancelled:
+                # The crawl is ending: aclose() sends them (again, maybe).
+                self._ops[:0] = taken
+                self._acks += acks
+                self._uncertain = True
+                raise
+            except coredis.exceptions.ResponseError as exc:
+                self._ops[:0] = taken  # (kept for aclose, or the retry)
+                self._acks += acks
+                if not isinstance(exc, _TRANSIENT):  # it would fail again: stop
+                    self._broken = str(exc)
+                    log.error("Redis refused the crawl's script; stopping", error=str(exc))
+                    link.stop("backend_error")
+                    link.wake()
+                    return
+                await trio.sleep(backoff)
+                backoff = min(max_backoff, backoff * 2)
+                continue
             except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
                 # It may have run all the same: pushes are deduplicated,
                 # acknowledgements repeat harmlessly, and the leases it may
@@ -298,7 +325,7 @@ class RedisBackend:
                     down_since = trio.current_time()
                     log.warning("Redis unreachable; retrying", error=str(exc) or repr(exc))
                 await trio.sleep(backoff)
-                backoff = min(_MAX_BACKOFF, backoff * 2)
+                backoff = min(max_backoff, backoff * 2)
                 continue
             if down_since is not None:
                 log.info("Redis reachable again", after=round(trio.current_time() - down_since, 1))
@@ -325,10 +352,14 @@ class RedisBackend:
         queued, leased, reaped, _, lost, claimed = (
             int(reply[2]), int(reply[3]), int(reply[4]), reply[5], int(reply[6]), reply[7]
         )  # fmt: skip
-        if state == b"seeding" and not self._seeding:
-            self._seeding = True
+        seeding = state == b"seeding"
+        if seeding and self._start_finished:
+            self._ops.append("s")  # ours ended while another held seeding: say it again
+            self._kick.set()
+        elif seeding and not self._seeding:
             log.info("taking over seeding: the seeding worker went away")
             link.seed()
+        self._seeding = seeding
         if reaped:
             log.info("took back the requests of workers gone silent", requests=reaped)
         if lost:
@@ -379,7 +410,10 @@ class RedisBackend:
     ) -> dict[str, int] | None:
         """Send what is left, hand back unfinished leases, merge the stats;
         returns the crawl-wide totals so far."""
-        if self._client is None or self._fenced:
+        if self._client is None or self._broken is not None:
+            return None
+        if self._fenced:
+            await self._cut_own_file()
             return None
         self._items_length = items_length
         with trio.move_on_after(10) as scope:
@@ -419,6 +453,22 @@ class RedisBackend:
             pages_acknowledged=self.acked,
         )
         return totals
+
+    async def _cut_own_file(self) -> None:
+        """Fenced: other workers fetch again what we did not acknowledge, so
+        our items file goes back to what Redis holds as committed."""
+        if self._output is None:
+            return
+        client = self._client
+        assert client is not None
+        with trio.move_on_after(10):
+            try:
+                committed = await client.hget(self._key("outputs"), self._output)
+            except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
+                log.error("cannot read this worker's committed length", error=str(exc))
+                return
+            if committed is not None:
+                _cut_orphan(self._output, committed)
 
     def _key(self, name: str) -> str:
         return self._prefix + name

@@ -95,23 +95,33 @@ if redis.call('SISMEMBER', P .. 'dead', worker) == 1 then
   return {'fenced'}
 end
 
--- If no worker reached Redis for a while (Redis was down or restarted),
--- the leases did not run out: they are extended by the gap.
+-- Every live worker syncs at least every ttl/4: a longer silence of them
+-- all means Redis was unreachable (down, restarted, cut off), and nobody's
+-- lease ran out meanwhile. The leases (and the seeder's hold) are extended
+-- by the gap.
 local last = tonumber(redis.call('GET', P .. 'last') or now)
-if now - last > ttl / 2 then
+local gap = now - last
+if gap > ttl / 3 then
   local all = redis.call('ZRANGE', P .. 'workers', 0, -1, 'WITHSCORES')
   for j = 1, #all, 2 do
-    redis.call('ZADD', P .. 'workers', tonumber(all[j + 1]) + now - last, all[j])
+    redis.call('ZADD', P .. 'workers', tonumber(all[j + 1]) + gap, all[j])
+  end
+  local hold = redis.call('PTTL', P .. 'seed')
+  if hold > 0 then
+    redis.call('PEXPIRE', P .. 'seed', hold + gap)
   end
 end
 redis.call('SET', P .. 'last', now)
 
 -- Workers silent past their lease: their requests go back to the queues.
+-- (Not the caller: it is here, and whatever it holds was not taken back.)
 local reaped = 0
 for _, w in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', now)) do
-  reaped = reaped + requeue_leases(w)
-  redis.call('ZREM', P .. 'workers', w)
-  redis.call('SADD', P .. 'dead', w)
+  if w ~= worker then
+    reaped = reaped + requeue_leases(w)
+    redis.call('ZREM', P .. 'workers', w)
+    redis.call('SADD', P .. 'dead', w)
+  end
 end
 redis.call('ZADD', P .. 'workers', now + ttl, worker)
 
@@ -144,6 +154,7 @@ while i <= #ARGV do
       local seq = redis.call('INCR', P .. 'seq')
       local priority = math.max(-4000, math.min(4000, tonumber(ARGV[i + 2])))
       enqueue(domain, -priority * 1099511627776 + seq, seq .. ':' .. ARGV[i + 3])
+      redis.call('INCR', P .. 'queued')  -- (per op: an error later keeps it true)
       pushed = pushed + 1
     end
     i = i + 6
@@ -189,9 +200,6 @@ while i <= #ARGV do
   else
     return redis.error_reply('crawlmesh: unknown op ' .. tostring(op))
   end
-end
-if pushed > 0 then
-  redis.call('INCRBY', P .. 'queued', pushed)
 end
 
 -- Claim up to `want` requests, one domain after another.
@@ -248,9 +256,10 @@ return {
 """
 )
 
-# ARGV: prefix, worker, file. Claims the items file for this worker.
-# Returns {'busy', owner} if a live worker writes it, else {'ok', committed
-# length or ''}.
+# ARGV: prefix, worker, file, ttl_ms. Claims the items file for this worker
+# (and counts the worker live from now on). Returns {'busy', owner} if a
+# live worker writes it, else {'ok', committed length or ''}; a file new to
+# the crawl is committed at 0 (the worker starts it afresh).
 OPEN = (
     _PRELUDE
     + """
@@ -259,8 +268,14 @@ local owner = redis.call('HGET', P .. 'outputs:owner', file)
 if owner and owner ~= worker and live(owner) then
   return {'busy', owner}
 end
+redis.call('ZADD', P .. 'workers', now + tonumber(ARGV[4]), worker)
 redis.call('HSET', P .. 'outputs:owner', file, worker)
-return {'ok', redis.call('HGET', P .. 'outputs', file) or ''}
+local committed = redis.call('HGET', P .. 'outputs', file)
+if not committed then
+  redis.call('HSET', P .. 'outputs', file, 0)
+  committed = '0'
+end
+return {'ok', committed}
 """
 )
 

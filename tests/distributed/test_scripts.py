@@ -1,0 +1,72 @@
+"""The Redis backend's Lua scripts on a real redis-server: leases, reaping,
+fencing, an outage's grace, and a new items file's baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import coredis
+
+from crawlmesh._redis._scripts import OPEN, SYNC
+from distributed.redis_server import RedisServer
+
+P = "crawlmesh:{scripts}:"
+TTL = "2000"
+
+
+async def sync(client: Any, worker: str, want: int = 0, *ops: str) -> list[Any]:
+    script = client.register_script(SYNC)
+    reply: list[Any] = await script(
+        keys=[P + "seen"], args=[P, worker, TTL, str(want), "set", *ops]
+    )
+    return reply
+
+
+def push(n: int) -> tuple[str, ...]:
+    return ("p", "a.test", "0", f"record-{n}", f"fp-{n}", "1")
+
+
+async def test_a_late_worker_keeps_its_leases_until_another_reaps_them(
+    redis: RedisServer,
+) -> None:
+    async with coredis.Redis(port=redis.port) as client:
+        reply = await sync(client, "w1", 2, *push(1), *push(2))
+        assert len(reply[7]) == 4  # two claimed (member, domain pairs)
+        # w1's lease runs out with nobody else syncing: its next sync renews
+        # it, and it holds both requests still.
+        await client.zadd(P + "workers", {"w1": 1})
+        reply = await sync(client, "w1")
+        assert reply[0] != b"fenced"
+        assert int(reply[3]) == 2  # leased
+        assert int(reply[4]) == 0  # nothing reaped
+        # Run out again, and another worker syncs first: w1's requests go
+        # back to the queue and w1 is fenced off.
+        await client.zadd(P + "workers", {"w1": 1})
+        reply = await sync(client, "w2")
+        assert int(reply[4]) == 2
+        assert (int(reply[2]), int(reply[3])) == (2, 0)  # queued, leased
+        assert (await sync(client, "w1"))[0] == b"fenced"
+
+
+async def test_an_outage_does_not_count_against_the_leases(redis: RedisServer) -> None:
+    async with coredis.Redis(port=redis.port) as client:
+        await sync(client, "w1", 1, *push(1))
+        await sync(client, "w2")
+        # Nobody synced for 10 s (Redis was down), and both leases ran out
+        # meanwhile: the first sync after it extends them instead of reaping.
+        now_ms = int((await client.time()).timestamp() * 1000)
+        await client.set(P + "last", str(now_ms - 10_000))
+        await client.zadd(P + "workers", {"w1": now_ms - 5_000})
+        reply = await sync(client, "w2")
+        assert int(reply[4]) == 0
+        assert (await sync(client, "w1"))[0] != b"fenced"
+
+
+async def test_a_new_items_file_is_committed_at_zero(redis: RedisServer) -> None:
+    async with coredis.Redis(port=redis.port) as client:
+        script = client.register_script(OPEN)
+        reply = await script(keys=[P + "seen"], args=[P, "w1", "host:/x.jsonl", TTL])
+        assert reply == [b"ok", b"0"]
+        # Opened, w1 counts as live: a second worker may not take its file.
+        reply = await script(keys=[P + "seen"], args=[P, "w2", "host:/x.jsonl", TTL])
+        assert reply == [b"busy", b"w1"]
