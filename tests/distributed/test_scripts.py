@@ -70,3 +70,17 @@ async def test_a_new_items_file_is_committed_at_zero(redis: RedisServer) -> None
         # Opened, w1 counts as live: a second worker may not take its file.
         reply = await script(keys=[P + "seen"], args=[P, "w2", "host:/x.jsonl", TTL])
         assert reply == [b"busy", b"w1"]
+
+
+async def test_a_batch_sent_twice_queues_nothing_twice(redis: RedisServer) -> None:
+    # After a lost reply the worker sends its batch again: the deduplicated
+    # push is refused by the seen set, the dont_filter one by its token.
+    batch = (*push(1), "p", "a.test", "0", "record-x", "fp-x", "w1:7")
+    async with coredis.Redis(port=redis.port) as client:
+        await sync(client, "w1", 0, *batch)
+        reply = await sync(client, "w1", 0, *batch)
+        assert int(reply[5]) == 0  # pushed this time
+        assert int(reply[2]) == 2  # queued in all
+        # A new token is a new request, queued although its URL was seen.
+        reply = await sync(client, "w1", 0, "p", "a.test", "0", "record-x", "fp-x", "w1:8")
+        assert int(reply[2]) == 3

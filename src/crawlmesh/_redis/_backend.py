@@ -21,6 +21,7 @@ leased, across all workers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import socket
@@ -98,6 +99,7 @@ class RedisBackend:
         self.dupefilter = FingerprintSet()
         self._ops: list[bytes | str] = []
         self._acks = 0  # acknowledgements in _ops
+        self._tokens = itertools.count()
         self._leases: dict[int, tuple[Request, bytes]] = {}  # id(request) -> (it, its member)
         self._items_length: int | None = None
         self._sent_length: int | None = None
@@ -188,8 +190,11 @@ class RedisBackend:
         else:
             key = fp
         # Seeds are deduplicated even with dont_filter, so seeding twice
-        # (a seeder that died) queues nothing twice.
-        check = "0" if request.dont_filter and not seed else "1"
+        # (a seeder that died) queues nothing twice; other dont_filter
+        # requests carry a token instead, so a batch sent again queues each once.
+        check = "1"
+        if request.dont_filter and not seed:
+            check = f"{self.worker}:{next(self._tokens)}"
         self._ops += ("p", domain, str(request.priority), record, key, check)
         self._kick.set()
         return False

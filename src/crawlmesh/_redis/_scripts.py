@@ -72,7 +72,8 @@ end
 
 # ARGV: prefix, worker, ttl_ms, want, dedupe ('set' | 'bloom'), then ops:
 #   'p' domain priority record fp check   queue a request (fp '' = none;
-#                                          check '1': drop it if seen)
+#                                          check '1': drop it if seen, else a
+#                                          token: queue it once per token)
 #   'a' member                             it finished: end its lease
 #   'o' file length                        the items file's committed length
 #   's'                                    seeding is done
@@ -150,7 +151,13 @@ while i <= #ARGV do
         new = redis.call('SADD', P .. 'seen', fp)
       end
     end
-    if new == 1 or ARGV[i + 5] ~= '1' then
+    local check, go = ARGV[i + 5], new == 1
+    if check ~= '1' then
+      -- Not deduplicated (dont_filter), but queued once per token, so a
+      -- batch sent again after a lost reply queues nothing twice.
+      go = redis.call('SET', P .. 'once:' .. check, 1, 'NX', 'PX', 86400000) ~= false
+    end
+    if go then
       local seq = redis.call('INCR', P .. 'seq')
       local priority = math.max(-4000, math.min(4000, tonumber(ARGV[i + 2])))
       enqueue(domain, -priority * 1099511627776 + seq, seq .. ':' .. ARGV[i + 3])
