@@ -7,6 +7,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--log-format", choices=["console", "json"], default="console")
         p.add_argument(
             "-q", "--quiet", action="store_true", help="no progress lines and no final stats"
+        )
+        p.add_argument(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="serve Prometheus metrics at http://HOST:PORT/metrics while crawling",
         )
 
     crawl = sub.add_parser("crawl", help="run a spider")
@@ -247,7 +253,7 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     spider_cls = load_spider_class(args.spider)
     engine, sinks = _prepare(args, spider_cls, _spider_args(args.spider_args))
     try:
-        stats, code = trio.run(run_engine, engine)
+        stats, code = trio.run(partial(run_engine, engine, metrics=args.metrics))
     finally:
         sinks.close()
     return _finish(engine, stats, args, code)
@@ -283,7 +289,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             )
             engine.spider.start_url = base + "/"  # type: ignore[attr-defined]
             engine.use_nodes(specs)
-            return await run_engine(engine)
+            return await run_engine(engine, metrics=args.metrics)
 
     # Weighted round-robin shows shares that match the weights; -s can change it.
     args.overrides.insert(0, "balancer.strategy=weighted")

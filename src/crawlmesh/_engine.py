@@ -214,6 +214,20 @@ class Engine:
         if self._nursery is not None:
             self._nursery.start_soon(self._enforce_deadline)
 
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first, so far."""
+        return self._retrier.retries
+
+    @property
+    def retry_budget_refusals(self) -> int:
+        """Retries the retry budget refused, so far."""
+        return self._retrier.budget_refusals
+
+    def backlog(self) -> tuple[int, int]:
+        """(requests queued in this process, requests being fetched)."""
+        return len(self._frontier), len(self._inflight)
+
     def use_nodes(self, specs: Sequence[NodeSpec]) -> None:
         """Use ``specs`` as the node mesh; call before :meth:`run`."""
         if self.balancer is None:
@@ -286,7 +300,7 @@ class Engine:
                     report_progress,
                     self.settings.progress_interval,
                     self.stats,
-                    lambda: (len(self._frontier), len(self._inflight)),
+                    self.backlog,
                 )
                 if self.balancer is not None:
                     outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)

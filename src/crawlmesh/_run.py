@@ -17,6 +17,7 @@ from ._engine import Engine
 from ._exceptions import UsageError, plain_errors
 from ._export import JsonLinesWriter
 from ._jobdir import JobDir
+from ._metrics import serve_metrics
 from ._settings import Settings, load_settings, read_settings_file
 from ._spider import Spider
 from ._stats import CrawlStats
@@ -129,8 +130,11 @@ def resolve_settings(
     return load_settings(layers)
 
 
-async def run_engine(engine: Engine, *, handle_signals: bool = True) -> tuple[CrawlStats, int]:
+async def run_engine(
+    engine: Engine, *, handle_signals: bool = True, metrics: str | None = None
+) -> tuple[CrawlStats, int]:
     """Run ``engine``; on SIGINT/SIGTERM stop gracefully, on a second SIGINT exit at once.
+    With ``metrics`` (HOST:PORT), serve Prometheus metrics there meanwhile.
 
     Returns:
         The stats and the exit status (0, or 130/143 after a signal).
@@ -161,6 +165,9 @@ async def run_engine(engine: Engine, *, handle_signals: bool = True) -> tuple[Cr
         async with trio.open_nursery() as nursery:
             if handle_signals:
                 await nursery.start(watch_signals)
+            if metrics is not None:
+                binds = await nursery.start(serve_metrics, engine, metrics)
+                log.info("serving metrics", url=f"{binds[0]}/metrics")
             stats = await engine.run()
             nursery.cancel_scope.cancel()
     return stats, exit_code

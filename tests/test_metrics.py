@@ -1,0 +1,61 @@
+"""``crawlmesh crawl --metrics``: Prometheus exposition scraped during a real
+crawl and read with prometheus-client's own parser."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}"] = sample.value
+    return values
+
+
+def test_metrics_during_a_crawl(
+    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str], slow_site_url: str
+) -> None:
+    err = cli_project / "stderr.txt"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [str(crawlmesh_cli), "crawl", "spiders.follow", "-a", f"start_url={slow_site_url}/p/0",
+             "-o", "items.jsonl", "-s", "concurrency=4", "--metrics", "127.0.0.1:0"],
+            cwd=cli_project, env=cli_env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            url = None
+            while url is None and time.monotonic() < deadline:
+                found = re.search(r"url=(http://127\.0\.0\.1:\d+/metrics)", err.read_text())
+                url = found[1] if found else None
+                time.sleep(0.05)
+            assert url is not None, err.read_text()
+            time.sleep(1.0)
+            first = scrape(url)
+            time.sleep(1.0)
+            second = scrape(url)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+    assert 0 < first["crawlmesh_pages_total{}"] < second["crawlmesh_pages_total{}"]
+    assert second["crawlmesh_responses_total{status=200}"] > 0
+    assert second["crawlmesh_items_total{}"] > 0
+    assert "crawlmesh_frontier_requests{}" in second
+    assert 0 <= second["crawlmesh_in_flight_requests{}"] <= 4
+    # The mesh: the one direct node, up, its breaker closed.
+    assert second["crawlmesh_node_requests_total{node=direct}"] > 0
+    assert second["crawlmesh_node_state{node=direct,state=up}"] == 1
+    assert second["crawlmesh_node_breaker_state{node=direct,state=closed}"] == 1
