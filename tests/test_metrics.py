@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -59,3 +60,20 @@ def test_metrics_during_a_crawl(
     assert second["crawlmesh_node_requests_total{node=direct}"] > 0
     assert second["crawlmesh_node_state{node=direct,state=up}"] == 1
     assert second["crawlmesh_node_breaker_state{node=direct,state=closed}"] == 1
+
+
+def test_a_metrics_address_in_use_is_one_line(
+    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(crawlmesh_cli), "crawl", "spiders.follow", "-a", "start_url=http://127.0.0.1:9/",
+             "--metrics", f"127.0.0.1:{port}"],
+            cwd=cli_project, env=cli_env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"crawlmesh: error: --metrics 127.0.0.1:{port}:" in done.stderr
+    assert "Traceback" not in done.stderr

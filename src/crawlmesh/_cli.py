@@ -18,7 +18,7 @@ from . import __version__
 from ._balancer._check import check_nodes
 from ._demosite import DemoSite, open_demo_nodes
 from ._engine import Engine
-from ._exceptions import BackendError, SettingsError, UsageError
+from ._exceptions import BackendError, SettingsError, UsageError, plain_errors, sole_leaf
 from ._loader import load_spider_class
 from ._log import configure_logging
 from ._run import Sinks, open_sinks, resolve_settings, run_engine
@@ -343,11 +343,15 @@ def _cmd_backlog(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(serve_backlog, args.backend, args.namespace, args.serve)
+            try:
+                binds = await nursery.start(serve_backlog, args.backend, args.namespace, args.serve)
+            except* OSError as group:  # (a port taken, an address not ours)
+                raise UsageError(f"--serve {args.serve}: {sole_leaf(group)}") from None
             print(f"crawlmesh backlog: serving {binds[0]}/metrics", file=sys.stderr, flush=True)
 
     try:
-        trio.run(serve)
+        with plain_errors():
+            trio.run(serve)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -19,7 +19,11 @@ from array import array
 
 __all__ = ["FingerprintSet"]
 
-_MASK64 = (1 << 64) - 1
+
+def _key(fp: bytes) -> int:
+    """The fingerprint's first 8 bytes as an integer (0 marks an empty slot,
+    so it is stored as 1)."""
+    return int.from_bytes(fp[:8], "little") or 1
 
 
 class FingerprintSet:
@@ -35,34 +39,30 @@ class FingerprintSet:
 
     def add(self, fp: bytes) -> bool:
         """Record ``fp`` (at least 8 bytes); True if it was new."""
-        key = int.from_bytes(fp[:8], "little") or 1  # 0 marks an empty slot
+        key = _key(fp)
+        i = self._slot(key)
         table = self._table
-        mask = self._mask
-        i = (key ^ (key >> 29)) & mask
-        while True:
-            slot = table[i]
-            if slot == key:
-                return False
-            if slot == 0:
-                break
-            i = (i + 1) & mask
+        if table[i] == key:
+            return False
         table[i] = key
         self._count += 1
-        if self._count * 3 > 2 * (mask + 1):
+        if self._count * 3 > 2 * (self._mask + 1):
             self._grow()
         return True
 
     def __contains__(self, fp: bytes) -> bool:
-        key = int.from_bytes(fp[:8], "little") or 1
+        key = _key(fp)
+        return self._table[self._slot(key)] == key
+
+    def _slot(self, key: int) -> int:
+        """Where ``key`` is, or the empty slot where it would go."""
         table = self._table
         mask = self._mask
         i = (key ^ (key >> 29)) & mask
         while True:
             slot = table[i]
-            if slot == key:
-                return True
-            if slot == 0:
-                return False
+            if slot == key or slot == 0:
+                return i
             i = (i + 1) & mask
 
     def _grow(self) -> None:

@@ -77,7 +77,7 @@ _Item = tuple[Any, Request]  # (item, the request whose callback produced it)
 
 
 class _Page:
-    """With a job directory: one request's items, exported as one batch
+    """With a backend: one request's items, exported as one batch
     and journaled as finished with it (``finished``: False when a shutdown
     interrupted it, so a resume fetches it again)."""
 
@@ -778,8 +778,8 @@ class Engine:
         return written
 
     def _finished(self, request: Request) -> None:
-        """With a job directory: ``request`` ended; commit with the items
-        file's length."""
+        """With a backend: ``request`` ended; commit with the items file's
+        length."""
         backend = self._backend
         if backend is not None:
             backend.finished(request)

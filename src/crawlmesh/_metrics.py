@@ -21,7 +21,7 @@ from starlette.routing import Route
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["CrawlCollector", "serve_metrics"]
+__all__ = ["CrawlCollector", "serve_app", "serve_metrics"]
 
 _BREAKER_STATES = ("closed", "half-open", "open")
 _NODE_STATES = ("up", "down", "ramping", "fallback")
@@ -128,9 +128,20 @@ async def serve_metrics(
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app = Starlette(routes=[Route("/metrics", metrics)])
+    await serve_app(app, bind, task_status=task_status)
+
+
+async def serve_app(
+    app: Starlette,
+    bind: str,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``bind`` (HOST:PORT; port 0 picks one) with hypercorn,
+    quietly, until cancelled; started with the bound URLs."""
     config = Config()
     config.bind = [bind]
     config.accesslog = None
     config.errorlog = None
-    app = Starlette(routes=[Route("/metrics", metrics)])
     await serve(app, config, task_status=task_status)  # type: ignore[arg-type]

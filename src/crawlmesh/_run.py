@@ -14,7 +14,7 @@ import trio
 
 from ._backend import Backend
 from ._engine import Engine
-from ._exceptions import UsageError, plain_errors
+from ._exceptions import UsageError, plain_errors, sole_leaf
 from ._export import JsonLinesWriter
 from ._jobdir import JobDir
 from ._metrics import serve_metrics
@@ -166,7 +166,10 @@ async def run_engine(
             if handle_signals:
                 await nursery.start(watch_signals)
             if metrics is not None:
-                binds = await nursery.start(serve_metrics, engine, metrics)
+                try:
+                    binds = await nursery.start(serve_metrics, engine, metrics)
+                except* OSError as group:  # (a port taken, an address not ours)
+                    raise UsageError(f"--metrics {metrics}: {sole_leaf(group)}") from None
                 log.info("serving metrics", url=f"{binds[0]}/metrics")
             stats = await engine.run()
             nursery.cancel_scope.cancel()

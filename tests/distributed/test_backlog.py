@@ -4,6 +4,7 @@ metrics, read from a real redis-server between two workers' runs."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import urllib.request
@@ -89,3 +90,18 @@ def test_backlog_between_two_runs(
     hits = site.page_hits()
     assert set(hits) == {f"/p/{n}" for n in range(1000)}
     assert max(hits.values()) == 1
+
+
+def test_a_taken_serve_address_is_one_line(crawlmesh_cli: Path, redis: RedisServer) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = subprocess.run(
+            [str(crawlmesh_cli), "backlog", "--backend", redis.url, "--namespace", "x",
+             "--serve", bind],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"crawlmesh: error: --serve {bind}:" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -303,13 +303,10 @@ class RedisBackend:
                 reply = await self._call_sync(ops, want)
             except trio.Cancelled:
                 # The crawl is ending: aclose() sends them (again, maybe).
-                self._ops[:0] = taken
-                self._acks += acks
-                self._uncertain = True
+                self._put_back(taken, acks, uncertain=True)
                 raise
             except coredis.exceptions.ResponseError as exc:
-                self._ops[:0] = taken  # (kept for aclose, or the retry)
-                self._acks += acks
+                self._put_back(taken, acks, uncertain=False)
                 if not isinstance(exc, _TRANSIENT):  # it would fail again: stop
                     self._broken = str(exc)
                     log.error("Redis refused the crawl's script; stopping", error=str(exc))
@@ -323,9 +320,7 @@ class RedisBackend:
                 # It may have run all the same: pushes are deduplicated,
                 # acknowledgements repeat harmlessly, and the leases it may
                 # have made are handed back by the next sync's "r" op.
-                self._ops[:0] = taken
-                self._acks += acks
-                self._uncertain = True
+                self._put_back(taken, acks, uncertain=True)
                 if down_since is None:
                     down_since = trio.current_time()
                     log.warning("Redis unreachable; retrying", error=str(exc) or repr(exc))
@@ -341,6 +336,12 @@ class RedisBackend:
             self._sent_length = length
             self._room.set()
             self._handle(reply, link)
+
+    def _put_back(self, taken: list[bytes | str], acks: int, *, uncertain: bool) -> None:
+        """A sync failed: its batch goes first in the next one (or aclose's)."""
+        self._ops[:0] = taken
+        self._acks += acks
+        self._uncertain = self._uncertain or uncertain
 
     def _handle(self, reply: list[Any], link: EngineLink) -> None:
         if reply[0] == b"fenced":

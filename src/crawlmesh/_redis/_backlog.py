@@ -10,8 +10,6 @@ import coredis
 import coredis.exceptions
 import msgspec
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -20,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._exceptions import BackendError
+from .._metrics import serve_app
 from ._client import UNREACHABLE, Client, open_client, redact
 from ._scripts import BACKLOG
 
@@ -112,8 +111,4 @@ async def serve_backlog(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve GET /metrics (Prometheus exposition) on ``bind`` (HOST:PORT)."""
-    config = Config()
-    config.bind = [bind]
-    config.accesslog = None
-    config.errorlog = None
-    await serve(_app(url, namespace), config, task_status=task_status)  # type: ignore[arg-type]
+    await serve_app(_app(url, namespace), bind, task_status=task_status)

@@ -43,6 +43,14 @@ local function enqueue(domain, score, member)
   redis.call('ZADD', P .. 'q:' .. domain, score, member)
 end
 
+-- n requests move from leased to queued (n < 0: from queued to leased).
+local function unlease(n)
+  if n ~= 0 then
+    redis.call('INCRBY', P .. 'queued', n)
+    redis.call('DECRBY', P .. 'leased', n)
+  end
+end
+
 -- Put a worker's leased requests back in their queues, except `keep`.
 local function requeue_leases(worker, keep)
   local key = P .. 'lease:' .. worker
@@ -57,10 +65,7 @@ local function requeue_leases(worker, keep)
       n = n + 1
     end
   end
-  if n > 0 then
-    redis.call('INCRBY', P .. 'queued', n)
-    redis.call('DECRBY', P .. 'leased', n)
-  end
+  unlease(n)
   return n
 end
 
@@ -230,10 +235,7 @@ for _ = 1, want + 64 do
     redis.call('SREM', P .. 'dset', domain)
   end
 end
-if n > 0 then
-  redis.call('DECRBY', P .. 'queued', n)
-  redis.call('INCRBY', P .. 'leased', n)
-end
+unlease(-n)
 
 -- Entries of a hash of deadlines still in the future (the rest are dropped).
 local function live_entries(key)
