@@ -13,6 +13,7 @@ import structlog
 import trio
 
 from ._backend import Backend
+from ._console import console
 from ._engine import Engine
 from ._exceptions import UsageError, plain_errors, sole_leaf
 from ._export import JsonLinesWriter
@@ -152,6 +153,7 @@ async def run_engine(
                 if exit_code:
                     # Write what is queued for export (each line whole), then go.
                     flushed = engine.flush_now()
+                    console.clear()  # (no live block left on screen after the exit)
                     print(
                         f"crawlmesh: second signal, exiting now ({flushed} queued items written)",
                         file=sys.stderr,
