@@ -90,11 +90,12 @@ class Terminal:
         """The screen's logical lines: wrapped rows joined again, the empty
         row the cursor rests on dropped."""
         out: list[str] = []
-        for text, soft in zip(self.screen(), self.soft, strict=True):
+        for row, soft in zip(self.rows, self.soft, strict=True):
             if soft and out:
-                out[-1] += text
+                out[-1] += "".join(row)
             else:
-                out.append(text)
+                out.append("".join(row))
+        out = [line.rstrip() for line in out]
         while out and not out[-1]:
             out.pop()
         return out

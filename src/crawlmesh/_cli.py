@@ -7,6 +7,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,7 +21,7 @@ from ._engine import Engine
 from ._exceptions import BackendError, SettingsError, UsageError, plain_errors, sole_leaf
 from ._loader import load_spider_class
 from ._log import configure_logging
-from ._progress import choose_progress, open_live_status
+from ._progress import choose_progress
 from ._run import Sinks, open_sinks, resolve_settings, run_engine
 from ._settings import parse_override
 from ._site_server import open_site_server
@@ -260,19 +261,13 @@ def _finish(engine: Engine, stats: CrawlStats, args: argparse.Namespace, code: i
     return 1
 
 
-async def _run(engine: Engine, args: argparse.Namespace) -> tuple[CrawlStats, int]:
-    """Run the engine, under its live status block if ``--progress`` says so."""
-    if args.progress_mode != "live":
-        return await run_engine(engine, metrics=args.metrics)
-    async with open_live_status(engine):
-        return await run_engine(engine, metrics=args.metrics)
-
-
 def _cmd_crawl(args: argparse.Namespace) -> int:
     spider_cls = load_spider_class(args.spider)
     engine, sinks = _prepare(args, spider_cls, _spider_args(args.spider_args))
     try:
-        stats, code = trio.run(_run, engine, args)
+        stats, code = trio.run(
+            partial(run_engine, engine, metrics=args.metrics, live=args.progress_mode == "live")
+        )
     finally:
         sinks.close()
     return _finish(engine, stats, args, code)
@@ -308,7 +303,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             )
             engine.spider.start_url = base + "/"  # type: ignore[attr-defined]
             engine.use_nodes(specs)
-            return await _run(engine, args)
+            return await run_engine(engine, metrics=args.metrics, live=args.progress_mode == "live")
 
     # Weighted round-robin shows shares that match the weights; -s can change it.
     args.overrides.insert(0, "balancer.strategy=weighted")

@@ -14,8 +14,7 @@ otherwise.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._stats import StatsCollector
 
-__all__ = ["ProgressMode", "choose_progress", "open_live_status", "report_progress"]
+__all__ = ["ProgressMode", "choose_progress", "report_progress", "show_live_status"]
 
 log = structlog.get_logger("crawlmesh.engine")
 
@@ -85,43 +84,35 @@ async def report_progress(
         )
 
 
-@asynccontextmanager
-async def open_live_status(
+async def show_live_status(
     engine: Engine, *, refresh: float = REFRESH, console: Console = stderr_console
-) -> AsyncIterator[None]:
-    """Show ``engine``'s live status block at the bottom of ``console`` (stderr),
-    redrawn every ``refresh`` seconds, until the block exits; it is erased
-    then, whether the crawl ended, was interrupted or failed.
+) -> None:
+    """Draw ``engine``'s live status block at the bottom of ``console``
+    (stderr) every ``refresh`` seconds until cancelled, then erase it (so it
+    is gone when the crawl ends, is interrupted or fails).
 
     Log lines written meanwhile go above the block (see :class:`Console`).
     """
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_draw_live, engine, refresh, console)
-            yield
-            nursery.cancel_scope.cancel()
-    finally:
-        console.clear()
-
-
-async def _draw_live(engine: Engine, refresh: float, console: Console) -> None:
     meter = RateMeter()
     started = trio.current_time()
-    while True:
-        now = trio.current_time()
-        status = take_status(
-            engine.stats,
-            engine.backlog(),
-            engine.balancer,
-            elapsed=now - started,
-            pages_per_s=meter.update(now, engine.stats.pages),
-        )
-        columns, rows = console.size()
-        try:
-            console.show(render_status(status, width=columns, height=rows, max_nodes=MAX_NODES))
-        except OSError:
-            return  # stderr is gone (a closed terminal): crawl on without the block
-        await trio.sleep(refresh)
+    try:
+        while True:
+            now = trio.current_time()
+            status = take_status(
+                engine.stats,
+                engine.backlog(),
+                engine.balancer,
+                elapsed=now - started,
+                pages_per_s=meter.update(now, engine.stats.pages),
+            )
+            columns, rows = console.size()
+            try:
+                console.show(render_status(status, width=columns, height=rows, max_nodes=MAX_NODES))
+            except OSError:
+                return  # stderr is gone (a closed terminal): crawl on without the block
+            await trio.sleep(refresh)
+    finally:
+        console.clear()
 
 
 def choose_progress(
