@@ -140,25 +140,21 @@ def assert_clean_end(run: PtyRun, reason: str) -> list[str]:
     return logs
 
 
-@pytest.fixture
-def rundir(tmp_path: Path) -> Path:
-    return tmp_path
-
-
 def test_live_status_on_a_terminal(
-    crawlmesh_cli: Path, rundir: Path, cli_env: dict[str, str]
+    crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    run = run_in_pty(crawlmesh_cli, *SLOW_DEMO, "--books", "100", cwd=rundir, env=cli_env)
+    # ~1.6 s: drawn at 0, 0.5, 1 and 1.5 s.
+    run = run_in_pty(crawlmesh_cli, *SLOW_DEMO, "--books", "150", cwd=tmp_path, env=cli_env)
     assert run.returncode == 0, run.stderr[-3000:]
     # stdout holds the items and nothing else.
     items = json_lines(run.stdout)
-    assert len(items) == 100
+    assert len(items) == 150
     assert "\x1b" not in run.stdout
     assert "pages/s" not in run.stdout
     # The block was drawn several times, in place, with changing figures.
     drawn = blocks(run.term)
     pages = {int(HEADER.match(block[0])[1]) for block in drawn}  # type: ignore[index]
-    assert len(pages) >= 2, drawn  # redrawn by the clock, not only around log lines
+    assert len(pages) >= 3, drawn  # redrawn by the clock, not only around log lines
     assert run.term.ups >= 2
     for block in drawn:
         assert len(block) == 5  # the header, the node header, three nodes
@@ -172,11 +168,11 @@ def test_live_status_on_a_terminal(
     # before the stats are printed.
     logs = assert_clean_end(run, "finished")
     assert any("node failed; trying another" in line for line in logs)
-    assert stats_of("\n".join(run.term.lines()))["items"] == 100
+    assert stats_of("\n".join(run.term.lines()))["items"] == 150
 
 
 def test_ctrl_c_clears_the_block_before_the_stats(
-    crawlmesh_cli: Path, rundir: Path, cli_env: dict[str, str]
+    crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     run = run_in_pty(
         crawlmesh_cli,
@@ -185,7 +181,7 @@ def test_ctrl_c_clears_the_block_before_the_stats(
         "1000",
         "-o",
         "items.jsonl",
-        cwd=rundir,
+        cwd=tmp_path,
         env=cli_env,
         interrupt_after=0.3,
     )
@@ -193,14 +189,14 @@ def test_ctrl_c_clears_the_block_before_the_stats(
     assert blocks(run.term)
     logs = assert_clean_end(run, "shutdown")
     assert any("stopping" in line for line in logs)
-    items = json_lines((rundir / "items.jsonl").read_text())
+    items = json_lines((tmp_path / "items.jsonl").read_text())
     assert 0 < len(items) == stats_of("\n".join(run.term.lines()))["items"] < 1000
 
 
 def test_quiet_shows_no_progress_on_a_terminal(
-    crawlmesh_cli: Path, rundir: Path, cli_env: dict[str, str]
+    crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    run = run_in_pty(crawlmesh_cli, *SLOW_DEMO, "--books", "40", "-q", cwd=rundir, env=cli_env)
+    run = run_in_pty(crawlmesh_cli, *SLOW_DEMO, "--books", "40", "-q", cwd=tmp_path, env=cli_env)
     assert run.returncode == 0, run.stderr
     assert run.term.ups == 0
     assert run.term.snapshots == []
@@ -220,7 +216,7 @@ def test_quiet_shows_no_progress_on_a_terminal(
 )
 def test_plain_progress_lines_when_a_block_would_not_do(
     crawlmesh_cli: Path,
-    rundir: Path,
+    tmp_path: Path,
     cli_env: dict[str, str],
     args: tuple[str, ...],
     env: dict[str, str],
@@ -234,7 +230,7 @@ def test_plain_progress_lines_when_a_block_would_not_do(
         "-s",
         "progress_interval=0.2",
         *args,
-        cwd=rundir,
+        cwd=tmp_path,
         env=cli_env | env,
         stdout_too=stdout_too,
     )
@@ -250,10 +246,10 @@ def test_plain_progress_lines_when_a_block_would_not_do(
 
 
 def test_live_cannot_share_the_terminal_with_the_items(
-    crawlmesh_cli: Path, rundir: Path, cli_env: dict[str, str]
+    crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     run = run_in_pty(
-        crawlmesh_cli, "demo", "--progress", "live", cwd=rundir, env=cli_env, stdout_too=True
+        crawlmesh_cli, "demo", "--progress", "live", cwd=tmp_path, env=cli_env, stdout_too=True
     )
     assert run.returncode == 2
     assert run.term.lines() == [
@@ -263,11 +259,11 @@ def test_live_cannot_share_the_terminal_with_the_items(
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(
-    crawlmesh_cli: Path, rundir: Path, cli_env: dict[str, str]
+    crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     result = run_cli(
         crawlmesh_cli, *SLOW_DEMO, "--books", "60", "-s", "progress_interval=0.2",
-        cwd=rundir, env=cli_env,
+        cwd=tmp_path, env=cli_env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stderr

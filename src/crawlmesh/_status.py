@@ -80,7 +80,7 @@ def take_status(
         balancer: the node mesh, if the crawl has one.
         elapsed: seconds since the crawl started.
         pages_per_s: the recent rate.
-        top: how many of the busiest nodes to read (only theirs latencies
+        top: how many of the busiest nodes to read (only their latencies
             are sorted, so a big mesh costs little).
     """
     nodes: list[NodeStats] = []
