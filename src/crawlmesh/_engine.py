@@ -301,6 +301,7 @@ class Engine:
                     self.settings.progress_interval,
                     self.stats,
                     self.backlog,
+                    self.balancer,
                 )
                 if self.balancer is not None:
                     outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)

@@ -1,4 +1,9 @@
-"""Logging: structlog to stderr, so stdout carries nothing but items."""
+"""Logging: structlog to stderr, so stdout carries nothing but items.
+
+Log lines go through :data:`~crawlmesh._console.console`, so a live status
+block on the terminal is erased and drawn again below each line instead of
+being torn by it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import logging
 import sys
 
 import structlog
+
+from ._console import console
 
 __all__ = ["configure_logging"]
 
@@ -36,6 +43,24 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_console_logger,
         cache_logger_on_first_use=False,
     )
+
+
+class _ConsoleLogger:
+    """structlog's logger: each message is one whole line on the console."""
+
+    def msg(self, message: str) -> None:
+        console.write(message + "\n")
+        console.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+_LOGGER = _ConsoleLogger()
+
+
+def _console_logger(*args: object) -> _ConsoleLogger:
+    return _LOGGER
