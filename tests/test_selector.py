@@ -51,7 +51,9 @@ def _same(ours: parsel.SelectorList[parsel.Selector], theirs: parsel.SelectorLis
     assert [s._expr for s in ours] == [s._expr for s in theirs]
 
 
-@pytest.mark.parametrize("doc", [DOC, "", "   ", "<!-- only -->", "<p>unclosed <b>tags", "\x00<p>x</p>"])
+@pytest.mark.parametrize(
+    "doc", [DOC, "", "   ", "<!-- only -->", "<p>unclosed <b>tags", "\x00<p>x</p>"]
+)
 def test_css_and_xpath_match_parsel(doc: str) -> None:
     ours = html_selector(doc, "http://example.com/")
     theirs = parsel.Selector(text=doc, type="html", base_url="http://example.com/")
@@ -91,4 +93,6 @@ def test_the_cache_of_compiled_queries_is_bounded() -> None:
     sel = html_selector(DOC)
     for i in range(_selector._MAX_COMPILED + 10):
         sel.xpath(f"//a[{i + 1}]")
+        sel.css(f"a:nth-child({i + 1})")
     assert len(_selector._compiled) <= _selector._MAX_COMPILED
+    assert len(_selector._css_to_xpath) <= _selector._MAX_COMPILED

@@ -28,6 +28,7 @@ __all__ = ["Selector", "html_selector"]
 _EXSLT_PREFIXES = ("re:", "set:")
 _MAX_COMPILED = 1024
 _compiled: dict[str, etree.XPath] = {}
+_css_to_xpath: dict[str, str] = {}
 _local = threading.local()
 
 
@@ -68,6 +69,16 @@ class Selector(parsel.Selector):
     """
 
     __slots__ = ()
+
+    def css(self, query: str) -> parsel.SelectorList[Selector]:
+        if self.type != "html":
+            return super().css(query)
+        xpath = _css_to_xpath.get(query)
+        if xpath is None:
+            if len(_css_to_xpath) >= _MAX_COMPILED:
+                _css_to_xpath.clear()
+            xpath = _css_to_xpath[query] = self._css2xpath(query)
+        return self.xpath(xpath)
 
     def xpath(
         self, query: str, namespaces: Any = None, **kwargs: Any

@@ -19,6 +19,7 @@ error marked ``node_fault`` (see :func:`mark_node_fault`).
 from __future__ import annotations
 
 import base64
+import os
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -193,10 +194,13 @@ def _proxy_status_error(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 class _Conn:
-    __slots__ = ("buf", "forward", "stream")
+    __slots__ = ("buf", "fd", "forward", "stream")
 
     def __init__(self, stream: trio.abc.Stream, *, forward: bool = False) -> None:
         self.stream = stream
+        # A plain TCP connection is read and written through its descriptor
+        # (see _receive and _send_all); TLS goes through the stream.
+        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
         # Bytes received and not yet consumed (the rest of a head's packet).
         self.buf = bytearray()
         # True: a connection to the proxy that sends absolute-form requests.
@@ -456,12 +460,9 @@ class H11Pool(httpx.AsyncBaseTransport):
     ) -> tuple[Head, _Body]:
         try:
             try:
-                with trio.move_on_after(write_timeout) as scope:
-                    await conn.stream.send_all(data)
+                await _send_all(conn, data, write_timeout)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _StaleConnection from exc
-            if scope.cancelled_caught:
-                raise httpx.WriteTimeout("sending the request timed out")
             head = await self._read_head(conn, head_request, read_timeout, fresh=fresh)
         except BaseException:
             await trio.aclose_forcefully(conn.stream)
@@ -642,8 +643,67 @@ class _Body(httpx.AsyncByteStream):
             await trio.aclose_forcefully(conn.stream)
 
 
+async def _send_all(conn: _Conn, data: bytes, write_timeout: float) -> None:
+    """Write ``data`` to ``conn``.
+
+    On a plain TCP connection a request usually fits the socket's buffer:
+    one ``os.write``, with none of a stream's locking and checkpoints.
+
+    Raises:
+        trio.BrokenResourceError: the connection is gone.
+        httpx.WriteTimeout: the peer took nothing for ``write_timeout``.
+    """
+    fd = conn.fd
+    view = memoryview(data)
+    if fd is not None:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"connection broken: {exc}") from exc
+        if not view:
+            return
+    with trio.move_on_after(write_timeout) as scope:
+        if fd is None:
+            await conn.stream.send_all(data)
+            return
+        while view:
+            await trio.lowlevel.wait_writable(fd)
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"connection broken: {exc}") from exc
+    if scope.cancelled_caught:
+        raise httpx.WriteTimeout("sending the request timed out")
+
+
 async def _receive(conn: _Conn, read_timeout: float) -> bytes:
-    """The next bytes from ``conn`` (empty at the end of the stream)."""
+    """The next bytes from ``conn`` (empty at the end of the stream).
+
+    On a plain TCP connection: what the socket holds if it holds anything
+    (the rest of a body often does), else one wait until it is readable.
+    """
+    fd = conn.fd
+    if fd is not None:
+        try:
+            return os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise httpx.ReadError(f"connection broken: {exc}") from exc
+        with trio.move_on_after(read_timeout) as scope:
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                try:
+                    return os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise httpx.ReadError(f"connection broken: {exc}") from exc
+        raise httpx.ReadTimeout(f"no data for {read_timeout:g} s")
     with trio.move_on_after(read_timeout) as scope:
         try:
             return bytes(await conn.stream.receive_some(_READ_SIZE))
