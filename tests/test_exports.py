@@ -12,7 +12,7 @@ EXPECTED = {
     "RequestError", "Response", "ResponseTooLarge", "RobotsSettings", "Settings",
     "SettingsError", "SiteRequest", "SiteResponse", "Spider", "SpiderLoadError", "Timeouts",
     "Transport", "UsageError", "crawl", "open_site_server", "run_engine",
-    "BalancerSettings", "HealthSettings", "NodeSpec", "NodeStats",
+    "BalancerSettings", "HealthSettings", "MetricsSettings", "NodeSpec", "NodeStats",
     "ApiTransport", "NodeTransport", "ProxyTransport", "TimeoutRule",
     "BanRules", "BreakerSettings", "RateRule", "RetryPolicy", "ThrottleSettings",
     "NodeConfig", "NodeService", "serve_node",

@@ -57,9 +57,25 @@ def test_metrics_during_a_crawl(
     assert "crawlmesh_frontier_requests{}" in second
     assert 0 <= second["crawlmesh_in_flight_requests{}"] <= 4
     # The mesh: the one direct node, up, its breaker closed.
-    assert second["crawlmesh_node_requests_total{node=direct}"] > 0
-    assert second["crawlmesh_node_state{node=direct,state=up}"] == 1
-    assert second["crawlmesh_node_breaker_state{node=direct,state=closed}"] == 1
+    ok = "crawlmesh_mesh_requests_total{domain=127.0.0.1,node=direct,status_class=2xx}"
+    assert 0 < first[ok] < second[ok]
+    assert second["crawlmesh_mesh_node_state{node=direct,state=up}"] == 1
+    assert second["crawlmesh_mesh_breaker_state{node=direct,state=closed}"] == 1
+    # Every attempt that ended is in the duration histogram, 20 ms or more each.
+    attempts = sum(v for k, v in second.items() if k.startswith("crawlmesh_mesh_requests_total"))
+    count = second["crawlmesh_mesh_request_duration_seconds_count{node=direct}"]
+    assert count == attempts
+    assert second["crawlmesh_mesh_request_duration_seconds_bucket{le=+Inf,node=direct}"] == count
+    assert second["crawlmesh_mesh_request_duration_seconds_bucket{le=0.01,node=direct}"] == 0
+    assert second["crawlmesh_mesh_request_duration_seconds_sum{node=direct}"] >= 0.02 * count
+    # No rate limit here: every reason is exported, none waited.
+    for reason in ("delay", "pause", "rate", "node_rate", "shared"):
+        assert second[f"crawlmesh_rate_limit_waits_total{{reason={reason}}}"] == 0
+    # The retry budget's floor (1 retry/s over 10 s) and 20% of the window's requests.
+    requests = second["crawlmesh_retry_budget_window_requests{}"]
+    assert requests > 0
+    retries = second["crawlmesh_retry_budget_window_retries{}"]
+    assert second["crawlmesh_retry_budget_available{}"] == int(0.2 * requests + 10) - retries
 
 
 def test_a_metrics_address_in_use_is_one_line(

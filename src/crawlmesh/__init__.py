@@ -37,6 +37,7 @@ from ._run import run_engine as run_engine
 from ._settings import BalancerSettings as BalancerSettings
 from ._settings import BreakerSettings as BreakerSettings
 from ._settings import HealthSettings as HealthSettings
+from ._settings import MetricsSettings as MetricsSettings
 from ._settings import RobotsSettings as RobotsSettings
 from ._settings import Settings as Settings
 from ._settings import ThrottleSettings as ThrottleSettings

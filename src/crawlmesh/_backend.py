@@ -135,8 +135,9 @@ class Backend(Protocol):
         """``domain`` asked for a pause (Retry-After): share it."""
         ...
 
-    async def gate(self, key: str, rate: float, burst: int) -> None:
-        """Wait for a slot of a rate limit shared by every worker."""
+    async def gate(self, key: str, rate: float, burst: int) -> float:
+        """Wait for a slot of a rate limit shared by every worker; returns
+        the seconds waited for it."""
         ...
 
     async def room(self) -> None:

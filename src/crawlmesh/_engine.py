@@ -52,6 +52,7 @@ from ._politeness import Politeness
 from ._progress import report_progress
 from ._records import NotPersistable
 from ._request import Request
+from ._resilience import RetryBudgetStatistics
 from ._response import Response
 from ._retrying import Retrier
 from ._robots import RobotsCache
@@ -61,6 +62,7 @@ from ._shaping._retry_after import parse_retry_after
 from ._shaping._shaper import Shaper
 from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
+from ._tally import RateWaits
 from ._transport._base import FetchOptions, Transport, is_node_fault
 from ._url import split_http_url
 
@@ -152,13 +154,18 @@ class Engine:
             user_agent=settings.user_agent,
             default_headers=settings.default_headers,
         )
+        self.rate_waits = RateWaits()
+        """Requests held back by rate limits, by reason (for the metrics)."""
         self._politeness = Politeness(
             settings.concurrency_per_domain,
             settings.download_delay,
             Shaper(settings.rates) if settings.rates else None,
             aimd=self._aimd_factory(settings),
             gate=self._circuit_gate if self.balancer is not None else None,
+            waits=self.rate_waits,
         )
+        if self.balancer is not None:
+            self.balancer.rate_waits = self.rate_waits
         # Domains no node could serve, since when; and those held too long.
         self._held_since: dict[str, float] = {}
         self._expired: set[str] = set()
@@ -223,6 +230,11 @@ class Engine:
     def retry_budget_refusals(self) -> int:
         """Retries the retry budget refused, so far."""
         return self._retrier.budget_refusals
+
+    def retry_budget(self) -> RetryBudgetStatistics:
+        """The retry budget now: its window's requests and retries, and the
+        retries it would allow."""
+        return self._retrier.budget.statistics()
 
     def backlog(self) -> tuple[int, int]:
         """(requests queued in this process, requests being fetched)."""
@@ -465,8 +477,11 @@ class Engine:
         if until == -math.inf:
             return until
         now = trio.current_time()
-        if until <= now or not by_breakers:
-            return until  # free now, or only waiting for a per-node rate
+        if until <= now:
+            return until
+        if not by_breakers:  # only waiting for a per-node rate
+            self._politeness.note_wait(domain, until, "node_rate")
+            return until
         since = self._held_since.get(domain)
         if since is None:
             since = self._held_since[domain] = now
@@ -567,7 +582,9 @@ class Engine:
                 if self._shared_rates is not None:
                     shared = self._shared_rates.rate_of(domain)
                     if shared is not None and self._backend is not None:
-                        await self._backend.gate(*shared)  # the whole crawl's rate
+                        waited = await self._backend.gate(*shared)  # the whole crawl's rate
+                        if waited > 0:
+                            self.rate_waits.add("shared", waited)
                 options = self._retrier.options_for(request, self._options)
                 # Through the mesh, each attempt on a node has its own deadline
                 # (kind and domain overrides included); this one bounds a

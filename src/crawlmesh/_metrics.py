@@ -1,17 +1,27 @@
 """``crawl --metrics HOST:PORT``: the crawl's counters as Prometheus
-exposition, read from the engine at scrape time (nothing is added to the
-request path)."""
+exposition, read from the engine at scrape time.
+
+What the request path adds is a few plain counters (:mod:`crawlmesh._tally`):
+per node, attempts by domain and status class and a duration histogram kept
+in lists of ints; rate-limit waits, counted where a wait ends.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,12 +29,29 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 if TYPE_CHECKING:
+    from ._balancer._balancer import Balancer
     from ._engine import Engine
 
 __all__ = ["CrawlCollector", "serve_app", "serve_metrics"]
 
 _BREAKER_STATES = ("closed", "half-open", "open")
 _NODE_STATES = ("up", "down", "ramping", "fallback")
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(f"crawlmesh_{name}", doc, value=value)
+
+
+def _by(name: str, doc: str, label: str, counts: Mapping[Any, float]) -> CounterMetricFamily:
+    family = CounterMetricFamily(f"crawlmesh_{name}", doc, labels=[label])
+    for key, n in sorted(counts.items()):
+        family.add_metric([str(key)], n)
+    return family
+
+
+def _le(bound: float) -> str:
+    """A bucket's ``le`` label as prometheus-client writes it ("0.005", "1.0", "+Inf")."""
+    return "+Inf" if bound == math.inf else repr(float(bound))
 
 
 class CrawlCollector:
@@ -36,44 +63,17 @@ class CrawlCollector:
     def collect(self) -> Iterator[Metric]:
         engine = self._engine
         stats = engine.stats
-
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            return CounterMetricFamily(f"crawlmesh_{name}", doc, value=value)
-
-        yield counter("pages", "Responses received (any status).", stats.pages)
-        yield counter("items", "Items written.", stats.items)
-        yield counter("requests_scheduled", "Requests accepted into the frontier.", stats.scheduled)
-        yield counter("response_bytes", "Response body bytes received.", stats.bytes)
-        yield counter("retries", "Attempts beyond the first.", engine.retries)
-        yield counter(
-            "retry_budget_refusals",
-            "Retries refused because the retry budget was spent.",
-            engine.retry_budget_refusals,
+        yield _counter("pages", "Responses received (any status).", stats.pages)
+        yield _counter("items", "Items written.", stats.items)
+        yield _counter(
+            "requests_scheduled", "Requests accepted into the frontier.", stats.scheduled
         )
-        yield counter("retry_after_pauses", "Times a Retry-After paused a domain.", stats.pauses)
-        yield counter(
-            "throttle_decreases",
-            "Times a domain's concurrency was lowered by pushback (AIMD).",
-            stats.throttle_decreases,
+        yield _counter("response_bytes", "Response body bytes received.", stats.bytes)
+        yield _by("responses", "Responses by HTTP status.", "status", stats.status)
+        yield _by("errors", "Requests that finally failed, by kind.", "kind", stats.errors)
+        yield _by(
+            "filtered", "Requests not fetched by policy, by reason.", "reason", stats.filtered
         )
-        by_status = CounterMetricFamily(
-            "crawlmesh_responses", "Responses by HTTP status.", labels=["status"]
-        )
-        for status, n in sorted(stats.status.items()):
-            by_status.add_metric([str(status)], n)
-        yield by_status
-        errors = CounterMetricFamily(
-            "crawlmesh_errors", "Requests that finally failed, by kind.", labels=["kind"]
-        )
-        for kind, n in sorted(stats.errors.items()):
-            errors.add_metric([kind], n)
-        yield errors
-        filtered = CounterMetricFamily(
-            "crawlmesh_filtered", "Requests not fetched by policy, by reason.", labels=["reason"]
-        )
-        for reason, n in sorted(stats.filtered.items()):
-            filtered.add_metric([reason], n)
-        yield filtered
         frontier, in_flight = engine.backlog()
         yield GaugeMetricFamily(
             "crawlmesh_frontier_requests", "Requests queued in this process.", value=frontier
@@ -81,38 +81,137 @@ class CrawlCollector:
         yield GaugeMetricFamily(
             "crawlmesh_in_flight_requests", "Requests being fetched.", value=in_flight
         )
-        balancer = engine.balancer
-        if balancer is None:
-            return
-        requests = CounterMetricFamily(
-            "crawlmesh_node_requests", "Requests sent through each node.", labels=["node"]
-        )
-        node_errors = CounterMetricFamily(
-            "crawlmesh_node_errors",
-            "Failed fetches through each node, by kind.",
-            labels=["node", "kind"],
-        )
-        up = GaugeMetricFamily(
-            "crawlmesh_node_state", "1 for the node's health state.", labels=["node", "state"]
-        )
-        breaker = GaugeMetricFamily(
-            "crawlmesh_node_breaker_state",
-            "1 for the state of the node's circuit breaker.",
-            labels=["node", "state"],
-        )
-        node_in_flight = GaugeMetricFamily(
-            "crawlmesh_node_in_flight_requests", "Requests in flight per node.", labels=["node"]
-        )
-        for node in balancer.node_stats():
-            requests.add_metric([node.name], node.requests)
-            for kind, n in sorted(node.errors.items()):
-                node_errors.add_metric([node.name, kind], n)
-            for state in _NODE_STATES:
-                up.add_metric([node.name, state], float(node.state == state))
-            for state in _BREAKER_STATES:
-                breaker.add_metric([node.name, state], float(node.breaker == state))
-            node_in_flight.add_metric([node.name], node.in_flight)
-        yield from (requests, node_errors, up, breaker, node_in_flight)
+        yield from _retries(engine)
+        yield from _rate_limits(engine)
+        if engine.balancer is not None:
+            yield from _mesh(engine.balancer)
+
+
+def _retries(engine: Engine) -> Iterator[Metric]:
+    yield _counter("retries", "Attempts beyond the first.", engine.retries)
+    yield _counter(
+        "retry_budget_refusals",
+        "Retries refused because the retry budget was spent.",
+        engine.retry_budget_refusals,
+    )
+    budget = engine.retry_budget()
+    yield GaugeMetricFamily(
+        "crawlmesh_retry_budget_available",
+        "Retries the retry budget would allow now (retry.budget_ratio of the window's "
+        "first attempts, plus retry.budget_min_retries_per_s over the window, less its retries).",
+        value=budget.available,
+    )
+    yield GaugeMetricFamily(
+        "crawlmesh_retry_budget_window_requests",
+        "First attempts within the retry budget's window (retry.budget_window).",
+        value=budget.requests,
+    )
+    yield GaugeMetricFamily(
+        "crawlmesh_retry_budget_window_retries",
+        "Retries spent within the retry budget's window (retry.budget_window).",
+        value=budget.retries,
+    )
+
+
+_WAITS_DOC = (
+    "A domain's next request held back for time: by its download_delay or "
+    "Crawl-delay (delay), a 429/503 pause (pause), its rate rule (rate), every "
+    "node at a per_node rate (node_rate), or the rate shared by every worker "
+    "(shared). A dispatcher wait runs from the first scan that finds the domain "
+    "held to the end of the hold, and is counted when the next request starts; "
+    "a wait for a shared or a session's per-node rate is one sleep before a fetch. "
+    "Not counted: waits for a concurrency slot, retry backoff, circuit breakers."
+)
+
+
+def _rate_limits(engine: Engine) -> Iterator[Metric]:
+    waits = engine.rate_waits
+    yield _by(
+        "rate_limit_waits", "Rate-limit waits, by reason. " + _WAITS_DOC, "reason", waits.count
+    )
+    yield _by(
+        "rate_limit_wait_seconds",
+        "Seconds spent in rate-limit waits, by reason. " + _WAITS_DOC,
+        "reason",
+        waits.seconds,
+    )
+    yield _counter(
+        "retry_after_pauses", "Times a Retry-After paused a domain.", engine.stats.pauses
+    )
+    yield _counter(
+        "throttle_decreases",
+        "Times a domain's concurrency was lowered by pushback (AIMD).",
+        engine.stats.throttle_decreases,
+    )
+    yield _counter(
+        "circuit_holds",
+        "Times a domain's requests were held because no node's breaker admitted it.",
+        engine.stats.circuit_holds,
+    )
+
+
+def _mesh(balancer: Balancer) -> Iterator[Metric]:
+    """Per node: what the balancer learnt (``crawlmesh_mesh_*``; a ``crawlmesh
+    node`` service's own metrics are ``crawlmesh_node_*``)."""
+    requests = CounterMetricFamily(
+        "crawlmesh_mesh_requests",
+        "Attempts through each node that ended, by domain (the busiest by name, "
+        "see metrics.domain_labels; the rest other) and status class (error: no response).",
+        labels=["node", "domain", "status_class"],
+    )
+    duration = HistogramMetricFamily(
+        "crawlmesh_mesh_request_duration_seconds",
+        "Time from taking a node's slot to an attempt's end, any outcome.",
+        labels=["node"],
+    )
+    for name, tally in balancer.tallies():
+        for domain, status_class, n in tally.outcomes():
+            requests.add_metric([name, domain, status_class], n)
+        histogram = tally.duration
+        buckets = [(_le(bound), float(n)) for bound, n in histogram.buckets()]
+        duration.add_metric([name], buckets, histogram.sum)
+    node_errors = CounterMetricFamily(
+        "crawlmesh_mesh_errors",
+        "Failed attempts through each node, by kind.",
+        labels=["node", "kind"],
+    )
+    bans = CounterMetricFamily(
+        "crawlmesh_mesh_bans",
+        "Responses through each node that looked like a ban.",
+        labels=["node"],
+    )
+    state = GaugeMetricFamily(
+        "crawlmesh_mesh_node_state", "1 for the node's health state.", labels=["node", "state"]
+    )
+    breaker = GaugeMetricFamily(
+        "crawlmesh_mesh_breaker_state",
+        "1 for the state of the node's circuit breaker.",
+        labels=["node", "state"],
+    )
+    in_flight = GaugeMetricFamily(
+        "crawlmesh_mesh_in_flight_requests", "Requests in flight per node.", labels=["node"]
+    )
+    for node in balancer.node_stats():
+        for kind, n in sorted(node.errors.items()):
+            node_errors.add_metric([node.name, kind], n)
+        bans.add_metric([node.name], node.bans)
+        for name in _NODE_STATES:
+            state.add_metric([node.name, name], float(node.state == name))
+        for name in _BREAKER_STATES:
+            breaker.add_metric([node.name, name], float(node.breaker == name))
+        in_flight.add_metric([node.name], node.in_flight)
+    yield from (requests, duration, node_errors, bans, state, breaker, in_flight)
+    transitions = CounterMetricFamily(
+        "crawlmesh_breaker_transitions",
+        "Circuit breaker state changes, by scope (node, or pair: a node and a domain) "
+        "and new state.",
+        labels=["scope", "state"],
+    )
+    if balancer.circuits is not None:
+        for key, n in sorted(balancer.circuits.transitions.items()):
+            scope, _, new = key.partition(":")
+            transitions.add_metric([scope, new], n)
+    yield transitions
 
 
 async def serve_metrics(

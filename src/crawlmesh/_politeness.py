@@ -12,6 +12,12 @@ its rate rule's ``concurrency``, one while robots.txt is unknown or a
 Crawl-delay applies, and its AIMD limit (:meth:`Politeness.observe`), which
 halves on pushback and grows back one slot per window of fast successes.
 A ``gate`` (the balancer's circuit breakers) may hold a domain too.
+
+Waits for time are counted in a :class:`~crawlmesh._tally.RateWaits`: a
+domain's wait starts when a scan first finds it held back by its delay, a
+pause or its rate (not by its concurrency), and ends when the hold ends;
+it is counted when the domain's next request starts. A busy dispatcher
+(every fetch slot taken) does not lengthen it.
 """
 
 from __future__ import annotations
@@ -23,12 +29,22 @@ import trio
 
 from ._shaping._aimd import AimdController
 from ._shaping._shaper import Shaper
+from ._tally import RateWaits
 
 __all__ = ["Politeness"]
 
 
 class _Slot:
-    __slots__ = ("custom", "default_limit", "delay", "held", "in_flight", "limit", "next_time")
+    __slots__ = (
+        "custom",
+        "default_limit",
+        "delay",
+        "held",
+        "in_flight",
+        "limit",
+        "next_time",
+        "paused_until",
+    )
 
     def __init__(self, limit: int, delay: float) -> None:
         self.custom = False  # set_delay: remembered while idle
@@ -38,6 +54,16 @@ class _Slot:
         self.limit = limit
         self.delay = delay
         self.next_time = -math.inf
+        self.paused_until = -math.inf  # tells a pause from a delay
+
+
+class _Wait:
+    __slots__ = ("reason", "since", "until")
+
+    def __init__(self, since: float, until: float, reason: str) -> None:
+        self.since = since
+        self.until = until  # as last seen: a pause may be extended
+        self.reason = reason  # the first reason found
 
 
 # AIMD controllers kept for domains seen; the oldest are forgotten beyond this.
@@ -59,6 +85,7 @@ class Politeness:
         shaper: per-domain rate limits, if any are configured.
         aimd: makes each domain's AIMD controller (None: no adaptation).
         gate: holds domains for reasons of its own (circuit breakers).
+        waits: where waits for time are counted (see the module's docstring).
     """
 
     __slots__ = (
@@ -69,6 +96,8 @@ class Politeness:
         "_gate",
         "_shaper",
         "_slots",
+        "_waiting",
+        "waits",
         "wake_at",
     )
 
@@ -80,6 +109,7 @@ class Politeness:
         *,
         aimd: AimdFactory | None = None,
         gate: Gate | None = None,
+        waits: RateWaits | None = None,
     ) -> None:
         self._concurrency = concurrency
         self._delay = delay
@@ -88,6 +118,9 @@ class Politeness:
         self._gate = gate
         self._controllers: dict[str, AimdController] = {}
         self._slots: dict[str, _Slot] = {}
+        self.waits = RateWaits() if waits is None else waits
+        # Domains held back for time.
+        self._waiting: dict[str, _Wait] = {}
         # Earliest time a domain found not ready only for time becomes ready;
         # the dispatcher sleeps until then. Reset before each scan.
         self.wake_at = math.inf
@@ -176,6 +209,7 @@ class Politeness:
         then resume at its rate with no burst."""
         slot = self._slot(domain)
         slot.next_time = max(slot.next_time, until)
+        slot.paused_until = until
         if self._shaper is not None:
             self._shaper.pause(domain, until)
 
@@ -189,6 +223,8 @@ class Politeness:
             now = trio.current_time()
             if slot.next_time > now:
                 self.wake_at = min(self.wake_at, slot.next_time)
+                paused = slot.paused_until >= slot.next_time
+                self._held(domain, now, slot.next_time, "pause" if paused else "delay")
                 return False
         if self._shaper is not None:
             if now == -math.inf:
@@ -196,6 +232,7 @@ class Politeness:
             wait = self._shaper.wait(domain, now)
             if wait > 0:
                 self.wake_at = min(self.wake_at, now + wait)
+                self._held(domain, now, now + wait, "rate")
                 return False
         if self._gate is not None:
             until = self._gate(domain)
@@ -207,7 +244,27 @@ class Politeness:
                     return False
         return True
 
+    def note_wait(self, domain: str, until: float, reason: str) -> None:
+        """Count ``domain`` as held back until ``until`` for ``reason`` (one
+        of :data:`~crawlmesh._tally.RATE_WAIT_REASONS`), as :meth:`ready`
+        does for its own holds: for a gate's (per-node rates)."""
+        self._held(domain, trio.current_time(), until, reason)
+
+    def _held(self, domain: str, now: float, until: float, reason: str) -> None:
+        wait = self._waiting.get(domain)
+        if wait is not None:
+            wait.until = until
+            return
+        if len(self._waiting) >= _MAX_CONTROLLERS:
+            self._waiting.clear()  # (domains whose requests were written off)
+        self._waiting[domain] = _Wait(now, until, reason)
+
     def acquire(self, domain: str) -> None:
+        if self._waiting:
+            wait = self._waiting.pop(domain, None)
+            if wait is not None:
+                end = min(wait.until, trio.current_time())
+                self.waits.add(wait.reason, max(0.0, end - wait.since))
         slot = self._slot(domain)
         slot.in_flight += 1
         if slot.delay or self._shaper is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "BalancerSettings",
     "BreakerSettings",
     "HealthSettings",
+    "MetricsSettings",
     "RobotsSettings",
     "Settings",
     "ThrottleSettings",
@@ -170,6 +171,15 @@ class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"balancer.strategy must be one of {', '.join(_STRATEGIES)}")
 
 
+class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What ``--metrics`` exports."""
+
+    domain_labels: NonNegInt = 20
+    """Domains with a ``domain`` label of their own in the per-node request
+    counts: the first ones to reach 10 requests; every other domain is
+    "other" (0: all are), so the series stay bounded on a broad crawl."""
+
+
 _BACKEND_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "redis+sentinel://")
 
 
@@ -250,6 +260,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     nodes: list[NodeSpec] = []
     """The mesh, as [[nodes]] tables in a settings file (or use balancer.nodes_file)."""
     backend: BackendSettings = BackendSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def __post_init__(self) -> None:
         if self.rates:

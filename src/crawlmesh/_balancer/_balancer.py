@@ -32,6 +32,7 @@ from .._exceptions import CircuitOpen, CrawlmeshError, FetchError, SettingsError
 from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
 from .._shaping._shaper import Shaper
+from .._tally import DomainLabels, NodeTally, RateWaits
 from .._transport._base import Transport, is_node_fault
 from ._circuits import (
     SHARED,
@@ -101,7 +102,7 @@ class NodesBusy(CircuitOpen):
 
 
 class _Node:
-    __slots__ = ("errors", "latencies", "requests", "seen", "state", "transport")
+    __slots__ = ("errors", "latencies", "requests", "seen", "state", "tally", "transport")
 
     def __init__(self, state: NodeState, transport: Transport) -> None:
         self.state = state
@@ -110,6 +111,7 @@ class _Node:
         self.errors: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.seen = 0
+        self.tally = NodeTally()  # for the metrics
 
     def sample(self, latency: float, rng: random.Random) -> None:
         # Reservoir sampling: bounded memory, unbiased percentiles.
@@ -187,6 +189,7 @@ class Balancer:
         direct_fallback: when no node can serve a domain, fetch directly
             from this machine rather than hold its requests.
         node_rates: rate rules applied per (node, domain) (``per_node``).
+        domain_labels: domains with a label of their own in the metrics.
         rng: randomness for the strategy and latency sampling.
     """
 
@@ -206,6 +209,7 @@ class Balancer:
         bans: BanRules | None = None,
         direct_fallback: bool = False,
         node_rates: Shaper | None = None,
+        domain_labels: int = 20,
         rng: random.Random | None = None,
     ) -> None:
         self._rng = rng or random.Random()
@@ -217,6 +221,8 @@ class Balancer:
         self._node_rates = node_rates if node_rates is not None and node_rates.active else None
         self._direct: _Node | None = None
         self.direct_fallbacks = 0
+        self._domain_labels = DomainLabels(domain_labels)
+        self.rate_waits = RateWaits()  # a session's waits for its node's rate
         self._make_transport = make_transport
         self._strategy: Strategy = make_strategy(strategy, rng=self._rng)
         self.strategy_name = strategy
@@ -285,6 +291,7 @@ class Balancer:
                 node = _Node(NodeState(spec, next(self._ids)), self._make_transport(spec))
                 if kept is not None:
                     node.requests, node.errors = kept.requests, kept.errors
+                    node.tally = kept.tally
                 new[spec.name] = node
         except CrawlmeshError:
             raise
@@ -635,6 +642,7 @@ class Balancer:
                     wait = self._node_rates.node_wait(state.name, host, trio.current_time())
                     if wait > 0:
                         await trio.sleep(wait)
+                        self.rate_waits.add("node_rate", wait)
                         break
                 if self._has_room(state):
                     return self._lease(state, host, moved, fell_back, exclude)
@@ -738,6 +746,7 @@ class Balancer:
         if node is None or node.state is not state:
             return  # a node removed by a reload: nothing left to learn for
         latency = now - lease.started
+        node.tally.record(self._domain_labels.label(lease.domain), status, latency)
         if ban is not None and self.circuits is not None:
             self.circuits.banned[state.name] += 1
         if error is not None:
@@ -753,6 +762,11 @@ class Balancer:
         self._strategy.observe(state, lease.domain, latency, penalty=penalty)
 
     # -- stats ---------------------------------------------------------------
+
+    def tallies(self) -> list[tuple[str, NodeTally]]:
+        """Each node's name and tally (for the metrics), in mesh order."""
+        nodes = [*self._nodes.values(), *([self._direct] if self._direct is not None else [])]
+        return [(node.state.name, node.tally) for node in nodes]
 
     @property
     def node_count(self) -> int:

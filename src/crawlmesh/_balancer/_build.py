@@ -78,6 +78,7 @@ def build_balancer(settings: Settings, specs: Sequence[NodeSpec] | None = None) 
         bans=settings.bans if settings.breaker.enabled and settings.breaker.detect_bans else None,
         direct_fallback=b.direct_fallback,
         node_rates=Shaper(settings.rates, per_node=True) if settings.rates else None,
+        domain_labels=settings.metrics.domain_labels,
     )
 
 

@@ -219,9 +219,9 @@ class RedisBackend:
         self._ops += ("x", domain, str(until))
         self._kick.set()
 
-    async def gate(self, key: str, rate: float, burst: int) -> None:
+    async def gate(self, key: str, rate: float, burst: int) -> float:
         if self._client is None or self._fenced:
-            return
+            return 0.0
         interval = str(max(1, round(1e6 / rate)))
         try:
             self.round_trips += 1
@@ -233,9 +233,10 @@ class RedisBackend:
         except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
             # The local limiter still holds this worker to the rate.
             log.warning("shared rate limit unavailable; using the local one", error=str(exc))
-            return
+            return 0.0
         if wait > 0:
             await trio.sleep(wait / 1e6)
+        return wait / 1e6
 
     # -- the MeshShare protocol (the balancer's sessions and breakers) -----------
 
