@@ -3,21 +3,36 @@ crawl and read with prometheus-client's own parser."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+import httpx
+import trio
 from prometheus_client.parser import text_string_to_metric_families
+
+from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
+from crawlmesh._metrics import serve_metrics
+from crawlmesh._settings import load_settings
+from sites import GeneratedSite
 
 
 def scrape(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
+        return parse(response.read().decode())
+
+
+def parse(text: str) -> dict[str, float]:
+    """Every sample as ``name{label=value,...}`` (labels sorted) -> value."""
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -93,3 +108,91 @@ def test_a_metrics_address_in_use_is_one_line(
     assert done.returncode == 2, done.stderr
     assert f"crawlmesh: error: --metrics 127.0.0.1:{port}:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- in process: a crawl of more domains than have labels ----------------------
+
+HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+RATE_HOST = "127.0.0.5"
+COUNTERS = ("_total", "_bucket", "_count", "_sum")
+
+
+class FollowAll(Spider):
+    name = "follow-all"
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__()
+        self.start_urls = urls
+
+    def parse(self, response: Response) -> Iterator[Request]:
+        yield from response.follow_all(response.css("a::attr(href)").getall())
+
+
+async def test_metrics_of_a_crawl_of_more_domains_than_labels(tmp_path: Path) -> None:
+    sites = [GeneratedSite(40, seed=n) for n in range(len(HOSTS))]
+    settings = load_settings(
+        [("test", {"metrics.domain_labels": 2, "rates": {RATE_HOST: {"rate": "50/s"}}})]
+    )
+    scrapes: list[dict[str, float]] = []
+    items = JsonLinesWriter(tmp_path / "items.jsonl")
+    async with AsyncExitStack() as stack:
+        bases = [
+            await stack.enter_async_context(open_site_server(site.handle, host=host))
+            for site, host in zip(sites, HOSTS, strict=True)
+        ]
+        engine = Engine(FollowAll([f"{b}/p/0" for b in bases]), settings, items=items)
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(serve_metrics, engine, "127.0.0.1:0")
+            url = f"{binds[0]}/metrics"
+
+            async def scrape_while_crawling() -> None:
+                while True:
+                    scrapes.append(parse((await client.get(url)).text))
+                    await trio.sleep(0.05)
+
+            nursery.start_soon(scrape_while_crawling)
+            stats = await engine.run()
+            final = parse((await client.get(url)).text)  # after the crawl
+            nursery.cancel_scope.cancel()
+    items.close()
+    assert len(scrapes) > 5
+    # Counters only grow, and no series goes away: a domain's label, once
+    # given, is kept (a counter that shrank would read as a reset).
+    for before, after in itertools.pairwise([*scrapes, final]):
+        for key, value in before.items():
+            if key.split("{")[0].endswith(COUNTERS):
+                assert after[key] >= value, key
+
+    requests = {k: v for k, v in final.items() if k.startswith("crawlmesh_mesh_requests_total")}
+    domains = {re.search(r"domain=([^,}]*)", k)[1] for k in requests}  # type: ignore[index]
+    assert "other" in domains
+    assert len(domains - {"other"}) == 2
+    assert domains <= {*HOSTS, "other"}
+    # Every attempt counted once, by status class and in the histogram.
+    (node,) = stats.nodes
+    assert sum(requests.values()) == node.requests
+    assert final["crawlmesh_mesh_request_duration_seconds_count{node=direct}"] == node.requests
+    by_class = Counter[str]()
+    for key, value in requests.items():
+        by_class[re.search(r"status_class=(\w+)", key)[1]] += value  # type: ignore[index]
+    assert by_class == {"2xx": stats.status_counts["200"], "4xx": stats.status_counts["404"] + 4}
+    buckets = [
+        value
+        for key, value in final.items()
+        if key.startswith("crawlmesh_mesh_request_duration_seconds_bucket")
+    ]
+    assert len(buckets) == 15
+    assert buckets == sorted(buckets)
+    assert buckets[-1] == node.requests
+    assert final["crawlmesh_mesh_request_duration_seconds_sum{node=direct}"] > 0
+    # Only the rate-limited host waited, for its rate: one wait per request
+    # at most, each at most one 20 ms interval long.
+    fetched = len([hit for hit in sites[-1].hits if hit != "/robots.txt"])
+    waits = final["crawlmesh_rate_limit_waits_total{reason=rate}"]
+    seconds = final["crawlmesh_rate_limit_wait_seconds_total{reason=rate}"]
+    assert 0 < waits < fetched
+    assert 0 < seconds <= waits * 0.02 + 1e-6
+    assert seconds >= (fetched - 1) * 0.02 * 0.5  # the host mostly had work waiting
+    for reason in ("delay", "pause", "node_rate", "shared"):
+        assert final[f"crawlmesh_rate_limit_waits_total{{reason={reason}}}"] == 0
