@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -41,13 +41,23 @@ def parse(text: str) -> dict[str, float]:
     return values
 
 
-def test_metrics_during_a_crawl(
-    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str], slow_site_url: str
-) -> None:
+def label(key: str, name: str) -> str:
+    """A label's value in a key of :func:`parse`."""
+    found = re.search(rf"[{{,]{name}=([^,}}]*)", key)
+    assert found is not None, (key, name)
+    return found[1]
+
+
+@contextmanager
+def crawl_serving_metrics(
+    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str], site_url: str
+) -> Iterator[str]:
+    """Run ``crawlmesh crawl --metrics 127.0.0.1:0`` on ``site_url`` (4 at a
+    time); yield its /metrics URL once it is served, then stop it (SIGINT)."""
     err = cli_project / "stderr.txt"
     with err.open("wb") as stderr:
         proc = subprocess.Popen(
-            [str(crawlmesh_cli), "crawl", "spiders.follow", "-a", f"start_url={slow_site_url}/p/0",
+            [str(crawlmesh_cli), "crawl", "spiders.follow", "-a", f"start_url={site_url}/p/0",
              "-o", "items.jsonl", "-s", "concurrency=4", "--metrics", "127.0.0.1:0"],
             cwd=cli_project, env=cli_env, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
@@ -59,13 +69,20 @@ def test_metrics_during_a_crawl(
                 url = found[1] if found else None
                 time.sleep(0.05)
             assert url is not None, err.read_text()
-            time.sleep(1.0)
-            first = scrape(url)
-            time.sleep(1.0)
-            second = scrape(url)
+            yield url
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(30)
+
+
+def test_metrics_during_a_crawl(
+    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str], slow_site_url: str
+) -> None:
+    with crawl_serving_metrics(crawlmesh_cli, cli_project, cli_env, slow_site_url) as url:
+        time.sleep(1.0)
+        first = scrape(url)
+        time.sleep(1.0)
+        second = scrape(url)
     assert 0 < first["crawlmesh_pages_total{}"] < second["crawlmesh_pages_total{}"]
     assert second["crawlmesh_responses_total{status=200}"] > 0
     assert second["crawlmesh_items_total{}"] > 0
@@ -165,7 +182,7 @@ async def test_metrics_of_a_crawl_of_more_domains_than_labels(tmp_path: Path) ->
                 assert after[key] >= value, key
 
     requests = {k: v for k, v in final.items() if k.startswith("crawlmesh_mesh_requests_total")}
-    domains = {re.search(r"domain=([^,}]*)", k)[1] for k in requests}  # type: ignore[index]
+    domains = {label(key, "domain") for key in requests}
     assert "other" in domains
     assert len(domains - {"other"}) == 2
     assert domains <= {*HOSTS, "other"}
@@ -175,7 +192,7 @@ async def test_metrics_of_a_crawl_of_more_domains_than_labels(tmp_path: Path) ->
     assert final["crawlmesh_mesh_request_duration_seconds_count{node=direct}"] == node.requests
     by_class = Counter[str]()
     for key, value in requests.items():
-        by_class[re.search(r"status_class=(\w+)", key)[1]] += value  # type: ignore[index]
+        by_class[label(key, "status_class")] += value
     assert by_class == {"2xx": stats.status_counts["200"], "4xx": stats.status_counts["404"] + 4}
     buckets = [
         value
