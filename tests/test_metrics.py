@@ -17,10 +17,20 @@ from pathlib import Path
 
 import httpx
 import trio
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
-from crawlmesh._metrics import serve_metrics
+from crawlmesh import (
+    Engine,
+    JsonLinesWriter,
+    Request,
+    Response,
+    SiteRequest,
+    SiteResponse,
+    Spider,
+    open_site_server,
+)
+from crawlmesh._metrics import CrawlCollector, serve_metrics
 from crawlmesh._settings import load_settings
 from sites import GeneratedSite
 
@@ -213,3 +223,35 @@ async def test_metrics_of_a_crawl_of_more_domains_than_labels(tmp_path: Path) ->
     assert seconds >= (fetched - 1) * 0.02 * 0.5  # the host mostly had work waiting
     for reason in ("delay", "pause", "node_rate", "shared"):
         assert final[f"crawlmesh_rate_limit_waits_total{{reason={reason}}}"] == 0
+
+
+async def test_metrics_of_a_domain_whose_breaker_opens(tmp_path: Path) -> None:
+    async def broken(request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+        return SiteResponse(500, b"down")
+
+    settings = load_settings(
+        [("test", {"robots.obey": False, "retry.max_attempts": 1,
+                   "concurrency_per_domain": 1, "breaker.park_timeout": 0.5})]
+    )  # fmt: skip
+    items = JsonLinesWriter(tmp_path / "items.jsonl")
+    async with open_site_server(broken) as base:
+        urls = [f"{base}/p/{n}" for n in range(10)]
+        engine = Engine(FollowAll(urls), settings, items=items)
+        registry = CollectorRegistry()
+        registry.register(CrawlCollector(engine))
+        await engine.run()
+    items.close()
+    final = parse(generate_latest(registry).decode())
+    # Five 500s in a row open the (node, domain) breaker; the other five
+    # requests wait for it (one hold) and are written off at park_timeout.
+    attempts = {k: v for k, v in final.items() if k.startswith("crawlmesh_mesh_requests_total")}
+    assert {label(k, "status_class") for k in attempts} == {"5xx"}
+    assert sum(attempts.values()) == 5
+    assert final["crawlmesh_breaker_transitions_total{scope=pair,state=open}"] == 1
+    assert final["crawlmesh_circuit_holds_total{}"] == 1
+    assert final["crawlmesh_errors_total{kind=http_error}"] == 5
+    assert final["crawlmesh_errors_total{kind=circuit_open}"] == 5
+    # A target's failures are not the node's: its own breaker stays closed.
+    assert final["crawlmesh_mesh_breaker_state{node=direct,state=closed}"] == 1
+    assert not any(k.startswith("crawlmesh_mesh_errors_total") for k in final)
+    assert final["crawlmesh_mesh_bans_total{node=direct}"] == 0
