@@ -255,3 +255,22 @@ async def test_metrics_of_a_domain_whose_breaker_opens(tmp_path: Path) -> None:
     assert final["crawlmesh_mesh_breaker_state{node=direct,state=closed}"] == 1
     assert not any(k.startswith("crawlmesh_mesh_errors_total") for k in final)
     assert final["crawlmesh_mesh_bans_total{node=direct}"] == 0
+
+
+async def test_a_node_in_slow_start_has_a_state(tmp_path: Path) -> None:
+    nodes = [{"name": "a", "kind": "direct"}, {"name": "b", "kind": "direct"}]
+    items = JsonLinesWriter(tmp_path / "items.jsonl")
+    engine = Engine(FollowAll([]), load_settings([("test", {"nodes": nodes})]), items=items)
+    assert engine.balancer is not None
+    b = next(n for n in engine.balancer.nodes if n.name == "b")
+    engine.balancer.health.ramp(b)  # (as when its breaker closes again)
+    registry = CollectorRegistry()
+    registry.register(CrawlCollector(engine))
+    final = parse(generate_latest(registry).decode())
+    items.close()
+    states = {
+        (label(k, "node"), label(k, "state"))
+        for k, v in final.items()
+        if k.startswith("crawlmesh_mesh_node_state") and v == 1
+    }
+    assert states == {("a", "up"), ("b", "slow-start")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import trio
 from hypercorn.config import Config
@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ._balancer._health import NodeHealth
+
 if TYPE_CHECKING:
     from ._balancer._balancer import Balancer
     from ._engine import Engine
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["CrawlCollector", "serve_app", "serve_metrics"]
 
 _BREAKER_STATES = ("closed", "half-open", "open")
-_NODE_STATES = ("up", "down", "ramping", "fallback")
+# A node's health, and "fallback" for the direct fallback node.
+_NODE_STATES = (*get_args(NodeHealth), "fallback")
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
