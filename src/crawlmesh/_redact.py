@@ -15,9 +15,9 @@ Three rules, in :func:`redact`:
   percent-encoded, even inside an exception's message.
 * **Userinfo**: ``scheme://user:pass@host`` becomes ``scheme://***:***@host``
   in any text.
-* **Secret query parameters**: the value of ``api_key``, ``key``, ``token``,
+* **Secret parameters**: the value of ``api_key``, ``key``, ``token``,
   ``access_token``, ``password``, ``secret``, ``signature`` (and names ending
-  in ``_key``, ``-token``, ...) after a ``?`` or ``&``.
+  in ``_key``, ``-token``, ...) in a query string or in ``name=value`` text.
 
 Low layer: imports nothing from crawlmesh.
 """
@@ -156,13 +156,14 @@ def _shows(exc: BaseException, secrets: list[str]) -> bool:
 
 # -- the process's registered secrets, and masking them everywhere ----------------
 
-# A value after "?" or "&" whose parameter name says it is a secret: one of
-# these words, alone or after a prefix ending in "_", "-" or "." (so
-# "api_key", "x-api-key", "X-Amz-Signature", but not "monkey").
+# NAME=VALUE in a query string or free text (after "?", "&", ";", a space,
+# a comma, "(" or at the start) whose name says it is a secret: one of these
+# words, alone or after a prefix ending in "_", "-" or "." (so "api_key",
+# "x-api-key", "X-Amz-Signature", but not "monkey").
 _SECRET_PARAM = re.compile(
-    r"([?&;](?:[\w.-]*[_.-])?"
+    r"((?<![^?&;\s,(])(?:[\w.-]*[_.-])?"
     r"(?:api_?key|key|token|secret|password|passwd|pwd|pass|signature|sig|auth|credentials?)"
-    r"=)[^&#\s'\"<>]+",
+    r"=)[^&#\s'\"<>,;)]+",
     re.IGNORECASE,
 )
 # scheme://userinfo@ (the userinfo ends at the authority's last "@").

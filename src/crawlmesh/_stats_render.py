@@ -62,8 +62,8 @@ def _domain_lines(s: CrawlStats) -> list[str]:
     head += f"; the {len(shown)} with most pages):" if len(named) > len(shown) else "):"
     lines = [
         head,
-        "    domain                     pages   items  errors retries pauses trips "
-        "mean ms  p95 ms  status",
+        f"    {'domain':<26} {'pages':>6} {'items':>7} {'errors':>7} {'retries':>7} "
+        f"{'pauses':>6} {'trips':>5} {'mean ms':>7} {'p95 ms':>7}  status",
     ]
     for d in shown:
         lines.append(_domain_line(d.domain, d))
@@ -114,8 +114,9 @@ def _node_lines(s: CrawlStats) -> list[str]:
     lines = [
         f"  nodes ({s.strategy}; sessions moved {s.sessions_moved}, "
         f"region fallbacks {s.region_fallbacks}):",
-        "    name             region        weight  state       requests  share  "
-        "expected  p50 ms  p95 ms  errors retries trips",
+        f"    {'name':<16} {'region':<12} {'weight':>7}  {'state':<10} {'requests':>8}  "
+        f"{'share':>5}  {'expected':>8}  {'p50 ms':>6}  {'p95 ms':>6}  {'errors':>6} "
+        f"{'retries':>7} {'trips':>5}",
     ]
     for n in s.nodes:
         flag = "  <- uneven" if n.uneven else ""
