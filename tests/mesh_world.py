@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -147,9 +147,10 @@ def write_nodes(
     node_url: str,
     api_url: str,
     weights: Sequence[float] = (1, 1, 1, 1, 1, 1),
+    only: Collection[str] = (),
 ) -> Path:
     """The mesh file: a live node of each kind, each followed by a dead
-    one, with the weights given in that order."""
+    one, with the weights given in that order (``only``: just these)."""
     dead_token = directory / "dead-node-token"
     dead_token.write_text(DEAD_NODE_TOKEN + "\n")
     dead_token.chmod(0o600)
@@ -181,6 +182,7 @@ def write_nodes(
     text = "".join(
         f"[[nodes]]\nname = '{name}'\nkind = '{kind}'\n{extra}\nweight = {weight:g}\n\n"
         for (name, kind, extra), weight in zip(nodes, weights, strict=True)
+        if not only or name in only
     )
     path = directory / "nodes.toml"
     path.write_text(text)
