@@ -55,9 +55,13 @@ def test_userinfo_and_secret_query_parameters_are_masked() -> None:
         "?token=t0k&x-api-key=k&X-Amz-Signature=sig&access_token=a&page=2": (
             "?token=***&x-api-key=***&X-Amz-Signature=***&access_token=***&page=2"
         ),
-        # Not secrets: a parameter merely ending in "key", an e-mail address.
+        # Not secrets: a parameter merely ending in "key", an e-mail address,
+        # an instruction, a placeholder, an IPv6 host.
         "/search?monkey=1&q=key": "/search?monkey=1&q=key",
         "write to a@b.example": "write to a@b.example",
+        "-s 'x': expected KEY=VALUE": "-s 'x': expected KEY=VALUE",
+        "url = 'http://[user:pass@]host:port'": "url = 'http://[user:pass@]host:port'",
+        "http://u:p@[::1]:80/": "http://***:***@[::1]:80/",
     }
     for text, expected in cases.items():
         assert redact(text) == expected, text
@@ -175,6 +179,6 @@ def test_errors_file_records_are_redacted(tmp_path: Path) -> None:
     record = json.loads(path.read_text())
     assert record["url"] == "http://***:***@h/p?key=k&x=1"
     assert (
-        record["reason"] == "via http://***:***@proxy/ with ***, api_key=*** refused ?api_key=***"
+        record["reason"] == "via http://***:***@proxy/ with ***, api_key=abc refused ?api_key=***"
     )
     assert record["referer"] == "http://h/***"

@@ -223,3 +223,21 @@ async def test_a_crawl_logs_no_secret_and_names_each_request(
     # A failure through a dead node names that node.
     dead = [line for line in lines if line["event"] == "node failed; trying another"]
     assert {line["node"] for line in dead} <= {"proxy-dead", "node-dead", "api-dead"}
+
+
+def test_a_usage_error_quoting_a_setting_masks_its_credentials(
+    crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str]
+) -> None:
+    result = subprocess.run(
+        [crawlmesh_cli, "crawl", "spiders.follow", "-s", "backend.url=http://u:s3cr3t-pw-XYZ@h/"],
+        cwd=cli_project,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("crawlmesh: error: -s: setting 'backend' = ")
+    assert "'http://***:***@h/'" in result.stderr
+    assert_no_secret("a usage error", result.stderr)

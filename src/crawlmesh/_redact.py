@@ -15,9 +15,9 @@ Three rules, in :func:`redact`:
   percent-encoded, even inside an exception's message.
 * **Userinfo**: ``scheme://user:pass@host`` becomes ``scheme://***:***@host``
   in any text.
-* **Secret parameters**: the value of ``api_key``, ``key``, ``token``,
-  ``access_token``, ``password``, ``secret``, ``signature`` (and names ending
-  in ``_key``, ``-token``, ...) in a query string or in ``name=value`` text.
+* **Secret query parameters**: the value of ``api_key``, ``key``,
+  ``token``, ``access_token``, ``password``, ``secret``, ``signature`` (and
+  names ending in ``_key``, ``-token``, ...) after a ``?``, ``&`` or ``;``.
 
 Low layer: imports nothing from crawlmesh.
 """
@@ -156,18 +156,19 @@ def _shows(exc: BaseException, secrets: list[str]) -> bool:
 
 # -- the process's registered secrets, and masking them everywhere ----------------
 
-# NAME=VALUE in a query string or free text (after "?", "&", ";", a space,
-# a comma, "(" or at the start) whose name says it is a secret: one of these
-# words, alone or after a prefix ending in "_", "-" or "." (so "api_key",
-# "x-api-key", "X-Amz-Signature", but not "monkey").
+# NAME=VALUE in a query string (after "?", "&" or ";") whose name says it is
+# a secret: one of these words, alone or after a prefix ending in "_", "-" or
+# "." (so "api_key", "x-api-key", "X-Amz-Signature", but not "monkey"). Not
+# in free text, where "KEY=VALUE" is more often an instruction than a key.
 _SECRET_PARAM = re.compile(
-    r"((?<![^?&;\s,(])(?:[\w.-]*[_.-])?"
+    r"((?<=[?&;])(?:[\w.-]*[_.-])?"
     r"(?:api_?key|key|token|secret|password|passwd|pwd|pass|signature|sig|auth|credentials?)"
     r"=)[^&#\s'\"<>,;)]+",
     re.IGNORECASE,
 )
-# scheme://userinfo@ (the userinfo ends at the authority's last "@").
-_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#'\"<>]*)@")
+# scheme://userinfo@ (the userinfo ends at the authority's last "@"; it holds
+# no brackets, which an IPv6 host or a "[user:pass@]" placeholder does).
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/?#'\"<>\[\]]*)@")
 
 _registered: set[str] = set()
 _pattern: re.Pattern[str] | None = None
