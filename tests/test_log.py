@@ -12,9 +12,12 @@ from urllib.parse import quote
 import pytest
 import structlog
 
-from crawlmesh import ErrorRecord, JsonLinesWriter
+from crawlmesh import ErrorRecord, JsonLinesWriter, NodeSpec, Spider
+from crawlmesh._balancer._config import node_token
 from crawlmesh._log import configure_logging, debug_enabled, request_keys
 from crawlmesh._redact import redact, redact_value, register_secret, register_url_secrets
+from crawlmesh._redis import RedisBackend
+from crawlmesh._settings import BackendSettings
 
 TOKEN = "s3cr3t-unit-token-Q7"
 PASSWORD = "s3cr3t-unit-p@ss/Q7"  # "@" and "/" are percent-encoded in URLs
@@ -182,3 +185,20 @@ def test_errors_file_records_are_redacted(tmp_path: Path) -> None:
         record["reason"] == "via http://***:***@proxy/ with ***, api_key=abc refused ?api_key=***"
     )
     assert record["referer"] == "http://h/***"
+
+
+def test_the_redis_password_of_a_backend_is_registered() -> None:
+    password = "s3cr3t-redis-Q7"
+    RedisBackend(BackendSettings(url=f"redis://:{password}@127.0.0.1:1/0"), Spider(), concurrency=1)
+    assert redact(f"AUTH failed for {password}") == "AUTH failed for ***"
+
+
+def test_node_tokens_are_registered_when_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRAWLMESH_TEST_TOKEN_Q7", "s3cr3t-env-token-Q7")
+    token_file = tmp_path / "token"
+    token_file.write_text("# a comment\ns3cr3t-file-token-Q7\n")
+    node_token(NodeSpec(name="a", kind="node", url="http://h", token_env="CRAWLMESH_TEST_TOKEN_Q7"))
+    node_token(NodeSpec(name="b", kind="node", url="http://h", token_file=str(token_file)))
+    assert redact("s3cr3t-env-token-Q7 s3cr3t-file-token-Q7") == "*** ***"
