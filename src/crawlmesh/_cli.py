@@ -22,6 +22,7 @@ from ._engine import Engine
 from ._exceptions import BackendError, SettingsError, UsageError, plain_errors, sole_leaf
 from ._loader import load_spider_class
 from ._log import configure_logging
+from ._progress import choose_progress
 from ._redact import redact
 from ._run import Sinks, open_sinks, resolve_settings, run_engine
 from ._settings import parse_override
@@ -76,8 +77,13 @@ def _parser() -> argparse.ArgumentParser:
             default="console",
             help="json: one JSON object per line on stderr, the final stats included",
         )
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress and no final stats")
         p.add_argument(
-            "-q", "--quiet", action="store_true", help="no progress lines and no final stats"
+            "--progress",
+            choices=["auto", "live", "lines", "none"],
+            help="a live status block on the terminal, periodic log lines, or none "
+            "(default: auto, live on a terminal unless the items are printed there; "
+            "none with -q)",
         )
         p.add_argument(
             "--metrics",
@@ -202,8 +208,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["max_pages"] = args.max_pages
     if getattr(args, "log_level", None):
         out["log_level"] = args.log_level
-    if getattr(args, "quiet", False):
-        out["progress_interval"] = 0
+    if getattr(args, "progress_mode", "lines") != "lines":
+        out["progress_interval"] = 0  # (the live block replaces the lines)
     if getattr(args, "nodes", None):
         if not os.path.isfile(args.nodes):
             raise SettingsError(f"--nodes {args.nodes}: no such file")
@@ -226,6 +232,12 @@ def _spider_args(pairs: Sequence[str]) -> dict[str, str]:
 def _prepare(
     args: argparse.Namespace, spider_cls: type[Spider], spider_kwargs: dict[str, Any]
 ) -> tuple[Engine, Sinks]:
+    args.progress_mode = choose_progress(
+        args.progress,
+        quiet=args.quiet,
+        json_logs=args.log_format == "json",
+        items_on_stdout=args.output in (None, "-"),
+    )
     settings = resolve_settings(
         spider_cls, settings_file=args.settings, overrides=_overrides(args), override_source="-s"
     )
@@ -282,7 +294,9 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     spider_cls = load_spider_class(args.spider)
     engine, sinks = _prepare(args, spider_cls, _spider_args(args.spider_args))
     try:
-        stats, code = trio.run(partial(run_engine, engine, metrics=args.metrics))
+        stats, code = trio.run(
+            partial(run_engine, engine, metrics=args.metrics, live=args.progress_mode == "live")
+        )
     finally:
         sinks.close()
     return _finish(engine, stats, args, code)
@@ -318,7 +332,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             )
             engine.spider.start_url = base + "/"  # type: ignore[attr-defined]
             engine.use_nodes(specs)
-            return await run_engine(engine, metrics=args.metrics)
+            return await run_engine(engine, metrics=args.metrics, live=args.progress_mode == "live")
 
     # Weighted round-robin shows shares that match the weights; -s can change it.
     args.overrides.insert(0, "balancer.strategy=weighted")

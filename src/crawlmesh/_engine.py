@@ -317,6 +317,7 @@ class Engine:
                     self.settings.progress_interval,
                     self.stats,
                     self.backlog,
+                    self.balancer,
                 )
                 if self.balancer is not None:
                     outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
@@ -604,8 +605,10 @@ class Engine:
                 # Through the mesh, each attempt on a node has its own deadline
                 # (kind and domain overrides included); this one bounds a
                 # custom transport.
-                limit = math.inf if self.balancer is not None else settings.timeouts.total
-                with trio.move_on_after(limit) as total:
+                if self.balancer is not None:
+                    response = await self._transport.fetch(request, options)
+                    return _Outcome(request, response, None, domain, attempt)
+                with trio.move_on_after(settings.timeouts.total) as total:
                     response = await self._transport.fetch(request, options)
                 if total.cancelled_caught:
                     raise FetchTimeout(

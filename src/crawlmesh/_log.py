@@ -6,6 +6,10 @@ timestamp are added, an exception is formatted to text, then every value
 :mod:`crawlmesh._redact`) before the renderer: the console renderer, or one
 JSON object per line with ``--log-format json``.
 
+Log lines go through :data:`~crawlmesh._console.console`, so a live status
+block on the terminal is erased and drawn again below each line instead of
+being torn by it.
+
 A line about a request carries the same four keys, spelled once in
 :func:`request_keys`: ``url``, ``domain``, ``node`` and ``attempt``.
 """
@@ -14,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
+from ._console import console
 from ._redact import redact_value
 
 __all__ = ["configure_logging", "debug_enabled", "redact_processor", "request_keys"]
@@ -26,21 +31,32 @@ __all__ = ["configure_logging", "debug_enabled", "redact_processor", "request_ke
 _debug = True  # until configure_logging() says otherwise (structlog's own default)
 
 
-class _NamedLogger(structlog.PrintLogger):
-    """A print logger that knows the name it was asked for."""
+class _ConsoleLogger:
+    """structlog's logger: each message is one whole line on the console.
+    It knows the name it was asked for (the ``logger`` key of each line)."""
 
-    def __init__(self, file: TextIO, name: str) -> None:
-        super().__init__(file)
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
         self.name = name
 
+    def msg(self, message: str) -> None:
+        console.write(message + "\n")
+        console.flush()
 
-class _NamedLoggerFactory:
-    def __init__(self, file: TextIO) -> None:
-        self._file = file
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
 
-    def __call__(self, *args: Any) -> _NamedLogger:
-        name = args[0] if args and isinstance(args[0], str) else "crawlmesh"
-        return _NamedLogger(self._file, name)
+
+_LOGGERS: dict[str, _ConsoleLogger] = {}
+
+
+def _console_logger(*args: object) -> _ConsoleLogger:
+    name = args[0] if args and isinstance(args[0], str) else "crawlmesh"
+    logger = _LOGGERS.get(name)
+    if logger is None:
+        logger = _LOGGERS[name] = _ConsoleLogger(name)
+    return logger
 
 
 def _add_logger_name(logger: Any, method_name: str, event_dict: Any) -> Any:
@@ -83,7 +99,7 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(number),
-        logger_factory=_NamedLoggerFactory(sys.stderr),
+        logger_factory=_console_logger,
         cache_logger_on_first_use=False,
     )
 

@@ -11,6 +11,7 @@ from w3lib.encoding import html_to_unicode
 from w3lib.html import get_base_url
 
 from ._request import Request
+from ._selector import html_selector
 from ._url import LinkJoiner
 
 __all__ = ["Headers", "Response"]
@@ -169,7 +170,7 @@ class Response:
     def selector(self) -> parsel.Selector:
         """A parsel selector over the body, built on first use."""
         if self._selector is None:
-            self._selector = parsel.Selector(text=self.text, type="html", base_url=self.url)
+            self._selector = html_selector(self.text, self.url)
         return self._selector
 
     def css(self, query: str) -> parsel.SelectorList[parsel.Selector]:

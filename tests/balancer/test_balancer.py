@@ -150,3 +150,22 @@ async def test_a_reload_whose_transport_cannot_be_built_keeps_the_mesh(
     assert not reload_nodes(b, settings)
     assert [n.name for n in b.nodes] == ["a"]
     await b.aclose()
+
+
+async def test_node_stats_top_lists_the_busiest_with_shares_of_the_whole_mesh(
+    clock: trio.testing.MockClock,
+) -> None:
+    weights = {"a": 1, "b": 5, "c": 3, "d": 1}
+    specs = [NodeSpec(name=n, weight=w) for n, w in weights.items()]
+    b = Balancer(specs, lambda s: Stub(), strategy="weighted")
+    for _ in range(10):  # smooth weighted round-robin: exactly the weights
+        lease = await b.acquire(Request("http://x.com/"), "x.com")
+        await trio.sleep(0.01)
+        b.release(lease, status=200)
+    # Without top: every node, in mesh order.
+    assert [(n.name, n.requests) for n in b.node_stats()] == list(weights.items())
+    assert b.node_count == 4
+    top = b.node_stats(top=2)
+    assert [(n.name, n.requests, n.share) for n in top] == [("b", 5, 0.5), ("c", 3, 0.3)]
+    assert top[0].p50_ms == pytest.approx(10.0)
+    assert [n.name for n in b.node_stats(top=3)] == ["b", "c", "a"]  # a tie: mesh order

@@ -16,6 +16,7 @@ dispatcher how long to hold the domain's requests.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import random
@@ -780,7 +781,19 @@ class Balancer:
 
     # -- stats ---------------------------------------------------------------
 
-    def node_stats(self) -> list[NodeStats]:
+    @property
+    def node_count(self) -> int:
+        """Nodes in the mesh, with the direct fallback once it has been used."""
+        return len(self._nodes) + (self._direct is not None)
+
+    def node_stats(self, top: int | None = None) -> list[NodeStats]:
+        """Per-node figures, in mesh order.
+
+        Args:
+            top: only the ``top`` nodes with the most requests, busiest first
+                (a live display's view of a big mesh: only their latency
+                samples are sorted).
+        """
         nodes = list(self._nodes.values())
         if self._direct is not None:
             nodes.append(self._direct)
@@ -788,6 +801,8 @@ class Balancer:
         weight = sum(n.state.spec.weight for n in self._nodes.values()) or 1.0
         weighs = self.strategy_name != "round-robin"
         circuits = self.circuits
+        if top is not None:
+            nodes = heapq.nlargest(top, nodes, key=lambda n: n.requests)
         out = []
         for node in nodes:
             direct = node is self._direct

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
+from collections.abc import AsyncIterable
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -118,6 +121,70 @@ class DirectTransport:
         """Drop a session's cookie jar (its next request starts afresh)."""
         self._session_jars.pop(session, None)
 
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        jar: httpx.Cookies | None,
+        extensions: dict[str, Any],
+    ) -> _Reply:
+        """One hop: send, keep the cookies it sets, return status, headers and body."""
+        pool = self._transport
+        if not isinstance(pool, H11Pool):
+            # httpx.Request directly: AsyncClient.build_request merges
+            # defaults we do not use and costs as much as the request.
+            hreq = httpx.Request(
+                method, url, headers=headers, content=body or None, extensions=extensions
+            )
+            if jar:
+                jar.set_cookie_header(hreq)
+            resp = await pool.handle_async_request(hreq)
+            if jar is not None and "set-cookie" in resp.headers:
+                jar.extract_cookies(resp)
+                _trim(jar)
+            return _Reply(resp.status_code, Headers(resp.headers.multi_items()), resp.stream, resp)
+        # Our own pool: the URL's parts and the header bytes are made here,
+        # with no httpx.Request or httpx.Response unless cookies need them.
+        scheme, host, port, authority, path = _url_parts(url)
+        raw: list[tuple[bytes, bytes]] = []
+        names = {k.lower() for k in headers}
+        if "host" not in names:
+            raw.append((b"Host", authority))
+        if "content-length" not in names and "transfer-encoding" not in names:
+            if body:
+                headers = {**headers, "Content-Length": str(len(body))}
+            elif method in ("POST", "PUT", "PATCH"):
+                raw.append((b"Content-Length", b"0"))
+        raw += [(k.encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
+        if jar:
+            cookie = _cookie_header(jar, method, url)
+            if cookie is not None:
+                raw.append((b"Cookie", cookie))
+        timeouts = extensions["timeout"]
+        head, stream = await pool.send(
+            method,
+            scheme,
+            host,
+            port,
+            authority,
+            path,
+            raw,
+            body,
+            connect_timeout=_seconds(timeouts["connect"]),
+            read_timeout=_seconds(timeouts["read"]),
+            write_timeout=_seconds(timeouts["write"]),
+        )
+        if jar is not None and any(name == b"set-cookie" for name, _ in head.headers):
+            jar.extract_cookies(
+                httpx.Response(
+                    head.status, headers=head.headers, request=httpx.Request(method, url)
+                )
+            )
+            _trim(jar)
+        return _Reply(head.status, Headers(_decode_headers(head.headers)), stream, stream)
+
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
         """Fetch ``request``, following redirects; see :class:`Transport`."""
         extensions = {
@@ -143,14 +210,7 @@ class DirectTransport:
         started = trio.current_time()
         for _ in range(options.max_redirects + 1):
             try:
-                # httpx.Request directly: AsyncClient.build_request merges
-                # defaults we do not use and costs as much as the request.
-                hreq = httpx.Request(
-                    method, url, headers=headers, content=body or None, extensions=extensions
-                )
-                if jar:
-                    jar.set_cookie_header(hreq)
-                resp = await self._transport.handle_async_request(hreq)
+                reply = await self._send(method, url, headers, body, jar, extensions)
             except httpx.HTTPError as exc:
                 raise translate_httpx_error(exc, request) from exc
             except (httpx.InvalidURL, ValueError) as exc:
@@ -165,24 +225,21 @@ class DirectTransport:
                 raise FetchError(
                     f"invalid URL {url!r}: {exc}", request=request, kind="invalid_url"
                 ) from exc
-            if jar is not None and "set-cookie" in resp.headers:
-                jar.extract_cookies(resp)
-                _trim(jar)
             try:
-                location = resp.headers.get("location") if resp.status_code in _REDIRECTS else None
+                location = reply.headers.get("location") if reply.status in _REDIRECTS else None
                 if location is None:
-                    data = await _read_body(resp, request, options.max_response_size)
+                    data = await _read_body(reply, request, options.max_response_size)
                     return Response(
                         url,
-                        resp.status_code,
-                        Headers(resp.headers.multi_items()),
+                        reply.status,
+                        reply.headers,
                         data,
                         request,
                         redirects=tuple(chain),
                         elapsed=trio.current_time() - started,
                     )
             finally:
-                await resp.aclose()
+                await reply.aclose()
             try:
                 next_url = urljoin(url, location.strip())
                 canon = canonicalize(next_url)
@@ -198,7 +255,7 @@ class DirectTransport:
                 )
             seen.add(canon)
             chain.append(url)
-            status = resp.status_code
+            status = reply.status
             if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
                 method, body = "GET", b""
                 headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
@@ -232,7 +289,86 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return p.scheme, p.hostname or "", p.port
 
 
-async def _read_body(resp: httpx.Response, request: Request, max_size: int) -> bytes:
+class _Reply:
+    """One hop's response: status, headers, and the body to read, then close."""
+
+    __slots__ = ("_closer", "headers", "status", "stream")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Headers,
+        stream: Any,
+        closer: httpx.Response | httpx.AsyncByteStream,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.stream: AsyncIterable[bytes] = stream
+        self._closer = closer
+
+    async def aclose(self) -> None:
+        await self._closer.aclose()
+
+
+# http(s) URLs httpx would send exactly as written (lower-case host aside):
+# an ASCII host name, a port, and a path and query of characters it leaves
+# alone. Anything else (IPv6 literals, IDNs, characters to escape) is parsed
+# by httpx.URL.
+_PLAIN_URL = re.compile(
+    r"(https?)://([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?"
+    r"((?:/|\?)(?:[-A-Za-z0-9._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?(?:#.*)?\Z"
+)
+_PORTS = {"http": 80, "https": 443}
+
+
+def _url_parts(url: str) -> tuple[bytes, str, int, bytes, bytes]:
+    """(scheme, host, port, authority, path with query) as httpx sends them.
+
+    Raises:
+        httpx.InvalidURL: a URL httpx would refuse.
+    """
+    match = _PLAIN_URL.match(url)
+    if match is not None:
+        scheme, host, port_text, path = match.groups()
+        port = int(port_text) if port_text else _PORTS[scheme]
+        if 0 < port < 65536:
+            host = host.lower()
+            authority = host if port == _PORTS[scheme] else f"{host}:{port}"
+            if not path or path[0] == "?":
+                path = "/" + (path or "")
+            return scheme.encode(), host, port, authority.encode(), path.encode()
+    parsed = httpx.URL(url)
+    scheme_bytes = parsed.raw_scheme
+    port = parsed.port or _PORTS.get(parsed.scheme, 80)
+    return scheme_bytes, parsed.host, port, parsed.netloc, parsed.raw_path
+
+
+def _seconds(value: float | None) -> float:
+    return float("inf") if value is None else float(value)
+
+
+def _cookie_header(jar: httpx.Cookies, method: str, url: str) -> bytes | None:
+    """The Cookie header ``jar`` holds for ``url``, if any."""
+    probe = httpx.Request(method, url)
+    jar.set_cookie_header(probe)
+    value = probe.headers.get("cookie")
+    return None if value is None else value.encode("latin-1")
+
+
+def _decode_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Header bytes as text, decoded as httpx does: ASCII, else UTF-8 if
+    every value is, else Latin-1."""
+    try:
+        return [(k.decode("ascii"), v.decode("ascii")) for k, v in raw]
+    except UnicodeDecodeError:
+        pass
+    try:
+        return [(k.decode("utf-8"), v.decode("utf-8")) for k, v in raw]
+    except UnicodeDecodeError:
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+
+
+async def _read_body(resp: _Reply, request: Request, max_size: int) -> bytes:
     declared = resp.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_size:
         raise ResponseTooLarge(
@@ -242,7 +378,7 @@ async def _read_body(resp: httpx.Response, request: Request, max_size: int) -> b
     decoder = make_decoder(resp.headers.get("content-encoding"), max_size)
     raw = 0
     try:
-        async for chunk in resp.stream:  # type: ignore[union-attr]
+        async for chunk in resp.stream:
             raw += len(chunk)
             if raw > max_size:
                 raise ResponseTooLarge(

@@ -19,10 +19,10 @@ error marked ``node_fault`` (see :func:`mark_node_fault`).
 from __future__ import annotations
 
 import base64
+import os
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import h11
@@ -33,6 +33,18 @@ from .._exceptions import ConnectFailed, ConnectionBroken, FetchError, FetchTime
 from .._redact import redact_url, register_secret, secret_forms
 from .._request import Request
 from ._base import is_node_fault, mark_node_fault
+from ._http11 import (
+    BODY_CHUNKED,
+    BODY_LENGTH,
+    BODY_NONE,
+    BODY_UNTIL_CLOSE,
+    ChunkedDecoder,
+    Head,
+    InvalidRequest,
+    ProtocolError,
+    parse_head,
+    request_bytes,
+)
 
 __all__ = ["ClassifiedError", "H11Pool", "is_node_fault", "mark_node_fault"]
 
@@ -184,11 +196,15 @@ def _proxy_status_error(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 class _Conn:
-    __slots__ = ("forward", "h11", "stream")
+    __slots__ = ("buf", "fd", "forward", "stream")
 
     def __init__(self, stream: trio.abc.Stream, *, forward: bool = False) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        # A plain TCP connection is read and written through its descriptor
+        # (see _receive and _send_all); TLS goes through the stream.
+        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
+        # Bytes received and not yet consumed (the rest of a head's packet).
+        self.buf = bytearray()
         # True: a connection to the proxy that sends absolute-form requests.
         self.forward = forward
 
@@ -250,11 +266,11 @@ class H11Pool(httpx.AsyncBaseTransport):
             self._ssl_context = ctx
         return self._ssl_context
 
-    async def _connect(self, origin: _Origin, request: httpx.Request) -> _Conn:
+    async def _connect(self, origin: _Origin, connect_timeout: float) -> _Conn:
         scheme, host, port = origin
         proxy = self._proxy
         stream: trio.abc.Stream | None = None
-        with trio.move_on_after(_timeout(request, "connect")) as scope:
+        with trio.move_on_after(connect_timeout) as scope:
             if proxy is None:
                 stream = await self._open(host, port)
             else:
@@ -344,124 +360,163 @@ class H11Pool(httpx.AsyncBaseTransport):
         raise error
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("the connection pool is closed")
         url = request.url
-        scheme = url.raw_scheme
-        if self._proxy is not None and scheme == b"http":
-            origin: _Origin = (_FORWARD, self._proxy.host, self._proxy.port)
-        else:
-            origin = (scheme, url.host, url.port or _DEFAULT_PORTS.get(scheme, 80))
-        idle = self._idle.get(origin)
-        while idle:
-            conn = idle.pop()
-            try:
-                return await self._exchange(conn, origin, request)
-            except _StaleConnection:
-                # The server closed a kept-alive connection: try the next one.
-                continue
-        conn = await self._connect(origin, request)
-        try:
-            return await self._exchange(conn, origin, request, fresh=True)
-        except _StaleConnection as exc:
-            raise httpx.RemoteProtocolError("server closed the connection") from exc
-
-    async def _exchange(
-        self, conn: _Conn, origin: _Origin, request: httpx.Request, *, fresh: bool = False
-    ) -> httpx.Response:
-        read_timeout = _timeout(request, "read")
-        try:
-            await self._send(conn, request)
-            event = await self._next_event(conn, read_timeout, head=True, fresh=fresh)
-            while isinstance(event, h11.InformationalResponse):
-                event = await self._next_event(conn, read_timeout)
-        except BaseException:
-            await trio.aclose_forcefully(conn.stream)
-            raise
-        assert isinstance(event, h11.Response)
-        if conn.forward:
-            assert self._proxy is not None
-            error = self._proxy.refusal(event.status_code, event.reason, event.headers, tunnel=None)
-            if error is not None:
-                await trio.aclose_forcefully(conn.stream)
-                raise error
-        headers: list[tuple[bytes, bytes]] = event.headers.raw_items()
+        head, body = await self.send(
+            request.method,
+            url.raw_scheme,
+            url.host,
+            url.port or _DEFAULT_PORTS.get(url.raw_scheme, 80),
+            url.netloc,
+            url.raw_path,
+            request.headers.raw,
+            request.content,
+            connect_timeout=_timeout(request, "connect"),
+            read_timeout=_timeout(request, "read"),
+            write_timeout=_timeout(request, "write"),
+        )
         return httpx.Response(
-            event.status_code,
-            headers=headers,
-            stream=_Body(self, conn, origin, read_timeout),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason},
+            head.status,
+            headers=head.headers,
+            stream=body,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
             request=request,
         )
 
-    async def _send(self, conn: _Conn, request: httpx.Request) -> None:
-        url = request.url
-        headers = request.headers.raw
-        if conn.forward:
+    async def send(
+        self,
+        method: str,
+        scheme: bytes,
+        host: str,
+        port: int,
+        authority: bytes,
+        path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        write_timeout: float,
+    ) -> tuple[Head, _Body]:
+        """Send one request and read its response head.
+
+        The lean path under :meth:`handle_async_request`, for callers that
+        have the URL's parts already. ``headers`` must hold Host (and
+        Content-Length with a body); the proxy's credentials are added here.
+
+        Returns:
+            The head, and the body to read (and close: that returns the
+            connection to the pool).
+        """
+        if self._closed:
+            raise RuntimeError("the connection pool is closed")
+        proxy = self._proxy
+        if proxy is not None and scheme == b"http":
+            origin: _Origin = (_FORWARD, proxy.host, proxy.port)
             # Absolute form, and the credentials for the proxy's eyes only
             # (it strips Proxy-Authorization before forwarding).
-            target = url.raw_scheme + b"://" + url.netloc + url.raw_path
-            assert self._proxy is not None
-            if self._proxy.auth is not None:
-                headers = [*headers, (b"Proxy-Authorization", self._proxy.auth)]
+            target = scheme + b"://" + authority + path
+            if proxy.auth is not None:
+                headers = [*headers, (b"Proxy-Authorization", proxy.auth)]
         else:
-            target = url.raw_path
+            origin = (scheme, host, port)
+            target = path
         try:
-            data = conn.h11.send(h11.Request(method=request.method, target=target, headers=headers))
-            body = request.content
-            if body:
-                data += conn.h11.send(h11.Data(data=body)) or b""
-            data += conn.h11.send(h11.EndOfMessage()) or b""
-        except h11.LocalProtocolError as exc:
-            # A header h11 will not send (whitespace around a value, ...):
-            # the request's fault, not the connection's or the target's.
+            data = request_bytes(method.encode("ascii", "replace"), target, headers, body)
+        except InvalidRequest as exc:
+            # The request's fault, not the connection's or the target's.
             raise ClassifiedError(
                 f"the request cannot be sent: {exc}",
                 error_class=FetchError,
                 kind="invalid_request",
                 node_fault=False,
             ) from exc
-        try:
-            with trio.move_on_after(_timeout(request, "write")) as scope:
-                await conn.stream.send_all(data or b"")
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _StaleConnection from exc
-        if scope.cancelled_caught:
-            raise httpx.WriteTimeout("sending the request timed out")
-
-    async def _next_event(
-        self, conn: _Conn, read_timeout: float, *, head: bool = False, fresh: bool = True
-    ) -> Any:
-        c = conn.h11
-        while True:
+        head_request = method == "HEAD"
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
             try:
-                event = c.next_event()
-            except h11.RemoteProtocolError as exc:
-                if head and not fresh and c.their_state is h11.SEND_RESPONSE:
-                    raise _StaleConnection from exc
-                raise httpx.RemoteProtocolError(f"invalid HTTP response: {exc}") from exc
-            if event is not h11.NEED_DATA:
-                return event
-            with trio.move_on_after(read_timeout) as scope:
+                return await self._exchange(
+                    conn, origin, data, head_request, read_timeout, write_timeout, fresh=False
+                )
+            except _StaleConnection:
+                # The server closed a kept-alive connection: try the next one.
+                continue
+        conn = await self._connect(origin, connect_timeout)
+        try:
+            return await self._exchange(
+                conn, origin, data, head_request, read_timeout, write_timeout, fresh=True
+            )
+        except _StaleConnection as exc:
+            raise httpx.RemoteProtocolError("server closed the connection") from exc
+
+    async def _exchange(
+        self,
+        conn: _Conn,
+        origin: _Origin,
+        data: bytes,
+        head_request: bool,
+        read_timeout: float,
+        write_timeout: float,
+        *,
+        fresh: bool,
+    ) -> tuple[Head, _Body]:
+        try:
+            try:
+                await _send_all(conn, data, write_timeout)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise _StaleConnection from exc
+            head = await self._read_head(conn, head_request, read_timeout, fresh=fresh)
+        except BaseException:
+            await trio.aclose_forcefully(conn.stream)
+            raise
+        if conn.forward:
+            assert self._proxy is not None
+            error = self._proxy.refusal(head.status, head.reason, head.headers, tunnel=None)
+            if error is not None:
+                await trio.aclose_forcefully(conn.stream)
+                raise error
+        return head, _Body(self, conn, origin, head, read_timeout)
+
+    async def _read_head(
+        self, conn: _Conn, head_request: bool, read_timeout: float, *, fresh: bool
+    ) -> Head:
+        buf = conn.buf
+        while True:
+            if buf:
                 try:
-                    data = await conn.stream.receive_some(_READ_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    if head and not fresh:
+                    parsed = parse_head(buf, head_request=head_request)
+                except ProtocolError as exc:
+                    if not fresh:
                         raise _StaleConnection from exc
-                    raise httpx.ReadError(f"connection broken: {exc}") from exc
-            if scope.cancelled_caught:
-                raise httpx.ReadTimeout(f"no data for {read_timeout:g} s")
-            if not data and head and not fresh and c.their_state is h11.SEND_RESPONSE:
-                raise _StaleConnection
-            c.receive_data(bytes(data))
+                    raise httpx.RemoteProtocolError(f"invalid HTTP response: {exc}") from exc
+                if parsed is not None:
+                    head, used = parsed
+                    del buf[:used]
+                    if head.status >= 200:
+                        return head
+                    if head.status == 101:
+                        raise httpx.RemoteProtocolError("unexpected 101 Switching Protocols")
+                    continue  # an informational response: the real one follows
+                if len(buf) > _MAX_HEAD:
+                    raise httpx.RemoteProtocolError("the response head is larger than 64 KiB")
+            try:
+                data = await _receive(conn, read_timeout)
+            except httpx.ReadError:
+                if not fresh:
+                    raise _StaleConnection from None
+                raise
+            if not data:
+                if not fresh:
+                    raise _StaleConnection
+                raise httpx.RemoteProtocolError(
+                    "server closed the connection in the response head"
+                    if buf
+                    else "server closed the connection without a response"
+                )
+            buf += data
 
     def _release(self, conn: _Conn, origin: _Origin) -> bool:
-        c = conn.h11
-        if self._closed or c.our_state is not h11.DONE or c.their_state is not h11.DONE:
-            return False
-        try:
-            c.start_next_cycle()
-        except h11.LocalProtocolError:
+        if self._closed:
             return False
         idle = self._idle.setdefault(origin, [])
         if len(idle) >= self._max_idle:
@@ -489,14 +544,31 @@ class _StaleConnection(Exception):
 
 
 class _Body(httpx.AsyncByteStream):
-    __slots__ = ("_closed", "_conn", "_done", "_origin", "_pool", "_timeout")
+    __slots__ = (
+        "_chunks",
+        "_closed",
+        "_conn",
+        "_done",
+        "_framing",
+        "_left",
+        "_origin",
+        "_pool",
+        "_reusable",
+        "_timeout",
+    )
 
-    def __init__(self, pool: H11Pool, conn: _Conn, origin: _Origin, timeout: float) -> None:
+    def __init__(
+        self, pool: H11Pool, conn: _Conn, origin: _Origin, head: Head, timeout: float
+    ) -> None:
         self._pool = pool
         self._conn = conn
         self._origin = origin
         self._timeout = timeout
-        self._done = False
+        self._framing = framing = head.framing
+        self._left = head.length
+        self._chunks = ChunkedDecoder() if framing == BODY_CHUNKED else None
+        self._done = framing == BODY_NONE or (framing == BODY_LENGTH and not head.length)
+        self._reusable = head.keep_alive
         self._closed = False
 
     # An iterator object rather than an async generator: nothing for the
@@ -505,38 +577,139 @@ class _Body(httpx.AsyncByteStream):
         return self
 
     async def __anext__(self) -> bytes:
+        buf = self._conn.buf
         while not self._done:
-            event = await self._pool._next_event(self._conn, self._timeout)
-            if isinstance(event, h11.Data):
-                return bytes(event.data)
-            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                self._done = True
+            if buf:
+                data = self._take(buf)
+                if data:
+                    return data
+                if self._done:  # the end of a chunked body
+                    break
+            # (What is buffered, if anything, is part of a chunk line.)
+            data = await _receive(self._conn, self._timeout)
+            if not data:
+                self._reusable = False
+                if self._framing == BODY_UNTIL_CLOSE:
+                    self._done = True
+                    break
+                raise httpx.RemoteProtocolError(
+                    "peer closed connection without sending complete message body"
+                )
+            buf += data
         raise StopAsyncIteration
+
+    def _take(self, buf: bytearray) -> bytes:
+        """The body bytes at the front of ``buf``, removed from it."""
+        framing = self._framing
+        if framing == BODY_LENGTH:
+            if len(buf) <= self._left:
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = bytes(buf[: self._left])
+                del buf[: self._left]
+            self._left -= len(data)
+            self._done = not self._left
+            return data
+        if framing == BODY_CHUNKED:
+            assert self._chunks is not None
+            try:
+                data = self._chunks.decode(buf)
+            except ProtocolError as exc:
+                self._reusable = False
+                raise httpx.RemoteProtocolError(f"invalid chunked body: {exc}") from exc
+            self._done = self._chunks.done
+            return data
+        data = bytes(buf)
+        buf.clear()
+        return data
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
         conn = self._conn
-        if not self._done:
-            self._done = _finish_buffered(conn.h11)
-        if not (self._done and self._pool._release(conn, self._origin)):
+        # A redirect's body is rarely read, but it is usually tiny and came
+        # with the head: finishing it without I/O keeps the connection (or
+        # tunnel) for the request that follows the redirect.
+        try:
+            while not self._done and conn.buf and self._framing != BODY_UNTIL_CLOSE:
+                before = len(conn.buf)
+                self._take(conn.buf)
+                if len(conn.buf) == before:
+                    break
+        except httpx.RemoteProtocolError:
+            self._done = False
+        reuse = self._done and self._reusable and not conn.buf
+        if not (reuse and self._pool._release(conn, self._origin)):
             await trio.aclose_forcefully(conn.stream)
 
 
-def _finish_buffered(c: h11.Connection) -> bool:
-    """Consume the rest of an unread body if it is already buffered.
+async def _send_all(conn: _Conn, data: bytes, write_timeout: float) -> None:
+    """Write ``data`` to ``conn``.
 
-    A redirect's body is rarely read, but it is usually tiny and arrived with
-    the head: finishing it without I/O keeps the connection (or tunnel) for
-    the request that follows the redirect.
+    On a plain TCP connection a request usually fits the socket's buffer:
+    one ``os.write``, with none of a stream's locking and checkpoints.
+
+    Raises:
+        trio.BrokenResourceError: the connection is gone.
+        httpx.WriteTimeout: the peer took nothing for ``write_timeout``.
     """
-    try:
-        while True:
-            event = c.next_event()
-            if event is h11.NEED_DATA:
-                return False
-            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return True
-    except h11.RemoteProtocolError:
-        return False
+    fd = conn.fd
+    view = memoryview(data)
+    if fd is not None:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"connection broken: {exc}") from exc
+        if not view:
+            return
+    with trio.move_on_after(write_timeout) as scope:
+        if fd is None:
+            await conn.stream.send_all(data)
+            return
+        while view:
+            await trio.lowlevel.wait_writable(fd)
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"connection broken: {exc}") from exc
+    if scope.cancelled_caught:
+        raise httpx.WriteTimeout("sending the request timed out")
+
+
+async def _receive(conn: _Conn, read_timeout: float) -> bytes:
+    """The next bytes from ``conn`` (empty at the end of the stream).
+
+    On a plain TCP connection: what the socket holds if it holds anything
+    (the rest of a body often does), else one wait until it is readable.
+    """
+    fd = conn.fd
+    if fd is not None:
+        try:
+            return os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise httpx.ReadError(f"connection broken: {exc}") from exc
+        with trio.move_on_after(read_timeout) as scope:
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                try:
+                    return os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise httpx.ReadError(f"connection broken: {exc}") from exc
+        raise httpx.ReadTimeout(f"no data for {read_timeout:g} s")
+    with trio.move_on_after(read_timeout) as scope:
+        try:
+            return bytes(await conn.stream.receive_some(_READ_SIZE))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise httpx.ReadError(f"connection broken: {exc}") from exc
+    assert scope.cancelled_caught
+    raise httpx.ReadTimeout(f"no data for {read_timeout:g} s")
