@@ -76,6 +76,7 @@ REQUEST_EVENTS = {
     "robots.txt unreachable; disallowing the origin",
     "robots.txt answered a server error; disallowing the origin",
     "cannot write items; stopping",
+    "item dropped: over max_items",
 }
 # Lines this crawl must produce (its failures are made to).
 EXPECTED_EVENTS = {

@@ -854,6 +854,8 @@ class Engine:
         max_items = self.settings.max_items
         if max_items and stats.items >= max_items:
             stats.filtered["over_max_items"] += 1
+            if self._debug:
+                log.debug("item dropped: over max_items", **request_keys(request.url, domain))
             return False
         try:
             line = self._items.encode(item)
