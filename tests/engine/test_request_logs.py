@@ -1,6 +1,6 @@
 """The engine's log lines about requests, in process: each carries url,
 domain, node and attempt (tests/test_log_secrets.py checks a whole crawl
-through a mesh), and debug lines cost nothing when the level drops them."""
+through a mesh), and no debug line shows above debug."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ async def test_items_dropped_over_max_items_are_logged_at_debug(tmp_path: Path) 
     assert all(e["domain"] == "127.0.0.1" and "node" in e and "attempt" in e for e in dropped)
 
 
-async def test_debug_lines_are_not_built_above_debug(tmp_path: Path) -> None:
+async def test_no_debug_lines_above_debug(tmp_path: Path) -> None:
     logs = await crawl(tmp_path, "info")
     events = {entry["event"] for entry in logs}
     assert "fetched" not in events
