@@ -16,6 +16,7 @@ EXPECTED = {
     "ApiTransport", "NodeTransport", "ProxyTransport", "TimeoutRule",
     "BanRules", "BreakerSettings", "RateRule", "RetryPolicy", "ThrottleSettings",
     "NodeConfig", "NodeService", "serve_node",
+    "Distribution", "DomainStats", "NodeShare", "stats_schema",
 }  # fmt: skip
 
 

@@ -54,3 +54,38 @@ async def test_hold_until_robots_known(clock: trio.testing.MockClock) -> None:
     assert not p.ready("a")
     p.unhold("a")
     assert p.ready("a")
+
+
+class TickingClock(trio.abc.Clock):
+    """A real clock's one property that virtual time lacks: every reading is
+    later than the one before."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        self._now += 1e-6
+        return self._now
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return max(0.0, deadline - self.current_time())
+
+
+@pytest.fixture
+def ticking_clock() -> TickingClock:
+    return TickingClock()
+
+
+async def test_a_gate_that_says_now_lets_a_domain_with_a_slot_through(
+    ticking_clock: TickingClock,
+) -> None:
+    # The balancer's gate answers "now" (its own reading) while any breaker
+    # is not closed; a domain with a slot (here, a past Retry-After pause)
+    # must still be ready, not wait for a "now" that is always ahead.
+    p = Politeness(concurrency=8, gate=lambda domain: trio.current_time())
+    p.pause("a", trio.current_time())
+    assert p.ready("a")
+    assert p.ready("b")  # (no slot)

@@ -48,6 +48,10 @@ from ._site_server import SiteResponse as SiteResponse
 from ._site_server import open_site_server as open_site_server
 from ._spider import Spider as Spider
 from ._stats import CrawlStats as CrawlStats
+from ._stats import Distribution as Distribution
+from ._stats import DomainStats as DomainStats
+from ._stats import NodeShare as NodeShare
+from ._stats import stats_schema as stats_schema
 from ._transport._api import ApiTransport as ApiTransport
 from ._transport._base import FetchOptions as FetchOptions
 from ._transport._base import Transport as Transport

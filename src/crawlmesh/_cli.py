@@ -7,6 +7,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,11 +23,12 @@ from ._exceptions import BackendError, SettingsError, UsageError, plain_errors, 
 from ._loader import load_spider_class
 from ._log import configure_logging
 from ._progress import choose_progress
+from ._redact import redact
 from ._run import Sinks, open_sinks, resolve_settings, run_engine
 from ._settings import parse_override
 from ._site_server import open_site_server
 from ._spider import Spider
-from ._stats import CrawlStats
+from ._stats import CrawlStats, stats_schema
 
 __all__ = ["main"]
 
@@ -58,14 +60,23 @@ def _parser() -> argparse.ArgumentParser:
             "-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)"
         )
         p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
-        p.add_argument("--stats", metavar="PATH", help="write the final stats as JSON")
+        p.add_argument(
+            "--stats",
+            metavar="PATH",
+            help="write the final stats as JSON (its schema: crawlmesh stats-schema)",
+        )
         p.add_argument("--max-pages", type=int, metavar="N", help="stop after N pages")
         p.add_argument(
             "--log-level",
             choices=["debug", "info", "warning", "error"],
             help="log level (default: the log_level setting)",
         )
-        p.add_argument("--log-format", choices=["console", "json"], default="console")
+        p.add_argument(
+            "--log-format",
+            choices=["console", "json"],
+            default="console",
+            help="json: one JSON object per line on stderr, the final stats included",
+        )
         p.add_argument("-q", "--quiet", action="store_true", help="no progress and no final stats")
         p.add_argument(
             "--progress",
@@ -129,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
         "--serve", metavar="HOST:PORT", help="serve GET /metrics instead of printing once"
     )
     backlog.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    schema = sub.add_parser(
+        "stats-schema", help="print the JSON Schema of the --stats file and exit"
+    )
+    schema.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -176,7 +192,8 @@ def _node_parser(sub: Any) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    print(f"crawlmesh: error: {message}", file=sys.stderr)
+    # (A settings error may quote a value: a proxy URL, a backend URL.)
+    print(f"crawlmesh: error: {redact(message)}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -242,11 +259,23 @@ def _prepare(
 
 def _finish(engine: Engine, stats: CrawlStats, args: argparse.Namespace, code: int) -> int:
     if not args.quiet:
-        print(stats.render(), file=sys.stderr, flush=True)
+        if args.log_format == "json":
+            # One more JSON line (whatever the log level): stderr stays JSON
+            # lines from end to end.
+            line = {
+                "event": "crawl finished",
+                "level": "info",
+                "logger": "crawlmesh",
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "stats": msgspec.json.decode(stats.to_json()),
+            }
+            print(msgspec.json.encode(line).decode(), file=sys.stderr, flush=True)
+        else:
+            print(stats.render(), file=sys.stderr, flush=True)
     if args.stats:
         try:
             with open(args.stats, "wb") as f:
-                f.write(msgspec.json.format(msgspec.json.encode(stats)) + b"\n")
+                f.write(stats.to_json())
         except OSError as exc:
             print(f"crawlmesh: error: cannot write stats file: {exc}", file=sys.stderr)
             return 1
@@ -371,6 +400,11 @@ def _cmd_backlog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats_schema(args: argparse.Namespace) -> int:
+    sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(stats_schema())) + b"\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``crawlmesh`` console script."""
     args = _parser().parse_args(argv)
@@ -381,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             "nodes": _cmd_nodes,
             "node": _cmd_node,
             "backlog": _cmd_backlog,
+            "stats-schema": _cmd_stats_schema,
         }
         code = commands[args.command](args)
     except UsageError as exc:

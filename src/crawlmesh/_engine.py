@@ -47,7 +47,7 @@ from ._exceptions import (
 )
 from ._export import ErrorRecord, JsonLinesWriter
 from ._frontier import DupeFilter, Frontier, MemoryFrontier
-from ._log import configure_logging
+from ._log import configure_logging, debug_enabled, request_keys
 from ._politeness import Politeness
 from ._progress import report_progress
 from ._records import NotPersistable
@@ -75,7 +75,7 @@ log = structlog.get_logger("crawlmesh.engine")
 # and timeouts, halve the domain's AIMD concurrency.
 _PUSHBACK_STATUSES = frozenset({429, 503})
 _Dispatched = tuple[str, Request]  # (domain, request)
-_Item = tuple[Any, Request]  # (item, the request whose callback produced it)
+_Item = tuple[Any, Request, str]  # (item, the request whose callback produced it, its domain)
 
 
 class _Page:
@@ -83,25 +83,38 @@ class _Page:
     and journaled as finished with it (``finished``: False when a shutdown
     interrupted it, so a resume fetches it again)."""
 
-    __slots__ = ("finished", "items", "request")
+    __slots__ = ("domain", "finished", "items", "request")
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, domain: str) -> None:
         self.request = request
+        self.domain = domain
         self.items: list[Any] = []
         self.finished = True
 
 
 class _Outcome:
-    """What the fetch stage hands the parse stage."""
+    """What the fetch stage hands the parse stage (``attempt``: from 1)."""
 
-    __slots__ = ("error", "request", "response")
+    __slots__ = ("attempt", "domain", "error", "request", "response")
 
     def __init__(
-        self, request: Request, response: Response | None, error: FetchError | None
+        self,
+        request: Request,
+        response: Response | None,
+        error: FetchError | None,
+        domain: str,
+        attempt: int = 1,
     ) -> None:
         self.request = request
         self.response = response
         self.error = error
+        self.domain = domain
+        self.attempt = attempt
+
+    def log_keys(self) -> dict[str, Any]:
+        """The request's keys for a log line about this outcome."""
+        node = self.response.node if self.response is not None else getattr(self.error, "node", "")
+        return request_keys(self.request.url, self.domain, node, self.attempt)
 
 
 class _Shutdown(FetchError):
@@ -207,6 +220,7 @@ class Engine:
         self._nursery: trio.Nursery | None = None
         self.output_error: OSError | None = None
         self._item_recv: trio.MemoryReceiveChannel[_Item | _Page] | None = None
+        self._debug = False  # log a line per response (read once, in run())
 
     # -- public ------------------------------------------------------------
 
@@ -277,6 +291,7 @@ class Engine:
         if not structlog.is_configured():
             # Library use without configure_logging(): keep stdout for items.
             configure_logging(self.settings.log_level)
+        self._debug = debug_enabled()
         self.stats.started = trio.current_time()
         # (A backend's client runs a task group: its errors arrive wrapped.)
         with plain_errors():
@@ -297,6 +312,7 @@ class Engine:
             log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
         self.stats.retries = self._retrier.retries
         self.stats.retry_budget_refusals = self._retrier.budget_refusals
+        self.stats.node_retries = self._retrier.retries_by_node
         snapshot = self.stats.snapshot(reason, self._robots.fetched, self.balancer)
         if self._crawl_totals:
             snapshot = msgspec.structs.replace(snapshot, crawl_totals=self._crawl_totals)
@@ -497,11 +513,13 @@ class Engine:
         timeout = self.settings.breaker.park_timeout
         for domain in self._expired:
             for request in self._frontier.remove(domain):
-                self._retrier.done(request)
+                attempts = self._retrier.done(request)
                 self._fail(
                     request,
                     CircuitOpen.kind,
                     f"no node could serve {domain} for {timeout:g} s: circuit breakers open",
+                    domain=domain,
+                    attempt=attempts,
                 )
                 self._finished(request)
                 self._done_one()
@@ -549,10 +567,19 @@ class Engine:
                     self._frontier.push(domain, request)
                     self._dispatched -= 1  # not an attempt: max_pages counts fetches
                     continue
-                retry_after = self._learn(domain, outcome, trio.current_time() - started)
+                latency = trio.current_time() - started
+                retry_after = self._learn(domain, outcome, latency)
+                if self._debug and outcome.response is not None:
+                    log.debug(
+                        "fetched",
+                        **outcome.log_keys(),
+                        status=outcome.response.status,
+                        ms=round(latency * 1000, 1),
+                    )
                 if self._stop_reason is None and self._retrier.consider(
                     domain, request, outcome.response, outcome.error, retry_after
                 ):
+                    self.stats.retried(domain)
                     self._changed.set()  # the dispatcher must wake for it
                     continue
                 self._retrier.done(request)
@@ -560,6 +587,7 @@ class Engine:
 
     async def _fetch_one(self, domain: str, request: Request) -> _Outcome | None:
         settings = self.settings
+        attempt = 1
         with trio.CancelScope() as scope:
             self._inflight.add(scope)
             try:
@@ -571,14 +599,18 @@ class Engine:
                     if not verdict.allowed:
                         if verdict.reason == "robots":
                             self.stats.filtered["robots"] += 1
-                            log.debug("disallowed by robots.txt", url=request.url)
+                            if self._debug:
+                                log.debug(
+                                    "disallowed by robots.txt",
+                                    **request_keys(request.url, domain, None, 0),
+                                )
                             return None
                         error = FetchError(
                             "robots.txt unavailable (5xx or unreachable): origin disallowed",
                             request=request,
                             kind="robots_unavailable",
                         )
-                        return _Outcome(request, None, error)
+                        return _Outcome(request, None, error, domain, 0)
                 if self._shared_rates is not None:
                     shared = self._shared_rates.rate_of(domain)
                     if shared is not None and self._backend is not None:
@@ -586,12 +618,13 @@ class Engine:
                         if waited > 0:
                             self.rate_waits.add("shared", waited)
                 options = self._retrier.options_for(request, self._options)
+                attempt = options.attempt
                 # Through the mesh, each attempt on a node has its own deadline
                 # (kind and domain overrides included); this one bounds a
                 # custom transport.
                 if self.balancer is not None:
                     response = await self._transport.fetch(request, options)
-                    return _Outcome(request, response, None)
+                    return _Outcome(request, response, None, domain, attempt)
                 with trio.move_on_after(settings.timeouts.total) as total:
                     response = await self._transport.fetch(request, options)
                 if total.cancelled_caught:
@@ -600,18 +633,19 @@ class Engine:
                         request=request,
                         kind="total_timeout",
                     )
-                return _Outcome(request, response, None)
+                return _Outcome(request, response, None, domain, attempt)
             except FetchError as exc:
                 exc.request = request
-                return _Outcome(request, None, exc)
+                return _Outcome(request, None, exc, domain, attempt)
             except RequestError as exc:
                 # A URL the transport refuses outright: a failure of this request only.
                 failure = FetchError(str(exc), request=request, kind=exc.kind)
-                return _Outcome(request, None, failure)
+                return _Outcome(request, None, failure, domain, attempt)
             finally:
                 self._inflight.discard(scope)
         # Only reached when the shutdown deadline cancelled the fetch.
-        return _Outcome(request, None, _Shutdown("interrupted by shutdown", request=request))
+        shutdown = _Shutdown("interrupted by shutdown", request=request)
+        return _Outcome(request, None, shutdown, domain, attempt)
 
     def _learn(self, domain: str, outcome: _Outcome, latency: float) -> float | None:
         """Feed an outcome to the domain's throttle (and its hold); returns
@@ -621,7 +655,7 @@ class Engine:
         if response is not None:
             pushback = response.status in _PUSHBACK_STATUSES
             if pushback:
-                retry_after = self._pause_for(domain, response)
+                retry_after = self._pause_for(domain, response, outcome)
             elif response.status < 500 and self._held_since:
                 self._held_since.pop(domain, None)  # served again
             # Only answers the site was glad to give count as successes.
@@ -639,12 +673,12 @@ class Engine:
             self.stats.throttle_decreases += 1
             log.info(
                 "lowering a domain's concurrency",
-                domain=domain,
+                **outcome.log_keys(),
                 limit=self._politeness.limit(domain),
             )
         return retry_after
 
-    def _pause_for(self, domain: str, response: Response) -> float | None:
+    def _pause_for(self, domain: str, response: Response, outcome: _Outcome) -> float | None:
         """Pause a domain that pushed back: for as long as its Retry-After
         says, else for ``throttle.pushback_pause``. Returns the Retry-After."""
         value = response.headers.get("retry-after")
@@ -652,7 +686,7 @@ class Engine:
         if value is not None:
             delay = parse_retry_after(value, time.time(), max_delay=self.settings.retry_after_max)
             if delay is None:
-                log.info("ignoring an unreadable Retry-After", url=response.url, value=value)
+                log.info("ignoring an unreadable Retry-After", **outcome.log_keys(), value=value)
         if delay is None:
             throttle = self.settings.throttle
             if throttle.enabled and throttle.pushback_pause:
@@ -669,13 +703,12 @@ class Engine:
             self._politeness.pause(domain, until)
             if self._backend is not None:
                 self._backend.pause(domain, delay)  # every worker pauses
-        self.stats.pauses += 1
+        self.stats.paused(domain)
         log.info(
             "pausing a domain as Retry-After asks",
-            domain=domain,
+            **outcome.log_keys(),
             seconds=round(delay, 3),
             status=response.status,
-            url=response.url,
         )
         return delay
 
@@ -697,7 +730,7 @@ class Engine:
     ) -> None:
         async with parse_recv, item_send:
             async for outcome in parse_recv:
-                page = _Page(outcome.request) if self._backend is not None else None
+                page = _Page(outcome.request, outcome.domain) if self._backend else None
                 try:
                     await self._handle_outcome(outcome, item_send, page)
                 finally:
@@ -719,20 +752,18 @@ class Engine:
         if response is None:
             error = outcome.error
             assert error is not None
-            self._fail(request, error.kind, str(error))
+            self._fail(request, error.kind, str(error), outcome=outcome)
             if request.errback is None:
                 return
             callback: Callable[..., Any] = request.errback
             arg: Any = error
         else:
-            stats.pages += 1
-            stats.status[response.status] += 1
-            stats.bytes += len(response.body)
             status = response.status
+            stats.response(outcome.domain, status, len(response.body), response.elapsed)
             if not (200 <= status < 300 or status in self._handled_statuses):
                 # As in Scrapy, callbacks see only 2xx unless the spider asks.
                 error = HttpError(f"HTTP {status}", request=request, response=response)
-                self._fail(request, error.kind, str(error), status)
+                self._fail(request, error.kind, str(error), status, outcome=outcome)
                 if request.errback is None:
                     return
                 callback, arg = request.errback, error
@@ -741,12 +772,12 @@ class Engine:
                 arg = response
         try:
             result = callback(arg, **request.cb_kwargs)
-            await self._consume(result, request, item_send, page)
+            await self._consume(result, request, outcome.domain, item_send, page)
         except Exception as exc:
             name = getattr(callback, "__qualname__", repr(callback))
             log.error(
                 "callback raised",
-                url=request.url,
+                **outcome.log_keys(),
                 callback=name,
                 error=f"{type(exc).__name__}: {exc}",
                 exc_info=exc,
@@ -756,12 +787,14 @@ class Engine:
                 "callback_error",
                 f"{name} raised {type(exc).__name__}: {exc}",
                 response.status if response is not None else None,
+                outcome=outcome,
             )
 
     async def _consume(
         self,
         result: Any,
         parent: Request,
+        domain: str,
         item_send: trio.MemorySendChannel[_Item | _Page],
         page: _Page | None,
     ) -> None:
@@ -773,7 +806,7 @@ class Engine:
             elif page is not None:
                 page.items.append(out)  # exported with the page, all at once
             else:
-                await item_send.send((out, parent))
+                await item_send.send((out, parent, domain))
 
     # -- export --------------------------------------------------------------
 
@@ -791,7 +824,7 @@ class Engine:
         items were written."""
         if not page.finished:
             return 0  # cut off by the shutdown: fetched again, its items with it
-        written = sum(self._export_one(item, page.request) for item in page.items)
+        written = sum(self._export_one(item, page.request, page.domain) for item in page.items)
         if self.output_error is None:
             # (Items that could not be written leave the page to a resume.)
             self._finished(page.request)
@@ -832,17 +865,25 @@ class Engine:
             self._start_scope = trio.CancelScope()
             self._stages.start_soon(self._start_stage)
 
-    def _export_one(self, item: Any, request: Request) -> bool:
+    def _export_one(self, item: Any, request: Request, domain: str) -> bool:
         """Write one item; False if it was refused, over the limit or lost."""
         stats = self.stats
         max_items = self.settings.max_items
         if max_items and stats.items >= max_items:
             stats.filtered["over_max_items"] += 1
+            if self._debug:
+                log.debug("item dropped: over max_items", **request_keys(request.url, domain))
             return False
         try:
             line = self._items.encode(item)
         except (TypeError, ValueError, msgspec.EncodeError) as exc:
-            self._fail(request, "item_encode_error", f"item not JSON-encodable: {exc}")
+            self._fail(
+                request,
+                "item_encode_error",
+                f"item not JSON-encodable: {exc}",
+                domain=domain,
+                attempt=None,
+            )
             return False
         if self.output_error is not None:
             stats.errors["output_error"] += 1
@@ -854,10 +895,12 @@ class Engine:
             # nothing more can be delivered, so stop the crawl.
             self.output_error = exc
             stats.errors["output_error"] += 1
-            log.error("cannot write items; stopping", error=str(exc))
+            log.error(
+                "cannot write items; stopping", **request_keys(request.url, domain), error=str(exc)
+            )
             self.request_stop("output_error")
             return False
-        stats.items += 1
+        stats.item(domain)
         if max_items and stats.items >= max_items:
             self.request_stop("max_items")
         return True
@@ -872,9 +915,19 @@ class Engine:
         status: int | None = None,
         *,
         parent: Request | None = None,
+        outcome: _Outcome | None = None,
+        domain: str | None = None,
+        attempt: int | None = 0,
     ) -> None:
-        self.stats.errors[kind] += 1
-        log.warning("request failed", url=request.url, kind=kind, reason=reason)
+        """Count and log a request that finally failed, and write it to the
+        errors file. ``outcome``: its last attempt's, if one was made; else
+        its ``domain`` and attempts made (None: unknown), if known."""
+        if outcome is not None:
+            keys = outcome.log_keys()
+        else:
+            keys = request_keys(request.url, domain, None, attempt)
+        self.stats.failed(keys["domain"], kind)
+        log.warning("request failed", **keys, kind=kind, reason=reason)
         self._record(request, kind, reason, status, parent)
 
     def _unfinished(self, request: Request, reason: str) -> None:

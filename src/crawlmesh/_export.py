@@ -14,6 +14,8 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from ._redact import redact
+
 __all__ = ["ErrorRecord", "JsonLinesWriter"]
 
 
@@ -83,8 +85,15 @@ class JsonLinesWriter:
         self.write_line(self.encode(record))
 
     def write_error(self, record: ErrorRecord) -> None:
+        """Write a failed request's record, its secrets masked: known ones
+        and URL credentials everywhere, secret query parameters in the
+        reason only (a URL stays one that can be fetched again)."""
         if not record.time:
             record.time = time.time()
+        record.reason = redact(record.reason)
+        record.url = redact(record.url, params=False)
+        if record.referer is not None:
+            record.referer = redact(record.referer, params=False)
         self.write(record)
 
     def length(self) -> int | None:

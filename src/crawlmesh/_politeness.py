@@ -236,12 +236,12 @@ class Politeness:
                 return False
         if self._gate is not None:
             until = self._gate(domain)
-            if until != -math.inf:
-                if now == -math.inf:
-                    now = trio.current_time()
-                if until > now:
-                    self.wake_at = min(self.wake_at, until)
-                    return False
+            # (The time now, after the gate: a gate that answers "now" with
+            # its own clock reading must not look like the future, or a
+            # domain with a slot would never be ready on a real clock.)
+            if until != -math.inf and until > trio.current_time():
+                self.wake_at = min(self.wake_at, until)
+                return False
         return True
 
     def note_wait(self, domain: str, until: float, reason: str) -> None:

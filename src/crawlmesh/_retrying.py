@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections import Counter
 from collections.abc import Iterator
 
 import msgspec
@@ -19,6 +20,7 @@ import structlog
 import trio
 
 from ._exceptions import FetchError
+from ._log import request_keys
 from ._request import Request
 from ._resilience import RetryBudget, RetryPolicy
 from ._response import Response
@@ -30,7 +32,7 @@ log = structlog.get_logger("crawlmesh.engine")
 
 
 class _Attempts:
-    __slots__ = ("avoid", "count")
+    __slots__ = ("avoid", "count")  # count: attempts whose outcome was considered
 
     def __init__(self) -> None:
         self.count = 0
@@ -53,17 +55,22 @@ class Retrier:
         self._parked: list[tuple[float, int, str, Request]] = []
         self._seq = itertools.count()
         self.retries = 0
+        self.retries_by_node: Counter[str] = Counter()
+        """Retries by the node whose attempt failed."""
         self.budget_refusals = 0
 
     def options_for(self, request: Request, options: FetchOptions) -> FetchOptions:
-        """The fetch options of this attempt (nodes to avoid on a retry), and
-        the attempt counted against the budget if it is a first one."""
+        """The fetch options of this attempt (its number and the nodes to
+        avoid, on a retry), and the attempt counted against the budget if it
+        is a first one."""
         attempts = self._attempts.get(id(request))
         if attempts is None:
             self._attempts[id(request)] = _Attempts()
             self.budget.record_request()
             return options
-        return msgspec.structs.replace(options, avoid_nodes=attempts.avoid)
+        return msgspec.structs.replace(
+            options, avoid_nodes=attempts.avoid, attempt=attempts.count + 1
+        )
 
     def consider(
         self,
@@ -88,31 +95,38 @@ class Retrier:
             return False
         if not self.policy.should_retry(request.method, attempts.count, status, kind):
             return False
+        node = response.node if response is not None else getattr(error, "node", "")
         if not self.budget.try_spend():
             self.budget_refusals += 1
-            log.info("retry budget spent; not retrying", url=request.url, kind=kind, status=status)
+            log.info(
+                "retry budget spent; not retrying",
+                **request_keys(request.url, domain, node, attempts.count),
+                kind=kind,
+                status=status,
+            )
             return False
         delay = self.policy.backoff(attempts.count, self._rng, retry_after)
-        node = response.node if response is not None else getattr(error, "node", "")
         if node:
             attempts.avoid = attempts.avoid | {node}
+            self.retries_by_node[node] += 1
         heapq.heappush(
             self._parked, (trio.current_time() + delay, next(self._seq), domain, request)
         )
         self.retries += 1
+        # (attempt: the one that failed, through ``node``; the next is attempt + 1.)
         log.info(
             "retrying",
-            url=request.url,
-            attempt=attempts.count + 1,
+            **request_keys(request.url, domain, node, attempts.count),
             after=round(delay, 3),
             reason=kind or f"HTTP {status}",
-            node=node or None,
         )
         return True
 
-    def done(self, request: Request) -> None:
-        """Forget a request whose outcome is final."""
-        self._attempts.pop(id(request), None)
+    def done(self, request: Request) -> int:
+        """Forget a request whose outcome is final; returns the attempts
+        whose outcome was considered (0: none)."""
+        attempts = self._attempts.pop(id(request), None)
+        return 0 if attempts is None else attempts.count
 
     def due(self, now: float) -> Iterator[tuple[str, Request]]:
         """Remove and yield parked requests due by ``now``."""

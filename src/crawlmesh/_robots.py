@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import SplitResult
 
 import msgspec
@@ -17,6 +18,7 @@ import trio
 from protego import Protego
 
 from ._exceptions import CircuitOpen, FetchError, ResponseTooLarge
+from ._log import request_keys
 from ._request import Request
 from ._response import Response
 from ._transport._base import FetchOptions, Transport
@@ -109,9 +111,10 @@ class RobotsCache:
     async def _load(self, origin: str, host: str, entry: _Entry) -> None:
         url = origin + "/robots.txt"
         self.fetched += 1
+        keys = request_keys(url, host, None, 1)  # the node and attempt as they go
         try:
             with trio.fail_after(self._options.read_timeout * 2):
-                response = await self._fetch_avoiding_bans(url)
+                response = await self._fetch_avoiding_bans(url, keys)
         except CircuitOpen:
             self.fetched -= 1  # not fetched after all
             raise
@@ -119,17 +122,17 @@ class RobotsCache:
             # Reachable but huge: RFC 9309 asks for the first 500 KiB at least,
             # which the size limit did not let us keep. Crawl without rules.
             log.warning(
-                "robots.txt larger than max_response_size; ignoring it", url=url, error=str(exc)
+                "robots.txt larger than max_response_size; ignoring it", **keys, error=str(exc)
             )
             return
         except (FetchError, trio.TooSlowError) as exc:
-            log.warning("robots.txt unreachable; disallowing the origin", url=url, error=str(exc))
+            log.warning("robots.txt unreachable; disallowing the origin", **keys, error=str(exc))
             entry.unavailable = True
             return
         if response.status >= 500:
             log.warning(
                 "robots.txt answered a server error; disallowing the origin",
-                url=url,
+                **keys,
                 status=response.status,
             )
             entry.unavailable = True
@@ -144,18 +147,24 @@ class RobotsCache:
                 self._on_delay(host, float(delay))
         # Other statuses (4xx, 3xx left after redirects): no rules apply.
 
-    async def _fetch_avoiding_bans(self, url: str) -> Response:
+    async def _fetch_avoiding_bans(self, url: str, keys: dict[str, Any]) -> Response:
         """Fetch robots.txt; a node that gets a block page is not the
-        origin's answer, so another node is tried (up to three in all)."""
+        origin's answer, so another node is tried (up to three in all).
+        ``keys`` (a log line's) are kept up to date: node and attempt."""
         options = self._options
         for attempt in range(_BAN_ATTEMPTS):
+            keys["attempt"] = attempt + 1
             try:
-                return await self._transport.fetch(Request(url), options)
+                response = await self._transport.fetch(Request(url), options)
             except FetchError as exc:
+                keys["node"] = exc.node or None
                 if exc.kind != "banned" or not exc.node or attempt == _BAN_ATTEMPTS - 1:
                     raise
                 avoid = options.avoid_nodes | {exc.node}
-                options = msgspec.structs.replace(options, avoid_nodes=avoid)
+                options = msgspec.structs.replace(options, avoid_nodes=avoid, attempt=attempt + 2)
+            else:
+                keys["node"] = response.node or None
+                return response
         raise AssertionError("unreachable")
 
 

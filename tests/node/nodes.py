@@ -57,9 +57,12 @@ def write_token(directory: Path, token: str | None = None) -> tuple[Path, str]:
 
 
 @contextmanager
-def node_process(directory: Path, *args: str, name: str = "n1") -> Iterator[NodeProc]:
-    """Start ``crawlmesh node`` on a free port with a fresh token; stop it after."""
-    token_file, token = write_token(directory)
+def node_process(
+    directory: Path, *args: str, name: str = "n1", token: str | None = None
+) -> Iterator[NodeProc]:
+    """Start ``crawlmesh node`` on a free port with ``token`` (default: a
+    fresh one); stop it after."""
+    token_file, token = write_token(directory, token)
     log = directory / f"{name}-{secrets.token_hex(4)}.log"
     with open(log, "w") as err:
         proc = subprocess.Popen(

@@ -40,11 +40,11 @@ from crawlmesh import (
     open_site_server,
 )
 from crawlmesh._log import configure_logging
+from crawlmesh._redact import redact_exception, redact_text, redact_url
 from crawlmesh._site_server import _serve_connection
 from crawlmesh._transport._base import is_node_fault
 from crawlmesh._transport._pool import H11Pool
 from crawlmesh._transport._proxy import ProxyTransport
-from crawlmesh._transport._redact import redact_exception, redact_text, redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTS = FetchOptions(connect_timeout=10, read_timeout=10, user_agent="test-agent/1.0")

@@ -29,6 +29,7 @@ import structlog
 import trio
 
 from .._exceptions import CircuitOpen, CrawlmeshError, FetchError, SettingsError
+from .._redact import redact
 from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
 from .._shaping._shaper import Shaper
@@ -48,7 +49,15 @@ from ._shared import MeshShare
 from ._strategies import Strategy, make_strategy
 from ._types import NodeSpec, NodeState
 
-__all__ = ["Balancer", "Lease", "NodeStats", "NodesBusy"]
+__all__ = [
+    "SHARE_MIN_REQUESTS",
+    "SHARE_TOLERANCE",
+    "SHARE_TOLERANCE_RELATIVE",
+    "Balancer",
+    "Lease",
+    "NodeStats",
+    "NodesBusy",
+]
 
 log = structlog.get_logger("crawlmesh.balancer")
 
@@ -64,6 +73,12 @@ _FAULT_LATENCY = 5.0
 _PICKS_BEFORE_SCAN = 3
 # The node that serves requests directly when nothing else can (direct_fallback).
 DIRECT_FALLBACK = "direct-fallback"
+# A node's share of the requests is uneven when it strays from its weight's
+# share by more than SHARE_TOLERANCE (points) and SHARE_TOLERANCE_RELATIVE of
+# that share, judged once the mesh has served more than SHARE_MIN_REQUESTS.
+SHARE_TOLERANCE = 0.05
+SHARE_TOLERANCE_RELATIVE = 0.25
+SHARE_MIN_REQUESTS = 100
 
 
 class NodeStats(msgspec.Struct, frozen=True):
@@ -92,6 +107,15 @@ class NodeStats(msgspec.Struct, frozen=True):
     uneven: bool
     """The share strays from the weight's share by more than 5 points and a
     quarter of that share (not judged for round-robin, which ignores weights)."""
+    endpoint: str = ""
+    """Where the node is: a proxy's or node's URL, an API's template
+    (credentials masked); "" for a direct node."""
+    retries: int = 0
+    """Requests retried after an attempt through this node failed."""
+    breaker_trips: int = 0
+    """Times the node's circuit breaker opened."""
+    pair_breaker_trips: int = 0
+    """Times one of its (node, domain) circuit breakers opened."""
 
 
 class NodesBusy(CircuitOpen):
@@ -725,6 +749,7 @@ class Balancer:
         status: int | None = None,
         error: FetchError | None = None,
         ban: str | None = None,
+        cause: tuple[str, int | None] | None = None,
     ) -> None:
         """Give a slot back and learn from the outcome.
 
@@ -733,6 +758,8 @@ class Balancer:
             status: the target's status, if a response came back.
             error: the failure, if none did.
             ban: why the response looked like a ban (see :meth:`ban_reason`).
+            cause: the request's (url, attempt), for the log line of a
+                breaker the outcome changes.
         """
         state = lease.node
         state.in_flight -= 1
@@ -741,7 +768,7 @@ class Balancer:
         if lease.permits is not None:
             assert self.circuits is not None
             node_ok, pair_ok = _verdicts(status, error, ban)
-            self.circuits.record(lease.permits, now, node_ok=node_ok, pair_ok=pair_ok)
+            self.circuits.record(lease.permits, now, node_ok=node_ok, pair_ok=pair_ok, cause=cause)
         node = self._node_named(state.name)
         if node is None or node.state is not state:
             return  # a node removed by a reload: nothing left to learn for
@@ -814,11 +841,16 @@ class Balancer:
                     p50_ms=_percentile_ms(lat, 0.50),
                     p95_ms=_percentile_ms(lat, 0.95),
                     in_flight=node.state.in_flight,
-                    # More than 5 points, and a quarter of its share, off.
                     uneven=weighs
                     and not direct
-                    and total > 100
-                    and abs(share - expected) > max(0.05, expected / 4),
+                    and total > SHARE_MIN_REQUESTS
+                    and abs(share - expected)
+                    > max(SHARE_TOLERANCE, expected * SHARE_TOLERANCE_RELATIVE),
+                    endpoint=_endpoint(spec),
+                    breaker_trips=circuits.node_trips[spec.name] if circuits is not None else 0,
+                    pair_breaker_trips=(
+                        circuits.pair_trips[spec.name] if circuits is not None else 0
+                    ),
                 )
             )
         return out
@@ -841,6 +873,11 @@ def _verdicts(
     if ban is not None or status in TARGET_FAILURE_STATUSES:
         return True, False
     return True, (None if status in _PUSHBACK else True)
+
+
+def _endpoint(spec: NodeSpec) -> str:
+    """Where a node sends requests, safe to show (credentials masked)."""
+    return redact(spec.template if spec.kind == "api" else spec.url)
 
 
 def _percentile_ms(ordered: list[float], q: float) -> float:

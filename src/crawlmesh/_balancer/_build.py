@@ -49,11 +49,11 @@ def make_transport(spec: NodeSpec, *, cookies: bool = True) -> Transport:
     if spec.kind == "proxy":
         from .._transport._proxy import ProxyTransport
 
-        return ProxyTransport(spec.url, cookies=cookies)
+        return ProxyTransport(spec.url, cookies=cookies, name=spec.name)
     if spec.kind == "api":
         from .._transport._api import ApiTransport
 
-        return ApiTransport(spec.template)
+        return ApiTransport(spec.template, name=spec.name)
     return DirectTransport(cookies=cookies)
 
 

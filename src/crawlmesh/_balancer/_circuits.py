@@ -31,6 +31,7 @@ from typing import cast
 
 import structlog
 
+from .._log import request_keys
 from .._resilience import BanRules, Breaker, BreakerBoard, BreakerConfig, Permit, Transition
 
 __all__ = ["SHARED", "TARGET_FAILURE_KINDS", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
@@ -133,6 +134,14 @@ class Circuits:
         """Transitions by "scope:new-state", e.g. "pair:open"."""
         self.banned: Counter[str] = Counter()
         """Bans detected, by node."""
+        self.node_trips: Counter[str] = Counter()
+        """Times a node's breaker opened, by node."""
+        self.pair_trips: Counter[str] = Counter()
+        """Times a (node, domain) breaker opened, by node."""
+        self.domain_trips: Counter[str] = Counter()
+        """Times a (node, domain) breaker opened, by domain."""
+        # The request whose outcome :meth:`record` is reporting (for the log).
+        self._cause: tuple[str, int | None] | None = None
 
     # -- queries ---------------------------------------------------------
 
@@ -224,9 +233,25 @@ class Circuits:
         return Permits(name, domain, node, pair)
 
     def record(
-        self, permits: Permits, now: float, *, node_ok: bool | None, pair_ok: bool | None
+        self,
+        permits: Permits,
+        now: float,
+        *,
+        node_ok: bool | None,
+        pair_ok: bool | None,
+        cause: tuple[str, int | None] | None = None,
     ) -> None:
-        """Report an outcome; None for a breaker the outcome says nothing to."""
+        """Report an outcome; None for a breaker the outcome says nothing to.
+        ``cause``: the request's (url, attempt), named if a breaker changes."""
+        self._cause = cause
+        try:
+            self._record(permits, now, node_ok, pair_ok)
+        finally:
+            self._cause = None
+
+    def _record(
+        self, permits: Permits, now: float, node_ok: bool | None, pair_ok: bool | None
+    ) -> None:
         node, pair = permits.node, permits.pair
         if node_ok is not None:
             breaker = node.breaker if node is not None else self.nodes.get(permits.name)
@@ -266,7 +291,7 @@ class Circuits:
         if t.new == "open":
             self._next_half_open = min(self._next_half_open, t.at + t.cooldown)
         self.version += 1
-        self._log("node", t, node=name)
+        self._log("node", t, name, None)
 
     def _pair_transition(self, t: Transition) -> None:
         name, domain = cast(tuple[str, str], t.key)
@@ -274,7 +299,7 @@ class Circuits:
             self._forget_pair(name, domain)
         else:
             self._troubled_pairs.setdefault(domain, set()).add(name)
-        self._log("pair", t, node=name, domain=domain)
+        self._log("pair", t, name, domain)
 
     def _forget_pair(self, name: str, domain: str) -> None:
         pairs = self._troubled_pairs.get(domain)
@@ -283,17 +308,27 @@ class Circuits:
             if not pairs:
                 del self._troubled_pairs[domain]
 
-    def _log(self, scope: str, t: Transition, **where: str) -> None:
+    def _log(self, scope: str, t: Transition, node: str, domain: str | None) -> None:
         self.transitions[f"{scope}:{t.new}"] += 1
+        # A change caused by a request's outcome names it (and its domain,
+        # also for a node's breaker); one caused by time or another worker
+        # has url and attempt None.
+        url, attempt = self._cause or (None, None)
+        keys = request_keys(url, domain, node, attempt)
         if t.new == "open":
+            if domain is None:
+                self.node_trips[node] += 1
+            else:
+                self.pair_trips[node] += 1
+                self.domain_trips[domain] += 1
             log.warning(
                 "circuit breaker opened",
+                **keys,
                 scope=scope,
                 reason=t.reason,
                 cooldown=round(t.cooldown, 3),
-                **where,
             )
         else:
-            log.info(f"circuit breaker {t.new}", scope=scope, reason=t.reason, **where)
+            log.info(f"circuit breaker {t.new}", **keys, scope=scope, reason=t.reason)
         if self._on_change is not None:
             self._on_change(scope, t)

@@ -10,6 +10,7 @@ import msgspec
 
 from .._exceptions import SettingsError
 from .._files import read_token_file, read_toml_file
+from .._redact import register_secret, register_url_secrets
 from ._types import NodeSpec
 
 __all__ = ["load_nodes_file", "validate_nodes"]
@@ -56,6 +57,8 @@ def _check_spec(spec: NodeSpec, where: str) -> None:
         raise SettingsError(f"{where}: name must be letters, digits, '-', '_' or '.'")
     if spec.kind != "node" and (spec.token_file or spec.token_env):
         raise SettingsError(f"{where}: token_file and token_env are for kind 'node'")
+    if spec.url:
+        register_url_secrets(spec.url)  # a proxy's password, masked in every log line
     if spec.kind == "proxy":
         if not spec.url.startswith("http://"):
             raise SettingsError(f"{where}: kind 'proxy' needs url = 'http://[user:pass@]host:port'")
@@ -64,6 +67,7 @@ def _check_spec(spec: NodeSpec, where: str) -> None:
             raise SettingsError(f"{where}: kind 'node' needs url = 'http://host:port'")
         node_token(spec, where)
     elif spec.kind == "api":
+        register_url_secrets(spec.template)
         if "{url}" not in spec.template:
             raise SettingsError(f"{where}: kind 'api' needs a template containing {{url}}")
     elif spec.url or spec.template:
@@ -100,10 +104,12 @@ def node_token(spec: NodeSpec, where: str = "") -> str | None:
         token = os.environ.get(spec.token_env, "").strip()
         if not token:
             raise SettingsError(f"{where}: environment variable {spec.token_env} is not set")
-        return token
-    if not spec.token_file:
+    elif spec.token_file:
+        token = read_token_file(spec.token_file, f"{where}: token_file")[0]
+    else:
         return None
-    return read_token_file(spec.token_file, f"{where}: token_file")[0]
+    register_secret(token)  # masked in every log line
+    return token
 
 
 def default_mesh() -> Sequence[NodeSpec]:

@@ -15,6 +15,7 @@ import structlog
 import trio
 
 from .._exceptions import FetchError, FetchTimeout
+from .._log import request_keys
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, is_node_fault
@@ -68,6 +69,7 @@ class BalancedTransport:
                 request = request.replace(session=session)
         balancer = self.balancer
         tried: set[str] = set()
+        cause = (request.url, options.attempt)  # for a breaker's log line
         while True:
             lease = await balancer.acquire(request, host, options.avoid_nodes | tried)
             node = lease.node.name
@@ -83,15 +85,15 @@ class BalancedTransport:
                     )
             except FetchError as exc:
                 exc.node = node  # a retry of the request avoids it
-                balancer.release(lease, error=exc)
+                balancer.release(lease, error=exc, cause=cause)
                 if is_node_fault(exc) and len(tried) < self._retries:
                     tried.add(node)
                     log.info(
                         "node failed; trying another",
-                        url=request.url,
-                        node=node,
+                        **request_keys(request.url, host, node, options.attempt),
                         kind=exc.kind,
-                        attempt=len(tried),
+                        reason=str(exc),
+                        failover=len(tried),
                     )
                     continue
                 raise
@@ -99,13 +101,17 @@ class BalancedTransport:
                 balancer.abandon(lease)  # cancelled (shutdown): nothing to learn
                 raise
             ban = balancer.ban_reason(response.status, response.body, response.headers)
-            balancer.release(lease, status=response.status, ban=ban)
+            balancer.release(lease, status=response.status, ban=ban, cause=cause)
             if ban is not None and ban != f"status {response.status}":
                 error = FetchError(
                     f"banned through node {node}: {ban}", request=request, kind="banned"
                 )
                 error.node = node
-                log.info("ban detected", url=request.url, node=node, reason=ban)
+                log.info(
+                    "ban detected",
+                    **request_keys(request.url, host, node, options.attempt),
+                    reason=ban,
+                )
                 raise error
             response.node = node
             response.session_moved = lease.session_moved

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .._transport._redact import redact_url
+from .._redact import redact_url
 
 __all__ = ["NodeKind", "NodeSpec", "NodeState"]
 

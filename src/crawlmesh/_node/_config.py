@@ -12,6 +12,7 @@ import msgspec
 
 from .._exceptions import SettingsError
 from .._files import read_token_file, read_toml_file
+from .._redact import register_secret
 from .._transport._guard import AddressGuard
 
 __all__ = ["DEFAULT_ALLOWED_HEADERS", "NodeConfig", "load_node_config", "read_tokens"]
@@ -196,6 +197,7 @@ def read_tokens(path: str) -> tuple[list[str], str | None]:
                 f"--token-file {path}: token {number} must be at least 16 characters "
                 "without spaces (try: python3 -c 'import secrets; print(secrets.token_urlsafe())')"
             )
+        register_secret(token)  # masked in every log line
     warning = None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         warning = f"{path} is readable by other users: chmod 600 it"

@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from .._exceptions import BlockedAddress, FetchError, FetchTimeout
+from .._log import request_keys
 from .._nodeproto import (
     ErrorBody,
     ErrorDetail,
@@ -363,7 +364,13 @@ class NodeService:
     def _failed(self, exc: FetchError, client: str) -> tuple[HttpResponse, str]:
         if isinstance(exc, BlockedAddress):
             self.metrics.suspicious.labels("blocked_address").inc()
-            self.log.warning("blocked address", client=client, error=str(exc))
+            url = exc.request.url if exc.request is not None else None
+            self.log.warning(
+                "blocked address",
+                **request_keys(url, None, self.name, None),
+                client=client,
+                error=str(exc),
+            )
         status, body = target_failure(exc)
         detail = body.error
         return _error(status, detail.code, detail.message, kind=detail.kind), detail.code

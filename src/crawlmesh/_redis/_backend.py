@@ -39,6 +39,7 @@ from .._backend import EngineLink, Resume
 from .._dedupe import FingerprintSet
 from .._exceptions import BackendError, SettingsError, sole_leaf
 from .._records import RequestCodec
+from .._redact import register_url_secrets
 from .._request import Request
 from .._settings import BackendSettings
 from .._spider import Spider
@@ -85,6 +86,7 @@ class RedisBackend:
         output: str | None = None,
     ) -> None:
         self._config = config
+        register_url_secrets(config.url)  # its password, masked in every log line
         self._where = f"--backend {redact(config.url)}"
         namespace = config.namespace or spider.name
         self._prefix = f"crawlmesh:{{{namespace}}}:"

@@ -14,6 +14,7 @@ import coredis.exceptions
 from coredis.retry import NoRetryPolicy
 
 from .._exceptions import SettingsError
+from .._redact import register_url_secrets
 
 __all__ = ["UNREACHABLE", "Client", "open_client", "redact"]
 
@@ -47,6 +48,7 @@ async def open_client(url: str) -> AsyncIterator[Client]:
     Raises:
         SettingsError: the URL is malformed.
     """
+    register_url_secrets(url)  # its password, masked in every log line
     if url.startswith("redis+sentinel://"):
         async with _sentinel_primary(url) as client:
             yield client

@@ -42,12 +42,13 @@ import httpx
 import structlog
 
 from .._exceptions import ConnectFailed, FetchError, FetchTimeout, SettingsError
+from .._log import debug_enabled, request_keys
+from .._redact import redact_exception, register_secret, register_url_secrets, secret_forms
 from .._request import Request
 from .._response import Response
 from ._base import FetchOptions
 from ._direct import DirectTransport
 from ._pool import ClassifiedError, H11Pool, is_node_fault
-from ._redact import redact_exception, secret_forms
 
 __all__ = ["ApiTransport"]
 
@@ -74,6 +75,7 @@ class ApiTransport:
             ``{method}`` and ``{body}`` placeholders.
         environ: where ``{env:NAME}`` is looked up (default ``os.environ``).
         ssl_context: verifies an https API (a default context if None).
+        name: the node's name, for log lines.
 
     Raises:
         SettingsError: the template has no ``{url}``, an unknown placeholder,
@@ -88,11 +90,14 @@ class ApiTransport:
         *,
         environ: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        name: str = "",
     ) -> None:
+        self._name = name
         env = os.environ if environ is None else environ
         # The part before the query is safe to show: keys hard-coded in the
         # template usually sit in the query.
         self._shown = template.partition("?")[0]
+        register_url_secrets(template)  # a key written into the template itself
         self._parts: list[tuple[str, str]] = []  # (literal text, placeholder or "")
         self._secrets: list[str] = []
         placeholders: set[str] = set()
@@ -146,6 +151,7 @@ class ApiTransport:
                 f"api template {self._shown!r}: environment variable {name} {state}"
             )
         self._secrets += secret_forms(value)
+        register_secret(value)  # masked in every log line too
         return value
 
     def _expand(self, url: str, method: str, body: bytes) -> str:
@@ -185,9 +191,13 @@ class ApiTransport:
             return await self._direct.fetch(request, options)
         except FetchError as exc:
             redact_exception(exc, self._secrets)
-            if is_node_fault(exc):
+            if is_node_fault(exc) and debug_enabled():
                 log.debug(
-                    "api failed", api=self._shown, kind=exc.kind, url=request.url, reason=str(exc)
+                    "api failed",
+                    **request_keys(request.url, None, self._name, options.attempt),
+                    api=self._shown,
+                    kind=exc.kind,
+                    reason=str(exc),
                 )
             raise
 

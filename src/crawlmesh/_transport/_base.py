@@ -25,6 +25,8 @@ class FetchOptions(msgspec.Struct, frozen=True):
     avoid_nodes: frozenset[str] = frozenset()
     """Nodes that already failed this request: the balancer picks another
     when one is available."""
+    attempt: int = 1
+    """Which attempt at the request this is, from 1 (for logs)."""
 
 
 class Transport(Protocol):

@@ -30,6 +30,7 @@ import httpx
 import trio
 
 from .._exceptions import ConnectFailed, ConnectionBroken, FetchError, FetchTimeout
+from .._redact import redact_url, register_secret, secret_forms
 from .._request import Request
 from ._base import is_node_fault, mark_node_fault
 from ._http11 import (
@@ -44,7 +45,6 @@ from ._http11 import (
     parse_head,
     request_bytes,
 )
-from ._redact import redact_url, secret_forms
 
 __all__ = ["ClassifiedError", "H11Pool", "is_node_fault", "mark_node_fault"]
 
@@ -136,6 +136,8 @@ class _Proxy:
             self.auth = f"Basic {token}".encode("ascii")
             self.secrets = [token, *secret_forms(user), *secret_forms(password)]
             self.secrets += [parts.username, parts.password or ""]
+            for secret in (token, user, password):
+                register_secret(secret)  # masked in every log line too
 
     def refusal(
         self,

@@ -29,12 +29,13 @@ import ssl
 import structlog
 
 from .._exceptions import FetchError, SettingsError
+from .._log import debug_enabled, request_keys
+from .._redact import redact_exception, redact_url
 from .._request import Request
 from .._response import Response
 from ._base import FetchOptions
 from ._direct import DirectTransport
 from ._pool import H11Pool, is_node_fault
-from ._redact import redact_exception, redact_url
 
 __all__ = ["ProxyTransport"]
 
@@ -52,6 +53,7 @@ class ProxyTransport:
             (a default verifying context if None).
         max_idle_per_origin: idle connections kept per tunnelled https
             origin, and for all http targets together.
+        name: the node's name, for log lines.
 
     Raises:
         SettingsError: ``url`` is not an http:// URL with a host (the
@@ -65,7 +67,9 @@ class ProxyTransport:
         cookies: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         max_idle_per_origin: int = 128,
+        name: str = "",
     ) -> None:
+        self._name = name
         self._redacted = redact_url(url)
         try:
             pool = H11Pool(
@@ -95,12 +99,12 @@ class ProxyTransport:
             return await self._direct.fetch(request, options)
         except FetchError as exc:
             redact_exception(exc, self._secrets)
-            if is_node_fault(exc):
+            if is_node_fault(exc) and debug_enabled():
                 log.debug(
                     "proxy failed",
+                    **request_keys(request.url, None, self._name, options.attempt),
                     proxy=self._redacted,
                     kind=exc.kind,
-                    url=request.url,
                     reason=str(exc),
                 )
             raise
