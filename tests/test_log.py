@@ -34,6 +34,16 @@ class Stderr:
         return self._capsys.readouterr().err
 
 
+@pytest.fixture(autouse=True)
+def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets are registered for the life of the process: other tests' (a
+    proxy user called "user", ...) must not mask what these tests expect."""
+    from crawlmesh import _redact
+
+    monkeypatch.setattr(_redact, "_registered", set())
+    monkeypatch.setattr(_redact, "_pattern", None)
+
+
 @pytest.fixture
 def stderr(capsys: pytest.CaptureFixture[str]) -> Iterator[Stderr]:
     yield Stderr(capsys)

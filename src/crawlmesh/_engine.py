@@ -730,7 +730,7 @@ class Engine:
     ) -> None:
         async with parse_recv, item_send:
             async for outcome in parse_recv:
-                page = _Page(outcome.request, outcome.domain) if self._backend else None
+                page = _Page(outcome.request, outcome.domain) if self._backend is not None else None
                 try:
                     await self._handle_outcome(outcome, item_send, page)
                 finally:
