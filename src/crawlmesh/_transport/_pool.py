@@ -500,7 +500,7 @@ class H11Pool(httpx.AsyncBaseTransport):
                 if len(buf) > _MAX_HEAD:
                     raise httpx.RemoteProtocolError("the response head is larger than 64 KiB")
             try:
-                data = await _receive(conn, read_timeout)
+                data = await _receive(conn, read_timeout, waiting=not buf)
             except httpx.ReadError:
                 if not fresh:
                     raise _StaleConnection from None
@@ -682,20 +682,23 @@ async def _send_all(conn: _Conn, data: bytes, write_timeout: float) -> None:
         raise httpx.WriteTimeout("sending the request timed out")
 
 
-async def _receive(conn: _Conn, read_timeout: float) -> bytes:
+async def _receive(conn: _Conn, read_timeout: float, *, waiting: bool = False) -> bytes:
     """The next bytes from ``conn`` (empty at the end of the stream).
 
     On a plain TCP connection: what the socket holds if it holds anything
     (the rest of a body often does), else one wait until it is readable.
+    ``waiting``: nothing can have arrived yet (a request was just sent), so
+    wait first rather than spend a system call to learn it.
     """
     fd = conn.fd
     if fd is not None:
-        try:
-            return os.read(fd, _READ_SIZE)
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            raise httpx.ReadError(f"connection broken: {exc}") from exc
+        if not waiting:
+            try:
+                return os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise httpx.ReadError(f"connection broken: {exc}") from exc
         with trio.move_on_after(read_timeout) as scope:
             while True:
                 await trio.lowlevel.wait_readable(fd)
