@@ -15,6 +15,7 @@ import idna
 from ._exceptions import InvalidURL
 
 __all__ = [
+    "DEFAULT_PORTS",
     "FETCHABLE_SCHEMES",
     "NAVIGATION_ONLY_SCHEMES",
     "LinkJoiner",
@@ -28,7 +29,8 @@ __all__ = [
 FETCHABLE_SCHEMES = frozenset({"http", "https"})
 # Schemes found in hrefs that name no fetchable resource: filtered, not errors.
 NAVIGATION_ONLY_SCHEMES = frozenset({"mailto", "javascript", "tel", "data", "sms", "ftp", "about"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+"""The port an http(s) URL means when it names none."""
 # RFC 3986 unreserved + sub-delims + ":@/%": left alone by canonicalisation.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _UNSAFE = re.compile(r"[ \t\r\n\x00]")
@@ -87,7 +89,7 @@ def canonical_from_parts(parts: SplitResult) -> str:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     port = parts.port
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
     if parts.username is not None:
         userinfo = parts.username
         if parts.password is not None:

@@ -23,7 +23,7 @@ from .._exceptions import (
 )
 from .._request import Request
 from .._response import Headers, Response
-from .._url import canonicalize, split_http_url
+from .._url import DEFAULT_PORTS, canonicalize, split_http_url
 from ._base import FetchOptions
 from ._pool import ClassifiedError, H11Pool
 
@@ -318,7 +318,6 @@ _PLAIN_URL = re.compile(
     r"(https?)://([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?"
     r"((?:/|\?)(?:[-A-Za-z0-9._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?(?:#.*)?\Z"
 )
-_PORTS = {"http": 80, "https": 443}
 
 
 def _url_parts(url: str) -> tuple[bytes, str, int, bytes, bytes]:
@@ -330,16 +329,16 @@ def _url_parts(url: str) -> tuple[bytes, str, int, bytes, bytes]:
     match = _PLAIN_URL.match(url)
     if match is not None:
         scheme, host, port_text, path = match.groups()
-        port = int(port_text) if port_text else _PORTS[scheme]
+        port = int(port_text) if port_text else DEFAULT_PORTS[scheme]
         if 0 < port < 65536:
             host = host.lower()
-            authority = host if port == _PORTS[scheme] else f"{host}:{port}"
+            authority = host if port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
             if not path or path[0] == "?":
                 path = "/" + (path or "")
             return scheme.encode(), host, port, authority.encode(), path.encode()
     parsed = httpx.URL(url)
     scheme_bytes = parsed.raw_scheme
-    port = parsed.port or _PORTS.get(parsed.scheme, 80)
+    port = parsed.port or DEFAULT_PORTS.get(parsed.scheme, 80)
     return scheme_bytes, parsed.host, port, parsed.netloc, parsed.raw_path
 
 
