@@ -84,6 +84,10 @@ def test_a_redis_restart_loses_and_repeats_nothing(
     persistent_redis: RedisServer, site: Site, workers: Callable[..., Worker]
 ) -> None:
     crawl = [workers(f"{site.url}/p/0", persistent_redis.url, *ARGS) for _ in range(3)]
+    # Every worker connected and crawling (a worker that cannot reach Redis
+    # when it starts exits with that error: the outage must come later).
+    for w in crawl:
+        w.wait_for_items(1)
     crawl[0].wait_for_items(50)
     persistent_redis.kill()
     time.sleep(1.5)
