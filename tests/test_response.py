@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crawlmesh import Headers, Request, Response
+from crawlmesh._selector import html_selector
 
 
 def make(
@@ -90,3 +93,64 @@ def test_request_defaults_are_not_shared() -> None:
     a.meta["x"] = 1
     assert b.meta == {}
     assert a.replace(url="http://c/").meta == {"x": 1}
+
+
+# The selector is built from the body's bytes when they are valid UTF-8; it
+# must be the very document the decoded text gives (parsel's path).
+_PIECES = [
+    b"<p class='a'>x</p>",
+    b"<a href='/\xc3\xa9'>\xc2\xa3</a>",
+    b" ",
+    b"\n",
+    b"\x00",
+    b"\x1c",
+    b"\x1f",
+    b"\xe3\x80\x80",  # U+3000, a non-ASCII space
+    b"\xc2\x85",  # U+0085
+    b"\xc2\xa0",  # U+00A0
+    b"\xff",  # not UTF-8
+    b"\xe3\x80",  # a cut sequence: one U+FFFD for Python, two for libxml2
+    b"\xef\xbf\xbd",  # U+FFFD itself
+    b"\xef\xbb\xbf",  # a BOM (when first)
+    b"<meta charset='latin-1'>",
+    b"<!-- c -->",
+]
+
+
+def _same_document(response: Response, reference: str) -> None:
+    ours = response.selector
+    theirs = html_selector(reference, response.url)
+    assert ours.get() == theirs.get()
+    for query in ("p::text", "a::attr(href)", "a::text", "*::text"):
+        assert ours.css(query).getall() == theirs.css(query).getall()
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=8), st.booleans())
+def test_the_selector_is_the_documents_whichever_path_builds_it(
+    pieces: list[bytes], text_first: bool
+) -> None:
+    body = b"".join(pieces)
+    response = make(body)
+    if text_first:
+        _ = response.text  # the selector then starts from decoded text
+    _same_document(response, make(body).text)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x1c<p class='a'>x</p>",
+        b"<p class='a'>x</p>\xe3\x80\x80",
+        b"\xef\xbb\xbf<p class='a'>x</p>",
+        b"<p class='a'>bad \xff</p>",
+        b"<p class='a'>cut \xf0\x9f\x98 short</p>",
+        b"  <p class='a'>\x00caf\xc3\xa9</p>\n",
+        b"",
+    ],
+)
+@pytest.mark.parametrize("text_first", [False, True])
+def test_the_selector_of_tricky_bodies_matches_the_text_path(body: bytes, text_first: bool) -> None:
+    response = make(body)
+    if text_first:
+        _ = response.text
+    _same_document(response, make(body).text)

@@ -21,7 +21,7 @@ import parsel
 from lxml import etree
 from lxml import html as lxml_html
 
-__all__ = ["Selector", "html_selector"]
+__all__ = ["Selector", "html_selector", "utf8_html_selector"]
 
 # parsel's default namespaces hold two EXSLT prefixes; a query naming neither
 # is compiled without them, as parsel does.
@@ -44,7 +44,32 @@ def _parser() -> lxml_html.HTMLParser:
 
 def _parse(text: str, base_url: str | None) -> Any:
     """The root element of ``text`` exactly as parsel's text path builds it."""
-    body = text.strip().replace("\x00", "").encode("utf-8") or b"<html/>"
+    return _parse_utf8(text.strip().replace("\x00", "").encode("utf-8"), base_url)
+
+
+# Bytes that end a str.strip() but not a bytes.strip(): the separators
+# U+001C..U+001F (non-ASCII whitespace starts with a byte >= 0x80).
+_STRIP_DIFFERS = frozenset(range(0x1C, 0x20))
+
+
+def _utf8_document(body: bytes) -> bytes | None:
+    """``body`` as :func:`_parse` would hand it to lxml, if that can be had
+    without decoding: ``body`` is valid UTF-8 without a BOM, and whatever
+    starts and ends it after a bytes strip would end a str strip as well.
+    None when only the text path gives the same document."""
+    data = body.strip()
+    if data and (
+        data[0] >= 0x80
+        or data[-1] >= 0x80
+        or data[0] in _STRIP_DIFFERS
+        or data[-1] in _STRIP_DIFFERS
+    ):
+        return None
+    return data.replace(b"\x00", b"")
+
+
+def _parse_utf8(body: bytes, base_url: str | None) -> Any:
+    body = body or b"<html/>"
     parser = _parser()
     root = etree.fromstring(body, parser=parser, base_url=base_url)
     if root is None:  # only comments or whitespace
@@ -126,3 +151,13 @@ class Selector(parsel.Selector):
 def html_selector(text: str, base_url: str | None = None) -> Selector:
     """A :class:`Selector` over the HTML document ``text``."""
     return Selector(root=_parse(text, base_url), type="html")
+
+
+def utf8_html_selector(body: bytes, base_url: str | None = None) -> Selector | None:
+    """``html_selector(body.decode("utf-8"), base_url)`` without the decoding
+    and re-encoding, for a ``body`` known to be valid UTF-8 without a BOM;
+    None if its first or last bytes need the text path."""
+    data = _utf8_document(body)
+    if data is None:
+        return None
+    return Selector(root=_parse_utf8(data, base_url), type="html")
