@@ -80,7 +80,7 @@ def test_fingerprint_covers_method_url_and_body() -> None:
     assert fingerprint("POST", url, b"a=1") != fingerprint("POST", url, b"a=2")
 
 
-_HREF_PARTS = ["/", "a", "..", ".", "../", "./", "?q=1", "#f", "?", "#", ";p", "//"]
+_HREF_PARTS = ["/", "a", "..", ".", "../", "../../", "./", "?q=1", "#f", "?", "#", ";p", "//"]
 _href_part = st.sampled_from([*_HREF_PARTS, "http://o.test", "\\", "%2F", ":", "x y", "@"])
 
 
@@ -92,6 +92,8 @@ _href_part = st.sampled_from([*_HREF_PARTS, "http://o.test", "\\", "%2F", ":", "
             "https://ex.test:8443/dir/",
             "http://ex.test",
             "http://u@ex.test/x?y",
+            "http://ex.test/a/b/c/d.html",
+            "http://ex.test/a/b/c/",
         ]
     ),
     href=st.lists(_href_part, max_size=6).map("".join),

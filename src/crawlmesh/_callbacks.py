@@ -7,14 +7,14 @@ plain function; it may yield, or return one object, an iterable, or None.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import msgspec
 
 from ._request import Request
 
-__all__ = ["iterate_result"]
+__all__ = ["iterate_result", "results_of"]
 
 
 async def iterate_result(result: Any) -> AsyncIterator[Any]:
@@ -35,3 +35,13 @@ async def iterate_result(result: Any) -> AsyncIterator[Any]:
         return
     for out in result:
         yield out
+
+
+def results_of(result: Any) -> AsyncIterable[Any]:
+    """What :func:`iterate_result` yields, iterated directly when ``result``
+    is already asynchronously iterable (an ``async def`` callback that
+    yields, the usual case): one generator frame less for every request and
+    item a page yields."""
+    if hasattr(result, "__aiter__"):
+        return result  # type: ignore[no-any-return]
+    return iterate_result(result)

@@ -35,7 +35,7 @@ from ._balancer._balancer import Balancer
 from ._balancer._build import build_transport
 from ._balancer._mesh import reload_nodes, run_mesh_upkeep
 from ._balancer._types import NodeSpec
-from ._callbacks import iterate_result
+from ._callbacks import iterate_result, results_of
 from ._dedupe import FingerprintSet
 from ._exceptions import (
     CircuitOpen,
@@ -798,7 +798,7 @@ class Engine:
         item_send: trio.MemorySendChannel[_Item | _Page],
         page: _Page | None,
     ) -> None:
-        async for out in iterate_result(result):
+        async for out in results_of(result):
             if isinstance(out, Request):
                 self.schedule(out, parent)
             elif out is None:

@@ -134,20 +134,28 @@ class LinkJoiner:
     :func:`urllib.parse.urljoin`, whose results these match exactly.
     """
 
-    __slots__ = ("_base", "_dirs", "_origin", "_relative_ok")
+    __slots__ = ("_base", "_origin", "_prefixes", "_relative_ok")
 
     def __init__(self, base: str) -> None:
         self._base = base
         parts = urlsplit(base)
         self._origin = ""
-        self._dirs: list[str] = []
+        # What a relative path is appended to, by the number of "../" it
+        # starts with: "http://h/a/b/c.html" gives "http://h/a/b/",
+        # "http://h/a/" and "http://h/".
+        self._prefixes: list[str] = []
         self._relative_ok = False
         if parts.scheme in FETCHABLE_SCHEMES and parts.netloc:
-            self._origin = f"{parts.scheme}://{parts.netloc}"
-            # "/a/b/c.html" -> ["a", "b"]: the directory relative links start from.
-            self._dirs = parts.path.split("/")[1:-1]
+            origin = self._origin = f"{parts.scheme}://{parts.netloc}"
+            path = parts.path
             # A base with dot segments, empty segments or params: urljoin decides.
-            self._relative_ok = not ("/." in parts.path or "//" in parts.path or ";" in parts.path)
+            self._relative_ok = not ("/." in path or "//" in path or ";" in path)
+            if self._relative_ok:
+                dirs = path.split("/")[1:-1]
+                self._prefixes = [
+                    origin + "/" + "".join(d + "/" for d in dirs[: len(dirs) - up])
+                    for up in range(len(dirs) + 1)
+                ]
 
     def join(self, href: str) -> str:
         """Resolve ``href`` (already stripped).
@@ -179,19 +187,23 @@ class LinkJoiner:
         return urljoin(self._base, href)
 
     def _relative(self, href: str) -> str | None:
-        head = href.split("?", 1)[0].split("#", 1)[0]
-        if ":" in head.split("/", 1)[0]:
-            return None  # a scheme, e.g. mailto: or ftp:
         ups = 0
-        while href.startswith("../"):
-            href = href[3:]
+        while href.startswith("../", ups * 3):
             ups += 1
-        path = "/" + href.split("?", 1)[0].split("#", 1)[0]
-        if not href or "/." in path or "//" in path:
-            return None  # dot segments or empty segments: urljoin's rules apply
-        dirs = self._dirs
-        if ups > len(dirs):
+        rest = href[ups * 3 :] if ups else href
+        if not rest:
             return None
-        kept = dirs[: len(dirs) - ups] if ups else dirs
-        prefix = "/".join(kept)
-        return f"{self._origin}/{prefix}/{href}" if prefix else f"{self._origin}/{href}"
+        # The path: what comes before a query or a fragment.
+        end = rest.find("?")
+        path = rest if end < 0 else rest[:end]
+        end = path.find("#")
+        if end >= 0:
+            path = path[:end]
+        if not ups and ":" in path.partition("/")[0]:
+            return None  # a scheme, e.g. mailto: or ftp:
+        if path[:1] in ("/", ".") or "/." in path or "//" in path:
+            return None  # dot segments or empty segments: urljoin's rules apply
+        prefixes = self._prefixes
+        if ups >= len(prefixes):
+            return None
+        return prefixes[ups] + rest
