@@ -48,9 +48,25 @@ def test_urljoin_follow_and_follow_all() -> None:
     assert all(req.callback is cb for req in r.follow_all(["a", "b"], callback=cb, priority=3))
 
 
-def test_base_href_is_honoured() -> None:
-    r = make(b"<html><head><base href='http://cdn.example/root/'></head><a href='x'>x</a></html>")
+@pytest.mark.parametrize(
+    ("body", "ctype"),
+    [
+        (b"<html><head><base href='http://cdn.example/root/'></head></html>", "text/html"),
+        (b"<HTML><HEAD><Base HREF='http://cdn.example/root/'></HEAD></HTML>", "text/html"),
+        (
+            "<html><head><base href='http://cdn.example/root/'></head></html>".encode("utf-16"),
+            "text/html",
+        ),
+        (
+            "<html><head><base href='http://cdn.example/root/'></head></html>".encode("utf-16-be"),
+            "text/html; charset=utf-16",
+        ),
+    ],
+)
+def test_base_href_is_honoured(body: bytes, ctype: str) -> None:
+    r = make(body + b"<a href='x'>x</a>", ctype=ctype)
     assert r.follow("x").url == "http://cdn.example/root/x"
+    assert make(b"<p>no base</p>").follow("x").url == "http://example.com/dir/x"
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -20,6 +21,9 @@ from ._selector import html_selector, utf8_html_selector
 from ._url import LinkJoiner
 
 __all__ = ["Headers", "Response"]
+
+# Where a <base href> can be, as w3lib's get_base_url looks for it.
+_BASE_TAG = re.compile(rb"<base", re.IGNORECASE)
 
 
 class Headers(Mapping[str, str]):
@@ -223,8 +227,10 @@ class Response:
     def base_url(self) -> str:
         """The base for relative links: ``<base href>`` if present, else :attr:`url`."""
         if self._base_url is None:
-            head = self.body[:4096]
-            if b"<base" in head or b"<BASE" in head:
+            # (The bytes are searched when the charset is ASCII's superset.)
+            if _BASE_TAG.search(self.body, 0, 4096) is not None or self.encoding.startswith(
+                ("utf-16", "utf-32")
+            ):
                 self._base_url = get_base_url(self.text[:4096], self.url, self.encoding)
             else:
                 self._base_url = self.url

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qs, quote
 
 import httpx
+import msgspec
 import pytest
 import trio
 import trio.testing
@@ -672,6 +673,23 @@ async def test_request_headers(transport: DirectTransport) -> None:
     assert own.header_values("X-Own") == ["o"]
     assert own.header_values("X-Default") == ["d"]
     assert own.header_values("User-Agent") == ["test-agent/1.0"]
+
+
+async def test_other_options_bring_their_own_default_headers(transport: DirectTransport) -> None:
+    # The transport keeps the merged defaults between requests: new options
+    # (other defaults, another User-Agent) must not get the old ones.
+    server = RawServer(ok_reply)
+    first = FetchOptions(user_agent="one/1", default_headers={"X-A": "a"})
+    second = FetchOptions(user_agent="two/2", default_headers={"X-B": "b"})
+    async with raw_server(server) as base:
+        for options in (first, second, msgspec.structs.replace(second, user_agent="")):
+            await transport.fetch(Request(base + "/"), options)
+    one, two, three = server.requests
+    assert (one.header_values("X-A"), one.header_values("User-Agent")) == (["a"], ["one/1"])
+    assert (two.header_values("X-A"), two.header_values("X-B")) == ([], ["b"])
+    assert two.header_values("User-Agent") == ["two/2"]
+    assert three.header_values("X-B") == ["b"]
+    assert three.header_values("User-Agent") == []
 
 
 async def test_request_headers_win_whatever_their_case(transport: DirectTransport) -> None:

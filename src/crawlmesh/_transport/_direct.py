@@ -91,6 +91,8 @@ class DirectTransport:
         self._max_sessions = max_sessions
         self._session_idle = session_idle
         self._transport = transport or H11Pool()
+        # The headers every request starts from, for the last options' defaults.
+        self._base: tuple[dict[str, str], str, dict[str, tuple[str, str]]] | None = None
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -185,6 +187,21 @@ class DirectTransport:
             _trim(jar)
         return _Reply(head.status, Headers(_decode_headers(head.headers)), stream, stream)
 
+    def _base_headers(self, options: FetchOptions) -> dict[str, tuple[str, str]]:
+        """Accept-Encoding, the default headers and the User-Agent, by
+        lower-cased name (names are case-insensitive: the last layer wins
+        whatever its case); kept while the options' defaults stay the same
+        (the fetch stage hands every request the same dict)."""
+        base = self._base
+        defaults, agent = options.default_headers, options.user_agent
+        if base is None or base[0] is not defaults or base[1] != agent:
+            merged = {"accept-encoding": ("Accept-Encoding", _ACCEPT_ENCODING)}
+            merged.update((k.lower(), (k, v)) for k, v in defaults.items())
+            if agent:
+                merged["user-agent"] = ("User-Agent", agent)
+            base = self._base = (defaults, agent, merged)
+        return base[2]
+
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
         """Fetch ``request``, following redirects; see :class:`Transport`."""
         extensions = {
@@ -196,16 +213,12 @@ class DirectTransport:
             }
         }
         jar = self._jar if request.session is None else self._session_jar(request.session)
-        # Header names are case-insensitive: the last layer wins whatever its case.
-        merged = {"accept-encoding": ("Accept-Encoding", _ACCEPT_ENCODING)}
-        merged.update((k.lower(), (k, v)) for k, v in options.default_headers.items())
-        if options.user_agent:
-            merged["user-agent"] = ("User-Agent", options.user_agent)
+        merged = self._base_headers(options)
         if request.headers:
-            merged.update((k.lower(), (k, v)) for k, v in request.headers.items())
+            merged = {**merged, **{k.lower(): (k, v) for k, v in request.headers.items()}}
         headers = dict(merged.values())
         url, method, body = request.url, request.method, request.body
-        seen = {canonicalize(url)}
+        seen: set[str] = set()  # canonical URLs of the chain, once it redirects
         chain: list[str] = []
         started = trio.current_time()
         for _ in range(options.max_redirects + 1):
@@ -249,6 +262,8 @@ class DirectTransport:
                     request=request,
                     kind="bad_redirect",
                 ) from None
+            if not seen:
+                seen.add(canonicalize(url))
             if canon in seen:
                 raise RedirectError(
                     f"redirect loop: {url} -> {next_url}", request=request, kind="redirect_loop"
