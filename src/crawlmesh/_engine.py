@@ -584,6 +584,10 @@ class Engine:
                     continue
                 self._retrier.done(request)
                 await parse_send.send(outcome)
+                # Not kept until the next fetch ends: the parse worker frees
+                # the page (its parsed tree too) once done with it, while the
+                # tree is still in the CPU's caches.
+                outcome = None
 
     async def _fetch_one(self, domain: str, request: Request) -> _Outcome | None:
         settings = self.settings
@@ -739,6 +743,7 @@ class Engine:
                         page.finished = not isinstance(outcome.error, _Shutdown)
                         await item_send.send(page)
                     self._done_one()
+                del outcome, page  # free the page now, not when the next one comes
 
     async def _handle_outcome(
         self,
