@@ -34,7 +34,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import CRAWLMESH_BIN, ROOT, Nginx, ensure_site
+from bench.run import CRAWLMESH_BIN, ROOT, Nginx, compile_sources, ensure_site
 from crawlmesh import DirectTransport, FetchOptions, Request, Response
 from crawlmesh._admission import Admission
 from crawlmesh._dedupe import FingerprintSet
@@ -63,6 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     site, manifest = ensure_site(args.pages, 1)
+    compile_sources()
     nginx = Nginx(site)
     port = nginx.start()
     try:
