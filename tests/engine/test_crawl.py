@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,39 @@ async def test_every_item_page_yields_exactly_one_item(
     assert stats.filtered["unsupported_scheme"] > 0
     assert stats.finish_reason == "finished"
     assert stats.unfinished == 0
+
+
+class TreeWatcher(FollowAll):
+    """Notes, as each callback starts, how many earlier pages' selectors are
+    still alive."""
+
+    def __init__(self, base: str, **kwargs: Any) -> None:
+        super().__init__(base, **kwargs)
+        self.trees: list[weakref.ref[Any]] = []
+        self.most_alive = 0
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        alive = sum(1 for tree in self.trees if tree() is not None)
+        self.most_alive = max(self.most_alive, alive)
+        self.trees.append(weakref.ref(response.selector))
+        async for out in super().parse(response):
+            yield out
+
+
+async def test_a_page_and_its_tree_are_freed_once_its_callback_is_done(
+    generated_url: str, tmp_path: Path
+) -> None:
+    # Nothing in the engine holds a page after its callback: not the fetch
+    # worker until its next fetch ends, not the parse worker until the next
+    # page comes (that kept up to `concurrency` parsed trees alive, and freed
+    # each long after it left the CPU's caches).
+    spider = TreeWatcher(generated_url)
+    stats, items, _ = await run_spider(
+        spider, tmp_path, concurrency=16, parse_workers=1, max_pages=300
+    )
+    assert len(spider.trees) == stats.pages - stats.errors > 250
+    assert items
+    assert spider.most_alive == 0
 
 
 async def test_depth_limit(generated_url: str, tmp_path: Path) -> None:
