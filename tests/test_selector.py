@@ -17,6 +17,8 @@ DOC = """
   <ul><li>x</li><li>y</li></ul>
   <!-- a comment -->
   <p>text with re: inside</p>
+  <p class="">empty class</p><span title="x y">t</span><span title="">no title</span>
+  <i title="it's">q</i><i class="pricey">not a price</i>
 </body></html>
 """
 
@@ -31,6 +33,16 @@ QUERIES_CSS = [
     "li",
     "nothing-here",
     "*::text",
+    # Attribute tests cssselect writes as "@a and contains(@a, ...)":
+    "p:not(.old)::text",
+    "[class*=pri]::text",
+    "[class*='']::text",
+    "[title*=x]::text",
+    '[title*="it\'s"]::text',
+    "[title]::text",
+    "h1.title.main::text",
+    "[class~=price]::text",
+    ".price:not([title*=y])::text",
 ]
 QUERIES_XPATH = [
     "//a/@href",
@@ -96,3 +108,19 @@ def test_the_cache_of_compiled_queries_is_bounded() -> None:
         sel.css(f"a:nth-child({i + 1})")
     assert len(_selector._compiled) <= _selector._MAX_COMPILED
     assert len(_selector._css_to_xpath) <= _selector._MAX_COMPILED
+
+
+def test_implied_attribute_tests_are_left_out() -> None:
+    # "@class and contains(@class, 'price')" is "contains(@class, 'price')":
+    # the cheaper form is the one evaluated (the results match parsel's above).
+    from crawlmesh._selector import _css_to_xpath
+
+    _css_to_xpath.clear()  # (a cache: room for what this test reads back)
+    sel = html_selector(DOC)
+    sel.css("p.price")
+    sel.css("[class*='']")
+    lean, parsels = _css_to_xpath["p.price"]
+    assert "@class and" in parsels
+    assert "@class and" not in lean
+    assert "contains(@class, 'price')" in lean
+    assert _css_to_xpath["[class*='']"] == (sel._css2xpath("[class*='']"),) * 2

@@ -14,6 +14,7 @@ text selectors) goes through parsel itself.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -28,8 +29,13 @@ __all__ = ["Selector", "html_selector", "utf8_html_selector"]
 _EXSLT_PREFIXES = ("re:", "set:")
 _MAX_COMPILED = 1024
 _compiled: dict[str, etree.XPath] = {}
-_css_to_xpath: dict[str, str] = {}
+_css_to_xpath: dict[str, tuple[str, str]] = {}  # query: (evaluated, parsel's)
 _local = threading.local()
+# cssselect writes a class or substring test as "@class and contains(@class,
+# 'price') and ...": with a non-empty literal the first test is implied
+# (contains() of a missing attribute's empty string is false), and libxml2
+# spends a third of such a query's time on it.
+_IMPLIED_ATTRIBUTE_TEST = re.compile(r"@([\w:.-]+) and contains\(@\1, (?='[^']|\"[^\"])")
 
 
 def _parser() -> lxml_html.HTMLParser:
@@ -98,26 +104,33 @@ class Selector(parsel.Selector):
     def css(self, query: str) -> parsel.SelectorList[Selector]:
         if self.type != "html":
             return super().css(query)
-        xpath = _css_to_xpath.get(query)
-        if xpath is None:
+        cached = _css_to_xpath.get(query)
+        if cached is None:
             if len(_css_to_xpath) >= _MAX_COMPILED:
                 _css_to_xpath.clear()
-            xpath = _css_to_xpath[query] = self._css2xpath(query)
-        return self.xpath(xpath)
+            xpath = self._css2xpath(query)
+            lean = _IMPLIED_ATTRIBUTE_TEST.sub(r"contains(@\1, ", xpath)
+            cached = _css_to_xpath[query] = (lean, xpath)
+        return self._select(*cached)
 
     def xpath(
         self, query: str, namespaces: Any = None, **kwargs: Any
     ) -> parsel.SelectorList[Selector]:
+        if namespaces is not None or kwargs:
+            return super().xpath(query, namespaces, **kwargs)
+        return self._select(query, query)
+
+    def _select(self, query: str, expr: str) -> parsel.SelectorList[Selector]:
+        """Evaluate ``query``; results record ``expr`` (the XPath parsel
+        would have evaluated) as their expression."""
         root = self.root
         if (
-            namespaces is not None
-            or kwargs
-            or self.type != "html"
+            self.type != "html"
             or not isinstance(root, etree._Element)
             or self.namespaces != self._default_namespaces
             or any(prefix in query for prefix in _EXSLT_PREFIXES)
         ):
-            return super().xpath(query, namespaces, **kwargs)
+            return super().xpath(expr)
         try:
             result = _evaluator(query)(root)
         except etree.XPathError as exc:
@@ -133,7 +146,7 @@ class Selector(parsel.Selector):
             selector.root = value
             selector.type = "html"
             selector.namespaces = dict(defaults)
-            selector._expr = query
+            selector._expr = expr
             selector._huge_tree = huge_tree
             selector._text = None
             wrapped.append(selector)
