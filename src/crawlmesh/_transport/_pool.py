@@ -682,6 +682,21 @@ async def _send_all(conn: _Conn, data: bytes, write_timeout: float) -> None:
         raise httpx.WriteTimeout("sending the request timed out")
 
 
+def _read_ready(fd: int) -> bytes | None:
+    """What the non-blocking socket ``fd`` holds (empty at its end), or None
+    if nothing yet.
+
+    Raises:
+        httpx.ReadError: the connection is broken.
+    """
+    try:
+        return os.read(fd, _READ_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        raise httpx.ReadError(f"connection broken: {exc}") from exc
+
+
 async def _receive(conn: _Conn, read_timeout: float, *, waiting: bool = False) -> bytes:
     """The next bytes from ``conn`` (empty at the end of the stream).
 
@@ -693,21 +708,15 @@ async def _receive(conn: _Conn, read_timeout: float, *, waiting: bool = False) -
     fd = conn.fd
     if fd is not None:
         if not waiting:
-            try:
-                return os.read(fd, _READ_SIZE)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise httpx.ReadError(f"connection broken: {exc}") from exc
-        with trio.move_on_after(read_timeout) as scope:
+            data = _read_ready(fd)
+            if data is not None:
+                return data
+        with trio.move_on_after(read_timeout):
             while True:
                 await trio.lowlevel.wait_readable(fd)
-                try:
-                    return os.read(fd, _READ_SIZE)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    raise httpx.ReadError(f"connection broken: {exc}") from exc
+                data = _read_ready(fd)
+                if data is not None:
+                    return data
         raise httpx.ReadTimeout(f"no data for {read_timeout:g} s")
     with trio.move_on_after(read_timeout) as scope:
         try:
