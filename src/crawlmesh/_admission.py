@@ -1,6 +1,7 @@
 """Admission: which requests yielded by spiders enter the frontier.
 
-In order: depth limit, a well-formed http(s) URL, allowed domains, then the
+In order: depth limit, a well-formed http(s) URL (put in WHATWG's form,
+without its fragment), allowed domains, then the
 duplicate filter (fingerprint of method + canonical URL + body). Requests
 filtered by policy are counted; malformed URLs are failures, reported
 through ``on_invalid``.
@@ -15,7 +16,13 @@ from urllib.parse import SplitResult
 from ._exceptions import InvalidURL
 from ._frontier import DupeFilter
 from ._request import Request
-from ._url import NAVIGATION_ONLY_SCHEMES, canonical_from_parts, fingerprint, split_http_url
+from ._url import (
+    NAVIGATION_ONLY_SCHEMES,
+    canonical_from_parts,
+    fingerprint,
+    normalize,
+    split_http_url,
+)
 
 __all__ = ["Admission"]
 
@@ -75,7 +82,10 @@ class Admission:
             filtered["duplicate"] += 1
             return None
         try:
-            parts = split_http_url(url)
+            # The URL as a browser would send it (WHATWG), without its
+            # fragment: what is fetched, and what the response reports.
+            normal = normalize(url)
+            parts = split_http_url(normal)
         except InvalidURL as exc:
             scheme = url.partition(":")[0].strip().lower()
             if scheme in NAVIGATION_ONLY_SCHEMES:
@@ -83,6 +93,8 @@ class Admission:
             else:
                 self._on_invalid(request, exc, parent)
             return None
+        if normal != url:
+            request.url = normal
         if self._allowed and not self._is_allowed(parts.hostname or ""):
             filtered["offsite"] += 1
             return None
