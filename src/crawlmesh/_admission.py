@@ -41,6 +41,8 @@ class Admission:
         depth_limit: deepest link depth admitted (0: no limit).
         filtered: counters of filtered requests, by reason.
         on_invalid: called with ``(request, error, parent)`` for a malformed URL.
+        on_seen: called with the fingerprint of a URL a redirect reached,
+            newly recorded (a shared backend records it crawl-wide).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Admission:
         depth_limit: int = 0,
         filtered: Counter[str],
         on_invalid: Callable[[Request, InvalidURL, Request | None], None],
+        on_seen: Callable[[bytes], None] = lambda fp: None,
     ) -> None:
         self._dupes = dupefilter
         self._allowed = tuple(d.lower().lstrip(".") for d in allowed_domains)
@@ -58,6 +61,7 @@ class Admission:
         self._depth_limit = depth_limit
         self._filtered = filtered
         self._on_invalid = on_invalid
+        self._on_seen = on_seen
         self._recent: set[str] = set()
         # The fingerprint of the request admit() last accepted.
         self.last_fingerprint = b""
@@ -110,6 +114,32 @@ class Admission:
             filtered["duplicate"] += 1
             return None
         return parts
+
+    def redirected(self, request: Request, url: str, hops: Sequence[str]) -> bool:
+        """Record the URLs a redirect chain reached as seen, so that links
+        to them are duplicates; True if its final URL ``url`` was seen
+        before (the page is a duplicate then, unless ``dont_filter``).
+
+        ``hops`` are the URLs that redirected, the request's own first. Only
+        GET and HEAD chains are recorded: a POST's final method depends on
+        the statuses on the way.
+        """
+        if request.method not in ("GET", "HEAD") or request.body:
+            return False
+        new = True
+        for target in (*hops[1:], url):
+            try:
+                parts = split_http_url(target)
+            except InvalidURL:
+                continue
+            fp = fingerprint(request.method, canonical_from_parts(parts))
+            new = self._dupes.add(fp)
+            if new:
+                self._on_seen(fp)
+        if new or request.dont_filter:
+            return False
+        self._filtered["duplicate"] += 1
+        return True
 
     def _is_allowed(self, host: str) -> bool:
         ok = self._offsite_cache.get(host)
