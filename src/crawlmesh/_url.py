@@ -11,6 +11,7 @@ that tests/test_url.py checks against ada.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from hashlib import blake2b
 from urllib.parse import SplitResult, quote, urlsplit
@@ -50,7 +51,7 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 # Links made only of these characters are ones WHATWG copies as they are
 # (no percent-encoding, no tab or newline to strip, no backslash); with no
 # dot segment ("/.", "%2e") the fast paths may join them by concatenation.
-_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?#%]+")
+_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?#%]*")
 # Leading and trailing C0 controls and spaces: what WHATWG strips.
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
 # Escapes of unreserved characters (RFC 3986: ALPHA DIGIT - . _ ~), which
@@ -125,6 +126,7 @@ def normalize(url: str) -> str:
         raise InvalidURL(f"malformed URL {url!r}") from None
 
 
+@functools.lru_cache(maxsize=64)
 def query_encoding(encoding: str) -> str | None:
     """The codec a page's link queries are encoded in, when it is not
     UTF-8 (None: UTF-8, ada's own). UTF-16 and UTF-32 pages use UTF-8, as
@@ -304,7 +306,7 @@ class LinkJoiner:
             always UTF-8).
     """
 
-    __slots__ = ("_base", "_doc", "_encoding", "_origin", "_prefixes")
+    __slots__ = ("_base", "_doc", "_encoding", "_origin", "_prefixes", "_unfragmented")
 
     def __init__(self, base: str, encoding: str = "utf-8") -> None:
         self._encoding = query_encoding(encoding)
@@ -313,17 +315,26 @@ class LinkJoiner:
         # starts with: "http://h/a/b/c.html" gives "http://h/a/b/",
         # "http://h/a/" and "http://h/".
         self._prefixes: list[str] = []
-        self._doc = ""  # the base without its fragment, then without its query
-        try:
-            parsed = URL(base)
-        except ValueError:
-            self._base = base  # every join goes to ada, and fails
-            return
-        href = self._base = parsed.href
-        if parsed.protocol in ("http:", "https:"):
+        self._doc = ""  # the base without its query and fragment
+        self._unfragmented = ""
+        if (
+            base.startswith(("http://", "https://"))
+            and _is_plain(base)
+            and _authority_is_canonical(base)
+        ):
+            href = base  # its own serialisation: no need to parse it
+        else:
+            try:
+                href = URL(base).href
+            except ValueError:
+                self._base = base  # every join goes to ada, and fails
+                return
+        self._base = href
+        self._unfragmented = href.partition("#")[0]
+        if href.startswith(("http://", "https://")):
             # (A special URL's serialised path starts with "/"; its
             # userinfo, host and path have no "/", "?" or "#" unescaped.)
-            start = href.index("/", len(parsed.protocol) + 2)
+            start = href.index("/", href.index(":") + 3)
             end = len(href)
             for stop in "?#":
                 i = href.find(stop, start, end)
@@ -344,17 +355,23 @@ class LinkJoiner:
         Raises:
             ValueError: the link does not parse (``http://[::1``).
         """
-        if self._origin and _is_plain(href):
+        if (
+            self._origin
+            and _PLAIN.fullmatch(href) is not None
+            and "%2e" not in href
+            and "%2E" not in href
+        ):
+            # (Each shape checks for "/." (dot segments) where it can have them.)
             first = href[:1]
             if first == "/":
-                if href[1:2] != "/":
+                if href[1:2] != "/" and "/." not in href:
                     return self._origin + href
             elif first == "?":
                 return self._doc + href
             elif first == "#":
-                return self._base.partition("#")[0] + href
+                return self._unfragmented + href
             elif href.startswith(("http://", "https://")):
-                if _authority_is_canonical(href):
+                if "/." not in href and _authority_is_canonical(href):
                     return href
             elif first != "." or href[:3] == "../":
                 resolved = self._relative(href)
@@ -369,16 +386,17 @@ class LinkJoiner:
         while href.startswith("../", ups * 3):
             ups += 1
         rest = href[ups * 3 :] if ups else href
-        if not rest or rest[:1] in ("/", ".", "?", "#"):
+        if not rest or rest[:1] in ("/", ".", "?", "#") or "/." in rest:
             return None
-        # The first segment, where a scheme (mailto:, ftp:) would end.
-        end = len(rest)
-        for stop in "/?#":
-            i = rest.find(stop, 0, end)
-            if i >= 0:
-                end = i
-        if ":" in rest[:end]:
-            return None
+        if not ups and ":" in rest:
+            # A colon in the first segment makes it a scheme (mailto:, ftp:).
+            end = len(rest)
+            for stop in "/?#":
+                i = rest.find(stop, 0, end)
+                if i >= 0:
+                    end = i
+            if ":" in rest[:end]:
+                return None
         prefixes = self._prefixes
         if ups >= len(prefixes):
             return None  # "../" above the root: WHATWG's rules apply
