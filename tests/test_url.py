@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from ada_url import URL, join_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawlmesh import Headers, InvalidURL, Request, Response
+from crawlmesh._admission import Admission
+from crawlmesh._dedupe import FingerprintSet
 from crawlmesh._url import LinkJoiner, canonicalize, encode_query, fingerprint, normalize
 
 
@@ -239,3 +243,34 @@ def test_unreserved_escapes_are_one_url(a: str, b: str) -> None:
 def test_reserved_escapes_stay_distinct() -> None:
     assert canonicalize("http://ex.test/a%2Fb") != canonicalize("http://ex.test/a/b")
     assert canonicalize("http://ex.test/s?q=a%26b") != canonicalize("http://ex.test/s?q=a&b")
+
+
+@settings(max_examples=1500, derandomize=True, deadline=None)
+@given(base=st.sampled_from(_BASES), href=_href)
+def test_a_followed_link_is_fetched_at_whatwg_url(base: str, href: str) -> None:
+    """The whole path a link takes (follow, then admission): the URL queued
+    is WHATWG's without the fragment; a link admission refuses is one of the
+    documented cases (README, "URL handling")."""
+    page = Response(base, 200, Headers(), b"<html></html>", Request(base))
+    request = page.follow(href)
+    invalid: list[InvalidURL] = []
+    filtered: Counter[str] = Counter()
+    admission = Admission(
+        FingerprintSet(), filtered=filtered, on_invalid=lambda r, e, p: invalid.append(e)
+    )
+    admitted = admission.admit(request, None) is not None
+    expected = _ada(base, href)
+    if admitted:
+        assert expected is not None
+        assert request.url == expected.partition("#")[0]
+    elif expected is None:
+        # Unparseable: an invalid_url with the link named (or, for mailto:
+        # and the like, filtered as ever).
+        assert invalid or filtered["unsupported_scheme"] == 1
+    elif not expected.startswith(("http:", "https:")):
+        assert filtered["unsupported_scheme"] == 1 or invalid
+    else:
+        # WHATWG accepts it, the HTTP client would not: an IDNA-invalid host
+        # (WHATWG's UTS #46 is laxer than httpx's IDNA 2008), or port 0.
+        [error] = invalid
+        assert "host" in str(error) or "port 0" in str(error), (expected, error)
