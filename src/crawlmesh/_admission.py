@@ -1,6 +1,7 @@
 """Admission: which requests yielded by spiders enter the frontier.
 
-In order: depth limit, a well-formed http(s) URL, allowed domains, then the
+In order: depth limit, a well-formed http(s) URL (put in WHATWG's form,
+without its fragment), allowed domains, then the
 duplicate filter (fingerprint of method + canonical URL + body). Requests
 filtered by policy are counted; malformed URLs are failures, reported
 through ``on_invalid``.
@@ -15,7 +16,13 @@ from urllib.parse import SplitResult
 from ._exceptions import InvalidURL
 from ._frontier import DupeFilter
 from ._request import Request
-from ._url import NAVIGATION_ONLY_SCHEMES, canonical_from_parts, fingerprint, split_http_url
+from ._url import (
+    NAVIGATION_ONLY_SCHEMES,
+    canonical_from_parts,
+    fingerprint,
+    normalize,
+    split_http_url,
+)
 
 __all__ = ["Admission"]
 
@@ -34,6 +41,8 @@ class Admission:
         depth_limit: deepest link depth admitted (0: no limit).
         filtered: counters of filtered requests, by reason.
         on_invalid: called with ``(request, error, parent)`` for a malformed URL.
+        on_seen: called with the fingerprint of a URL a redirect reached,
+            newly recorded (a shared backend records it crawl-wide).
     """
 
     def __init__(
@@ -44,6 +53,7 @@ class Admission:
         depth_limit: int = 0,
         filtered: Counter[str],
         on_invalid: Callable[[Request, InvalidURL, Request | None], None],
+        on_seen: Callable[[bytes], None] = lambda fp: None,
     ) -> None:
         self._dupes = dupefilter
         self._allowed = tuple(d.lower().lstrip(".") for d in allowed_domains)
@@ -51,6 +61,7 @@ class Admission:
         self._depth_limit = depth_limit
         self._filtered = filtered
         self._on_invalid = on_invalid
+        self._on_seen = on_seen
         self._recent: set[str] = set()
         # The fingerprint of the request admit() last accepted.
         self.last_fingerprint = b""
@@ -75,7 +86,10 @@ class Admission:
             filtered["duplicate"] += 1
             return None
         try:
-            parts = split_http_url(url)
+            # The URL as a browser would send it (WHATWG), without its
+            # fragment: what is fetched, and what the response reports.
+            normal = normalize(url)
+            parts = split_http_url(normal)
         except InvalidURL as exc:
             scheme = url.partition(":")[0].strip().lower()
             if scheme in NAVIGATION_ONLY_SCHEMES:
@@ -83,6 +97,8 @@ class Admission:
             else:
                 self._on_invalid(request, exc, parent)
             return None
+        if normal != url:
+            request.url = normal
         if self._allowed and not self._is_allowed(parts.hostname or ""):
             filtered["offsite"] += 1
             return None
@@ -98,6 +114,32 @@ class Admission:
             filtered["duplicate"] += 1
             return None
         return parts
+
+    def redirected(self, request: Request, url: str, hops: Sequence[str]) -> bool:
+        """Record the URLs a redirect chain reached as seen, so that links
+        to them are duplicates; True if its final URL ``url`` was seen
+        before (the page is a duplicate then, unless ``dont_filter``).
+
+        ``hops`` are the URLs that redirected, the request's own first. Only
+        GET and HEAD chains are recorded: a POST's final method depends on
+        the statuses on the way.
+        """
+        if request.method not in ("GET", "HEAD") or request.body:
+            return False
+        new = True
+        for target in (*hops[1:], url):
+            try:
+                parts = split_http_url(target)
+            except InvalidURL:
+                continue
+            fp = fingerprint(request.method, canonical_from_parts(parts))
+            new = self._dupes.add(fp)
+            if new:
+                self._on_seen(fp)
+        if new or request.dont_filter:
+            return False
+        self._filtered["duplicate"] += 1
+        return True
 
     def _is_allowed(self, host: str) -> bool:
         ok = self._offsite_cache.get(host)

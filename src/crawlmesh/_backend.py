@@ -119,6 +119,12 @@ class Backend(Protocol):
         """
         ...
 
+    def seen(self, fp: bytes) -> None:
+        """A redirect reached a URL whose fingerprint is ``fp``: record it as
+        seen, as if it had been queued (the engine added it to
+        :attr:`dupefilter` already)."""
+        ...
+
     def finished(self, request: Request) -> None:
         """``request`` ended (its items, if any, are written)."""
         ...

@@ -206,6 +206,7 @@ class Engine:
             on_invalid=lambda request, exc, parent: self._fail(
                 request, exc.kind, str(exc), parent=parent
             ),
+            on_seen=(lambda fp: None) if backend is None else backend.seen,
         )
         self._pending = 0
         self._dispatched = 0
@@ -765,6 +766,12 @@ class Engine:
         else:
             status = response.status
             stats.response(outcome.domain, status, len(response.body), response.elapsed)
+            if response.redirects and self._admission.redirected(
+                request, response.url, response.redirects
+            ):
+                # A redirect to a page seen (or queued) already: as if the
+                # redirect's target were a link, it is a duplicate.
+                return
             if not (200 <= status < 300 or status in self._handled_statuses):
                 # As in Scrapy, callbacks see only 2xx unless the spider asks.
                 error = HttpError(f"HTTP {status}", request=request, response=response)

@@ -143,6 +143,9 @@ class JobDir:
         self._rows[id(request)] = (request, row)
         return True
 
+    def seen(self, fp: bytes) -> None:
+        pass  # the dupe filter is this store's own table: add() recorded it
+
     def finished(self, request: Request) -> None:
         """Forget ``request``: it ended (fetched and handled, or failed)."""
         entry = self._rows.pop(id(request), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -14,16 +15,19 @@ from w3lib.encoding import (
     read_bom,
     to_unicode,
 )
-from w3lib.html import get_base_url
 
 from ._request import Request
 from ._selector import html_selector, utf8_html_selector
-from ._url import LinkJoiner
+from ._url import LinkJoiner, base_url_of, strip_href
 
 __all__ = ["Headers", "Response"]
 
 # Where a <base href> can be, as w3lib's get_base_url looks for it.
 _BASE_TAG = re.compile(rb"<base", re.IGNORECASE)
+# The href of the first <base> that has one (in the page's first 4 KiB).
+_BASE_HREF = re.compile(
+    r"""<base\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE
+)
 
 
 class Headers(Mapping[str, str]):
@@ -225,28 +229,34 @@ class Response:
 
     @property
     def base_url(self) -> str:
-        """The base for relative links: ``<base href>`` if present, else :attr:`url`."""
+        """The base for relative links: ``<base href>`` if present, else
+        :attr:`url`. A ``<base href>`` that does not parse, or names a
+        ``data:`` or ``javascript:`` URL, is ignored, as browsers do."""
         if self._base_url is None:
+            href = None
             # (The bytes are searched when the charset is ASCII's superset.)
             if _BASE_TAG.search(self.body, 0, 4096) is not None or self.encoding.startswith(
                 ("utf-16", "utf-32")
             ):
-                self._base_url = get_base_url(self.text[:4096], self.url, self.encoding)
-            else:
-                self._base_url = self.url
+                match = _BASE_HREF.search(self.text, 0, 4096)
+                if match is not None:
+                    href = html.unescape(next(g for g in match.groups() if g is not None))
+            self._base_url = base_url_of(self.url, href, self.encoding)
         return self._base_url
 
     def urljoin(self, url: str) -> str:
-        """Resolve ``url`` against :attr:`base_url`.
+        """Resolve ``url`` against :attr:`base_url` as a browser does (the
+        WHATWG URL Standard), the fragment kept; non-ASCII characters of
+        the query are encoded in the page's charset.
 
         Never raises: a malformed link (``http://[::1``) comes back as it is,
         so the engine can report it as an ``invalid_url`` with the URL named,
         and the page's other links still get followed.
         """
-        url = url.strip()
+        url = strip_href(url)
         joiner = self._joiner
         if joiner is None:
-            joiner = self._joiner = LinkJoiner(self.base_url)
+            joiner = self._joiner = LinkJoiner(self.base_url, self.encoding)
         try:
             return joiner.join(url)
         except ValueError:

@@ -1,16 +1,23 @@
-"""URL helpers: canonical form, fingerprints and the keys stages group by.
+"""URL helpers: WHATWG resolution, canonical form, fingerprints and the keys
+stages group by.
 
-These run for every link of every page, so they stay on the standard library's
-C-backed primitives and avoid re-parsing where they can.
+Links resolve as a browser resolves them (the WHATWG URL Standard, with ada,
+Node.js's parser, as the reference and the slow path); the few deliberate
+differences are listed in README.md ("URL handling"). These run for every
+link of every page, so the common shapes take string-operation fast paths
+that tests/test_url.py checks against ada.
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import re
 from hashlib import blake2b
-from urllib.parse import SplitResult, quote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import idna
+from ada_url import URL, join_url
 
 from ._exceptions import InvalidURL
 
@@ -19,11 +26,17 @@ __all__ = [
     "FETCHABLE_SCHEMES",
     "NAVIGATION_ONLY_SCHEMES",
     "LinkJoiner",
+    "base_url_of",
     "canonical_from_parts",
     "canonicalize",
+    "encode_query",
     "fingerprint",
     "host_of",
+    "normalize",
+    "query_encoding",
+    "resolve",
     "split_http_url",
+    "strip_href",
 ]
 
 FETCHABLE_SCHEMES = frozenset({"http", "https"})
@@ -35,6 +48,142 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _UNSAFE = re.compile(r"[ \t\r\n\x00]")
 _QUERY_SAFE = _PATH_SAFE + "?"
+# Links made only of these characters are ones WHATWG copies as they are
+# (no percent-encoding, no tab or newline to strip, no backslash); with no
+# dot segment ("/.", "%2e") the fast paths may join them by concatenation.
+_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?#%]*")
+# Leading and trailing C0 controls and spaces: what WHATWG strips.
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+# Escapes of unreserved characters (RFC 3986: ALPHA DIGIT - . _ ~), which
+# mean the same URL decoded; and escapes to upper-case.
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+# "http://host:port" prefixes already in WHATWG's form (lower-case host,
+# no default port, IPv4 in dotted decimal, punycode): bounded, cleared when full.
+_CANONICAL_AUTHORITIES: dict[str, bool] = {}
+_AUTHORITY_CACHE_SIZE = 4096
+
+
+def strip_href(href: str) -> str:
+    """``href`` without the leading and trailing C0 controls and spaces
+    that WHATWG strips (other white space, such as U+00A0, stays)."""
+    return href.strip(_C0_AND_SPACE)
+
+
+def _is_plain(href: str) -> bool:
+    return (
+        _PLAIN.fullmatch(href) is not None
+        and "/." not in href
+        and "%2e" not in href
+        and "%2E" not in href
+    )
+
+
+def _authority_is_canonical(url: str) -> bool:
+    """Whether the scheme and authority of ``url`` (http(s), plain) are as
+    WHATWG serialises them, so that ``url`` is its own serialisation."""
+    slash = url.find("/", 8)
+    if slash < 0:
+        return False  # ada adds the "/" of an empty path
+    prefix = url[:slash]
+    ok = _CANONICAL_AUTHORITIES.get(prefix)
+    if ok is None:
+        try:
+            ok = URL(prefix + "/").href == prefix + "/"
+        except ValueError:
+            ok = False
+        if len(_CANONICAL_AUTHORITIES) >= _AUTHORITY_CACHE_SIZE:
+            _CANONICAL_AUTHORITIES.clear()
+        _CANONICAL_AUTHORITIES[prefix] = ok
+    return ok
+
+
+def resolve(base: str, href: str) -> str:
+    """``href`` resolved against ``base`` by the WHATWG rules (ada).
+
+    Raises:
+        InvalidURL: the result is not a valid URL.
+    """
+    try:
+        return join_url(base, href)
+    except ValueError:
+        raise InvalidURL(f"malformed URL {href!r}") from None
+
+
+def normalize(url: str) -> str:
+    """``url`` in WHATWG's serialisation, without its fragment: the URL
+    crawlmesh fetches and reports (``response.url``) for a request's URL.
+
+    Raises:
+        InvalidURL: ``url`` does not parse.
+    """
+    if url.startswith(("http://", "https://")) and _is_plain(url) and _authority_is_canonical(url):
+        return url.partition("#")[0]
+    try:
+        return URL(url).href.partition("#")[0]
+    except ValueError:
+        raise InvalidURL(f"malformed URL {url!r}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def query_encoding(encoding: str) -> str | None:
+    """The codec a page's link queries are encoded in, when it is not
+    UTF-8 (None: UTF-8, ada's own). UTF-16 and UTF-32 pages use UTF-8, as
+    the URL Standard says."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None
+    if name.startswith(("utf-8", "utf-16", "utf-32", "utf_16", "utf_32")):
+        return None
+    return name
+
+
+def encode_query(href: str, encoding: str) -> str:
+    """``href`` with the non-ASCII characters of its query percent-encoded
+    in ``encoding``; a character the encoding lacks becomes ``&#N;``
+    (escaped), as browsers send it. Links to other schemes than http(s)
+    are left alone (WHATWG encodes those in UTF-8)."""
+    scheme = _SCHEME.match(href.lstrip(_C0_AND_SPACE))
+    if scheme is not None and scheme.group().lower() not in ("http:", "https:"):
+        return href
+    start = href.find("?")
+    end = href.find("#")
+    if start < 0 or 0 <= end < start:
+        return href
+    if end < 0:
+        end = len(href)
+    query = href[start + 1 : end]
+    if query.isascii():
+        return href
+    out: list[str] = []
+    for ch in query:
+        if ch.isascii():
+            out.append(ch)
+            continue
+        try:
+            data = ch.encode(encoding)
+        except UnicodeEncodeError:
+            out.append(f"%26%23{ord(ch)}%3B")
+        else:
+            out.append("".join(f"%{b:02X}" for b in data))
+    return href[: start + 1] + "".join(out) + href[end:]
+
+
+def base_url_of(document_url: str, href: str | None, encoding: str = "utf-8") -> str:
+    """A page's base URL: its ``<base href>`` resolved against the page's
+    URL, or the page's URL when there is none, it does not parse, or it is
+    a ``data:`` or ``javascript:`` URL (the HTML Standard's frozen base URL)."""
+    if href is None:
+        return document_url
+    try:
+        base = LinkJoiner(document_url, encoding).join(strip_href(href))
+    except ValueError:
+        return document_url
+    if base.startswith(("data:", "javascript:")):
+        return document_url
+    return base
 
 
 def split_http_url(url: str) -> SplitResult:
@@ -74,7 +223,9 @@ def canonicalize(url: str) -> str:
 
     Lower-cases scheme and host, drops the default port, the fragment and
     empty userinfo, gives an empty path ``/``, normalises percent-escapes of
-    unsafe characters and sorts query parameters (keeping blank ones).
+    unsafe characters, decodes escapes of unreserved characters (``%7E`` is
+    ``~``), upper-cases the others (``%c3`` is ``%C3``) and sorts query
+    parameters (keeping blank ones).
 
     Raises:
         InvalidURL: as :func:`split_http_url`.
@@ -98,14 +249,25 @@ def canonical_from_parts(parts: SplitResult) -> str:
     path = parts.path or "/"
     if not path.isascii() or " " in path:
         path = quote(path, safe=_PATH_SAFE)
+    if "%" in path:
+        path = _ESCAPE.sub(_unescape_unreserved, path)
     query = parts.query
     if query:
         if not query.isascii() or " " in query:
             query = quote(query, safe=_QUERY_SAFE)
+        if "%" in query:
+            query = _ESCAPE.sub(_unescape_unreserved, query)
         if "&" in query:
             query = "&".join(sorted(query.split("&")))
         return f"{scheme}://{netloc}{path}?{query}"
     return f"{scheme}://{netloc}{path}"
+
+
+def _unescape_unreserved(match: re.Match[str]) -> str:
+    """``%7E`` as ``~``, ``%41`` as ``A``; other escapes in upper case."""
+    escape = match.group()
+    code = int(escape[1:], 16)
+    return chr(code) if code in _UNRESERVED else escape.upper()
 
 
 def fingerprint(method: str, canonical_url: str, body: bytes = b"") -> bytes:
@@ -125,85 +287,117 @@ def host_of(parts: SplitResult) -> str:
 
 
 class LinkJoiner:
-    """``urljoin(base, href)`` for many links of one page, with fast paths.
+    """WHATWG URL resolution of many links of one page, with fast paths.
 
-    Absolute-path links (``/a/b``), absolute http(s) links and plain relative
-    paths (``item.html``, ``../s05/item.html``) are joined with string
-    operations; anything else (dot segments inside, backslashes, other
-    schemes, queries or fragments alone, ``//host``) goes to
-    :func:`urllib.parse.urljoin`, whose results these match exactly.
+    The reference is ada (``ada_url``, the URL parser of Node.js): the
+    result is what a browser's ``a.href`` gives, fragment included.
+    Absolute-path links (``/a/b``), absolute http(s) links on a host already
+    in canonical form, plain relative paths (``item.html``, ``../s05/x``)
+    and query- or fragment-only links (``?p=2``, ``#top``) made only of
+    characters that WHATWG leaves alone are joined with string operations;
+    everything else (spaces, tabs, backslashes, dot segments, ``%2e``,
+    non-ASCII, ``//host``, other schemes) goes to ada. tests/test_url.py
+    checks the two agree.
+
+    Args:
+        base: the page's base URL.
+        encoding: the page's charset: non-ASCII characters of a link's
+            query are percent-encoded in it, as browsers do (the path is
+            always UTF-8).
     """
 
-    __slots__ = ("_base", "_origin", "_prefixes", "_relative_ok")
+    __slots__ = ("_base", "_doc", "_encoding", "_origin", "_prefixes", "_unfragmented")
 
-    def __init__(self, base: str) -> None:
-        self._base = base
-        parts = urlsplit(base)
+    def __init__(self, base: str, encoding: str = "utf-8") -> None:
+        self._encoding = query_encoding(encoding)
         self._origin = ""
         # What a relative path is appended to, by the number of "../" it
         # starts with: "http://h/a/b/c.html" gives "http://h/a/b/",
         # "http://h/a/" and "http://h/".
         self._prefixes: list[str] = []
-        self._relative_ok = False
-        if parts.scheme in FETCHABLE_SCHEMES and parts.netloc:
-            origin = self._origin = f"{parts.scheme}://{parts.netloc}"
-            path = parts.path
-            # A base with dot segments, empty segments or params: urljoin decides.
-            self._relative_ok = not ("/." in path or "//" in path or ";" in path)
-            if self._relative_ok:
-                dirs = path.split("/")[1:-1]
-                self._prefixes = [
-                    origin + "/" + "".join(d + "/" for d in dirs[: len(dirs) - up])
-                    for up in range(len(dirs) + 1)
-                ]
+        self._doc = ""  # the base without its query and fragment
+        self._unfragmented = ""
+        if (
+            base.startswith(("http://", "https://"))
+            and _is_plain(base)
+            and _authority_is_canonical(base)
+        ):
+            href = base  # its own serialisation: no need to parse it
+        else:
+            try:
+                href = URL(base).href
+            except ValueError:
+                self._base = base  # every join goes to ada, and fails
+                return
+        self._base = href
+        self._unfragmented = href.partition("#")[0]
+        if href.startswith(("http://", "https://")):
+            # (A special URL's serialised path starts with "/"; its
+            # userinfo, host and path have no "/", "?" or "#" unescaped.)
+            start = href.index("/", href.index(":") + 3)
+            end = len(href)
+            for stop in "?#":
+                i = href.find(stop, start, end)
+                if i >= 0:
+                    end = i
+            origin = self._origin = href[:start]
+            path = href[start:end]
+            dirs = path.split("/")[1:-1]
+            self._prefixes = [
+                origin + "/" + "".join(d + "/" for d in dirs[: len(dirs) - up])
+                for up in range(len(dirs) + 1)
+            ]
+            self._doc = origin + path
 
     def join(self, href: str) -> str:
-        """Resolve ``href`` (already stripped).
+        """Resolve ``href``.
 
         Raises:
-            ValueError: as :func:`urllib.parse.urljoin`, for malformed links.
+            ValueError: the link does not parse (``http://[::1``).
         """
-        origin = self._origin
-        # urljoin drops an empty query or fragment and splits ";params": leave
-        # those rare shapes, and backslashes, to it.
         if (
-            origin
-            and "\\" not in href
-            and ";" not in href
-            and href[-1:] not in ("?", "#")
-            and "?#" not in href
+            self._origin
+            and _PLAIN.fullmatch(href) is not None
+            and "%2e" not in href
+            and "%2E" not in href
         ):
+            # (Each shape checks for "/." (dot segments) where it can have them.)
             first = href[:1]
             if first == "/":
                 if href[1:2] != "/" and "/." not in href:
-                    return origin + href
+                    return self._origin + href
+            elif first == "?":
+                return self._doc + href
+            elif first == "#":
+                return self._unfragmented + href
             elif href.startswith(("http://", "https://")):
-                if "/." not in href:
+                if "/." not in href and _authority_is_canonical(href):
                     return href
-            elif self._relative_ok and (first not in ("", "?", "#", ".") or href[:3] == "../"):
+            elif first != "." or href[:3] == "../":
                 resolved = self._relative(href)
                 if resolved is not None:
                     return resolved
-        return urljoin(self._base, href)
+        if self._encoding is not None and not href.isascii():
+            href = encode_query(href, self._encoding)
+        return join_url(self._base, href)
 
     def _relative(self, href: str) -> str | None:
         ups = 0
         while href.startswith("../", ups * 3):
             ups += 1
         rest = href[ups * 3 :] if ups else href
-        if not rest:
+        if not rest or rest[:1] in ("/", ".", "?", "#") or "/." in rest:
             return None
-        # The path: what comes before a query or a fragment.
-        end = rest.find("?")
-        path = rest if end < 0 else rest[:end]
-        end = path.find("#")
-        if end >= 0:
-            path = path[:end]
-        if not ups and ":" in path.partition("/")[0]:
-            return None  # a scheme, e.g. mailto: or ftp:
-        if path[:1] in ("/", ".") or "/." in path or "//" in path:
-            return None  # dot segments or empty segments: urljoin's rules apply
+        if not ups and ":" in rest:
+            # A colon in the first segment makes it a scheme (mailto:, ftp:).
+            end = len(rest)
+            for stop in "/?#":
+                i = rest.find(stop, 0, end)
+                if i >= 0:
+                    end = i
+            if ":" in rest[:end]:
+                return None
         prefixes = self._prefixes
         if ups >= len(prefixes):
-            return None
+            return None  # "../" above the root: WHATWG's rules apply
         return prefixes[ups] + rest

@@ -139,7 +139,7 @@ async def test_the_template_is_expanded_and_the_answer_is_the_targets(
     assert "authorization" not in seen.headers
     assert "cookie" not in seen.headers
 
-    assert response.url == target
+    assert response.url == sent  # a fragment never reaches response.url
     assert response.request is request
     assert response.redirects == ()
     assert response.status == 200

@@ -201,6 +201,11 @@ class RedisBackend:
         self._kick.set()
         return False
 
+    def seen(self, fp: bytes) -> None:
+        key = fp if self._bloom is None else self._bloom.positions(fp)
+        self._ops += ("m", key)
+        self._kick.set()
+
     def finished(self, request: Request) -> None:
         entry = self._leases.pop(id(request), None)
         if entry is not None:

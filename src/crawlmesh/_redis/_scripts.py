@@ -80,6 +80,7 @@ end
 #                                          check '1': drop it if seen, else a
 #                                          token: queue it once per token)
 #   'a' member                             it finished: end its lease
+#   'm' fp                                 mark seen (a redirect's target)
 #   'o' file length                        the items file's committed length
 #   's'                                    seeding is done
 #   'x' domain until_ms                    pause a domain (Retry-After)
@@ -170,6 +171,14 @@ while i <= #ARGV do
       pushed = pushed + 1
     end
     i = i + 6
+  elseif op == 'm' then
+    local fp = ARGV[i + 1]
+    if bloom then
+      for pos in string.gmatch(fp, '%d+') do redis.call('SETBIT', P .. 'bloom', pos, 1) end
+    else
+      redis.call('SADD', P .. 'seen', fp)
+    end
+    i = i + 2
   elseif op == 'a' then
     if redis.call('HDEL', P .. 'lease:' .. worker, ARGV[i + 1]) == 1 then
       redis.call('DECR', P .. 'leased')

@@ -6,7 +6,6 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncIterable
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 import trio
@@ -23,7 +22,7 @@ from .._exceptions import (
 )
 from .._request import Request
 from .._response import Headers, Response
-from .._url import DEFAULT_PORTS, canonicalize, split_http_url
+from .._url import DEFAULT_PORTS, canonicalize, normalize, resolve, split_http_url, strip_href
 from ._base import FetchOptions
 from ._pool import ClassifiedError, H11Pool
 
@@ -217,7 +216,13 @@ class DirectTransport:
         if request.headers:
             merged = {**merged, **{k.lower(): (k, v) for k, v in request.headers.items()}}
         headers = dict(merged.values())
-        url, method, body = request.url, request.method, request.body
+        method, body = request.method, request.body
+        try:
+            # (The engine's admission did this already; a transport used
+            # alone gets the same URL: WHATWG's form, no fragment.)
+            url = normalize(request.url)
+        except InvalidURL as exc:
+            raise FetchError(str(exc), request=request, kind="invalid_url") from None
         seen: set[str] = set()  # canonical URLs of the chain, once it redirects
         chain: list[str] = []
         started = trio.current_time()
@@ -254,7 +259,9 @@ class DirectTransport:
             finally:
                 await reply.aclose()
             try:
-                next_url = urljoin(url, location.strip())
+                # As a browser resolves it (spaces encoded, backslashes as
+                # slashes, ...), without a fragment, which is never sent.
+                next_url = normalize(resolve(url, strip_href(location)))
                 canon = canonicalize(next_url)
             except (InvalidURL, ValueError) as exc:
                 raise RedirectError(
