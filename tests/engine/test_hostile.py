@@ -245,6 +245,60 @@ async def test_encodings_and_charsets_decode_without_errors(
     }
 
 
+async def test_an_undeclared_charset_that_is_not_utf8_is_windows_1252(
+    hostile_url: str, tmp_path: Path
+) -> None:
+    crawl = await run_spider(Pages([hostile_url + "/undeclared-1252"]), tmp_path)
+
+    assert crawl.errors == []
+    # As a browser shows it; UTF-8 would have given U+FFFD for each.
+    assert crawl.titles() == {"caf\u00e9 \u20ac5 \u201cquoted\u201d"}
+
+
+async def test_bodies_that_are_not_pages_give_no_items_and_no_links(
+    hostile: HostileSite, hostile_url: str, tmp_path: Path
+) -> None:
+    # The README's spider: a title, then every link.
+    files = hostile_url + "/files"
+    crawl = await run_spider(Pages([files], follow=True), tmp_path)
+
+    assert crawl.stats.finish_reason == "finished"
+    assert crawl.titles() == {"files", "ok"}
+    # The zip's "link" to /chain/0 was never followed.
+    assert "/chain/0" not in hostile.hits
+    errors = {e["url"].removeprefix(hostile_url): e for e in crawl.errors}
+    assert set(errors) == {"/files/a.zip", "/files/b.png", "/json"}
+    for path, ctype in [
+        ("/files/a.zip", "application/zip"),
+        ("/files/b.png", "image/png"),  # no Content-Type: sniffed
+        ("/json", "application/json"),
+    ]:
+        assert errors[path]["kind"] == "callback_error"
+        reason = errors[path]["reason"]
+        assert f"NotTextResponse: {hostile_url}{path} is {ctype}, not text" in reason
+
+    # A spider that looks first, and follow_all(), handle them without errors.
+    class Careful(Spider):
+        start_urls = [files]
+
+        def parse(self, response: Response) -> Iterator[Any]:
+            yield {"url": response.url, "type": response.content_type, "size": len(response.body)}
+            yield from response.follow_all(css="a")
+
+    hostile.hits.clear()
+    crawl = await run_spider(Careful(), tmp_path)
+    assert crawl.errors == []
+    types = {i["url"].removeprefix(hostile_url): i["type"] for i in crawl.items}
+    assert types == {
+        "/files": "text/html",
+        "/files/a.zip": "application/zip",
+        "/files/b.png": "image/png",
+        "/json": "application/json",
+        "/ok": "text/html",
+    }
+    assert "/chain/0" not in hostile.hits
+
+
 async def test_thousands_of_gzip_members(hostile_url: str, tmp_path: Path) -> None:
     urls = [hostile_url + "/gzip-members", hostile_url + "/ok"]
     crawl = await run_spider(Pages(urls), tmp_path)
