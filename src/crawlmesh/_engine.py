@@ -757,26 +757,18 @@ class Engine:
         if response is None:
             error = outcome.error
             assert error is not None
-            self._fail(request, error.kind, str(error), outcome=outcome)
-            if request.errback is None:
-                return
-            callback: Callable[..., Any] = request.errback
-            arg: Any = error
-        else:
-            status = response.status
-            stats.response(outcome.domain, status, len(response.body), response.elapsed)
-            if not (200 <= status < 300 or status in self._handled_statuses):
-                # As in Scrapy, callbacks see only 2xx unless the spider asks.
-                error = HttpError(f"HTTP {status}", request=request, response=response)
-                self._fail(request, error.kind, str(error), status, outcome=outcome)
-                if request.errback is None:
-                    return
-                callback, arg = request.errback, error
-            else:
-                callback = request.callback or self.spider.parse
-                arg = response
+            await self._handle_failure(outcome, error, None, item_send, page)
+            return
+        status = response.status
+        stats.response(outcome.domain, status, len(response.body), response.elapsed)
+        if not (200 <= status < 300 or status in self._handled_statuses):
+            # As in Scrapy, callbacks see only 2xx unless the spider asks.
+            error = HttpError(f"HTTP {status}", request=request, response=response)
+            await self._handle_failure(outcome, error, status, item_send, page)
+            return
+        callback = request.callback or self.spider.parse
         try:
-            result = callback(arg, **request.cb_kwargs)
+            result = callback(response, **request.cb_kwargs)
             await self._consume(result, request, outcome.domain, item_send, page)
         except Exception as exc:
             name = getattr(callback, "__qualname__", repr(callback))
@@ -791,9 +783,45 @@ class Engine:
                 request,
                 "callback_error",
                 f"{name} raised {type(exc).__name__}: {exc}",
-                response.status if response is not None else None,
+                response.status,
                 outcome=outcome,
             )
+
+    async def _handle_failure(
+        self,
+        outcome: _Outcome,
+        error: FetchError,
+        status: int | None,
+        item_send: trio.MemorySendChannel[_Item | _Page],
+        page: _Page | None,
+    ) -> None:
+        """A request that finally failed: its errback (if any) runs with the
+        error alone, as in Scrapy (``cb_kwargs`` are the callback's; they are
+        on ``error.request``), and the request ends once, with the error's
+        kind. An errback that raises does not end it a second time: what it
+        raised is logged and added to the reason."""
+        request = outcome.request
+        reason = str(error)
+        errback = request.errback
+        try:
+            if errback is not None:
+                try:
+                    result = errback(error)
+                    await self._consume(result, request, outcome.domain, item_send, page)
+                except Exception as exc:
+                    name = getattr(errback, "__qualname__", repr(errback))
+                    log.error(
+                        "errback raised",
+                        **outcome.log_keys(),
+                        errback=name,
+                        error=f"{type(exc).__name__}: {exc}",
+                        exc_info=exc,
+                    )
+                    reason = f"{reason}; errback {name} raised {type(exc).__name__}: {exc}"
+        finally:
+            # (Also when the errback is cut off by the shutdown: the request
+            # failed either way.)
+            self._fail(request, error.kind, reason, status, outcome=outcome)
 
     async def _consume(
         self,

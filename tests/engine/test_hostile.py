@@ -546,8 +546,13 @@ async def test_errback_gets_the_fetch_error_and_may_yield(
     assert crawl.stats.errors_by_kind == {kind: 1}
 
 
-async def test_an_errback_that_raises_is_a_callback_error(hostile_url: str, tmp_path: Path) -> None:
-    bad = hostile_url + "/garbage"
+@pytest.mark.parametrize(
+    ("path", "kind"), [("/garbage", "connection_error"), ("/nope", "http_error")]
+)
+async def test_an_errback_that_raises_still_ends_its_request_once(
+    hostile_url: str, tmp_path: Path, logs: list[dict[str, Any]], path: str, kind: str
+) -> None:
+    bad = hostile_url + path
 
     class BadErrback(Spider):
         async def start(self) -> AsyncIterator[Request]:
@@ -558,17 +563,58 @@ async def test_an_errback_that_raises_is_a_callback_error(hostile_url: str, tmp_
             yield {"title": response.css("h1.title::text").get()}
 
         def failed(self, failure: FetchError) -> Any:
+            yield {"salvaged": failure.kind}
             raise ValueError("errback broke")
 
     crawl = await run_spider(BadErrback(), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
-    assert crawl.titles() == {"ok"}
-    assert crawl.stats.errors_by_kind == {"connection_error": 1, "callback_error": 1}
-    kinds = sorted((e["url"], e["kind"]) for e in crawl.errors)
-    assert kinds == [(bad, "callback_error"), (bad, "connection_error")]
-    [cb_error] = [e for e in crawl.errors if e["kind"] == "callback_error"]
-    assert "ValueError: errback broke" in cb_error["reason"]
+    # What it yielded before raising is kept, as for a callback.
+    assert {"salvaged": kind} in crawl.items
+    # One request, one ending: the failure's kind, the errback's error in its reason.
+    assert crawl.stats.errors_by_kind == {kind: 1}
+    [error] = crawl.errors
+    assert (error["url"], error["kind"]) == (bad, kind)
+    assert re.search(
+        r"; errback \S*BadErrback\.failed raised ValueError: errback broke$", error["reason"]
+    )
+    assert [e["url"] for e in logs if e["event"] == "errback raised"] == [bad]
+
+
+async def test_an_errback_gets_the_error_alone_while_the_callback_gets_cb_kwargs(
+    hostile_url: str, tmp_path: Path
+) -> None:
+    class ScrapyStyle(Spider):
+        async def start(self) -> AsyncIterator[Request]:
+            for path in ("/garbage", "/nope", "/ok"):
+                yield Request(
+                    hostile_url + path,
+                    callback=self.page,
+                    errback=self.on_error,
+                    cb_kwargs={"label": path},
+                )
+
+        def page(self, response: Response, label: str) -> Any:
+            yield {"page": label}
+
+        def on_error(self, failure: FetchError) -> Any:
+            # cb_kwargs are the callback's; the request carries them.
+            assert failure.request is not None
+            yield {"failed": failure.request.cb_kwargs["label"], "kind": failure.kind}
+
+    crawl = await run_spider(ScrapyStyle(), tmp_path)
+
+    assert crawl.stats.finish_reason == "finished"
+    assert sorted(crawl.items, key=str) == sorted(
+        [
+            {"page": "/ok"},
+            {"failed": "/garbage", "kind": "connection_error"},
+            {"failed": "/nope", "kind": "http_error"},
+        ],
+        key=str,
+    )
+    assert crawl.stats.errors_by_kind == {"connection_error": 1, "http_error": 1}
+    assert sorted(e["kind"] for e in crawl.errors) == ["connection_error", "http_error"]
 
 
 # -- a hostile robots.txt ----------------------------------------------------------
