@@ -167,6 +167,10 @@ class HostileSite:
         if path == "/undeclared-1252":  # no charset anywhere, not UTF-8
             body = "<h1 class='title'>caf\u00e9 \u20ac5 \u201cquoted\u201d</h1>".encode("cp1252")
             return SiteResponse(200, body, [("Content-Type", "text/html")])
+        if path == "/failing-links":  # links that fail in the fetch, each its own way
+            hrefs = ["/garbage", "/nope", "/loop-a", "/reset-mid-body", "/ok"]
+            body = "".join(f"<a href='{h}'>x</a>" for h in hrefs).encode()
+            return SiteResponse(200, body, HTML)
         if path == "/files":  # links to bodies that are not pages
             hrefs = ["/files/a.zip", "/files/b.png", "/json", "/ok"]
             body = "".join(f"<a href='{h}'>x</a>" for h in hrefs).encode()

@@ -390,6 +390,8 @@ class Engine:
         While the crawl is stopping, a request that passes the filters is not
         queued but written to the errors file as ``unfinished``.
         """
+        if parent is not None:
+            request.referer = parent.url  # (before admission: its refusals name it too)
         parts = self._admission.admit(request, parent)
         if parts is None:
             return False
@@ -976,6 +978,9 @@ class Engine:
         status: int | None,
         parent: Request | None,
     ) -> None:
+        # Every line names the page that linked here (None for a start
+        # request), whichever stage the request ended in.
+        referer = parent.url if parent is not None else request.referer
         if self._errors is not None:
             self._errors.write_error(
                 ErrorRecord(
@@ -985,7 +990,7 @@ class Engine:
                     method=request.method,
                     depth=request.depth,
                     status=status,
-                    referer=parent.url if parent is not None else None,
+                    referer=referer,
                 )
             )
 

@@ -37,6 +37,9 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
         session: a session id: every request of a session goes through
             the same node, with its own cookie jar there. An
             ``X-Session-ID`` header means the same.
+        referer: the URL of the page whose callback (or errback) yielded
+            the request; set by the engine, as ``depth`` is, and written to
+            the errors file. It is not sent as a header.
     """
 
     url: str
@@ -52,6 +55,7 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
     depth: int = 0
     region: str | None = None
     session: str | None = None
+    referer: str | None = None
 
     def replace(self, **changes: Any) -> Request:
         """Return a copy with ``changes`` applied."""

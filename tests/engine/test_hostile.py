@@ -276,6 +276,7 @@ async def test_bodies_that_are_not_pages_give_no_items_and_no_links(
         assert errors[path]["kind"] == "callback_error"
         reason = errors[path]["reason"]
         assert f"NotTextResponse: {hostile_url}{path} is {ctype}, not text" in reason
+        assert errors[path]["referer"] == files
 
     # A spider that looks first, and follow_all(), handle them without errors.
     class Careful(Spider):
@@ -297,6 +298,47 @@ async def test_bodies_that_are_not_pages_give_no_items_and_no_links(
         "/ok": "text/html",
     }
     assert "/chain/0" not in hostile.hits
+
+
+ERROR_FIELDS = {"url", "kind", "reason", "method", "depth", "status", "referer", "time"}
+
+
+async def test_every_errors_file_line_names_its_method_and_referer(
+    virtual_clock: trio.testing.MockClock, hostile_url: str, tmp_path: Path
+) -> None:
+    page = hostile_url + "/failing-links"
+
+    class Linker(Spider):
+        start_urls = [page, hostile_url + "/loop-b"]
+
+        def parse(self, response: Response) -> Iterator[Any]:
+            yield {"url": response.url}
+            if response.url == page:
+                yield from response.follow_all(css="a")
+                yield response.follow("/close-mid-body", method="POST", body=b"x=1")
+
+    crawl = await run_spider(Linker(), tmp_path)
+
+    assert crawl.stats.finish_reason == "finished"
+    lines = {e["url"].removeprefix(hostile_url): e for e in crawl.errors}
+    assert {path: e["kind"] for path, e in lines.items()} == {
+        "/garbage": "connection_error",
+        "/close-mid-body": "connection_error",
+        "/nope": "http_error",
+        "/loop-a": "redirect_loop",
+        "/reset-mid-body": "connection_error",
+        "/loop-b": "redirect_loop",
+    }
+    for path, e in lines.items():
+        assert set(e) == ERROR_FIELDS, path  # every field on every line
+        if path == "/loop-b":
+            assert (e["referer"], e["depth"], e["method"]) == (None, 0, "GET")
+        else:
+            assert e["referer"] == page, path
+            assert e["depth"] == 1
+            assert e["method"] == ("POST" if path == "/close-mid-body" else "GET")
+    assert lines["/nope"]["status"] == 404
+    assert lines["/garbage"]["status"] is None
 
 
 async def test_thousands_of_gzip_members(hostile_url: str, tmp_path: Path) -> None:
