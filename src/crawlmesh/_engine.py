@@ -217,6 +217,10 @@ class Engine:
         self._stages: trio.Nursery | None = None
         self._crawl_totals: dict[str, int] = {}
         self._inflight: set[trio.CancelScope] = set()
+        # Requests taken from the frontier and not yet ended (being fetched,
+        # parked for a retry, waiting for or in their callback), by id: what
+        # an immediate exit must still account for.
+        self._active: dict[int, Request] = {}
         self._nursery: trio.Nursery | None = None
         self.output_error: OSError | None = None
         self._item_recv: trio.MemoryReceiveChannel[_Item | _Page] | None = None
@@ -285,6 +289,30 @@ class Engine:
             elif self._export_one(*message):
                 written += 1
         return written
+
+    def abandon_now(self, reason: str) -> int:
+        """Account, synchronously, for every request not ended yet, for an
+        immediate exit (a second Ctrl-C): queued, parked for a retry, being
+        fetched or in a callback, each is written to the errors file as
+        ``unfinished`` (with a backend, which keeps them for a resume,
+        only counted). Returns how many there were."""
+        before = self.stats.unfinished
+        ended: set[int] = set()
+        queued = [request for _, request in self._frontier.drain()]
+        for request in [*queued, *self._retrier.drain(), *self._active.values()]:
+            if id(request) not in ended:
+                ended.add(id(request))
+                self._unfinished(request, f"not finished: crawl ended ({reason})")
+        self._active.clear()
+        return self.stats.unfinished - before
+
+    def unfinished_where(self) -> str:
+        """Where requests left unfinished go, for a message."""
+        if self._backend is not None:
+            return "kept for a resume"
+        if self._errors is not None:
+            return "written to the errors file"
+        return "lost: no errors file (--errors)"
 
     async def run(self) -> CrawlStats:
         """Crawl until done or stopped; returns the final statistics."""
@@ -485,6 +513,7 @@ class Engine:
                 domain = got[0]
                 politeness.acquire(domain)
                 self._dispatched += 1
+                self._active[id(got[1])] = got[1]
                 await fetch_send.send(got)
 
     def _circuit_gate(self, domain: str) -> float:
@@ -524,6 +553,7 @@ class Engine:
                     attempt=attempts,
                 )
                 self._finished(request)
+                self._active.pop(id(request), None)
                 self._done_one()
         self._expired.clear()
 
@@ -561,11 +591,13 @@ class Engine:
                 if outcome is None:
                     self._retrier.done(request)
                     self._finished(request)
+                    self._active.pop(id(request), None)
                     self._done_one()
                     continue
                 if isinstance(outcome.error, CircuitOpen) and self._stop_reason is None:
                     # Not an attempt: back to the frontier, where the gate
                     # holds it until a breaker admits its domain.
+                    self._active.pop(id(request), None)
                     self._frontier.push(domain, request)
                     self._dispatched -= 1  # not an attempt: max_pages counts fetches
                     continue
@@ -744,6 +776,7 @@ class Engine:
                         # A request cut off by the shutdown deadline is fetched again.
                         page.finished = not isinstance(outcome.error, _Shutdown)
                         await item_send.send(page)
+                    self._active.pop(id(outcome.request), None)
                     self._done_one()
                 del outcome, page  # free the page now, not when the next one comes
 
@@ -996,8 +1029,10 @@ class Engine:
 
     def _account_unfinished(self, reason: str) -> None:
         for _, request in self._frontier.drain():
+            self._active.pop(id(request), None)
             self._unfinished(request, f"not fetched: crawl ended ({reason})")
         for request in self._retrier.drain():
+            self._active.pop(id(request), None)
             self._unfinished(request, f"retry not fetched: crawl ended ({reason})")
 
 

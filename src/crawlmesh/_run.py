@@ -158,11 +158,14 @@ async def run_engine(
                     engine.reload_nodes()
                     continue
                 if exit_code:
-                    # Write what is queued for export (each line whole), then go.
+                    # Write what is queued for export (each line whole) and
+                    # every request not ended yet, then go.
                     flushed = engine.flush_now()
+                    left = engine.abandon_now("second signal")
                     console.clear()  # (no live block left on screen after the exit)
                     print(
-                        f"crawlmesh: second signal, exiting now ({flushed} queued items written)",
+                        f"crawlmesh: second signal, exiting now ({flushed} queued items "
+                        f"written; {left} requests not finished, {engine.unfinished_where()})",
                         file=sys.stderr,
                         flush=True,
                     )
