@@ -318,3 +318,38 @@ def test_a_finished_job_does_nothing_again(crawl: Any, slow_site_url: str) -> No
     assert f"resumed: {pages} of the pages were fetched by earlier runs, 0 by this one" in (
         second.stderr()
     )
+
+
+# -- SIGHUP: the mesh is re-read, wherever it was declared ----------------------------
+
+
+@pytest.mark.parametrize("where", ["--nodes", "--settings"])
+def test_sighup_rereads_the_mesh_from_either_file(
+    crawl: Any, slow_site_url: str, cli_project: Path, where: str
+) -> None:
+    # (reload_interval = 0: only the signal re-reads it.)
+    settings = cli_project / "settings.toml"
+    nodes = cli_project / "nodes.toml"
+    one = "[[nodes]]\nname = 'first'\n"
+    two = one + "\n[[nodes]]\nname = 'second'\n"
+    settings.write_text("concurrency = 8\n\n[balancer]\nreload_interval = 0\n\n")
+    if where == "--nodes":
+        nodes.write_text(one)
+        args = ("--settings", str(settings), "--nodes", str(nodes))
+    else:
+        settings.write_text(settings.read_text() + one)
+        args = ("--settings", str(settings))
+    c = crawl(f"{slow_site_url}/p/0", *args)
+    c.wait_for_items(20)
+    if where == "--nodes":
+        nodes.write_text(two)
+    else:
+        settings.write_text(settings.read_text().replace(one, two))
+    c.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "node file reloaded" not in c.stderr(tail=10**7) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.signal(signal.SIGINT)
+    assert c.wait() == 130, c.stderr()
+    [line] = [x for x in c.stderr(tail=10**7).splitlines() if "node file reloaded" in x]
+    assert "second" in line, line
