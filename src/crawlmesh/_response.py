@@ -103,7 +103,7 @@ class Response:
             its previous node failed; the session's cookie jar was reset.
         content_type: what the body is (``"text/html"``, ``"image/png"``...):
             the Content-Type's type and subtype, or sniffed from the body
-            when the header gives none (see the README, "Responses").
+            when the header gives none (the README, "What you can use").
     """
 
     __slots__ = (
