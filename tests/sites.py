@@ -164,6 +164,22 @@ class HostileSite:
         if path == "/bad-utf8":
             body = b"<h1 class='title'>broken \xff\xfe bytes</h1>"
             return SiteResponse(200, body, HTML)
+        if path == "/undeclared-1252":  # no charset anywhere, not UTF-8
+            body = "<h1 class='title'>caf\u00e9 \u20ac5 \u201cquoted\u201d</h1>".encode("cp1252")
+            return SiteResponse(200, body, [("Content-Type", "text/html")])
+        if path == "/failing-links":  # links that fail in the fetch, each its own way
+            hrefs = ["/garbage", "/nope", "/loop-a", "/reset-mid-body", "/ok"]
+            body = "".join(f"<a href='{h}'>x</a>" for h in hrefs).encode()
+            return SiteResponse(200, body, HTML)
+        if path == "/files":  # links to bodies that are not pages
+            hrefs = ["/files/a.zip", "/files/b.png", "/json", "/ok"]
+            body = "".join(f"<a href='{h}'>x</a>" for h in hrefs).encode()
+            return SiteResponse(200, b"<h1 class='title'>files</h1>" + body, HTML)
+        if path == "/files/a.zip":  # a zip whose bytes hold a title and a link
+            body = b"PK\x03\x04\x14\x00<h1 class='title'>zip</h1><a href='/chain/0'>\x00\x01"
+            return SiteResponse(200, body, [("Content-Type", "application/zip")])
+        if path == "/files/b.png":  # an image served without a Content-Type
+            return SiteResponse(200, b"\x89PNG\r\n\x1a\n\x00\x00<h1 class='title'>png</h1>")
         if path == "/malformed":
             body = b"<html><body><h1 class='title'>unclosed <div><p><a href='/chain/0'>x</b></i>"
             return SiteResponse(200, body, HTML)

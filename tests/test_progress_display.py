@@ -39,10 +39,10 @@ HEADER = re.compile(r"^\d+:\d\d:\d\d  pages (\d+) \([\d.]+ pages/s\)  items \d+ 
 LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d \[(debug|info|warning|error) *\] ")
 
 
-def open_pty() -> tuple[int, int]:
-    """A pseudo-terminal pair (master, slave) of COLUMNS x ROWS."""
+def open_pty(columns: int = COLUMNS, rows: int = ROWS) -> tuple[int, int]:
+    """A pseudo-terminal pair (master, slave) of ``columns`` x ``rows``."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     return master, slave
 
 
@@ -65,11 +65,12 @@ def run_in_pty(
     stdout_too: bool = False,
     interrupt_after: float | None = None,
     timeout: float = 30,
+    size: tuple[int, int] = (COLUMNS, ROWS),
 ) -> PtyRun:
     """Run ``crawlmesh ARGS`` with stderr (and with ``stdout_too``, stdout)
     on a terminal, else stdout to a file; with ``interrupt_after``, send
     SIGINT once a block has been drawn that many seconds."""
-    master, slave = open_pty()
+    master, slave = open_pty(*size)
     out_path = cwd / "stdout.txt"
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
@@ -169,6 +170,25 @@ def test_live_status_on_a_terminal(
     logs = assert_clean_end(run, "finished")
     assert any("node failed; trying another" in line for line in logs)
     assert stats_of("\n".join(run.term.lines()))["items"] == 150
+
+
+def test_a_terminal_that_reports_no_size_gets_a_whole_block(
+    crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    # Some pseudo-terminals (a container's, a CI runner's) report 0x0: the
+    # block is drawn 80x24 (as shutil's fallback) instead of cut to "0".
+    env = {k: v for k, v in cli_env.items() if k not in ("COLUMNS", "LINES")}
+    run = run_in_pty(
+        crawlmesh_cli, *SLOW_DEMO, "--books", "100", cwd=tmp_path, env=env, size=(0, 0)
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    drawn = blocks(run.term)
+    assert drawn, run.stderr[-3000:]
+    for block in drawn:
+        assert len(block) == 5  # the header, the node header, three nodes
+        assert all(len(row) < 80 for row in block)
+        assert block[0].split()[-2:-1] == ["errors"]  # the header whole
+    assert_clean_end(run, "finished")
 
 
 def test_ctrl_c_clears_the_block_before_the_stats(

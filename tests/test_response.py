@@ -170,3 +170,135 @@ def test_the_selector_of_tricky_bodies_matches_the_text_path(body: bytes, text_f
     if text_first:
         _ = response.text
     _same_document(response, make(body).text)
+
+
+# -- what the body is (content type) -----------------------------------------
+
+ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00<title>not a page</title>\x00\x01\x02"
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR<a href='/x'>x</a>"
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "expected"),
+    [
+        ("text/html; charset=utf-8", b"<p>x</p>", "text/html"),
+        ("Application/XHTML+XML", b"<p>x</p>", "application/xhtml+xml"),
+        ("application/zip", ZIP, "application/zip"),
+        ("text/html", ZIP, "text/html"),  # a declared type is trusted, as browsers do
+        (None, b"  \n<!DOCTYPE html><p>x</p>", "text/html"),
+        (None, b"<P>x</p>", "text/html"),
+        (None, b"<!-- c --><p>x</p>", "text/html"),
+        (None, b"<?xml version='1.0'?><r/>", "text/xml"),
+        (None, ZIP, "application/zip"),
+        (None, PNG, "image/png"),
+        (None, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3<title>x</title>", "application/pdf"),
+        (None, b"\x1f\x8b\x08\x00\x00\x00", "application/x-gzip"),
+        (None, b"RIFF\x10\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (None, b"just some words, caf\xc3\xa9", "text/plain"),
+        (None, b"<abbr>x</abbr>", "text/plain"),  # not one of the HTML patterns
+        (None, b"\x00\x01\x02<title>x</title>", "application/octet-stream"),
+        ("", b"<html>", "text/html"),
+        ("*/*", PNG, "image/png"),
+        ("garbage", b"<html>", "text/html"),  # not a MIME type: sniffed
+    ],
+)
+def test_content_type_is_declared_or_sniffed(ctype: str | None, body: bytes, expected: str) -> None:
+    url = "http://example.com/f"
+    headers = Headers([] if ctype is None else [("Content-Type", ctype)])
+    assert Response(url, 200, headers, body, Request(url)).content_type == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype"),
+    [
+        (ZIP, "application/zip"),
+        (PNG, "image/png"),
+        (b"%PDF-1.4 <title>x</title>", "application/pdf"),
+        (b'{"a": "<title>x</title>"}', "application/json"),
+        (b"<title>x</title>", "application/octet-stream"),
+    ],
+)
+def test_selectors_refuse_a_body_that_is_not_text(body: bytes, ctype: str) -> None:
+    from crawlmesh import NotTextResponse
+
+    r = make(body, url="http://example.com/files/a.bin", ctype=ctype)
+    for ask in (lambda: r.css("title::text"), lambda: r.xpath("//title"), lambda: r.selector):
+        with pytest.raises(NotTextResponse, match=r"http://example\.com/files/a\.bin is ") as info:
+            ask()
+        assert info.value.content_type == ctype
+        assert info.value.url == r.url
+    # No links come out of it, and what was given explicitly is still followed.
+    assert list(r.follow_all(css="a")) == []
+    assert list(r.follow_all(xpath="//a")) == []
+    assert [q.url for q in r.follow_all(["b"])] == ["http://example.com/files/b"]
+    # The bytes and the text stay at hand.
+    assert r.body == body
+    assert isinstance(r.text, str)
+
+
+def test_json_says_to_use_json_and_its_text_still_works() -> None:
+    from crawlmesh import NotTextResponse
+
+    r = make(b'{"a": "caf\xc3\xa9"}', ctype="application/json")
+    with pytest.raises(NotTextResponse, match=r"use response\.json\(\)"):
+        r.css("a")
+    assert r.text == '{"a": "caf\u00e9"}'
+    assert r.json() == {"a": "caf\u00e9"}
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    ["text/html", "text/plain", "text/xml", "application/xml", "image/svg+xml", None],
+)
+def test_text_and_markup_types_keep_their_selectors(ctype: str | None) -> None:
+    url = "http://example.com/f"
+    headers = Headers([] if ctype is None else [("Content-Type", ctype)])
+    r = Response(url, 200, headers, b"<p>a <a href='/x'>x</a></p>", Request(url))
+    assert r.css("a::attr(href)").get() == "/x"
+    assert [q.url for q in r.follow_all(css="a")] == ["http://example.com/x"]
+
+
+# -- the charset of a page that declares none (HTML Standard) -------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "text", "encoding"),
+    [
+        # Invalid UTF-8 and nothing declared: windows-1252, as browsers.
+        (b"<p>\xe9 \x80 \x93x\x94</p>", "text/html", "<p>\xe9 \u20ac \u201cx\u201d</p>", "cp1252"),
+        # The five bytes cp1252 leaves out are WHATWG's C1 controls.
+        (b"\xe9\x81\x8d\x8f\x90\x9d", "text/html", "\u00e9\x81\x8d\x8f\x90\x9d", "cp1252"),
+        (b"<p>caf\xc3\xa9</p>", "text/html", "<p>caf\u00e9</p>", "utf8"),  # valid UTF-8
+        (b"<p>plain</p>", None, "<p>plain</p>", "utf8"),
+        (b"<p>caf\xe9</p>", None, "<p>caf\u00e9</p>", "cp1252"),
+        # Declared UTF-8 stays UTF-8, its invalid bytes replaced.
+        (b"<p>caf\xe9</p>", "text/html; charset=utf-8", "<p>caf\ufffd</p>", "utf-8"),
+        (b"<meta charset=utf-8><p>\xe9</p>", None, "<meta charset=utf-8><p>\ufffd</p>", "utf-8"),
+        # JSON is UTF-8 whatever its bytes (RFC 8259).
+        (b'"caf\xe9"', "application/json", '"caf\ufffd"', "utf8"),
+    ],
+)
+def test_an_undeclared_charset_falls_back_like_a_browser(
+    body: bytes, ctype: str | None, text: str, encoding: str
+) -> None:
+    url = "http://example.com/f"
+    headers = Headers([] if ctype is None else [("Content-Type", ctype)])
+    r = Response(url, 200, headers, body, Request(url))
+    assert r.text == text
+    assert r.encoding == encoding
+    # The selector reads the same characters.
+    if "<p>" in text:
+        assert r.css("p::text").get() == text.split("<p>")[1].split("</p>")[0]
+
+
+@given(st.binary(max_size=64))
+def test_undeclared_bodies_decode_as_utf8_when_valid_else_windows_1252(body: bytes) -> None:
+    r = make(b"<p>" + body, ctype="text/html")
+    try:
+        expected = (b"<p>" + body).decode("utf-8")
+    except UnicodeDecodeError:
+        expected = "".join(
+            chr(b) if b in (0x81, 0x8D, 0x8F, 0x90, 0x9D) else bytes([b]).decode("cp1252")
+            for b in b"<p>" + body
+        )
+    assert r.text == expected

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import jsonschema
 import msgspec
 import pytest
+import trio
 
 from crawlmesh import CrawlStats, NodeStats, stats_schema
 from crawlmesh._redact import register_secret
@@ -220,3 +222,39 @@ async def test_render_lists_the_top_domains_compactly() -> None:
     # 5 + 4 + 3 + 2 + 1... pages of site10..site14: 10 + 9 + 8 + 7 + 6.
     assert rest.split()[2:4] == ["40", "0"]
     assert rest.split()[4] == "1"  # the error
+
+
+async def test_the_rate_of_a_resumed_job_is_this_runs_pages_over_this_runs_time(
+    tmp_path: Path,
+) -> None:
+    from crawlmesh import Spider
+    from crawlmesh._jobdir import JobDir
+
+    class Nothing(Spider):
+        name = "nothing"
+
+    # The first run: 17982 pages, then the job is closed.
+    first = StatsCollector()
+    for _ in range(17982):
+        first.response("a.example", 200, 1, 0.001)
+    job = JobDir(tmp_path / "job", Nothing())
+    job.close(first, items_length=None)
+
+    # The rerun restores them, fetches 30 more in 2 s.
+    again = StatsCollector(started=trio.current_time() - 2.0)
+    JobDir(tmp_path / "job", Nothing()).restore_stats(again)
+    for _ in range(30):
+        again.response("a.example", 200, 1, 0.001)
+    record = snapshot(again)
+    assert (record.pages, record.pages_resumed) == (18012, 17982)
+    assert record.pages_per_second == pytest.approx(15.0, rel=0.01)
+    text = record.render()
+    assert "18012 pages (15.0 pages/s)" in text
+    assert "resumed: 17982 of the pages were fetched by earlier runs, 30 by this one" in text
+    sums_match(record)
+
+    # A rerun that fetches nothing has no rate.
+    idle = StatsCollector(started=trio.current_time() - 0.001)
+    JobDir(tmp_path / "job", Nothing()).restore_stats(idle)
+    assert snapshot(idle).pages_per_second == 0.0
+    assert "17982 pages (0.0 pages/s)" in snapshot(idle).render()

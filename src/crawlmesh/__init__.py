@@ -19,6 +19,7 @@ from ._exceptions import FetchError as FetchError
 from ._exceptions import FetchTimeout as FetchTimeout
 from ._exceptions import HttpError as HttpError
 from ._exceptions import InvalidURL as InvalidURL
+from ._exceptions import NotTextResponse as NotTextResponse
 from ._exceptions import RedirectError as RedirectError
 from ._exceptions import RequestError as RequestError
 from ._exceptions import ResponseTooLarge as ResponseTooLarge

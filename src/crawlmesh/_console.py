@@ -72,11 +72,18 @@ class Console:
 
     def size(self) -> os.terminal_size:
         """The terminal's columns and lines (``$COLUMNS``/``$LINES`` or 80x24
-        when the stream is not a terminal)."""
+        when the stream is not a terminal, or for a size it reports as 0, as
+        some pseudo-terminals do)."""
         try:
-            return os.get_terminal_size(self.stream.fileno())
+            columns, lines = os.get_terminal_size(self.stream.fileno())
         except (AttributeError, ValueError, OSError):
-            return shutil.get_terminal_size()
+            columns = lines = 0
+        if columns > 0 and lines > 0:
+            return os.terminal_size((columns, lines))
+        fallback = shutil.get_terminal_size()  # ($COLUMNS/$LINES, else 80x24)
+        return os.terminal_size(
+            (columns if columns > 0 else fallback.columns, lines if lines > 0 else fallback.lines)
+        )
 
     def show(self, lines: Sequence[str]) -> None:
         """Draw ``lines`` as the block, in place of the one shown (if any).

@@ -218,6 +218,10 @@ class Engine:
         self._stages: trio.Nursery | None = None
         self._crawl_totals: dict[str, int] = {}
         self._inflight: set[trio.CancelScope] = set()
+        # Requests taken from the frontier and not yet ended (being fetched,
+        # parked for a retry, waiting for or in their callback), by id: what
+        # an immediate exit must still account for.
+        self._active: dict[int, Request] = {}
         self._nursery: trio.Nursery | None = None
         self.output_error: OSError | None = None
         self._item_recv: trio.MemoryReceiveChannel[_Item | _Page] | None = None
@@ -286,6 +290,30 @@ class Engine:
             elif self._export_one(*message):
                 written += 1
         return written
+
+    def abandon_now(self, reason: str) -> int:
+        """Account, synchronously, for every request not ended yet, for an
+        immediate exit (a second Ctrl-C): queued, parked for a retry, being
+        fetched or in a callback, each is written to the errors file as
+        ``unfinished`` (with a backend, which keeps them for a resume,
+        only counted). Returns how many there were."""
+        before = self.stats.unfinished
+        ended: set[int] = set()
+        queued = [request for _, request in self._frontier.drain()]
+        for request in [*queued, *self._retrier.drain(), *self._active.values()]:
+            if id(request) not in ended:
+                ended.add(id(request))
+                self._unfinished(request, f"not finished: crawl ended ({reason})")
+        self._active.clear()
+        return self.stats.unfinished - before
+
+    def unfinished_where(self) -> str:
+        """Where requests left unfinished go, for a message."""
+        if self._backend is not None:
+            return "kept for a resume"
+        if self._errors is not None:
+            return "written to the errors file"
+        return "lost: no errors file (--errors)"
 
     async def run(self) -> CrawlStats:
         """Crawl until done or stopped; returns the final statistics."""
@@ -391,6 +419,8 @@ class Engine:
         While the crawl is stopping, a request that passes the filters is not
         queued but written to the errors file as ``unfinished``.
         """
+        if parent is not None:
+            request.referer = parent.url  # (before admission: its refusals name it too)
         parts = self._admission.admit(request, parent)
         if parts is None:
             return False
@@ -484,6 +514,7 @@ class Engine:
                 domain = got[0]
                 politeness.acquire(domain)
                 self._dispatched += 1
+                self._active[id(got[1])] = got[1]
                 await fetch_send.send(got)
 
     def _circuit_gate(self, domain: str) -> float:
@@ -523,6 +554,7 @@ class Engine:
                     attempt=attempts,
                 )
                 self._finished(request)
+                self._active.pop(id(request), None)
                 self._done_one()
         self._expired.clear()
 
@@ -560,11 +592,13 @@ class Engine:
                 if outcome is None:
                     self._retrier.done(request)
                     self._finished(request)
+                    self._active.pop(id(request), None)
                     self._done_one()
                     continue
                 if isinstance(outcome.error, CircuitOpen) and self._stop_reason is None:
                     # Not an attempt: back to the frontier, where the gate
                     # holds it until a breaker admits its domain.
+                    self._active.pop(id(request), None)
                     self._frontier.push(domain, request)
                     self._dispatched -= 1  # not an attempt: max_pages counts fetches
                     continue
@@ -743,6 +777,7 @@ class Engine:
                         # A request cut off by the shutdown deadline is fetched again.
                         page.finished = not isinstance(outcome.error, _Shutdown)
                         await item_send.send(page)
+                    self._active.pop(id(outcome.request), None)
                     self._done_one()
                 del outcome, page  # free the page now, not when the next one comes
 
@@ -758,32 +793,24 @@ class Engine:
         if response is None:
             error = outcome.error
             assert error is not None
-            self._fail(request, error.kind, str(error), outcome=outcome)
-            if request.errback is None:
-                return
-            callback: Callable[..., Any] = request.errback
-            arg: Any = error
-        else:
-            status = response.status
-            stats.response(outcome.domain, status, len(response.body), response.elapsed)
-            if response.redirects and self._admission.redirected(
-                request, response.url, response.redirects
-            ):
-                # A redirect to a page seen (or queued) already: as if the
-                # redirect's target were a link, it is a duplicate.
-                return
-            if not (200 <= status < 300 or status in self._handled_statuses):
-                # As in Scrapy, callbacks see only 2xx unless the spider asks.
-                error = HttpError(f"HTTP {status}", request=request, response=response)
-                self._fail(request, error.kind, str(error), status, outcome=outcome)
-                if request.errback is None:
-                    return
-                callback, arg = request.errback, error
-            else:
-                callback = request.callback or self.spider.parse
-                arg = response
+            await self._handle_failure(outcome, error, None, item_send, page)
+            return
+        status = response.status
+        stats.response(outcome.domain, status, len(response.body), response.elapsed)
+        if response.redirects and self._admission.redirected(
+            request, response.url, response.redirects
+        ):
+            # A redirect to a page seen (or queued) already: as if the
+            # redirect's target were a link, it is a duplicate.
+            return
+        if not (200 <= status < 300 or status in self._handled_statuses):
+            # As in Scrapy, callbacks see only 2xx unless the spider asks.
+            error = HttpError(f"HTTP {status}", request=request, response=response)
+            await self._handle_failure(outcome, error, status, item_send, page)
+            return
+        callback = request.callback or self.spider.parse
         try:
-            result = callback(arg, **request.cb_kwargs)
+            result = callback(response, **request.cb_kwargs)
             await self._consume(result, request, outcome.domain, item_send, page)
         except Exception as exc:
             name = getattr(callback, "__qualname__", repr(callback))
@@ -798,9 +825,45 @@ class Engine:
                 request,
                 "callback_error",
                 f"{name} raised {type(exc).__name__}: {exc}",
-                response.status if response is not None else None,
+                response.status,
                 outcome=outcome,
             )
+
+    async def _handle_failure(
+        self,
+        outcome: _Outcome,
+        error: FetchError,
+        status: int | None,
+        item_send: trio.MemorySendChannel[_Item | _Page],
+        page: _Page | None,
+    ) -> None:
+        """A request that finally failed: its errback (if any) runs with the
+        error alone, as in Scrapy (``cb_kwargs`` are the callback's; they are
+        on ``error.request``), and the request ends once, with the error's
+        kind. An errback that raises does not end it a second time: what it
+        raised is logged and added to the reason."""
+        request = outcome.request
+        reason = str(error)
+        errback = request.errback
+        try:
+            if errback is not None:
+                try:
+                    result = errback(error)
+                    await self._consume(result, request, outcome.domain, item_send, page)
+                except Exception as exc:
+                    name = getattr(errback, "__qualname__", repr(errback))
+                    log.error(
+                        "errback raised",
+                        **outcome.log_keys(),
+                        errback=name,
+                        error=f"{type(exc).__name__}: {exc}",
+                        exc_info=exc,
+                    )
+                    reason = f"{reason}; errback {name} raised {type(exc).__name__}: {exc}"
+        finally:
+            # (Also when the errback is cut off by the shutdown: the request
+            # failed either way.)
+            self._fail(request, error.kind, reason, status, outcome=outcome)
 
     async def _consume(
         self,
@@ -955,6 +1018,9 @@ class Engine:
         status: int | None,
         parent: Request | None,
     ) -> None:
+        # Every line names the page that linked here (None for a start
+        # request), whichever stage the request ended in.
+        referer = parent.url if parent is not None else request.referer
         if self._errors is not None:
             self._errors.write_error(
                 ErrorRecord(
@@ -964,14 +1030,16 @@ class Engine:
                     method=request.method,
                     depth=request.depth,
                     status=status,
-                    referer=parent.url if parent is not None else None,
+                    referer=referer,
                 )
             )
 
     def _account_unfinished(self, reason: str) -> None:
         for _, request in self._frontier.drain():
+            self._active.pop(id(request), None)
             self._unfinished(request, f"not fetched: crawl ended ({reason})")
         for request in self._retrier.drain():
+            self._active.pop(id(request), None)
             self._unfinished(request, f"retry not fetched: crawl ended ({reason})")
 
 

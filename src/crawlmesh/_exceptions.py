@@ -7,6 +7,7 @@ Every error crawlmesh raises derives from :class:`CrawlmeshError`::
     │   ├── SettingsError           unknown key, wrong type, unreadable settings file
     │   └── SpiderLoadError         unknown module, no Spider, ambiguous Spider
     ├── BackendError                the backend (Redis) cannot be reached or refuses the crawl
+    ├── NotTextResponse             css()/xpath() on a body that is not text, HTML or XML
     ├── RequestError                a request that cannot be sent (carries ``request``)
     │   └── InvalidURL              malformed URL or unsupported scheme
     └── FetchError                  the fetch failed (carries ``request``)
@@ -46,6 +47,7 @@ __all__ = [
     "FetchTimeout",
     "HttpError",
     "InvalidURL",
+    "NotTextResponse",
     "RedirectError",
     "RequestError",
     "ResponseTooLarge",
@@ -74,6 +76,24 @@ class SpiderLoadError(UsageError):
 class BackendError(CrawlmeshError):
     """The crawl's backend cannot be reached, or refuses this worker (one
     line, exit status 1)."""
+
+
+class NotTextResponse(CrawlmeshError):
+    """Selectors asked of a response whose body is not text, HTML or XML
+    (an image, a PDF, a zip, JSON), as Scrapy's ``NotSupported``.
+
+    Attributes:
+        url: the response's URL.
+        content_type: what the body is (see ``Response.content_type``).
+    """
+
+    def __init__(self, url: str, content_type: str) -> None:
+        hint = "response.json()" if content_type.endswith(("/json", "+json")) else "response.body"
+        super().__init__(
+            f"{url} is {content_type}, not text, HTML or XML: it has no selectors (use {hint})"
+        )
+        self.url = url
+        self.content_type = content_type
 
 
 class RequestError(CrawlmeshError):

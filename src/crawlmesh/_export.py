@@ -19,8 +19,11 @@ from ._redact import redact
 __all__ = ["ErrorRecord", "JsonLinesWriter"]
 
 
-class ErrorRecord(msgspec.Struct, omit_defaults=True):
-    """One line of the errors file: a request (or item) that finally failed."""
+class ErrorRecord(msgspec.Struct):
+    """One line of the errors file: a request (or item) that finally failed.
+
+    Every field is on every line (``null`` when unknown: ``status`` of a
+    request that got no response, ``referer`` of a start request)."""
 
     url: str
     kind: str

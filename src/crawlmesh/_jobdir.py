@@ -223,6 +223,7 @@ class JobDir:
             for key, value in data.get(name, {}).items():
                 counter[int(key) if name == "status" else key] += value
         stats.items += int(data.get("items", 0))
+        stats.pages_resumed += int(data.get("pages", 0))
 
     def pending(self) -> list[tuple[str, Request]]:
         """Every stored request not finished, in the order they were queued.

@@ -36,6 +36,7 @@ class _Record(msgspec.Struct, array_like=True):
     depth: int
     region: str | None
     session: str | None
+    referer: str | None = None  # (absent from records stored before it existed)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -71,6 +72,7 @@ class RequestCodec:
             request.depth,
             request.region,
             request.session,
+            request.referer,
         )
         try:
             return b"m" + _encoder.encode(record)
@@ -103,6 +105,7 @@ class RequestCodec:
             depth=record.depth,
             region=record.region,
             session=record.session,
+            referer=record.referer,
         )
 
     def _name(self, fn: Callable[..., Any] | None, what: str) -> str | None:

@@ -19,15 +19,16 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
             the spider's ``parse``. It may be a sync or async generator, a
             coroutine, or a plain function, yielding or returning items and
             requests.
-        errback: called with the :class:`~crawlmesh.FetchError` when the
-            request finally fails; it may yield items and requests too.
+        errback: called with the :class:`~crawlmesh.FetchError` alone when
+            the request finally fails (``cb_kwargs`` are not passed: they
+            are on ``error.request``); it may yield items and requests too.
         method: HTTP method.
         headers: extra request headers.
         body: request body.
         priority: higher is fetched earlier among the same domain's requests.
         meta: the user's own data, handed back on ``response.meta``. The
             engine never reads or writes it.
-        cb_kwargs: keyword arguments passed to the callback.
+        cb_kwargs: keyword arguments passed to the callback (not the errback).
         dont_filter: skip the duplicate filter.
         depth: link depth from a start request; set by the engine for
             requests yielded by callbacks.
@@ -36,6 +37,9 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
         session: a session id: every request of a session goes through
             the same node, with its own cookie jar there. An
             ``X-Session-ID`` header means the same.
+        referer: the URL of the page whose callback (or errback) yielded
+            the request; set by the engine, as ``depth`` is, and written to
+            the errors file. It is not sent as a header.
     """
 
     url: str
@@ -51,6 +55,7 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
     depth: int = 0
     region: str | None = None
     session: str | None = None
+    referer: str | None = None
 
     def replace(self, **changes: Any) -> Request:
         """Return a copy with ``changes`` applied."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,6 +17,8 @@ from w3lib.encoding import (
     to_unicode,
 )
 
+from ._content_type import is_markup, response_mime
+from ._exceptions import NotTextResponse
 from ._request import Request
 from ._selector import html_selector, utf8_html_selector
 from ._url import LinkJoiner, base_url_of, strip_href
@@ -28,6 +31,17 @@ _BASE_TAG = re.compile(rb"<base", re.IGNORECASE)
 _BASE_HREF = re.compile(
     r"""<base\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE
 )
+
+
+def _c1_controls(exc: UnicodeError) -> tuple[str, int]:
+    # WHATWG's windows-1252 maps the five bytes Python's cp1252 leaves
+    # undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) to the C1 controls U+0081...
+    if isinstance(exc, UnicodeDecodeError):
+        return "".join(map(chr, exc.object[exc.start : exc.end])), exc.end
+    raise exc
+
+
+codecs.register_error("crawlmesh_windows_1252", _c1_controls)
 
 
 class Headers(Mapping[str, str]):
@@ -91,11 +105,15 @@ class Response:
         node: the name of the egress node that fetched it.
         session_moved: the request's session was moved to this node because
             its previous node failed; the session's cookie jar was reset.
+        content_type: what the body is (``"text/html"``, ``"image/png"``...):
+            the Content-Type's type and subtype, or sniffed from the body
+            when the header gives none (the README, "What you can use").
     """
 
     __slots__ = (
         "_base_url",
         "_bom",
+        "_content_type",
         "_encoding",
         "_joiner",
         "_selector",
@@ -133,6 +151,7 @@ class Response:
         self.node = node
         self.session_moved = False
         self._text: str | None = None
+        self._content_type: str | None = None
         self._encoding: str | None = None
         self._bom = 0
         self._selector: parsel.Selector | None = None
@@ -147,11 +166,22 @@ class Response:
         """The request's ``meta``: the user's own data."""
         return self.request.meta
 
+    # -- content type ------------------------------------------------------
+
+    @property
+    def content_type(self) -> str:
+        """What the body is, as a MIME type without parameters."""
+        if self._content_type is None:
+            self._content_type = response_mime(self.headers.get("content-type"), self.body)
+        return self._content_type
+
     # -- text --------------------------------------------------------------
 
     def _sniff(self) -> str:
         # A BOM, then the Content-Type charset, then <meta charset>, then
-        # UTF-8: w3lib's html_to_unicode order (Scrapy's), without decoding.
+        # (nothing declared) UTF-8 if the body is valid UTF-8, else
+        # windows-1252: the HTML Standard's order, as browsers in most
+        # locales guess.
         body = self.body
         encoding, bom = read_bom(body)
         if encoding is not None and bom is not None:
@@ -159,19 +189,40 @@ class Response:
         else:
             encoding = http_content_type_encoding(self.headers.get("content-type"))
             if encoding is None:
-                encoding = html_body_declared_encoding(body) or "utf8"
+                encoding = html_body_declared_encoding(body) or self._undeclared()
             elif encoding in ("utf-16", "utf-32"):
                 encoding += "-be"
         self._encoding = encoding
         return encoding
 
+    def _undeclared(self) -> str:
+        body = self.body
+        if body.isascii():
+            return "utf8"
+        try:
+            # (The decoding is the text, kept: the selector and text use it.)
+            self._text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            if self.content_type.endswith(("/json", "+json")):
+                return "utf8"  # JSON is UTF-8 (RFC 8259), whatever its bytes
+            return "cp1252"
+        return "utf8"
+
     @property
     def text(self) -> str:
         """The body decoded with the detected charset (never raises)."""
         if self._text is None:
-            # Bytes that are not valid in the charset become U+FFFD.
-            encoding = self.encoding  # (finds the BOM too)
-            self._text = to_unicode(self.body[self._bom :], encoding)
+            encoding = self.encoding  # (finds the BOM too; may decode the text)
+            text = self._text
+            if text is None:
+                body = self.body[self._bom :]
+                if encoding == "cp1252":
+                    text = body.decode("cp1252", "crawlmesh_windows_1252")
+                else:
+                    # Bytes that are not valid in the charset become U+FFFD.
+                    text = to_unicode(body, encoding)
+                self._text = text
+            return text
         return self._text
 
     @property
@@ -191,8 +242,15 @@ class Response:
 
     @property
     def selector(self) -> parsel.Selector:
-        """A parsel selector over the body, built on first use."""
+        """A parsel selector over the body, built on first use.
+
+        Raises:
+            NotTextResponse: the body is not text, HTML or XML (see
+                :attr:`content_type`).
+        """
         if self._selector is None:
+            if not is_markup(self.content_type):
+                raise NotTextResponse(self.url, self.content_type)
             selector = self._utf8_selector()  # (a Selector's truth is its text)
             if selector is None:
                 selector = html_selector(self.text, self.url)
@@ -218,11 +276,19 @@ class Response:
         return utf8_html_selector(body, self.url)
 
     def css(self, query: str) -> parsel.SelectorList[parsel.Selector]:
-        """``self.selector.css(query)``: parsel's CSS with ``::text``/``::attr()``."""
+        """``self.selector.css(query)``: parsel's CSS with ``::text``/``::attr()``.
+
+        Raises:
+            NotTextResponse: the body is not text, HTML or XML.
+        """
         return self.selector.css(query)
 
     def xpath(self, query: str, **kwargs: Any) -> parsel.SelectorList[parsel.Selector]:
-        """``self.selector.xpath(query, **kwargs)``."""
+        """``self.selector.xpath(query, **kwargs)``.
+
+        Raises:
+            NotTextResponse: the body is not text, HTML or XML.
+        """
         return self.selector.xpath(query, **kwargs)
 
     # -- links -------------------------------------------------------------
@@ -286,9 +352,12 @@ class Response:
         **kwargs: Any,
     ) -> Iterator[Request]:
         """Requests for many links: given ``urls``, or the ``href`` of every
-        element matched by ``css`` or ``xpath``.
+        element matched by ``css`` or ``xpath`` (none when the body is not
+        text, HTML or XML: an image or a zip has no links).
         """
         if urls is None:
+            if (css is not None or xpath is not None) and not is_markup(self.content_type):
+                return
             if css is not None:
                 urls = self.css(css)
             elif xpath is not None:

@@ -117,17 +117,21 @@ def resolve_settings(
         SettingsError: naming the layer and key at fault.
     """
     layers: list[tuple[str, Mapping[str, Any]]] = []
+    file_nodes = False
     if settings_file is not None:
-        layers.append(
-            (
-                f"settings file {os.fspath(settings_file)}",
-                read_settings_file(os.fspath(settings_file)),
-            )
-        )
+        data = read_settings_file(os.fspath(settings_file))
+        layers.append((f"settings file {os.fspath(settings_file)}", data))
+        file_nodes = "nodes" in data
     if spider_cls.custom_settings:
         layers.append((f"{spider_cls.__name__}.custom_settings", spider_cls.custom_settings))
     if overrides:
         layers.append((override_source, overrides))
+    if file_nodes and not any("nodes" in layer for _, layer in layers[1:]):
+        # The file's [[nodes]] are the mesh: re-read on SIGHUP (and on
+        # change) as a --nodes file is; --nodes, if given, still wins.
+        layers.append(
+            ("settings", {"balancer.nodes_settings_file": os.fspath(settings_file or "")})
+        )
     return load_settings(layers)
 
 
@@ -158,11 +162,14 @@ async def run_engine(
                     engine.reload_nodes()
                     continue
                 if exit_code:
-                    # Write what is queued for export (each line whole), then go.
+                    # Write what is queued for export (each line whole) and
+                    # every request not ended yet, then go.
                     flushed = engine.flush_now()
+                    left = engine.abandon_now("second signal")
                     console.clear()  # (no live block left on screen after the exit)
                     print(
-                        f"crawlmesh: second signal, exiting now ({flushed} queued items written)",
+                        f"crawlmesh: second signal, exiting now ({flushed} queued items "
+                        f"written; {left} requests not finished, {engine.unfinished_where()})",
                         file=sys.stderr,
                         flush=True,
                     )

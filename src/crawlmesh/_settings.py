@@ -147,6 +147,10 @@ class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """p2c-ewma, round-robin, weighted or least-conn."""
     nodes_file: str = ""
     """A TOML file of [[nodes]] (also --nodes); re-read on SIGHUP and on change."""
+    nodes_settings_file: str = ""
+    """Set by --settings when its file's [[nodes]] are the mesh (nothing above
+    them declares nodes): that file's [[nodes]] are then re-read on SIGHUP
+    and on change, as a nodes_file's (its other settings are not)."""
     default_region: str = ""
     """The region of requests that neither ask for one nor have a mapped TLD."""
     region_order: list[str] = []

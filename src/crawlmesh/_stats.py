@@ -127,8 +127,9 @@ class CrawlStats(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: str
     """``finished``, ``max_pages``, ``max_items``, ``shutdown`` or ``error``."""
     elapsed: float
+    """Seconds this run took (a resumed job's earlier runs not included)."""
     pages: int
-    """Responses received (any status)."""
+    """Responses received (any status); with a resumed job, by every run."""
     items: int
     requests_scheduled: int
     """Requests accepted into the frontier (after dedupe and filters)."""
@@ -179,10 +180,15 @@ class CrawlStats(msgspec.Struct, frozen=True, kw_only=True):
     """Times a domain's requests were held because no node could serve it."""
     throttle_decreases: int = 0
     """Times a domain's AIMD concurrency limit was lowered by pushback."""
+    pages_resumed: int = 0
+    """Of ``pages``, those counted by a resumed job's earlier runs."""
 
     @property
     def pages_per_second(self) -> float:
-        return self.pages / self.elapsed if self.elapsed > 0 else 0.0
+        """This run's pages over this run's time (a resumed job's earlier
+        pages took earlier runs' time)."""
+        pages = self.pages - self.pages_resumed
+        return pages / self.elapsed if self.elapsed > 0 else 0.0
 
     def to_json(self) -> bytes:
         """The stats as indented JSON (what ``--stats FILE`` holds), with
@@ -291,6 +297,7 @@ class StatsCollector:
     def __init__(self, started: float = 0.0) -> None:
         self.started = started
         self.pages = 0
+        self.pages_resumed = 0  # of pages, counted by earlier runs
         self.items = 0
         self.scheduled = 0
         self.bytes = 0
@@ -439,6 +446,7 @@ class StatsCollector:
             retry_budget_refusals=self.retry_budget_refusals,
             circuit_holds=self.circuit_holds,
             throttle_decreases=self.throttle_decreases,
+            pages_resumed=self.pages_resumed,
         )
 
 

@@ -23,6 +23,11 @@ def render(stats: CrawlStats) -> str:
         f"  requests scheduled {s.requests_scheduled}, "
         f"bytes received {s.bytes_received}, robots.txt fetched {s.robots_fetched}",
     ]
+    if s.pages_resumed:
+        lines.append(
+            f"  resumed: {s.pages_resumed} of the pages were fetched by earlier runs, "
+            f"{s.pages - s.pages_resumed} by this one (the rate is this run's)"
+        )
     if s.status_counts:
         lines.append("  status: " + _fmt(s.status_counts))
     if s.errors_by_kind:

@@ -94,3 +94,49 @@ async def test_file_changes_are_picked_up(tmp_path: Path, clock: trio.testing.Mo
         assert [n.name for n in balancer.nodes] == ["one", "two"]
         nursery.cancel_scope.cancel()
     await balancer.aclose()
+
+
+async def test_nodes_of_a_settings_file_follow_the_node_files_rule(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    from crawlmesh import Spider
+    from crawlmesh._run import resolve_settings
+
+    f = tmp_path / "settings.toml"
+    f.write_text(
+        "concurrency = 4\n\n[balancer]\nreload_interval = 1.0\n\n[[nodes]]\nname = 'one'\n"
+    )
+    settings = resolve_settings(Spider, settings_file=f)
+    assert settings.balancer.nodes_settings_file == str(f)
+    balancer = build_balancer(settings)
+    assert [n.name for n in balancer.nodes] == ["one"]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_mesh_upkeep, balancer, settings)
+        await trio.sleep(1.5)
+        # Changed on disk: picked up, as a node file's change is.
+        f.write_text(f.read_text() + "\n[[nodes]]\nname = 'two'\n")
+        await trio.sleep(2)
+        assert [n.name for n in balancer.nodes] == ["one", "two"]
+        nursery.cancel_scope.cancel()
+    # A bad change keeps the mesh; one without nodes too.
+    f.write_text(f.read_text() + "\n[[nodes]]\nname = 'three'\nkind = 'teleport'\n")
+    assert not reload_nodes(balancer, settings)
+    f.write_text("concurrency = 4\n")
+    assert not reload_nodes(balancer, settings)
+    assert [n.name for n in balancer.nodes] == ["one", "two"]
+    await balancer.aclose()
+
+    # Nodes declared above the file (custom_settings, -s) are the mesh: the
+    # file's are not re-read over them.
+    f.write_text("[[nodes]]\nname = 'one'\n")
+
+    class Own(Spider):
+        custom_settings = {"nodes": [{"name": "mine"}]}
+
+    assert resolve_settings(Own, settings_file=f).balancer.nodes_settings_file == ""
+    assert (
+        resolve_settings(
+            Spider, settings_file=tmp_path / "settings.toml", overrides={"nodes": [{"name": "cli"}]}
+        ).balancer.nodes_settings_file
+        == ""
+    )

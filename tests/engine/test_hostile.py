@@ -245,6 +245,102 @@ async def test_encodings_and_charsets_decode_without_errors(
     }
 
 
+async def test_an_undeclared_charset_that_is_not_utf8_is_windows_1252(
+    hostile_url: str, tmp_path: Path
+) -> None:
+    crawl = await run_spider(Pages([hostile_url + "/undeclared-1252"]), tmp_path)
+
+    assert crawl.errors == []
+    # As a browser shows it; UTF-8 would have given U+FFFD for each.
+    assert crawl.titles() == {"caf\u00e9 \u20ac5 \u201cquoted\u201d"}
+
+
+async def test_bodies_that_are_not_pages_give_no_items_and_no_links(
+    hostile: HostileSite, hostile_url: str, tmp_path: Path
+) -> None:
+    # The README's spider: a title, then every link.
+    files = hostile_url + "/files"
+    crawl = await run_spider(Pages([files], follow=True), tmp_path)
+
+    assert crawl.stats.finish_reason == "finished"
+    assert crawl.titles() == {"files", "ok"}
+    # The zip's "link" to /chain/0 was never followed.
+    assert "/chain/0" not in hostile.hits
+    errors = {e["url"].removeprefix(hostile_url): e for e in crawl.errors}
+    assert set(errors) == {"/files/a.zip", "/files/b.png", "/json"}
+    for path, ctype in [
+        ("/files/a.zip", "application/zip"),
+        ("/files/b.png", "image/png"),  # no Content-Type: sniffed
+        ("/json", "application/json"),
+    ]:
+        assert errors[path]["kind"] == "callback_error"
+        reason = errors[path]["reason"]
+        assert f"NotTextResponse: {hostile_url}{path} is {ctype}, not text" in reason
+        assert errors[path]["referer"] == files
+
+    # A spider that looks first, and follow_all(), handle them without errors.
+    class Careful(Spider):
+        start_urls = [files]
+
+        def parse(self, response: Response) -> Iterator[Any]:
+            yield {"url": response.url, "type": response.content_type, "size": len(response.body)}
+            yield from response.follow_all(css="a")
+
+    hostile.hits.clear()
+    crawl = await run_spider(Careful(), tmp_path)
+    assert crawl.errors == []
+    types = {i["url"].removeprefix(hostile_url): i["type"] for i in crawl.items}
+    assert types == {
+        "/files": "text/html",
+        "/files/a.zip": "application/zip",
+        "/files/b.png": "image/png",
+        "/json": "application/json",
+        "/ok": "text/html",
+    }
+    assert "/chain/0" not in hostile.hits
+
+
+ERROR_FIELDS = {"url", "kind", "reason", "method", "depth", "status", "referer", "time"}
+
+
+async def test_every_errors_file_line_names_its_method_and_referer(
+    virtual_clock: trio.testing.MockClock, hostile_url: str, tmp_path: Path
+) -> None:
+    page = hostile_url + "/failing-links"
+
+    class Linker(Spider):
+        start_urls = [page, hostile_url + "/loop-b"]
+
+        def parse(self, response: Response) -> Iterator[Any]:
+            yield {"url": response.url}
+            if response.url == page:
+                yield from response.follow_all(css="a")
+                yield response.follow("/close-mid-body", method="POST", body=b"x=1")
+
+    crawl = await run_spider(Linker(), tmp_path)
+
+    assert crawl.stats.finish_reason == "finished"
+    lines = {e["url"].removeprefix(hostile_url): e for e in crawl.errors}
+    assert {path: e["kind"] for path, e in lines.items()} == {
+        "/garbage": "connection_error",
+        "/close-mid-body": "connection_error",
+        "/nope": "http_error",
+        "/loop-a": "redirect_loop",
+        "/reset-mid-body": "connection_error",
+        "/loop-b": "redirect_loop",
+    }
+    for path, e in lines.items():
+        assert set(e) == ERROR_FIELDS, path  # every field on every line
+        if path == "/loop-b":
+            assert (e["referer"], e["depth"], e["method"]) == (None, 0, "GET")
+        else:
+            assert e["referer"] == page, path
+            assert e["depth"] == 1
+            assert e["method"] == ("POST" if path == "/close-mid-body" else "GET")
+    assert lines["/nope"]["status"] == 404
+    assert lines["/garbage"]["status"] is None
+
+
 async def test_thousands_of_gzip_members(hostile_url: str, tmp_path: Path) -> None:
     urls = [hostile_url + "/gzip-members", hostile_url + "/ok"]
     crawl = await run_spider(Pages(urls), tmp_path)
@@ -492,8 +588,13 @@ async def test_errback_gets_the_fetch_error_and_may_yield(
     assert crawl.stats.errors_by_kind == {kind: 1}
 
 
-async def test_an_errback_that_raises_is_a_callback_error(hostile_url: str, tmp_path: Path) -> None:
-    bad = hostile_url + "/garbage"
+@pytest.mark.parametrize(
+    ("path", "kind"), [("/garbage", "connection_error"), ("/nope", "http_error")]
+)
+async def test_an_errback_that_raises_still_ends_its_request_once(
+    hostile_url: str, tmp_path: Path, logs: list[dict[str, Any]], path: str, kind: str
+) -> None:
+    bad = hostile_url + path
 
     class BadErrback(Spider):
         async def start(self) -> AsyncIterator[Request]:
@@ -504,17 +605,58 @@ async def test_an_errback_that_raises_is_a_callback_error(hostile_url: str, tmp_
             yield {"title": response.css("h1.title::text").get()}
 
         def failed(self, failure: FetchError) -> Any:
+            yield {"salvaged": failure.kind}
             raise ValueError("errback broke")
 
     crawl = await run_spider(BadErrback(), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
-    assert crawl.titles() == {"ok"}
-    assert crawl.stats.errors_by_kind == {"connection_error": 1, "callback_error": 1}
-    kinds = sorted((e["url"], e["kind"]) for e in crawl.errors)
-    assert kinds == [(bad, "callback_error"), (bad, "connection_error")]
-    [cb_error] = [e for e in crawl.errors if e["kind"] == "callback_error"]
-    assert "ValueError: errback broke" in cb_error["reason"]
+    # What it yielded before raising is kept, as for a callback.
+    assert {"salvaged": kind} in crawl.items
+    # One request, one ending: the failure's kind, the errback's error in its reason.
+    assert crawl.stats.errors_by_kind == {kind: 1}
+    [error] = crawl.errors
+    assert (error["url"], error["kind"]) == (bad, kind)
+    assert re.search(
+        r"; errback \S*BadErrback\.failed raised ValueError: errback broke$", error["reason"]
+    )
+    assert [e["url"] for e in logs if e["event"] == "errback raised"] == [bad]
+
+
+async def test_an_errback_gets_the_error_alone_while_the_callback_gets_cb_kwargs(
+    hostile_url: str, tmp_path: Path
+) -> None:
+    class ScrapyStyle(Spider):
+        async def start(self) -> AsyncIterator[Request]:
+            for path in ("/garbage", "/nope", "/ok"):
+                yield Request(
+                    hostile_url + path,
+                    callback=self.page,
+                    errback=self.on_error,
+                    cb_kwargs={"label": path},
+                )
+
+        def page(self, response: Response, label: str) -> Any:
+            yield {"page": label}
+
+        def on_error(self, failure: FetchError) -> Any:
+            # cb_kwargs are the callback's; the request carries them.
+            assert failure.request is not None
+            yield {"failed": failure.request.cb_kwargs["label"], "kind": failure.kind}
+
+    crawl = await run_spider(ScrapyStyle(), tmp_path)
+
+    assert crawl.stats.finish_reason == "finished"
+    assert sorted(crawl.items, key=str) == sorted(
+        [
+            {"page": "/ok"},
+            {"failed": "/garbage", "kind": "connection_error"},
+            {"failed": "/nope", "kind": "http_error"},
+        ],
+        key=str,
+    )
+    assert crawl.stats.errors_by_kind == {"connection_error": 1, "http_error": 1}
+    assert sorted(e["kind"] for e in crawl.errors) == ["connection_error", "http_error"]
 
 
 # -- a hostile robots.txt ----------------------------------------------------------

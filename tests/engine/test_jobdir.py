@@ -48,6 +48,7 @@ def test_requests_fingerprints_and_stats_survive_a_reopen(tmp_path: Path) -> Non
         "http://a.test/2", callback=spider.parse_item, errback=spider.parse, priority=3,
         meta={"n": 1, "odd": Odd(7)}, cb_kwargs={"k": "v"}, headers={"X": "1"}, body=b"\x00",
         depth=2, region="eu-west", session="s1", method="POST", dont_filter=True,
+        referer="http://a.test/list",
     )  # fmt: skip
     job.queued("a.test", done)
     job.queued("a.test", kept)
@@ -79,6 +80,7 @@ def test_requests_fingerprints_and_stats_survive_a_reopen(tmp_path: Path) -> Non
         b"\x00",
     )
     assert (request.region, request.session, request.dont_filter) == ("eu-west", "s1", True)
+    assert request.referer == "http://a.test/list"
     restored = StatsCollector()
     again.restore_stats(restored)
     assert (restored.pages, restored.items) == (5, 4)

@@ -159,6 +159,8 @@ def test_second_sigint_exits_at_once(
         f"{slow_site_url}/p/0",
         "-a",
         f"hang_url={hang}",
+        "--errors",
+        "errors.jsonl",
         "-s",
         "concurrency=8",
         "-s",
@@ -177,6 +179,17 @@ def test_second_sigint_exits_at_once(
     assert "crawl shutdown" not in c.stderr()  # it did not wait to finish
     items = whole_lines(c.items.read_bytes())
     assert len(items) >= 20
+    # Nothing is lost: what the first signal left (the requests queued, then
+    # the hanging one still in flight) is in the errors file, each once.
+    said = re.search(r"(\d+) requests not finished, written to the errors file", c.stderr())
+    assert said is not None, c.stderr()
+    records = whole_lines(c.errors.read_bytes())
+    unfinished = [r["url"] for r in records if r["kind"] == "unfinished"]
+    assert len(unfinished) == len(set(unfinished))
+    assert not {item["url"] for item in items} & set(unfinished)
+    at_exit = [r["url"] for r in records if r["reason"].endswith("(second signal)")]
+    assert hang in at_exit
+    assert len(at_exit) == int(said[1])
 
 
 def test_unfinished_requests_go_to_the_errors_file(crawl: Any, slow_site_url: str) -> None:
@@ -298,4 +311,45 @@ def test_a_finished_job_does_nothing_again(crawl: Any, slow_site_url: str) -> No
     second = crawl(f"{slow_site_url}/p/0", *args)
     assert second.wait(30) == 0, second.stderr()
     assert len(skus(second)) == ITEM_PAGES
-    assert final_stats(second.stderr())["pages"] == final_stats(first.stderr())["pages"]
+    pages = final_stats(first.stderr())["pages"]
+    assert final_stats(second.stderr())["pages"] == pages
+    # The rate is this run's: it fetched nothing (it printed ~18,000 pages/s).
+    assert f" {pages} pages (0.0 pages/s), " in second.stderr()
+    assert f"resumed: {pages} of the pages were fetched by earlier runs, 0 by this one" in (
+        second.stderr()
+    )
+
+
+# -- SIGHUP: the mesh is re-read, wherever it was declared ----------------------------
+
+
+@pytest.mark.parametrize("where", ["--nodes", "--settings"])
+def test_sighup_rereads_the_mesh_from_either_file(
+    crawl: Any, slow_site_url: str, cli_project: Path, where: str
+) -> None:
+    # (reload_interval = 0: only the signal re-reads it.)
+    settings = cli_project / "settings.toml"
+    nodes = cli_project / "nodes.toml"
+    one = "[[nodes]]\nname = 'first'\n"
+    two = one + "\n[[nodes]]\nname = 'second'\n"
+    settings.write_text("concurrency = 8\n\n[balancer]\nreload_interval = 0\n\n")
+    if where == "--nodes":
+        nodes.write_text(one)
+        args = ("--settings", str(settings), "--nodes", str(nodes))
+    else:
+        settings.write_text(settings.read_text() + one)
+        args = ("--settings", str(settings))
+    c = crawl(f"{slow_site_url}/p/0", *args)
+    c.wait_for_items(20)
+    if where == "--nodes":
+        nodes.write_text(two)
+    else:
+        settings.write_text(settings.read_text().replace(one, two))
+    c.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "node file reloaded" not in c.stderr(tail=10**7) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.signal(signal.SIGINT)
+    assert c.wait() == 130, c.stderr()
+    [line] = [x for x in c.stderr(tail=10**7).splitlines() if "node file reloaded" in x]
+    assert "second" in line, line

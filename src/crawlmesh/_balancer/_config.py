@@ -91,6 +91,21 @@ def load_nodes_file(path: str | os.PathLike[str]) -> list[NodeSpec]:
     return specs
 
 
+def load_settings_nodes(path: str | os.PathLike[str]) -> list[NodeSpec]:
+    """Read the ``[[nodes]]`` of a settings file (its other keys are not
+    looked at: they were checked when the crawl started).
+
+    Raises:
+        SettingsError: unreadable file, invalid TOML, an invalid node, or
+            no node at all.
+    """
+    source = f"settings file {os.fspath(path)}"
+    specs = validate_nodes(read_toml_file(path, "settings file").get("nodes", []), source)
+    if not specs:
+        raise SettingsError(f"{source}: no [[nodes]] declared")
+    return specs
+
+
 def node_token(spec: NodeSpec, where: str = "") -> str | None:
     """The bearer token of a ``node``-kind spec (from its file or variable).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import partial
 
 import structlog
@@ -12,7 +13,9 @@ from .._exceptions import CrawlmeshError
 from .._settings import Settings
 from ._balancer import Balancer
 from ._build import health_config, mesh_specs, probe_node
+from ._config import load_settings_nodes
 from ._health import open_health_checks
+from ._types import NodeSpec
 
 __all__ = ["reload_nodes", "run_mesh_upkeep"]
 
@@ -21,23 +24,36 @@ log = structlog.get_logger("crawlmesh.balancer")
 _RETIRE_INTERVAL = 5.0
 
 
+def _mesh_file(settings: Settings) -> str:
+    """The file the mesh was read from ("" for none): the node file, or the
+    settings file whose [[nodes]] are the mesh."""
+    return settings.balancer.nodes_file or settings.balancer.nodes_settings_file
+
+
+def _settings_nodes(settings: Settings) -> Sequence[NodeSpec]:
+    return load_settings_nodes(settings.balancer.nodes_settings_file)
+
+
 def reload_nodes(balancer: Balancer, settings: Settings) -> bool:
-    """Re-read the node file into ``balancer``; True if the mesh changed.
+    """Re-read the node file (or the settings file's [[nodes]]) into
+    ``balancer``; True if the mesh changed.
 
     A file that cannot be read or does not validate is refused with a clear
     message, and the mesh in force stays.
     """
-    if not settings.balancer.nodes_file:
+    path = _mesh_file(settings)
+    if not path:
         return False
     try:
-        specs = mesh_specs(settings)
+        reread = mesh_specs if settings.balancer.nodes_file else _settings_nodes
+        specs = reread(settings)
         if [n.spec for n in balancer.nodes] == list(specs):
             return False
         balancer.set_nodes(specs)  # builds every new transport before swapping
     except CrawlmeshError as exc:
-        log.error("node file refused; keeping the current mesh", error=str(exc))
+        log.error("node file refused; keeping the current mesh", file=path, error=str(exc))
         return False
-    log.info("node file reloaded", nodes=[s.name for s in specs])
+    log.info("node file reloaded", file=path, nodes=[s.name for s in specs])
     return True
 
 
@@ -56,7 +72,7 @@ async def run_mesh_upkeep(balancer: Balancer, settings: Settings) -> None:
     until cancelled."""
     config = health_config(settings)
     async with open_health_checks(balancer.health, partial(probe_node, balancer), config):
-        path = settings.balancer.nodes_file
+        path = _mesh_file(settings)
         interval = settings.balancer.reload_interval
         watch = bool(path and interval)
         last = _mtime(path) if watch else None
