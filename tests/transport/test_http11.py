@@ -88,10 +88,13 @@ def test_a_head_request_has_no_body_whatever_the_length_says() -> None:
 
 
 @pytest.mark.parametrize("value", [b"5, 6", b"-1", b"0x10", b"1_0", b" "])
-def test_an_unframeable_content_length_is_an_error(value: bytes) -> None:
+@pytest.mark.parametrize("te", [b"", b"Transfer-Encoding: chunked\r\n"])
+def test_an_unframeable_content_length_is_an_error(value: bytes, te: bytes) -> None:
+    # Beside Transfer-Encoding too (as h11 has it): a sign of a broken or
+    # smuggling response, though the chunks frame the body.
     with pytest.raises(ProtocolError, match="Content-Length"):
         parse_head(
-            bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\n"),
+            bytearray(b"HTTP/1.1 200 OK\r\n" + te + b"Content-Length: " + value + b"\r\n\r\n"),
             head_request=False,
         )
 
@@ -155,6 +158,8 @@ def test_a_response_without_a_body_ignores_its_transfer_codings() -> None:
         b"HTTP/1.1 200 OK\r\nX-A: a\r\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\nX-A: a\rContent-Length: 0\n\n",
         b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\rthree\r\n\r\n",  # in a folded line
+        b"HTTP/1.1 200 OK\r\nX-A: a\r\r\n\r\n",  # on the last line (found by h11's oracle)
+        b"HTTP/1.1 200 OK\r\r\n\r\n",
     ],
 )
 def test_nul_or_a_bare_cr_in_the_head_is_refused(raw: bytes) -> None:

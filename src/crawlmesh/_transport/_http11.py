@@ -47,8 +47,9 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+\Z")
 # split or smuggled on).
 _VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?\Z")
 _TARGET = re.compile(rb"[\x21-\x7e]+\Z")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_STATUS = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?:[ \t]([^\r\n]*))?\r?\Z")
+# The end of the last line, then the empty line (group 1).
+_HEAD_END = re.compile(rb"\r?\n(\r?\n)")
+_STATUS = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?:[ \t]([^\r\n]*))?\Z")
 _MAX_CHUNK_LINE = 4096
 MAX_HEAD = 64 * 1024
 """The most bytes a response head, or a chunked body's trailers, may take."""
@@ -153,11 +154,14 @@ def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple
         if buf and not b"HTTP/".startswith(bytes(buf[:5])):
             raise ProtocolError(f"not an HTTP response: {bytes(buf[:40])!r}")
         return None
-    raw = bytes(buf[: end.start()])
+    # Every line with its end: the CR of a CR LF is the line's own.
+    raw = bytes(buf[: end.start(1)])
     if b"\0" in raw:
         raise ProtocolError("a NUL byte in the response head")
-    lines = raw.split(b"\n")
+    lines = [line[:-1] if line[-1:] == b"\r" else line for line in raw.split(b"\n")[:-1]]
     status_line = lines[0]
+    if b"\r" in status_line:
+        raise ProtocolError(f"a bare CR in the status line {status_line[:100]!r}")
     match = _STATUS.match(status_line)
     if match is None:
         raise ProtocolError(f"invalid status line {status_line[:100]!r}")
@@ -165,8 +169,6 @@ def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple
     status = int(code)
     headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
-        if line[-1:] == b"\r":
-            line = line[:-1]
         if b"\r" in line:
             # A CR not followed by LF: some parsers end the line there.
             raise ProtocolError(f"a bare CR in header line {line[:100]!r}")
@@ -175,7 +177,7 @@ def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple
             if not headers:
                 raise ProtocolError("a folded header line before any header")
             name, value = headers[-1]
-            headers[-1] = (name, value + b" " + line.strip(b" \t"))
+            headers[-1] = (name, (value + b" " + line.strip(b" \t")).strip(b" "))
             continue
         name, colon, value = line.partition(b":")
         if not colon or not _TOKEN.match(name):
@@ -197,6 +199,10 @@ def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple
         elif name == b"content-length":
             lengths.update(v.strip() for v in value.split(b","))
     bodiless = head_request or 100 <= status < 200 or status in (204, 304)
+    # Checked beside Transfer-Encoding too, which it does not frame: a bad
+    # one is a broken (or smuggling) response.
+    if lengths and not bodiless and (len(lengths) > 1 or not all(v.isdigit() for v in lengths)):
+        raise ProtocolError(f"invalid Content-Length {b', '.join(sorted(lengths))[:100]!r}")
     transfer: tuple[bytes, ...] = ()
     if codings is not None:
         if lengths:
@@ -213,8 +219,6 @@ def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple
     elif codings is not None:
         framing = BODY_CHUNKED if codings[-1] == b"chunked" else BODY_UNTIL_CLOSE
     elif lengths:
-        if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
-            raise ProtocolError(f"invalid Content-Length {b', '.join(sorted(lengths))[:100]!r}")
         framing, length = BODY_LENGTH, int(lengths.pop())
     else:
         framing, keep_alive = BODY_UNTIL_CLOSE, False
