@@ -1049,3 +1049,38 @@ async def test_a_dripped_head_is_read_in_few_reads(
     # A byte a millisecond: after 8 one-byte reads, each read waits 10 ms
     # for what has come by then (without that, one read per byte).
     assert len(reads) < len(head) / 5
+
+
+class _ThroughHttpx(httpx.AsyncBaseTransport):
+    """The pool behind httpx's transport interface only (as the API node kind
+    uses it): DirectTransport then reads framing from the headers."""
+
+    def __init__(self) -> None:
+        self.pool = H11Pool()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+async def test_framing_rules_hold_behind_httpx_s_interface_too() -> None:
+    replies = {
+        "/head": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (50 * MiB),
+        "/te": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        + _chunk(gzip.compress(PAGE)),
+        "/big": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (50 * MiB),
+    }
+    server = RawServer(lambda r: Reply(replies[r.target]))
+    transport = DirectTransport(transport=_ThroughHttpx())
+    try:
+        async with raw_server(server) as base:
+            head = await transport.fetch(Request(base + "/head", method="HEAD"), OPTS)
+            te = await transport.fetch(Request(base + "/te"), OPTS)
+            with pytest.raises(ResponseTooLarge, match="Content-Length"):
+                await transport.fetch(Request(base + "/big"), OPTS)
+    finally:
+        await transport.aclose()
+    assert (head.status, head.body) == (200, b"")
+    assert te.body == PAGE
