@@ -15,6 +15,12 @@ its connection is not kept.
 
 Every search for a line's or a head's end resumes where the last one stopped:
 a head or a chunk line dripped a byte at a time costs linear time.
+
+h11 is the outside oracle (tests/transport/test_http11_oracle.py): no head
+it refuses is accepted here, except on purpose: transfer codings other than
+chunked (gzip, x-gzip, deflate) are read, for the body reader to undo; and
+the framing headers of a response without a body (HEAD, 1xx, 204, 304) are
+not checked.
 """
 
 from __future__ import annotations
