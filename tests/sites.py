@@ -86,6 +86,22 @@ async def _reset(stream: trio.SocketStream) -> None:
     stream.socket.close()
 
 
+_OK_CHUNKS = b"2\r\nok\r\n0\r\n"
+_BROKEN_HEADS = {
+    "/nul-header": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+    "/bare-cr-header": b"HTTP/1.1 200 OK\r\nX-A: a\rX-B: b\r\nContent-Length: 2\r\n\r\nok",
+    "/unknown-transfer-coding": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: compress, chunked\r\n\r\n" + _OK_CHUNKS + b"\r\n"
+    ),
+    "/huge-trailers": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + _OK_CHUNKS
+        + b"".join(b"X-T-%05d: %s\r\n" % (i, b"v" * 50) for i in range(1200))
+        + b"\r\n"
+    ),
+}
+
+
 class HostileSite:
     """Pages for every kind of bad input a crawl must survive."""
 
@@ -112,6 +128,17 @@ class HostileSite:
             return None
         if path == "/garbage":
             await stream.send_all(b"this is not HTTP at all\r\n\r\n")
+            return None
+        if path in _BROKEN_HEADS:  # HTTP/1.1 a hardened client refuses
+            await stream.send_all(_BROKEN_HEADS[path])
+            return None
+        if path == "/transfer-gzip":  # gzip as a transfer coding, before chunked
+            body = gzip.compress(b"<h1 class='title'>transfer-coded</h1>")
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                b"Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n"
+                b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            )
             return None
         if path == "/loop-a":
             return SiteResponse(302, headers=[("Location", "/loop-b")])

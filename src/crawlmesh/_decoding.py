@@ -1,4 +1,5 @@
-"""Bounded decoding of Content-Encoding (gzip, deflate, br).
+"""Bounded decoding of Content-Encoding (gzip, deflate, br), and of the
+transfer codings a body may come in besides chunked (gzip, deflate).
 
 Each decoder is told how many more bytes it may produce, so a compression
 bomb is cut off after at most ``limit + 1`` bytes of output, however small
@@ -8,6 +9,7 @@ the compressed input.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import brotli
@@ -119,11 +121,25 @@ class BodyDecoder:
     Args:
         content_encoding: the Content-Encoding header ("" for none).
         max_size: the most decoded bytes accepted.
+        transfer_codings: the body's transfer codings other than chunked, in
+            the order applied: undone first, and each must be known (the
+            bytes are never passed on still in a transfer coding).
+
+    Raises:
+        DecodingFailed: a transfer coding this decoder does not know.
     """
 
     __slots__ = ("_chunks", "_inner_limit", "_max", "_size", "_steps")
 
-    def __init__(self, content_encoding: str, max_size: int) -> None:
+    def __init__(
+        self, content_encoding: str, max_size: int, *, transfer_codings: Sequence[str] = ()
+    ) -> None:
+        transfer: list[_Step] = []
+        for coding in reversed(transfer_codings):
+            step = _step_for(coding)
+            if step is None or isinstance(step, _Identity):
+                raise DecodingFailed(f"unsupported transfer coding {coding[:40]!r}")
+            transfer.append(step)
         steps: list[_Step] = []
         # Codings are listed in the order applied; undo them in reverse.
         for coding in reversed([c.strip().lower() for c in content_encoding.split(",")]):
@@ -134,7 +150,7 @@ class BodyDecoder:
                 break
             if not isinstance(step, _Identity):
                 steps.append(step)
-        self._steps = steps
+        self._steps = transfer + steps
         self._max = max_size
         # An inner coding's output is the next coding's input: compressed data
         # may be a little larger than what it decodes to, so allow some slack.
@@ -182,6 +198,9 @@ class BodyDecoder:
             self._chunks.append(data)
 
 
-def make_decoder(content_encoding: str | None, max_size: int) -> BodyDecoder:
-    """A :class:`BodyDecoder` for a response's Content-Encoding."""
-    return BodyDecoder(content_encoding or "", max_size)
+def make_decoder(
+    content_encoding: str | None, max_size: int, *, transfer_codings: Sequence[str] = ()
+) -> BodyDecoder:
+    """A :class:`BodyDecoder` for a response's Content-Encoding (and its
+    transfer codings other than chunked)."""
+    return BodyDecoder(content_encoding or "", max_size, transfer_codings=transfer_codings)

@@ -134,6 +134,18 @@ HOSTILE = [
         id="closed-mid-body",
     ),
     pytest.param("/garbage", "connection_error", r"invalid HTTP response", {}, id="not-http"),
+    pytest.param("/nul-header", "connection_error", r"NUL", {}, id="nul-in-header"),
+    pytest.param("/bare-cr-header", "connection_error", r"bare CR", {}, id="bare-cr-in-header"),
+    pytest.param(
+        "/unknown-transfer-coding",
+        "connection_error",
+        r"unsupported transfer coding",
+        {},
+        id="unknown-transfer-coding",
+    ),
+    pytest.param(
+        "/huge-trailers", "connection_error", r"trailers larger than 64 KiB", {}, id="huge-trailers"
+    ),
     pytest.param("/loop-a", "redirect_loop", r"redirect loop", {}, id="redirect-loop"),
     pytest.param(
         "/chain/11", "too_many_redirects", r"more than 10 redirects", {}, id="redirect-chain"
@@ -339,6 +351,16 @@ async def test_every_errors_file_line_names_its_method_and_referer(
             assert e["method"] == ("POST" if path == "/close-mid-body" else "GET")
     assert lines["/nope"]["status"] == 404
     assert lines["/garbage"]["status"] is None
+
+
+async def test_a_transfer_coded_page_reaches_the_spider_decoded(
+    hostile_url: str, tmp_path: Path
+) -> None:
+    urls = [hostile_url + "/transfer-gzip", hostile_url + "/ok"]
+    crawl = await run_spider(Pages(urls), tmp_path)
+
+    assert crawl.errors == []
+    assert crawl.titles() == {"transfer-coded", "ok"}
 
 
 async def test_thousands_of_gzip_members(hostile_url: str, tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ import gc
 import gzip
 import re
 import warnings
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from urllib.parse import parse_qs, quote
 
 import httpx
@@ -38,6 +39,7 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
+from crawlmesh._transport import _pool
 from crawlmesh._transport._pool import H11Pool
 from sites import HostileSite
 
@@ -206,8 +208,12 @@ class RawServer:
             await self.closed_changed.wait()
 
 
+class _Serves(Protocol):
+    async def serve(self, stream: trio.SocketStream) -> None: ...
+
+
 @asynccontextmanager
-async def raw_server(server: RawServer) -> AsyncIterator[str]:
+async def raw_server(server: _Serves) -> AsyncIterator[str]:
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, server.serve, 0, host="127.0.0.1"))
         yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
@@ -795,3 +801,286 @@ async def test_cookie_set_by_a_redirect_is_sent_to_its_target(
     response = await transport.fetch(Request(site_url + "/set-cookie-and-redirect"), OPTS)
     assert response.url == site_url + "/target"
     assert [s.request.headers.get("cookie") for s in site.seen] == [None, "sid=abc"]
+
+
+# -- framing a hardened client refuses or undoes (issue 14) -----------------------------
+
+
+def _chunk(data: bytes, size: int = 700) -> bytes:
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+PAGE = b"<html><title>the page</title></html>" * 50
+
+
+@pytest.mark.parametrize(
+    ("headers", "wire", "close"),
+    [
+        (b"Transfer-Encoding: gzip, chunked", _chunk(gzip.compress(PAGE)), False),
+        (
+            b"Transfer-Encoding: x-gzip\r\nTransfer-Encoding: chunked",
+            _chunk(gzip.compress(PAGE)),
+            False,
+        ),
+        (b"Transfer-Encoding: deflate, chunked", _chunk(zlib.compress(PAGE)), False),
+        # Close-delimited: the last coding is not chunked.
+        (b"Transfer-Encoding: gzip", gzip.compress(PAGE), True),
+        # Content-Encoding first, then the transfer coding: both undone.
+        (
+            b"Content-Encoding: gzip\r\nTransfer-Encoding: gzip, chunked",
+            _chunk(gzip.compress(gzip.compress(PAGE))),
+            False,
+        ),
+    ],
+    ids=["gzip-chunked", "two-headers", "deflate-chunked", "gzip-until-close", "and-content"],
+)
+async def test_transfer_codings_are_undone(
+    transport: DirectTransport, headers: bytes, wire: bytes, close: bool
+) -> None:
+    server = RawServer(
+        lambda r: Reply(b"HTTP/1.1 200 OK\r\n" + headers + b"\r\n\r\n" + wire, close)
+    )
+    async with raw_server(server) as base:
+        first = await transport.fetch(Request(base + "/"), OPTS)
+        second = await transport.fetch(Request(base + "/"), OPTS)
+    assert first.body == second.body == PAGE
+    # A chunked body was read to its end: its connection was kept.
+    assert len({r.port for r in server.requests}) == (2 if close else 1)
+
+
+@pytest.mark.parametrize(
+    ("te", "message"),
+    [
+        (b"compress, chunked", "unsupported transfer coding b'compress'"),
+        (b"br, chunked", "unsupported transfer coding b'br'"),
+        (b"chunked, gzip", "chunked is not the last transfer coding"),
+    ],
+)
+async def test_a_transfer_coding_that_cannot_be_undone_is_refused(
+    transport: DirectTransport, te: bytes, message: str
+) -> None:
+    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + te + b"\r\n\r\n" + _chunk(b"xxxx")
+    server = RawServer(lambda r: Reply(wire))
+    async with raw_server(server) as base:
+        with pytest.raises(ConnectionBroken, match=re.escape(message)) as info:
+            await transport.fetch(Request(base + "/"), OPTS)
+    assert info.value.kind == "connection_error"
+
+
+async def test_a_transfer_coded_bomb_is_cut_off_and_corrupt_data_refused(
+    transport: DirectTransport,
+) -> None:
+    bomb = gzip.compress(b"\0" * (64 * MiB))  # ~64 KiB on the wire
+    replies = {
+        "/bomb": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + _chunk(bomb),
+        "/corrupt": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        + _chunk(b"\x1f\x8b\x08\x00 not gzip at all"),
+    }
+    server = RawServer(lambda r: Reply(replies[r.target]))
+    async with raw_server(server) as base:
+        with pytest.raises(ResponseTooLarge) as too_large:
+            await transport.fetch(Request(base + "/bomb"), OPTS)
+        with pytest.raises(DecodingFailed) as corrupt:
+            await transport.fetch(Request(base + "/corrupt"), OPTS)
+    assert too_large.value.kind == "too_large"
+    assert corrupt.value.kind == "decoding_error"
+
+
+class _Unsolicited:
+    """Answers each request with ``right``; after the first answer, once told
+    to, writes a whole second response that answers no request."""
+
+    def __init__(self) -> None:
+        self.ports: list[int] = []
+        self.go = trio.Event()
+        self.sent = trio.Event()
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        port = stream.socket.getpeername()[1]
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf.partition(b"\r\n\r\n")[2]
+                self.ports.append(port)
+                await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nright")
+                if len(self.ports) == 1:
+                    await self.go.wait()
+                    await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG")
+                    self.sent.set()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        finally:
+            await trio.aclose_forcefully(stream)
+
+
+async def test_an_idle_connection_with_bytes_nobody_asked_for_is_discarded(
+    transport: DirectTransport,
+) -> None:
+    server = _Unsolicited()
+    async with raw_server(server) as base:
+        first = await transport.fetch(Request(base + "/"), OPTS)
+        server.go.set()  # the connection is idle in the pool now
+        with trio.fail_after(10):
+            await server.sent.wait()
+        second = await transport.fetch(Request(base + "/"), OPTS)
+    assert first.body == second.body == b"right"
+    assert len(server.ports) == 2
+    assert server.ports[0] != server.ports[1]
+
+
+async def test_a_response_framed_two_ways_leaves_its_connection_unused(
+    transport: DirectTransport,
+) -> None:
+    # Content-Length 3 and chunked: read by its chunks, and never trusted again.
+    wire = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunk(
+        b"by chunks"
+    )
+    server = RawServer(lambda r: Reply(wire))
+    async with raw_server(server) as base:
+        first = await transport.fetch(Request(base + "/"), OPTS)
+        second = await transport.fetch(Request(base + "/"), OPTS)
+    assert first.body == second.body == b"by chunks"
+    assert len({r.port for r in server.requests}) == 2
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"X-Bad: a\x00b", b"X-Bad: \x00", b"X-Bad: a\rInjected: 1", b"X-Bad: a\r"],
+)
+async def test_nul_or_a_bare_cr_in_a_header_value_is_a_broken_response(
+    transport: DirectTransport, line: bytes
+) -> None:
+    wire = b"HTTP/1.1 200 OK\r\n" + line + b"\r\nContent-Length: 2\r\n\r\nok"
+    server = RawServer(lambda r: Reply(wire))
+    async with raw_server(server) as base:
+        with pytest.raises(ConnectionBroken, match=r"NUL|bare CR") as info:
+            await transport.fetch(Request(base + "/"), OPTS)
+    assert info.value.kind == "connection_error"
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [("HEAD", 200), ("GET", 204), ("GET", 304), ("HEAD", 404)],
+)
+async def test_a_response_without_a_body_is_not_too_large_whatever_its_length(
+    transport: DirectTransport, method: str, status: int
+) -> None:
+    # Content-Length is the size of the body a GET would get (HEAD, 304) or
+    # just wrong (204): no body follows either way.
+    big = b"%d" % (50 * MiB)
+    server = RawServer(
+        lambda r: Reply(
+            b"HTTP/1.1 %d X\r\nContent-Length: %s\r\n\r\n" % (status, big)
+            if r.target == "/empty"
+            else b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        )
+    )
+    async with raw_server(server) as base:
+        response = await transport.fetch(Request(base + "/empty", method=method), OPTS)
+        after = await transport.fetch(Request(base + "/next"), OPTS)
+    assert (response.status, response.body) == (status, b"")
+    assert response.headers["content-length"] == big.decode()
+    assert after.body == b"ok"
+    assert len({r.port for r in server.requests}) == 1
+
+
+async def test_trailers_larger_than_the_head_limit_are_refused(
+    transport: DirectTransport,
+) -> None:
+    trailers = b"".join(b"X-T-%05d: %s\r\n" % (i, b"v" * 50) for i in range(1200))
+    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" + trailers
+    server = RawServer(lambda r: Reply(wire + b"\r\n"))
+    async with raw_server(server) as base:
+        with pytest.raises(ConnectionBroken, match="trailers larger than 64 KiB") as info:
+            await transport.fetch(Request(base + "/"), OPTS)
+    assert info.value.kind == "connection_error"
+
+
+@pytest.fixture
+def instant_clock() -> trio.testing.MockClock:
+    """Virtual time that jumps as soon as every task waits."""
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_a_dripped_head_is_read_in_few_reads(
+    instant_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"v" * 4000 + b"\r\nContent-Length: 2\r\n\r\n"
+
+    async def drip(stream: trio.SocketStream) -> None:
+        stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+        for i in range(len(head)):
+            await stream.send_all(head[i : i + 1])
+            await trio.sleep(0.001)
+        await stream.send_all(b"ok")
+        await trio.aclose_forcefully(stream)
+
+    reads: list[int] = []
+    read_ready = _pool._read_ready
+
+    def counting(fd: int) -> bytes | None:
+        data = read_ready(fd)
+        if data:
+            reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(_pool, "_read_ready", counting)
+    transport = DirectTransport()
+    try:
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, drip, 0, host="127.0.0.1"))
+            url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+            response = await transport.fetch(Request(url), OPTS)
+            nursery.cancel_scope.cancel()
+    finally:
+        await transport.aclose()
+    assert response.body == b"ok"
+    assert response.headers["x-pad"] == "v" * 4000
+    assert sum(reads) == len(head) + 2
+    # A byte a millisecond: after 8 one-byte reads, each read waits 10 ms
+    # for what has come by then (without that, one read per byte).
+    assert len(reads) < len(head) / 5
+
+
+class _ThroughHttpx(httpx.AsyncBaseTransport):
+    """The pool behind httpx's transport interface only (as the API node kind
+    uses it): DirectTransport then reads framing from the headers."""
+
+    def __init__(self) -> None:
+        self.pool = H11Pool()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+async def test_framing_rules_hold_behind_httpx_s_interface_too() -> None:
+    replies = {
+        "/head": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (50 * MiB),
+        "/te": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        + _chunk(gzip.compress(PAGE)),
+        "/big": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (50 * MiB),
+    }
+    server = RawServer(lambda r: Reply(replies[r.target]))
+    transport = DirectTransport(transport=_ThroughHttpx())
+    try:
+        async with raw_server(server) as base:
+            head = await transport.fetch(Request(base + "/head", method="HEAD"), OPTS)
+            te = await transport.fetch(Request(base + "/te"), OPTS)
+            with pytest.raises(ResponseTooLarge, match="Content-Length"):
+                await transport.fetch(Request(base + "/big"), OPTS)
+    finally:
+        await transport.aclose()
+    assert (head.status, head.body) == (200, b"")
+    assert te.body == PAGE

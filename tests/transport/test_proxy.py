@@ -586,3 +586,63 @@ def test_redact_exception_cuts_links_it_cannot_rewrite() -> None:
     assert "cannot connect to ***" in printed
     assert "all attempts failed" in printed
     assert "ExceptionGroup" not in printed
+
+
+# -- an idle TLS connection with bytes nobody asked for (issue 14) ------------------------
+
+
+async def test_an_idle_tls_connection_with_unsolicited_bytes_is_discarded(certs: Certs) -> None:
+    ports: list[int] = []
+    go, sent = trio.Event(), trio.Event()
+
+    async def serve(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        port = stream.transport_stream.socket.getpeername()[1]
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf.partition(b"\r\n\r\n")[2]
+                ports.append(port)
+                await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nright")
+                if len(ports) == 1:
+                    await go.wait()  # the client's connection is idle in its pool
+                    await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG")
+                    sent.set()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    transport = DirectTransport(transport=H11Pool(ssl_context=certs.client_context()))
+    try:
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                partial(
+                    trio.serve_ssl_over_tcp,
+                    serve,
+                    0,
+                    certs.server_context(),
+                    host="127.0.0.1",
+                    https_compatible=True,
+                )
+            )
+            port = listeners[0].transport_listener.socket.getsockname()[1]
+            url = f"https://127.0.0.1:{port}/"
+            first = await transport.fetch(Request(url), OPTS)
+            go.set()
+            with trio.fail_after(10):
+                await sent.wait()
+            await trio.sleep(0.05)  # for the TLS record to reach the client's socket
+            second = await transport.fetch(Request(url), OPTS)
+            third = await transport.fetch(Request(url), OPTS)
+            nursery.cancel_scope.cancel()
+    finally:
+        await transport.aclose()
+    assert first.body == second.body == third.body == b"right"
+    # A new connection after the unsolicited bytes, and that one kept.
+    assert len(ports) == 3
+    assert ports[0] != ports[1] == ports[2]

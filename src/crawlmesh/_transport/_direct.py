@@ -24,6 +24,7 @@ from .._request import Request
 from .._response import Headers, Response
 from .._url import DEFAULT_PORTS, canonicalize, normalize, resolve, split_http_url, strip_href
 from ._base import FetchOptions
+from ._http11 import BODY_LENGTH
 from ._pool import ClassifiedError, H11Pool
 
 __all__ = ["DirectTransport", "translate_httpx_error"]
@@ -145,7 +146,9 @@ class DirectTransport:
             if jar is not None and "set-cookie" in resp.headers:
                 jar.extract_cookies(resp)
                 _trim(jar)
-            return _Reply(resp.status_code, Headers(resp.headers.multi_items()), resp.stream, resp)
+            reply_headers = Headers(resp.headers.multi_items())
+            codings, declared = _framing(method, resp.status_code, reply_headers)
+            return _Reply(resp.status_code, reply_headers, resp.stream, resp, declared, codings)
         # Our own pool: the URL's parts and the header bytes are made here,
         # with no httpx.Request or httpx.Response unless cookies need them.
         scheme, host, port, authority, path = _url_parts(url)
@@ -184,7 +187,14 @@ class DirectTransport:
                 )
             )
             _trim(jar)
-        return _Reply(head.status, Headers(_decode_headers(head.headers)), stream, stream)
+        return _Reply(
+            head.status,
+            Headers(_decode_headers(head.headers)),
+            stream,
+            stream,
+            head.length if head.framing == BODY_LENGTH else None,
+            tuple(c.decode("ascii") for c in head.transfer_codings),
+        )
 
     def _base_headers(self, options: FetchOptions) -> dict[str, tuple[str, str]]:
         """Accept-Encoding, the default headers and the User-Agent, by
@@ -312,9 +322,14 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 class _Reply:
-    """One hop's response: status, headers, and the body to read, then close."""
+    """One hop's response: status, headers, and the body to read, then close.
 
-    __slots__ = ("_closer", "headers", "status", "stream")
+    ``declared``: the body's length when Content-Length frames it (None when
+    there is no body, or it is framed otherwise); ``transfer_codings``: the
+    body's transfer codings other than chunked, in the order applied.
+    """
+
+    __slots__ = ("_closer", "declared", "headers", "status", "stream", "transfer_codings")
 
     def __init__(
         self,
@@ -322,11 +337,15 @@ class _Reply:
         headers: Headers,
         stream: Any,
         closer: httpx.Response | httpx.AsyncByteStream,
+        declared: int | None,
+        transfer_codings: tuple[str, ...],
     ) -> None:
         self.status = status
         self.headers = headers
         self.stream: AsyncIterable[bytes] = stream
         self._closer = closer
+        self.declared = declared
+        self.transfer_codings = transfer_codings
 
     async def aclose(self) -> None:
         await self._closer.aclose()
@@ -389,16 +408,34 @@ def _decode_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
 
 
+def _framing(method: str, status: int, headers: Headers) -> tuple[tuple[str, ...], int | None]:
+    """(transfer codings other than chunked, Content-Length framing the body
+    or None) of a response from a transport other than H11Pool, by the rules
+    of RFC 9112 6.3 (H11Pool's heads say so themselves)."""
+    if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
+        return (), None
+    te = headers.get("transfer-encoding")
+    if te is not None:
+        codings = [c.strip().lower() for c in te.split(",") if c.strip()]
+        return tuple(c for c in codings if c != "chunked"), None
+    declared = headers.get("content-length")
+    return (), int(declared) if declared is not None and declared.isdigit() else None
+
+
 async def _read_body(resp: _Reply, request: Request, max_size: int) -> bytes:
-    declared = resp.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_size:
+    declared = resp.declared
+    if declared is not None and declared > max_size:
         raise ResponseTooLarge(
             f"Content-Length {declared} exceeds the size limit of {max_size} bytes",
             request=request,
         )
-    decoder = make_decoder(resp.headers.get("content-encoding"), max_size)
     raw = 0
     try:
+        decoder = make_decoder(
+            resp.headers.get("content-encoding"),
+            max_size,
+            transfer_codings=resp.transfer_codings,
+        )
         async for chunk in resp.stream:
             raw += len(chunk)
             if raw > max_size:

@@ -5,9 +5,22 @@ h11 checks every byte through regular expressions and events; a crawler's
 pool needs less: write a request whose header lines cannot smuggle a second
 one, read a response head, and know where its body ends (RFC 9112 §6.3). It
 is lenient with what servers send, as browsers are: a bare LF ends a line,
-obsolete line folding is unfolded, header values are taken as they come.
-Framing errors that would leave the connection out of step (a bad
-Content-Length, a bad chunk size) are errors.
+obsolete line folding is unfolded, header values are taken as they come,
+except for NUL and a bare CR (refused, as by h11 and the Fetch standard: a
+value that different parsers split differently). Framing errors that would
+leave the connection out of step (a bad Content-Length, a bad chunk size, a
+transfer coding it cannot undo) are errors, and a response framed two ways
+(Transfer-Encoding and Content-Length) is read by its Transfer-Encoding and
+its connection is not kept.
+
+Every search for a line's or a head's end resumes where the last one stopped:
+a head or a chunk line dripped a byte at a time costs linear time.
+
+h11 is the outside oracle (tests/transport/test_http11_oracle.py): no head
+it refuses is accepted here, except on purpose: transfer codings other than
+chunked (gzip, x-gzip, deflate) are read, for the body reader to undo; and
+the framing headers of a response without a body (HEAD, 1xx, 204, 304) are
+not checked.
 """
 
 from __future__ import annotations
@@ -19,6 +32,8 @@ __all__ = [
     "BODY_LENGTH",
     "BODY_NONE",
     "BODY_UNTIL_CLOSE",
+    "MAX_HEAD",
+    "TRANSFER_CODINGS",
     "ChunkedDecoder",
     "Head",
     "InvalidRequest",
@@ -38,9 +53,15 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+\Z")
 # split or smuggled on).
 _VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?\Z")
 _TARGET = re.compile(rb"[\x21-\x7e]+\Z")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_STATUS = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?:[ \t]([^\r\n]*))?\r?\Z")
+# The end of the last line, then the empty line (group 1).
+_HEAD_END = re.compile(rb"\r?\n(\r?\n)")
+_STATUS = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?:[ \t]([^\r\n]*))?\Z")
 _MAX_CHUNK_LINE = 4096
+MAX_HEAD = 64 * 1024
+"""The most bytes a response head, or a chunked body's trailers, may take."""
+TRANSFER_CODINGS = frozenset({b"gzip", b"x-gzip", b"deflate"})
+"""Transfer codings other than chunked that a body may come in: the reader
+(crawlmesh's body decoder) undoes them, bounded as Content-Encoding is."""
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
 
 
@@ -81,7 +102,15 @@ def request_bytes(
 class Head:
     """A response head and how its body is framed."""
 
-    __slots__ = ("framing", "headers", "keep_alive", "length", "reason", "status")
+    __slots__ = (
+        "framing",
+        "headers",
+        "keep_alive",
+        "length",
+        "reason",
+        "status",
+        "transfer_codings",
+    )
 
     def __init__(
         self,
@@ -91,6 +120,7 @@ class Head:
         framing: int,
         length: int,
         keep_alive: bool,
+        transfer_codings: tuple[bytes, ...] = (),
     ) -> None:
         self.status = status
         self.reason = reason
@@ -99,10 +129,22 @@ class Head:
         self.framing = framing
         self.length = length
         self.keep_alive = keep_alive
+        self.transfer_codings = transfer_codings
+        """The codings of the body other than chunked, in the order applied
+        (lower-case, each one of :data:`TRANSFER_CODINGS`): to undo, last
+        first."""
 
 
-def parse_head(buf: bytearray, *, head_request: bool) -> tuple[Head, int] | None:
+def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple[Head, int] | None:
     """Parse the response head at the start of ``buf``.
+
+    Args:
+        buf: the bytes received so far.
+        head_request: the request was HEAD (the response has no body).
+        scanned: how many bytes at the start of ``buf`` an earlier call
+            already searched without finding the head's end (that call
+            returned None): the search resumes there, so a head that comes
+            a byte at a time is not searched again from the start each time.
 
     Returns:
         The head and the number of bytes it took, or None if ``buf`` does
@@ -111,13 +153,21 @@ def parse_head(buf: bytearray, *, head_request: bool) -> tuple[Head, int] | None
     Raises:
         ProtocolError: not an HTTP/1.x response, or unframeable.
     """
-    end = _HEAD_END.search(buf)
+    # The end is at most 4 bytes (CR LF CR LF): one that was not found
+    # before ends in the new bytes.
+    end = _HEAD_END.search(buf, max(0, scanned - 3))
     if end is None:
         if buf and not b"HTTP/".startswith(bytes(buf[:5])):
             raise ProtocolError(f"not an HTTP response: {bytes(buf[:40])!r}")
         return None
-    lines = bytes(buf[: end.start()]).split(b"\n")
+    # Every line with its end: the CR of a CR LF is the line's own.
+    raw = bytes(buf[: end.start(1)])
+    if b"\0" in raw:
+        raise ProtocolError("a NUL byte in the response head")
+    lines = [line[:-1] if line[-1:] == b"\r" else line for line in raw.split(b"\n")[:-1]]
     status_line = lines[0]
+    if b"\r" in status_line:
+        raise ProtocolError(f"a bare CR in the status line {status_line[:100]!r}")
     match = _STATUS.match(status_line)
     if match is None:
         raise ProtocolError(f"invalid status line {status_line[:100]!r}")
@@ -125,14 +175,15 @@ def parse_head(buf: bytearray, *, head_request: bool) -> tuple[Head, int] | None
     status = int(code)
     headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
-        if line[-1:] == b"\r":
-            line = line[:-1]
+        if b"\r" in line:
+            # A CR not followed by LF: some parsers end the line there.
+            raise ProtocolError(f"a bare CR in header line {line[:100]!r}")
         if line[:1] in (b" ", b"\t"):
             # Obsolete line folding: a continuation of the previous value.
             if not headers:
                 raise ProtocolError("a folded header line before any header")
             name, value = headers[-1]
-            headers[-1] = (name, value + b" " + line.strip(b" \t"))
+            headers[-1] = (name, (value + b" " + line.strip(b" \t")).strip(b" "))
             continue
         name, colon, value = line.partition(b":")
         if not colon or not _TOKEN.match(name):
@@ -140,49 +191,93 @@ def parse_head(buf: bytearray, *, head_request: bool) -> tuple[Head, int] | None
         headers.append((name.lower(), value.strip(b" \t")))
     keep_alive = (major, minor) == (b"1", b"1")
     length = 0
-    chunked = False
+    codings: list[bytes] | None = None
     lengths: set[bytes] = set()
     for name, value in headers:
         if name == b"connection":
             if b"close" in value.lower():
                 keep_alive = False
         elif name == b"transfer-encoding":
-            chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
-            if not chunked:
-                keep_alive = False  # framed by the end of the connection
+            if codings is None:
+                codings = []
+            # A list: empty elements are allowed (RFC 9110 5.6.1).
+            codings += [c for c in (c.strip(b" \t").lower() for c in value.split(b",")) if c]
         elif name == b"content-length":
             lengths.update(v.strip() for v in value.split(b","))
-    if head_request or 100 <= status < 200 or status in (204, 304):
+    bodiless = head_request or 100 <= status < 200 or status in (204, 304)
+    # Checked beside Transfer-Encoding too, which it does not frame: a bad
+    # one is a broken (or smuggling) response.
+    if lengths and not bodiless and (len(lengths) > 1 or not all(v.isdigit() for v in lengths)):
+        raise ProtocolError(f"invalid Content-Length {b', '.join(sorted(lengths))[:100]!r}")
+    transfer: tuple[bytes, ...] = ()
+    if codings is not None:
+        if lengths:
+            # Framed two ways: read by Transfer-Encoding (RFC 9112 6.3), and
+            # never trust the connection again (a request smuggling vector).
+            keep_alive = False
+        if not bodiless:
+            chunked = _check_codings(codings)
+            transfer = tuple(codings[:-1] if chunked else codings)
+            if not chunked:
+                keep_alive = False  # framed by the end of the connection
+    if bodiless:
         framing = BODY_NONE
-    elif any(name == b"transfer-encoding" for name, _ in headers):
-        framing = BODY_CHUNKED if chunked else BODY_UNTIL_CLOSE
+    elif codings is not None:
+        framing = BODY_CHUNKED if codings[-1] == b"chunked" else BODY_UNTIL_CLOSE
     elif lengths:
-        if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
-            raise ProtocolError(f"invalid Content-Length {b', '.join(sorted(lengths))[:100]!r}")
         framing, length = BODY_LENGTH, int(lengths.pop())
     else:
         framing, keep_alive = BODY_UNTIL_CLOSE, False
-    return Head(status, reason or b"", headers, framing, length, keep_alive), end.end()
+    head = Head(status, reason or b"", headers, framing, length, keep_alive, transfer)
+    return head, end.end()
+
+
+def _check_codings(codings: list[bytes]) -> bool:
+    """Whether the body's transfer codings end with chunked.
+
+    Raises:
+        ProtocolError: no coding, chunked before the end (or twice), or a
+            coding this client cannot undo (RFC 9112 6.1: it must not pass
+            the still-encoded bytes on as the body).
+    """
+    if not codings:
+        raise ProtocolError("an empty Transfer-Encoding")
+    if b"chunked" in codings[:-1]:
+        raise ProtocolError(
+            f"chunked is not the last transfer coding: {b', '.join(codings)[:100]!r}"
+        )
+    for coding in codings:
+        if coding != b"chunked" and coding not in TRANSFER_CODINGS:
+            raise ProtocolError(f"unsupported transfer coding {coding[:40]!r}")
+    return codings[-1] == b"chunked"
 
 
 class ChunkedDecoder:
     """Takes chunked-encoded bytes off the front of a buffer."""
 
-    __slots__ = ("_left", "_state", "done")
+    __slots__ = ("_left", "_scanned", "_state", "_trailers", "done")
 
     _SIZE, _DATA, _CRLF, _TRAILER = range(4)
 
     def __init__(self) -> None:
         self._state = self._SIZE
         self._left = 0
+        # Bytes at the front of the buffer already searched for a newline.
+        self._scanned = 0
+        # Bytes of trailer lines so far: bounded as a head is.
+        self._trailers = 0
         self.done = False
 
     def decode(self, buf: bytearray) -> bytes:
         """Remove what can be decoded from ``buf`` and return its data (maybe
         nothing: then more bytes are needed, unless :attr:`done`).
 
+        Between calls only the caller's new bytes may be added to the end of
+        ``buf``.
+
         Raises:
-            ProtocolError: a malformed chunk size or chunk end.
+            ProtocolError: a malformed chunk size or chunk end, a chunk line
+                longer than 4 KiB, or trailers larger than :data:`MAX_HEAD`.
         """
         out: list[bytes] = []
         while not self.done:
@@ -197,11 +292,16 @@ class ChunkedDecoder:
                 if not self._left:
                     self._state = self._CRLF
                 continue
-            newline = buf.find(b"\n")
+            newline = buf.find(b"\n", self._scanned)
+            limit = MAX_HEAD - self._trailers if state == self._TRAILER else _MAX_CHUNK_LINE
             if newline < 0:
-                if len(buf) > _MAX_CHUNK_LINE:
+                if len(buf) > limit:
+                    if state == self._TRAILER:
+                        raise ProtocolError("trailers larger than 64 KiB")
                     raise ProtocolError("a chunk line longer than 4 KiB")
+                self._scanned = len(buf)
                 break
+            self._scanned = 0
             line = bytes(buf[:newline]).rstrip(b"\r")
             del buf[: newline + 1]
             if state == self._SIZE:
@@ -216,4 +316,8 @@ class ChunkedDecoder:
                 self._state = self._SIZE
             elif not line:  # the blank line after the trailers
                 self.done = True
+            else:
+                self._trailers += newline + 1
+                if self._trailers > MAX_HEAD:
+                    raise ProtocolError("trailers larger than 64 KiB")
         return b"".join(out)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import select
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import unquote, urlsplit
@@ -38,6 +39,7 @@ from ._http11 import (
     BODY_LENGTH,
     BODY_NONE,
     BODY_UNTIL_CLOSE,
+    MAX_HEAD,
     ChunkedDecoder,
     Head,
     InvalidRequest,
@@ -50,12 +52,19 @@ __all__ = ["ClassifiedError", "H11Pool", "is_node_fault", "mark_node_fault"]
 
 
 _READ_SIZE = 65536
+# A peer that drips its response (a byte per packet) would cost the event
+# loop one wake-up per byte: after this many reads in a row of fewer than
+# _SMALL_READ bytes, each read waits _DRIP_PAUSE first, so that what has come
+# by then is taken in one read. A sender that is only slow, not dripping, is
+# unaffected: its reads are large again after the first pause.
+_DRIP_READS = 8
+_SMALL_READ = 512
+_DRIP_PAUSE = 0.01
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _Origin = tuple[bytes, str, int]
 # The pool key of connections to the proxy that carry absolute-form requests
 # (every http target shares them); tunnels are keyed by their target origin.
 _FORWARD = b"proxy"
-_MAX_HEAD = 64 * 1024
 
 
 class ClassifiedError(httpx.TransportError):
@@ -196,17 +205,25 @@ def _proxy_status_error(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 class _Conn:
-    __slots__ = ("buf", "fd", "forward", "stream")
+    __slots__ = ("buf", "fd", "forward", "small_reads", "socket_fd", "stream")
 
     def __init__(self, stream: trio.abc.Stream, *, forward: bool = False) -> None:
         self.stream = stream
         # A plain TCP connection is read and written through its descriptor
         # (see _receive and _send_all); TLS goes through the stream.
         self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else None
+        # The socket under TLS, polled before an idle connection is reused.
+        self.socket_fd = self.fd
+        if isinstance(stream, trio.SSLStream) and isinstance(
+            stream.transport_stream, trio.SocketStream
+        ):
+            self.socket_fd = stream.transport_stream.socket.fileno()
         # Bytes received and not yet consumed (the rest of a head's packet).
         self.buf = bytearray()
         # True: a connection to the proxy that sends absolute-form requests.
         self.forward = forward
+        # Reads in a row that returned fewer than _SMALL_READ bytes.
+        self.small_reads = 0
 
 
 def _timeout(request: httpx.Request, phase: str) -> float:
@@ -324,7 +341,7 @@ class H11Pool(httpx.AsyncBaseTransport):
         headers = [(b"Host", authority.encode())]
         if proxy.auth is not None:
             headers.append((b"Proxy-Authorization", proxy.auth))
-        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         data = conn.send(h11.Request(method="CONNECT", target=authority, headers=headers)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
         try:
@@ -434,6 +451,11 @@ class H11Pool(httpx.AsyncBaseTransport):
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
+            if _readable_while_idle(conn):
+                # Closed, or bytes nobody asked for: a response read from it
+                # could be the answer to another request.
+                await trio.aclose_forcefully(conn.stream)
+                continue
             try:
                 return await self._exchange(
                     conn, origin, data, head_request, read_timeout, write_timeout, fresh=False
@@ -460,6 +482,7 @@ class H11Pool(httpx.AsyncBaseTransport):
         *,
         fresh: bool,
     ) -> tuple[Head, _Body]:
+        conn.small_reads = 0
         try:
             try:
                 await _send_all(conn, data, write_timeout)
@@ -481,10 +504,11 @@ class H11Pool(httpx.AsyncBaseTransport):
         self, conn: _Conn, head_request: bool, read_timeout: float, *, fresh: bool
     ) -> Head:
         buf = conn.buf
+        scanned = 0  # bytes of buf searched for the head's end
         while True:
             if buf:
                 try:
-                    parsed = parse_head(buf, head_request=head_request)
+                    parsed = parse_head(buf, head_request=head_request, scanned=scanned)
                 except ProtocolError as exc:
                     if not fresh:
                         raise _StaleConnection from exc
@@ -492,12 +516,14 @@ class H11Pool(httpx.AsyncBaseTransport):
                 if parsed is not None:
                     head, used = parsed
                     del buf[:used]
+                    scanned = 0
                     if head.status >= 200:
                         return head
                     if head.status == 101:
                         raise httpx.RemoteProtocolError("unexpected 101 Switching Protocols")
                     continue  # an informational response: the real one follows
-                if len(buf) > _MAX_HEAD:
+                scanned = len(buf)
+                if len(buf) > MAX_HEAD:
                     raise httpx.RemoteProtocolError("the response head is larger than 64 KiB")
             try:
                 data = await _receive(conn, read_timeout, waiting=not buf)
@@ -697,7 +723,42 @@ def _read_ready(fd: int) -> bytes | None:
         raise httpx.ReadError(f"connection broken: {exc}") from exc
 
 
+def _readable_while_idle(conn: _Conn) -> bool:
+    """Whether an idle connection has something to read: its end, or bytes
+    that answer no request of ours (either way it must not be reused).
+
+    One non-blocking system call: a read on a plain TCP connection (what it
+    takes, if anything, is thrown away with the connection), a poll of the
+    socket under TLS. (Under TLS, records already taken off the socket into
+    the TLS layer's buffer but not decrypted are not seen.)
+    """
+    fd = conn.fd
+    if fd is not None:
+        try:
+            return _read_ready(fd) is not None
+        except httpx.ReadError:
+            return True
+    stream = conn.stream
+    if isinstance(stream, trio.SSLStream) and stream.pending():
+        return True
+    if conn.socket_fd is None:
+        return False
+    poller = select.poll()
+    poller.register(conn.socket_fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 async def _receive(conn: _Conn, read_timeout: float, *, waiting: bool = False) -> bytes:
+    """The next bytes from ``conn`` (empty at the end of the stream); after
+    _DRIP_READS small reads in a row, a pause of _DRIP_PAUSE first."""
+    if conn.small_reads >= _DRIP_READS:
+        await trio.sleep(_DRIP_PAUSE)
+    data = await _receive_some(conn, read_timeout, waiting)
+    conn.small_reads = conn.small_reads + 1 if 0 < len(data) < _SMALL_READ else 0
+    return data
+
+
+async def _receive_some(conn: _Conn, read_timeout: float, waiting: bool) -> bytes:
     """The next bytes from ``conn`` (empty at the end of the stream).
 
     On a plain TCP connection: what the socket holds if it holds anything
