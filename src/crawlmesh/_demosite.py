@@ -149,7 +149,9 @@ async def open_demo_nodes() -> AsyncIterator[list[NodeSpec]]:
         specs = []
         for i, (name, region, weight, fail_rate) in enumerate(_DEMO_NODES):
             config = NodeConfig(port=0, name=name, region=region, no_auth=True, allow_private=True)
-            service = NodeService(config)
+            # Their process is the crawl's and the site's too: its CPU time
+            # is not theirs to report (a busy demo would mark them down).
+            service = NodeService(config, own_process=False)
             if fail_rate:
                 service.app = _flaky(service.app, fail_rate, seed=i)
             binds = await nursery.start(partial(serve_node, service, handle_signals=False))
