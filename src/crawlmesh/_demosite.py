@@ -112,9 +112,9 @@ class DemoSite:
         return SiteResponse(404, b"<h1>Not found</h1>", _HTML)
 
 
-# Three local nodes in different regions and weights; ap-1 fails a share of
-# its requests, so the demo shows failover (and its breaker opening, when
-# the failures come in a run).
+# Three local nodes in different regions and weights; ap-1 pushes back a
+# share of its requests (503 overloaded, Retry-After: 1), so the demo shows
+# failover and a node left alone for its Retry-After.
 _DEMO_NODES = (
     ("eu-1", "eu-west", 3.0, 0.0),
     ("us-1", "us-east", 2.0, 0.0),
