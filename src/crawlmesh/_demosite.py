@@ -112,9 +112,11 @@ class DemoSite:
         return SiteResponse(404, b"<h1>Not found</h1>", _HTML)
 
 
-# Three local nodes in different regions and weights; ap-1 pushes back a
-# share of its requests (503 overloaded, Retry-After: 1), so the demo shows
-# failover and a node left alone for its Retry-After.
+# Three local nodes in different regions and weights; ap-1 fails a share of
+# its requests (a node fault, 500 internal), so the demo shows failover (and
+# its breaker opening, when the failures come in a run). Not a 503
+# overloaded: that is pushback, which leaves the node alone for its
+# Retry-After, and a random 30% of them would leave ap-1 idle.
 _DEMO_NODES = (
     ("eu-1", "eu-west", 3.0, 0.0),
     ("us-1", "us-east", 2.0, 0.0),
@@ -123,14 +125,14 @@ _DEMO_NODES = (
 
 
 def _flaky(app: ASGIApp, rate: float, seed: int) -> ASGIApp:
-    """``app``, answering a share of /scrape requests ``503 overloaded``."""
+    """``app``, answering a share of /scrape requests ``500 internal``."""
     rng = random.Random(seed)
-    body = msgspec.json.encode(ErrorBody(ErrorDetail("overloaded", "the demo drops a share")))
+    body = msgspec.json.encode(ErrorBody(ErrorDetail("internal", "the demo fails a share")))
 
     async def flaky(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/scrape" and rng.random() < rate:
-            headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         await app(scope, receive, send)
