@@ -9,6 +9,7 @@ share of requests or die after a number of them. It has none of the real
 from __future__ import annotations
 
 import base64
+import math
 import random
 
 import msgspec
@@ -35,9 +36,9 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ScrapeRequest)
 
 
-def _error(status: int, code: str, message: str = "") -> SiteResponse:
+def _error(status: int, code: str, message: str = "", retry_after: str = "1") -> SiteResponse:
     body = _encoder.encode(ErrorBody(ErrorDetail(code, message)))
-    headers = [*_JSON, ("Retry-After", "1")] if status == 503 else _JSON
+    headers = [*_JSON, ("Retry-After", retry_after)] if status in (429, 503) else _JSON
     return SiteResponse(status, body, headers)
 
 
@@ -50,6 +51,11 @@ class LiteNode:
         seed: for the failure draw, so runs repeat.
         die_after: stop answering (close every connection) after serving
             this many requests, as if the process had died (0: never).
+
+    Set ``push_back_until`` (a ``trio.current_time()``) to have the node
+    refuse every scrape request until then with its own pushback:
+    ``push_back_status`` (429 ``rate_limited`` or 503 ``overloaded``) and
+    ``Retry-After: push_back_after``.
     """
 
     def __init__(
@@ -64,6 +70,10 @@ class LiteNode:
         self.failed = 0
         self.in_flight = 0
         self.sessions: set[str] = set()
+        self.push_back_until = -math.inf
+        self.push_back_status = 429
+        self.push_back_after = "1"
+        self.pushed_back = 0
         self._rng = random.Random(seed)
         self._transport = DirectTransport()
         self._started = trio.current_time() if _in_trio() else 0.0
@@ -92,6 +102,10 @@ class LiteNode:
             body = base64.b64decode(scrape.body) if scrape.body else b""
         except (msgspec.DecodeError, ValueError) as exc:
             return _error(400, "invalid_request", str(exc))
+        if trio.current_time() < self.push_back_until:
+            self.pushed_back += 1
+            code = "rate_limited" if self.push_back_status == 429 else "overloaded"
+            return _error(self.push_back_status, code, "not now", self.push_back_after)
         if self.fail_rate and self._rng.random() < self.fail_rate:
             self.failed += 1
             return _error(503, "overloaded", "the demo node drops a share of requests")

@@ -246,3 +246,46 @@ def test_the_dashboard_is_importable(dashboard: dict[str, Any]) -> None:
             assert target["datasource"]["uid"] == "${DS_PROMETHEUS}"
             # Crawl panels filter on the crawl's job, node panels on the nodes'.
             assert re.search(r'job=~"\$(node_)?job"', target["expr"]), target["expr"]
+
+
+# A counter named where no function over time takes it: an instant read.
+_INSTANT_COUNTER = re.compile(r"(?<![\w(])(crawlmesh_\w+_total)\{")
+_OVER_TIME = re.compile(r"\b(?:rate|irate|increase|max_over_time)\(\s*crawlmesh_\w+_total\{")
+
+
+def test_stat_totals_do_not_fall_when_a_worker_exits(dashboard: dict[str, Any]) -> None:
+    """An instant ``sum`` of counters drops a worker's count once it exits
+    (its series go stale): a total reads each series' highest value over
+    the dashboard's range."""
+    checked = 0
+    for panel in panels(dashboard):
+        if panel["type"] != "stat":
+            continue
+        for target in panel["targets"]:
+            expr = target["expr"]
+            instant = [m[1] for m in _INSTANT_COUNTER.finditer(expr)]
+            assert not instant, f"{panel['title']}: {expr!r} reads {instant} at an instant"
+            for name in set(re.findall(r"crawlmesh_\w+_total", expr)):
+                if f"max_over_time({name}" in expr:
+                    assert "[$__range])" in expr, expr  # the whole range, not a step
+                    checked += 1
+            assert len(_OVER_TIME.findall(expr)) == len(re.findall(r"crawlmesh_\w+_total", expr))
+    assert checked >= 3  # pages, items, errors
+
+
+def test_no_ratio_divides_by_zero(dashboard: dict[str, Any]) -> None:
+    """0/0 is NaN (a reason with no waits, a node with no requests): every
+    denominator is kept only where it is above zero."""
+    ratios = 0
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for denominator in expr.split(" / ")[1:]:
+                assert denominator.rstrip().endswith("> 0)"), f"{panel['title']}: {expr!r}"
+                ratios += 1
+    assert ratios >= 4
+
+
+def test_the_errors_total_is_zero_before_the_first_error(dashboard: dict[str, Any]) -> None:
+    errors = next(p for p in panels(dashboard) if p["type"] == "stat" and p["title"] == "Errors")
+    assert [t["expr"].endswith(" or vector(0)") for t in errors["targets"]] == [True]

@@ -253,7 +253,9 @@ async def test_metrics_of_a_domain_whose_breaker_opens(tmp_path: Path) -> None:
     assert final["crawlmesh_errors_total{kind=circuit_open}"] == 5
     # A target's failures are not the node's: its own breaker stays closed.
     assert final["crawlmesh_mesh_breaker_state{node=direct,state=closed}"] == 1
-    assert not any(k.startswith("crawlmesh_mesh_errors_total") for k in final)
+    node_errors = {k: v for k, v in final.items() if k.startswith("crawlmesh_mesh_errors_total")}
+    assert node_errors
+    assert set(node_errors.values()) == {0}
     assert final["crawlmesh_mesh_bans_total{node=direct}"] == 0
 
 
@@ -274,3 +276,38 @@ async def test_a_node_in_slow_start_has_a_state(tmp_path: Path) -> None:
         if k.startswith("crawlmesh_mesh_node_state") and v == 1
     }
     assert states == {("a", "up"), ("b", "slow-start")}
+
+
+async def test_counters_of_known_label_sets_start_at_zero(tmp_path: Path) -> None:
+    """A series born at its first event has no earlier sample: rate() and
+    increase() miss that event and panels show "No data". Breaker
+    transitions and each node's error kinds are exported at 0 from the start."""
+    nodes = [
+        {"name": "d", "kind": "direct"},
+        {"name": "n", "kind": "node", "url": "http://127.0.0.1:9"},
+    ]
+    items = JsonLinesWriter(tmp_path / "items.jsonl")
+    engine = Engine(FollowAll([]), load_settings([("test", {"nodes": nodes})]), items=items)
+    registry = CollectorRegistry()
+    registry.register(CrawlCollector(engine))
+    fresh = parse(generate_latest(registry).decode())
+    items.close()
+    transitions = {
+        (label(k, "scope"), label(k, "state")): v
+        for k, v in fresh.items()
+        if k.startswith("crawlmesh_breaker_transitions_total")
+    }
+    assert transitions == {
+        (scope, state): 0 for scope in ("node", "pair") for state in ("closed", "half-open", "open")
+    }
+    errors = {
+        (label(k, "node"), label(k, "kind")): v
+        for k, v in fresh.items()
+        if k.startswith("crawlmesh_mesh_errors_total")
+    }
+    attempt_kinds = {"connect_error", "connect_timeout", "connection_error", "read_timeout",
+                     "total_timeout"}  # fmt: skip
+    node_kinds = {"node_draining", "node_error", "node_overloaded", "node_rate_limited"}
+    assert {kind for node, kind in errors if node == "d"} == attempt_kinds
+    assert {kind for node, kind in errors if node == "n"} == attempt_kinds | node_kinds
+    assert set(errors.values()) == {0}

@@ -125,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="crawl an embedded demo site (no internet needed)")
     demo.add_argument("--books", type=int, default=200, help="books in the demo shop")
+    demo.add_argument(
+        "--serve",
+        type=int,
+        metavar="PORT",
+        help="only serve the shop on 127.0.0.1:PORT until Ctrl-C (no nodes, no crawl), "
+        "for spiders of your own",
+    )
     common(demo)
     _node_parser(sub)
 
@@ -316,9 +323,36 @@ def _demo_spider_target() -> str:
     raise UsageError("the demo spider (spiders/demo.py) is missing from this installation")
 
 
+def _serve_demo_site(site: DemoSite, port: int) -> int:
+    """Serve the demo shop on loopback until Ctrl-C."""
+
+    async def main() -> None:
+        async with open_site_server(site.handle, port=port) as base:
+            print(
+                f"crawlmesh demo: serving a {site.item_count}-book shop at {base}/ "
+                "(Ctrl-C stops it)",
+                file=sys.stderr,
+                flush=True,
+            )
+            await trio.sleep_forever()
+
+    try:
+        trio.run(main)
+    except BaseException as exc:  # the nursery wraps them in groups
+        leaf = sole_leaf(exc)
+        if isinstance(leaf, KeyboardInterrupt):
+            return 0
+        if isinstance(leaf, OSError):
+            raise UsageError(f"cannot serve the demo shop on 127.0.0.1:{port}: {leaf}") from None
+        raise
+    return 0  # pragma: no cover (sleep_forever ends only by Ctrl-C)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    spider_cls = load_spider_class(_demo_spider_target())
     site = DemoSite(books=args.books)
+    if args.serve is not None:
+        return _serve_demo_site(site, args.serve)
+    spider_cls = load_spider_class(_demo_spider_target())
     engine: Engine | None = None
 
     async def main() -> tuple[CrawlStats, int]:

@@ -113,8 +113,10 @@ class DemoSite:
 
 
 # Three local nodes in different regions and weights; ap-1 fails a share of
-# its requests, so the demo shows failover (and its breaker opening, when
-# the failures come in a run).
+# its requests (a node fault, 500 internal), so the demo shows failover (and
+# its breaker opening, when the failures come in a run). Not a 503
+# overloaded: that is pushback, which leaves the node alone for its
+# Retry-After, and a random 30% of them would leave ap-1 idle.
 _DEMO_NODES = (
     ("eu-1", "eu-west", 3.0, 0.0),
     ("us-1", "us-east", 2.0, 0.0),
@@ -123,14 +125,14 @@ _DEMO_NODES = (
 
 
 def _flaky(app: ASGIApp, rate: float, seed: int) -> ASGIApp:
-    """``app``, answering a share of /scrape requests ``503 overloaded``."""
+    """``app``, answering a share of /scrape requests ``500 internal``."""
     rng = random.Random(seed)
-    body = msgspec.json.encode(ErrorBody(ErrorDetail("overloaded", "the demo drops a share")))
+    body = msgspec.json.encode(ErrorBody(ErrorDetail("internal", "the demo fails a share")))
 
     async def flaky(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/scrape" and rng.random() < rate:
-            headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         await app(scope, receive, send)
@@ -149,7 +151,9 @@ async def open_demo_nodes() -> AsyncIterator[list[NodeSpec]]:
         specs = []
         for i, (name, region, weight, fail_rate) in enumerate(_DEMO_NODES):
             config = NodeConfig(port=0, name=name, region=region, no_auth=True, allow_private=True)
-            service = NodeService(config)
+            # Their process is the crawl's and the site's too: its CPU time
+            # is not theirs to report (a busy demo would mark them down).
+            service = NodeService(config, own_process=False)
             if fail_rate:
                 service.app = _flaky(service.app, fail_rate, seed=i)
             binds = await nursery.start(partial(serve_node, service, handle_signals=False))

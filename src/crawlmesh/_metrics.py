@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ._balancer._circuits import TARGET_FAILURE_KINDS
 from ._balancer._health import NodeHealth
 
 if TYPE_CHECKING:
@@ -39,6 +40,13 @@ __all__ = ["CrawlCollector", "serve_app", "serve_metrics"]
 _BREAKER_STATES = ("closed", "half-open", "open")
 # A node's health, and "fallback" for the direct fallback node.
 _NODE_STATES = (*get_args(NodeHealth), "fallback")
+# Series exported at 0 from the start, so that rate() and increase() see a
+# first event (a series born at 1 has no earlier sample to count from):
+# breaker transitions by (scope, state), and each node's error kinds that
+# any attempt can end with, plus a crawlmesh node's own faults.
+_BREAKER_SCOPES = ("node", "pair")
+_ATTEMPT_ERROR_KINDS = tuple(sorted(TARGET_FAILURE_KINDS))
+_NODE_SERVICE_ERROR_KINDS = ("node_draining", "node_error", "node_overloaded", "node_rate_limited")
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -195,7 +203,11 @@ def _mesh(balancer: Balancer) -> Iterator[Metric]:
         "crawlmesh_mesh_in_flight_requests", "Requests in flight per node.", labels=["node"]
     )
     for node in balancer.node_stats():
-        for kind, n in sorted(node.errors.items()):
+        known = _ATTEMPT_ERROR_KINDS
+        if node.kind == "node":
+            known += _NODE_SERVICE_ERROR_KINDS
+        errors = {**dict.fromkeys(known, 0), **node.errors}
+        for kind, n in sorted(errors.items()):
             node_errors.add_metric([node.name, kind], n)
         bans.add_metric([node.name], node.bans)
         for name in _NODE_STATES:
@@ -211,7 +223,11 @@ def _mesh(balancer: Balancer) -> Iterator[Metric]:
         labels=["scope", "state"],
     )
     if balancer.circuits is not None:
-        for key, n in sorted(balancer.circuits.transitions.items()):
+        counts = dict.fromkeys(
+            (f"{s}:{new}" for s in _BREAKER_SCOPES for new in _BREAKER_STATES), 0
+        )
+        counts.update(balancer.circuits.transitions)
+        for key, n in sorted(counts.items()):
             scope, _, new = key.partition(":")
             transitions.add_metric([scope, new], n)
     yield transitions

@@ -96,7 +96,9 @@ class ErrorBody(msgspec.Struct):
 class Health(msgspec.Struct):
     status: Literal["healthy", "degraded", "draining"]
     """Required: an answer without it is not a health record."""
-    cpu_usage: float = 0.0
+    cpu_usage: float | None = 0.0
+    """Percent of one CPU the node's process used lately; null when the
+    node shares its process (the demo's) and cannot tell its own share."""
     memory: int = 0
     queue_size: int = 0
     in_flight: int = 0

@@ -5,6 +5,11 @@ instead of in the frontier, then re-enters the frontier so politeness and
 rate limits apply to it like to any request. The dispatcher releases parked
 requests when they fall due and wakes for the earliest one. A retry avoids
 the nodes that already failed it, when others are available.
+
+A request every node pushed back (their own 429/503, :class:`NodePushback`)
+is held the same way until the first node takes requests again, then sent
+again on any node. The target never saw it: the hold uses up no attempt
+and no retry budget, and only ``node_pushback_timeout`` bounds it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ._request import Request
 from ._resilience import RetryBudget, RetryPolicy
 from ._response import Response
 from ._transport._base import FetchOptions
+from ._transport._node import NodePushback
 
 __all__ = ["Retrier"]
 
@@ -32,11 +38,12 @@ log = structlog.get_logger("crawlmesh.engine")
 
 
 class _Attempts:
-    __slots__ = ("avoid", "count")  # count: attempts whose outcome was considered
+    __slots__ = ("avoid", "count", "held_since")  # count: attempts whose outcome was considered
 
     def __init__(self) -> None:
         self.count = 0
         self.avoid: frozenset[str] = frozenset()
+        self.held_since: float | None = None  # first of the node pushbacks in a row
 
 
 class Retrier:
@@ -58,6 +65,9 @@ class Retrier:
         self.retries_by_node: Counter[str] = Counter()
         """Retries by the node whose attempt failed."""
         self.budget_refusals = 0
+        self.pushback_holds = 0
+        """Requests held because every node pushed back (also in ``retries``:
+        they are sent again, though they use up no attempt)."""
 
     def options_for(self, request: Request, options: FetchOptions) -> FetchOptions:
         """The fetch options of this attempt (its number and the nodes to
@@ -88,6 +98,9 @@ class Retrier:
         attempts = self._attempts.get(id(request))
         if attempts is None:
             return False
+        if isinstance(error, NodePushback):
+            return self._hold(domain, request, attempts, error)
+        attempts.held_since = None
         attempts.count += 1
         status = response.status if response is not None else None
         kind = error.kind if error is not None else None
@@ -119,6 +132,40 @@ class Retrier:
             **request_keys(request.url, domain, node, attempts.count),
             after=round(delay, 3),
             reason=kind or f"HTTP {status}",
+        )
+        return True
+
+    def _hold(
+        self, domain: str, request: Request, attempts: _Attempts, pushback: NodePushback
+    ) -> bool:
+        """Park a request every node pushed back until the first takes
+        requests again (its attempt not counted); False once it has been
+        held for ``node_pushback_timeout`` in a row. Whatever the method and
+        ``max_attempts``: the node refused it before the target saw it."""
+        now = trio.current_time()
+        if attempts.held_since is None:
+            attempts.held_since = now
+        held = now - attempts.held_since
+        if held >= self.policy.node_pushback_timeout:
+            log.warning(
+                "every node pushed back; giving up on the request",
+                **request_keys(request.url, domain, pushback.node, attempts.count + 1),
+                kind=pushback.kind,
+                held=round(held, 3),
+            )
+            # The errors file's reason says why it ended so.
+            pushback.args = (f"{pushback} (every node pushed it back for {held:.0f} s)",)
+            return False
+        delay = pushback.retry_after or 0.0
+        heapq.heappush(self._parked, (now + delay, next(self._seq), domain, request))
+        self.pushback_holds += 1
+        self.retries += 1  # sent again, as a retry is (but not an attempt)
+        log.info(
+            "every node pushed back; holding the request",
+            **request_keys(request.url, domain, pushback.node, attempts.count + 1),
+            after=round(delay, 3),
+            reason=pushback.kind,
+            held=round(held, 3),
         )
         return True
 

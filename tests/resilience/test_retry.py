@@ -123,6 +123,7 @@ def test_default_policy_matches_the_documented_values() -> None:
         "budget_ratio": 0.2,
         "budget_window": 10.0,
         "max_attempts": 3,
+        "node_pushback_timeout": 300.0,
         "retry_kinds": sorted(
             [
                 "banned",

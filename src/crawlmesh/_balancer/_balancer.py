@@ -35,6 +35,7 @@ from .._resilience import BanRules, BreakerConfig, Transition
 from .._shaping._shaper import Shaper
 from .._tally import DomainLabels, NodeTally, RateWaits
 from .._transport._base import Transport, is_node_fault
+from .._transport._node import is_node_pushback
 from ._circuits import (
     SHARED,
     TARGET_FAILURE_KINDS,
@@ -44,6 +45,7 @@ from ._circuits import (
 )
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
 from ._health import HealthConfig, HealthTracker
+from ._pushback import DEFAULT_HOLD, NodePushbacks
 from ._ring import AffinityRing
 from ._shared import MeshShare
 from ._strategies import Strategy, make_strategy
@@ -119,8 +121,9 @@ class NodeStats(msgspec.Struct, frozen=True):
 
 
 class NodesBusy(CircuitOpen):
-    """Every node is at its per-node rate for the request's domain: the
-    request waits in the frontier, like one no breaker admits."""
+    """Every node is at its per-node rate for the request's domain, or asked
+    to be left alone (its own 429/503 and Retry-After): the request waits in
+    the frontier, like one no breaker admits."""
 
     kind = "rate_limited"
 
@@ -247,6 +250,7 @@ class Balancer:
         self.direct_fallbacks = 0
         self._domain_labels = DomainLabels(domain_labels)
         self.rate_waits = RateWaits()  # a session's waits for its node's rate
+        self._pushbacks = NodePushbacks()
         self._make_transport = make_transport
         self._strategy: Strategy = make_strategy(strategy, rng=self._rng)
         self.strategy_name = strategy
@@ -427,6 +431,23 @@ class Balancer:
             pool, exclude = self._admitted(pool, host, exclude)
             if not pool:
                 return self._fall_back_direct(request, host), False, True
+        pushbacks = self._pushbacks
+        now = trio.current_time()
+        if pushbacks.active(now):
+            # Nodes that asked to be left alone get nothing, from the whole
+            # mesh if the region's all did, as blocked_until() counts them.
+            pool = [n for n in pool if not pushbacks.paused(n.name, now)] or [
+                n
+                for n in self._pool_for("")
+                if not pushbacks.paused(n.name, now)
+                and (circuits is None or circuits.admits(n.name, host, now))
+            ]
+            if not pool:
+                raise NodesBusy(
+                    f"every node that could serve {host} pushed back (429/503 with "
+                    "Retry-After): waiting for the first to take requests again",
+                    request=request,
+                )
         fell_back = bool(region) and pool[0].spec.region not in (region, "")
         if exclude:
             pool = [n for n in pool if n.name not in exclude] or pool
@@ -437,7 +458,6 @@ class Balancer:
             # whole mesh if the region's are all at it, as blocked_until()
             # counts them (a session keeps its node and waits for it in
             # acquire() instead).
-            now = trio.current_time()
             under = [n for n in pool if rates.node_wait(n.name, host, now) <= 0]
             if not under:
                 # exclude is a preference, as everywhere: not a reason to wait.
@@ -445,6 +465,7 @@ class Balancer:
                     n
                     for n in self._pool_for("")
                     if rates.node_wait(n.name, host, now) <= 0
+                    and not pushbacks.paused(n.name, now)
                     and (circuits is None or circuits.admits(n.name, host, now))
                 ]
             if not under:
@@ -500,9 +521,11 @@ class Balancer:
         circuits, rates = self.circuits, self._node_rates
         troubled = circuits is not None and not circuits.trouble_free(host)
         limited = rates is not None and rates.limits(host)
+        now = trio.current_time()
+        if self._pushbacks.active(now):
+            return self._blocked_by_pushback(host, now), False
         if not (troubled or limited):
             return -math.inf, False
-        now = trio.current_time()
         self._refresh()
         pool = self._pool_for("")
         if not limited:
@@ -534,6 +557,41 @@ class Balancer:
                 return now, False
             first = min(first, at)
         return first, False
+
+    def _blocked_by_pushback(self, host: str, now: float) -> float:
+        """:meth:`blocked_until` while some node asked to be left alone:
+        the first time some node takes requests again, its breakers and
+        per-node rate counted (as :meth:`choose` picks)."""
+        self._refresh()
+        circuits, rates = self.circuits, self._node_rates
+        limited = rates is not None and rates.limits(host)
+        names = [n.name for n in self._pool_for("")] or list(self._nodes)
+        first = refused = math.inf  # refused: when breakers admit some node
+        for name in names:
+            at = self._pushbacks.until(name)
+            if circuits is not None:
+                admit = circuits.admit_at(name, host, now)
+                refused = min(refused, admit)
+                at = max(at, admit)
+            if limited:
+                assert rates is not None
+                at = max(at, now + rates.node_wait(name, host, now))
+            if at <= now:
+                return now
+            first = min(first, at)
+        if circuits is not None and self._direct_fallback and refused > now:
+            # choose() sends it directly while breakers refuse every node.
+            direct = circuits.admit_at(DIRECT_FALLBACK, host, now)
+            if direct < refused:
+                first = min(first, direct)
+        return max(first, now)
+
+    def pushed_back_until(self) -> float:
+        """When the first node of the mesh takes requests again after
+        pushing back (at most now if some node did not push back)."""
+        now = trio.current_time()
+        names = [n.name for n in self._pool_for("")] or list(self._nodes)
+        return min((self._pushbacks.until(name) for name in names), default=now)
 
     def pause_node(self, node: str, host: str, until: float) -> bool:
         """Pause ``host`` through ``node`` only (a Retry-After under a
@@ -668,6 +726,12 @@ class Balancer:
                         await trio.sleep(wait)
                         self.rate_waits.add("node_rate", wait)
                         break
+                # A session's node that pushed back: wait for it, as for its rate.
+                wait = self._pushbacks.until(state.name) - trio.current_time()
+                if wait > 0:
+                    await trio.sleep(wait)
+                    self.rate_waits.add("node_rate", wait)
+                    break
                 if self._has_room(state):
                     return self._lease(state, host, moved, fell_back, exclude)
             else:
@@ -689,6 +753,7 @@ class Balancer:
             for n in self._pool_for(region)
             if n.name not in exclude
             and self._has_room(n)
+            and not self._pushbacks.paused(n.name, now)
             and (circuits is None or circuits.admits(n.name, host, now))
         ]
         rates = self._node_rates
@@ -778,6 +843,11 @@ class Balancer:
             self.circuits.banned[state.name] += 1
         if error is not None:
             node.errors[error.kind] += 1
+            if is_node_pushback(error):
+                hold = getattr(error, "retry_after", None)
+                self._pushbacks.push_back(
+                    state.name, now + (DEFAULT_HOLD if hold is None else hold)
+                )
             fault = is_node_fault(error)
             if fault:
                 latency = max(latency, _FAULT_LATENCY)
@@ -862,6 +932,10 @@ def _verdicts(
     """What an outcome says to the node's breaker and to the pair's (None:
     nothing; see :mod:`._circuits`)."""
     if error is not None:
+        if is_node_pushback(error):
+            # The node is up and asked to be left alone for a while, as a
+            # target's 429 asks: its pause does that, not its breaker.
+            return None, None
         if is_node_fault(error):
             return False, None
         if error.kind == "total_timeout":

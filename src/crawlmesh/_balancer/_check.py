@@ -37,7 +37,8 @@ async def check_nodes(settings: Settings) -> list[NodeCheck]:
         else:
             ok, latency, detail = probe.ok, probe.latency, probe.detail
             if ok and probe.status:
-                detail = f"status {probe.status}, cpu {probe.cpu_usage}, queue {probe.queue_size}"
+                cpu = "not measured" if probe.cpu_usage is None else probe.cpu_usage
+                detail = f"status {probe.status}, cpu {cpu}, queue {probe.queue_size}"
         results[spec.name] = NodeCheck(
             spec.name, spec.kind, spec.region, spec.weight, ok, latency * 1000, detail
         )

@@ -5,6 +5,12 @@ that node's transport, and reports the outcome. When the node itself fails
 (unreachable, overloaded, a refused proxy), the request is tried on another
 node, up to ``node_retries`` times; a failure of the target is final here
 (retries of those are the resilience stage's business).
+
+A node that pushes back (its own 429/503 with Retry-After) is left alone
+for as long as it asks. When every node tried pushed back, the last
+refusal is raised with ``retry_after`` set to when the first node of the
+mesh takes requests again: the engine holds the request until then without
+counting an attempt.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ from urllib.parse import urlsplit
 import structlog
 import trio
 
-from .._exceptions import FetchError, FetchTimeout
+from .._exceptions import CircuitOpen, FetchError, FetchTimeout
 from .._log import request_keys
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, is_node_fault
 from .._transport._deadlines import Deadlines
+from .._transport._node import NodePushback
 from ._balancer import Balancer, session_of
 
 __all__ = ["BalancedTransport"]
@@ -70,8 +77,15 @@ class BalancedTransport:
         balancer = self.balancer
         tried: set[str] = set()
         cause = (request.url, options.attempt)  # for a breaker's log line
+        pushback: NodePushback | None = None  # the last node's refusal
         while True:
-            lease = await balancer.acquire(request, host, options.avoid_nodes | tried)
+            try:
+                lease = await balancer.acquire(request, host, options.avoid_nodes | tried)
+            except CircuitOpen:
+                if pushback is None:
+                    raise
+                # The others pushed back too, or their breakers are open.
+                raise self._held(pushback) from None
             node = lease.node.name
             attempt_options, total = self._deadlines.resolve(host, lease.node.spec.kind, options)
             try:
@@ -86,6 +100,8 @@ class BalancedTransport:
             except FetchError as exc:
                 exc.node = node  # a retry of the request avoids it
                 balancer.release(lease, error=exc, cause=cause)
+                if isinstance(exc, NodePushback):
+                    pushback = exc
                 if is_node_fault(exc) and len(tried) < self._retries:
                     tried.add(node)
                     log.info(
@@ -96,6 +112,8 @@ class BalancedTransport:
                         failover=len(tried),
                     )
                     continue
+                if pushback is exc:
+                    raise self._held(pushback) from None
                 raise
             except BaseException:
                 balancer.abandon(lease)  # cancelled (shutdown): nothing to learn
@@ -116,3 +134,9 @@ class BalancedTransport:
             response.node = node
             response.session_moved = lease.session_moved
             return response
+
+    def _held(self, pushback: NodePushback) -> NodePushback:
+        """``pushback``, its ``retry_after`` now the wait for the first node
+        of the mesh to take requests again."""
+        pushback.retry_after = max(0.0, self.balancer.pushed_back_until() - trio.current_time())
+        return pushback

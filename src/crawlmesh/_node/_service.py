@@ -104,12 +104,18 @@ class NodeService:
         config: the node's settings.
         tokens: bearer tokens accepted for /scrape and /metrics (none:
             allowed only with ``config.no_auth``).
+        own_process: the node has its process to itself. A node sharing
+            its process (the demo's, with the crawl and the site) cannot
+            tell its CPU from theirs: it reports none (``cpu_usage`` null)
+            rather than theirs, and its status ignores CPU.
 
     Raises:
         ValueError: no tokens and ``no_auth`` not set.
     """
 
-    def __init__(self, config: NodeConfig, tokens: Sequence[str] = ()) -> None:
+    def __init__(
+        self, config: NodeConfig, tokens: Sequence[str] = (), *, own_process: bool = True
+    ) -> None:
         if not tokens and not config.no_auth:
             raise ValueError("a node needs a token file, or no_auth to run without one")
         self.config = config
@@ -134,7 +140,7 @@ class NodeService:
         )
         self.draining = False
         self._started = time.monotonic()
-        self._cpu = _CpuSampler()
+        self._cpu = _CpuSampler() if own_process else None
         self.log = structlog.get_logger("crawlmesh.node").bind(node=self.name)
         self.app: ASGIApp = Starlette(
             routes=[
@@ -155,13 +161,13 @@ class NodeService:
 
     def health_record(self) -> Health:
         queue = self.admission.queue_size
-        cpu = self._cpu.read()
+        cpu = self._cpu.read() if self._cpu is not None else None
         status: Any = "healthy"
         if self.draining:
             status = "draining"
         elif (
             self.config.max_queue and queue > self.config.degraded_queue * self.config.max_queue
-        ) or cpu >= 90.0:
+        ) or (cpu is not None and cpu >= 90.0):
             status = "degraded"
         return Health(
             status=status,

@@ -70,6 +70,12 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A floor of retries per second allowed whatever the ratio, as
     Finagle's ``minRetriesPerSec``: without it a crawl sending one request
     a minute could never retry."""
+    node_pushback_timeout: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    """Seconds in a row a request may be held while every node pushes it
+    back (a ``crawlmesh node``'s own 429/503 with Retry-After). Such holds
+    use up no attempt and no budget: the target never saw the request.
+    Past this the request fails with the node's error kind
+    (``node_rate_limited``, ``node_overloaded``, ``node_draining``)."""
 
     def should_retry(
         self,

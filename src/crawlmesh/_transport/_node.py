@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
 import msgspec
@@ -12,11 +13,12 @@ from .._exceptions import FetchError
 from .._nodeproto import TARGET_ERRORS, ErrorBody, Health, ScrapeRequest, ScrapeResult
 from .._request import Request
 from .._response import Headers, Response
+from .._shaping._retry_after import parse_retry_after
 from ._base import FetchOptions
 from ._direct import translate_httpx_error
 from ._pool import H11Pool
 
-__all__ = ["NodeFault", "NodeTransport"]
+__all__ = ["NodeFault", "NodePushback", "NodeTransport", "is_node_pushback"]
 
 _result_decoder = msgspec.json.Decoder(ScrapeResult)
 # Room in a node's answer beyond the body: headers, URLs, redirects.
@@ -24,6 +26,9 @@ _ANSWER_SLACK = 1024 * 1024
 _error_decoder = msgspec.json.Decoder(ErrorBody)
 _health_decoder = msgspec.json.Decoder(Health)
 _encoder = msgspec.json.Encoder()
+# A node's own "not now" (rate_limited, overloaded, draining), as opposed to
+# its other faults (unauthorized, internal, ...).
+_PUSHBACK_STATUSES = frozenset({429, 503})
 
 
 class NodeFault(FetchError):
@@ -34,6 +39,24 @@ class NodeFault(FetchError):
 
     kind = "node_error"
     node_fault = True
+
+
+class NodePushback(NodeFault):
+    """The node refused the request of its own accord, before fetching it
+    (its 429 ``rate_limited`` or 503 ``overloaded``/``draining``): the node
+    asks to be left alone for ``retry_after`` seconds (its Retry-After).
+
+    Not the target's failure: the balancer sends the node nothing until
+    then, and the request waits for a node instead of using up an attempt.
+    """
+
+    retry_after: float | None = None
+    """Seconds the node asked for (None: it gave no usable Retry-After)."""
+
+
+def is_node_pushback(exc: BaseException) -> bool:
+    """True for a node's own refusal (:class:`NodePushback`)."""
+    return isinstance(exc, NodePushback)
 
 
 class NodeTransport:
@@ -112,7 +135,7 @@ class NodeTransport:
         if request.session is not None:
             self._reset.discard(request.session)
         if resp.status_code != 200:
-            raise self._error(resp.status_code, data, request)
+            raise self._error(resp.status_code, data, request, resp.headers.get("retry-after"))
         try:
             result = _result_decoder.decode(data)
             body = (
@@ -132,7 +155,9 @@ class NodeTransport:
             elapsed=result.elapsed,
         )
 
-    def _error(self, status: int, data: bytes, request: Request) -> FetchError:
+    def _error(
+        self, status: int, data: bytes, request: Request, retry_after: str | None = None
+    ) -> FetchError:
         try:
             detail = _error_decoder.decode(data).error
         except msgspec.DecodeError:
@@ -144,6 +169,13 @@ class NodeTransport:
         if detail.code == "invalid_request":
             # The request itself (its URL, headers or body): no node takes it.
             return FetchError(message, request=request, kind="node_invalid_request")
+        if status in _PUSHBACK_STATUSES:
+            pushback = NodePushback(
+                f"node error {message}", request=request, kind=f"node_{detail.code}"
+            )
+            if retry_after is not None:
+                pushback.retry_after = parse_retry_after(retry_after, time.time())
+            return pushback
         return NodeFault(f"node error {message}", request=request, kind=f"node_{detail.code}")
 
     async def check(self, budget: float) -> Health:
