@@ -618,7 +618,7 @@ class Engine:
                 if self._shared_rates is not None:
                     shared = self._shared_rates.rate_of(domain)
                     if shared is not None and self._backend is not None:
-                        waited = await self._backend.gate(*shared)  # the whole crawl's rate
+                        waited = await self._backend.gate(domain, *shared)  # the crawl's rate
                         if waited > 0:
                             self.rate_waits.add("shared", waited)
                 options = self._retrier.options_for(request, self._options)

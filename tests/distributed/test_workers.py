@@ -4,6 +4,7 @@ Redis restarts, and a domain's rate shared by all."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -192,3 +193,34 @@ def test_one_workers_retry_after_pauses_every_worker(
     assert gap == [], f"{len(gap)} requests during the pause"
     assert any(t > refused + 1.9 for t in times)
     assert_each_item_once_of(crawl, {f"SKU-{n:06d}" for n in range(0, 600, 3)})
+
+
+@pytest.fixture
+def slow_pushback_site(tmp_path: Path) -> Iterator[Site]:
+    yield from start_site(tmp_path, 150, pushback_at=40)
+
+
+def test_a_retry_after_under_a_shared_rate_holds_every_worker(
+    redis: RedisServer,
+    slow_pushback_site: Site,
+    workers: Callable[..., Worker],
+    cli_project: Path,
+) -> None:
+    # Under a 20/s rule both workers hold slots of the shared schedule ahead
+    # of time: the 429's pause must stop those too, and the two must resume
+    # at the rate, not together.
+    site = slow_pushback_site
+    (cli_project / "rate.toml").write_text('[rates."127.0.0.1"]\nrate = "20/s"\n')
+    crawl = [workers(f"{site.url}/p/0", redis.url, "--settings", "rate.toml", *ARGS)]
+    crawl.append(workers(f"{site.url}/p/0", redis.url, "--settings", "rate.toml", *ARGS))
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+    refused = site.hits()[39][0]  # the 40th request got the 429 (Retry-After: 2)
+    times = [t for t, target in site.hits() if target != "/robots.txt"]
+    during = [round(t - refused, 3) for t in times if refused + 0.05 < t < refused + 1.98]
+    assert during == [], f"{len(during)} requests during the pause"
+    after = sorted(t for t in times if t >= refused + 1.98)
+    gaps = [round(later - earlier, 3) for earlier, later in itertools.pairwise(after)]
+    assert len(after) >= 30
+    assert min(gaps) > 0.025, gaps  # (a burst: ~2 ms apart)
+    assert_each_item_once_of(crawl, {f"SKU-{n:06d}" for n in range(0, 150, 3)})

@@ -218,27 +218,44 @@ class RedisBackend:
 
     def pause(self, domain: str, seconds: float) -> None:
         until = int(time.time() * 1000 + self._clock_offset + seconds * 1000)
+        # Known here at once (the shared gate checks it before Redis has it),
+        # and not applied again when a sync brings it back.
+        name = domain.encode()
+        self._paused[name] = max(self._paused.get(name, 0), until)
         self._ops += ("x", domain, str(until))
         self._kick.set()
 
-    async def gate(self, key: str, rate: float, burst: int) -> float:
+    async def gate(self, domain: str, key: str, rate: float, burst: int) -> float:
         if self._client is None or self._fenced:
             return 0.0
         interval = str(max(1, round(1e6 / rate)))
+        waited = 0.0
         try:
-            self.round_trips += 1
-            wait = int(
-                await self._gcra_script(
-                    keys=[self._key("gcra:" + key)], args=[self._prefix, interval, str(burst)]
-                )
-            )
+            while True:
+                wait = await self._gcra(domain, key, interval, burst, "take")
+                if wait <= 0:
+                    return waited
+                await trio.sleep(wait / 1e6)
+                waited += wait / 1e6
+                # The slot was given out before the wait: a Retry-After that
+                # came meanwhile (from any worker) holds it back, and the
+                # next slot is after the pause, at the rate.
+                if await self._gcra(domain, key, interval, burst, "check") <= 0:
+                    return waited
         except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
             # The local limiter still holds this worker to the rate.
             log.warning("shared rate limit unavailable; using the local one", error=str(exc))
-            return 0.0
-        if wait > 0:
-            await trio.sleep(wait / 1e6)
-        return wait / 1e6
+            return waited
+
+    async def _gcra(self, domain: str, key: str, interval: str, burst: int, mode: str) -> int:
+        self.round_trips += 1
+        known = str(self._paused.get(domain.encode(), 0))
+        return int(
+            await self._gcra_script(
+                keys=[self._key("gcra:" + key), self._key("pause")],
+                args=[interval, str(burst), domain, mode, known],
+            )
+        )
 
     # -- the MeshShare protocol (the balancer's sessions and breakers) -----------
 

@@ -318,18 +318,38 @@ return {redis.call('HGETALL', P .. 'stats'), live_workers, orphans}
 """
 )
 
-# KEYS[1]: P gcra:KEY. ARGV: prefix, interval_us, burst.
+# KEYS[1]: P gcra:KEY, KEYS[2]: P pause. ARGV: interval_us, burst, domain,
+# mode ('take' | 'check'), and until when the caller knows the domain is
+# paused (ms; 0: it knows of no pause).
 # GCRA: a request may start at max(now, TAT - burst * T), and taking that
 # slot moves TAT to max(TAT, now) + T. The slot is taken at once and the
 # wait until it returned (µs): callers queue in the order they asked, and a
 # caller that wakes a little late costs no one a slot.
+# A domain's pause (a Retry-After, in P pause) holds the schedule: while it
+# lasts TAT is at least its end + burst * T, so the first slot after it is
+# its end and the next ones follow at the rate, with no burst.
+# 'check' takes nothing: it returns how long the pause has still to run (µs,
+# 0: none), for a caller that waited for its slot and must not send into a
+# pause set meanwhile.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local T = tonumber(ARGV[2])
+local T, burst, domain = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local paused = tonumber(redis.call('HGET', KEYS[2], domain) or '0')
+local known = tonumber(ARGV[5])
+if known > paused then
+  redis.call('HSET', KEYS[2], domain, ARGV[5])
+  paused = known
+end
+local pause_end = paused * 1000
+if ARGV[4] == 'check' then
+  if pause_end > now then return math.ceil(pause_end - now) end
+  return 0
+end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local start = tat - tonumber(ARGV[3]) * T
+if pause_end > now and tat < pause_end + burst * T then tat = pause_end + burst * T end
+local start = tat - burst * T
 if start < now then start = now end
 redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX',
            math.ceil((tat + T - now) / 1000) + 1000)
