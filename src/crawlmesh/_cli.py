@@ -24,7 +24,7 @@ from ._loader import load_spider_class
 from ._log import configure_logging
 from ._progress import choose_progress
 from ._redact import redact
-from ._run import Sinks, open_sinks, resolve_settings, run_engine
+from ._run import EXIT_STATUS_HELP, Sinks, open_sinks, resolve_settings, run_engine
 from ._settings import parse_override
 from ._site_server import open_site_server
 from ._spider import Spider
@@ -65,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help="write the final stats as JSON (its schema: crawlmesh stats-schema)",
         )
-        p.add_argument("--max-pages", type=int, metavar="N", help="stop after N pages")
+        p.add_argument(
+            "--max-pages",
+            type=int,
+            metavar="N",
+            help="stop after N pages (with --backend: N for this worker, not the crawl)",
+        )
         p.add_argument(
             "--log-level",
             choices=["debug", "info", "warning", "error"],
@@ -91,7 +96,12 @@ def _parser() -> argparse.ArgumentParser:
             help="serve Prometheus metrics at http://HOST:PORT/metrics while crawling",
         )
 
-    crawl = sub.add_parser("crawl", help="run a spider")
+    crawl = sub.add_parser(
+        "crawl",
+        help="run a spider",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     crawl.add_argument(
         "spider",
         metavar="MODULE[:Class]",
