@@ -937,7 +937,8 @@ class Engine:
 
     def _unfinished(self, request: Request, reason: str) -> None:
         self.stats.unfinished += 1
-        if self._backend is None:  # (else the backend keeps it for a later run)
+        # (Else the backend keeps it for a later run, unless it lost the crawl.)
+        if self._backend is None or self._stop_reason == "crawl_lost":
             self._record(request, "unfinished", reason, None, None)
 
     def _record(

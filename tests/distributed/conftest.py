@@ -76,6 +76,14 @@ def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, persistence off (a restart empties it)."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    yield from _server(directory)
+
+
+@pytest.fixture
 def workers(
     crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str]
 ) -> Iterator[Callable[..., Worker]]:

@@ -101,6 +101,38 @@ def test_a_redis_restart_loses_and_repeats_nothing(
     assert_each_item_once(crawl)
 
 
+def test_a_redis_restarted_empty_stops_every_worker_and_repeats_nothing(
+    volatile_redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    redis = volatile_redis
+    crawl = [workers(f"{site.url}/p/0", redis.url, *ARGS) for _ in range(3)]
+    for w in crawl:
+        w.wait_for_items(1)
+    crawl[0].wait_for_items(50)
+    redis.kill()
+    time.sleep(1.0)
+    redis.start()  # no persistence: empty
+    for w in crawl:
+        assert w.wait() == 5, w.stderr()  # crawl_lost
+        assert "the crawl's state is gone from Redis" in w.log()
+        assert "the crawl is over" not in w.log()
+    # Nobody started the crawl over: no page fetched twice, no item twice,
+    # and the crawl's keys were not created again.
+    assert max(site.page_hits().values()) == 1
+    skus = [item["sku"] for item in items_of(crawl)]
+    assert len(skus) == len(set(skus))
+    assert len(skus) < len(ITEMS)
+    assert redis.command("EXISTS", "crawlmesh:{follow}:seen") == b":0"
+    # Every request a worker held ended in its errors file (not silently lost).
+    unfinished = sum(
+        1
+        for w in crawl
+        for line in (w.items.parent / f"errors-{w.n}.jsonl").read_text().splitlines()
+        if "crawl_lost" in line
+    )
+    assert unfinished > 0
+
+
 def test_a_shared_rate_limit_holds_across_workers(
     redis: RedisServer, site: Site, workers: Callable[..., Worker], cli_project: Path
 ) -> None:

@@ -115,6 +115,7 @@ class RedisBackend:
         self._fenced = False
         self._broken: str | None = None  # Redis refused our script: why
         self._uncertain = False  # a sync failed after it may have run
+        self._epoch = ""  # the crawl's, from our first sync: its loss is noticed
         self._clock_offset = 0.0  # Redis's clock minus ours, in ms
         self._link: EngineLink | None = None
         self._client: Client | None = None
@@ -186,6 +187,8 @@ class RedisBackend:
         return Resume(resumed=resumed, items_length=committed, start_done=not self._seeding)
 
     def queued(self, domain: str, request: Request, fp: bytes, *, seed: bool) -> bool:
+        if self._broken is not None:
+            return True  # (stopping: the engine ends it, in the errors file)
         record = self._codec.encode(request)
         if self._bloom is not None:
             key: bytes | str = self._bloom.positions(fp)
@@ -347,6 +350,8 @@ class RedisBackend:
                 await trio.sleep(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue
+            if reply[0] == b"lost":
+                self._put_back(taken, acks, uncertain=False)  # (its requests are ended here)
             if down_since is not None:
                 log.info("Redis reachable again", after=round(trio.current_time() - down_since, 1))
                 down_since = None
@@ -364,6 +369,16 @@ class RedisBackend:
         self._uncertain = self._uncertain or uncertain
 
     def _handle(self, reply: list[Any], link: EngineLink) -> None:
+        if reply[0] == b"lost":
+            self._lost(reply[1])
+            link.stop("crawl_lost")
+            # The new requests Redis never stored end with the crawl (in
+            # the errors file), as the ones this worker holds do.
+            for domain, record in _pushes(self._ops):
+                link.feed(domain, self._codec.decode(record))
+            self._ops = []
+            link.wake()
+            return
         if reply[0] == b"fenced":
             self._fenced = True
             log.error(
@@ -411,6 +426,29 @@ class RedisBackend:
         if len(claimed) // 2 >= max(1, self._target // 2):
             self._kick.set()  # there may be more to claim
 
+    def _lost(self, epoch: bytes | None) -> None:
+        """The crawl this worker joined is not in Redis any more: say why,
+        and stop talking to Redis (a sync would start the crawl over)."""
+        self._broken = "crawl lost"
+        if epoch is None:
+            log.error(
+                "the crawl's state is gone from Redis (a Redis restarted without persistence, "
+                "FLUSHALL or FLUSHDB, or eviction under maxmemory); stopping rather than crawling "
+                "it all again into the same items files. Run Redis with appendonly yes and "
+                "maxmemory-policy noeviction; to start over, delete the items files and run "
+                "the workers again",
+                key=self._key("epoch"),
+                worker=self.worker,
+            )
+        else:
+            log.error(
+                "the crawl in Redis is not the one this worker joined (its keys were deleted "
+                "and a new crawl started); stopping",
+                key=self._key("epoch"),
+                joined=self._epoch,
+                found=epoch.decode(),
+            )
+
     def _note(self, reply: list[Any]) -> None:
         """Shared pauses and breakers, and Redis's clock, from a sync's reply."""
         now = int(reply[9])
@@ -427,8 +465,10 @@ class RedisBackend:
     async def _call_sync(self, ops: list[bytes | str], want: int) -> list[Any]:
         self.round_trips += 1
         dedupe = "bloom" if self._bloom is not None else "set"
-        args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, *ops]
-        reply: list[Any] = await self._sync_script(keys=[self._key("seen")], args=args)
+        args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, self._epoch]
+        reply: list[Any] = await self._sync_script(keys=[self._key("seen")], args=[*args, *ops])
+        if reply[0] not in (b"fenced", b"lost"):
+            self._epoch = reply[11].decode()
         return list(reply)
 
     async def aclose(
@@ -448,7 +488,10 @@ class RedisBackend:
                 if self._output is not None:
                     ops = [*ops, "o", self._output, str(items_length)]
                 try:
-                    await self._call_sync(ops, 0)
+                    last = await self._call_sync(ops, 0)
+                    if last[0] == b"lost":
+                        self._lost(last[1])
+                        return None
                     self.acked += self._acks
                     self._ops = []
                     self.round_trips += 1
@@ -498,6 +541,28 @@ class RedisBackend:
 
     def _key(self, name: str) -> str:
         return self._prefix + name
+
+
+# How many arguments each SYNC op takes ('r' takes 1 + its count more).
+_ARITY = {"p": 5, "a": 1, "o": 2, "s": 0, "k": 3, "b": 2, "x": 2, "r": 1}
+
+
+def _pushes(ops: list[bytes | str]) -> list[tuple[str, bytes]]:
+    """The (domain, record) of each new request in a batch of SYNC ops."""
+    out = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if op == "p":
+            domain, record = ops[i + 1], ops[i + 3]
+            assert isinstance(domain, str)
+            assert isinstance(record, bytes)
+            out.append((domain, record))
+        n = _ARITY[op if isinstance(op, str) else op.decode()]
+        if op == "r":
+            n += int(ops[i + 1])
+        i += 1 + n
+    return out
 
 
 def _newer(flat: list[bytes], seen: dict[bytes, int]) -> list[tuple[bytes, int]]:

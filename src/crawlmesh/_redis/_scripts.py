@@ -24,6 +24,10 @@ scripts may touch them all):
 ``P sess:SESSION``  the node a session is on (expires when idle)
 ``P breakers``      hash: ``NODE \\n DOMAIN`` -> until when that breaker is open (ms)
 ``P stats``         hash: the merged counters of every worker that ended
+``P epoch``         the crawl's identity, set by its first sync: a worker that
+                    knew one and finds it gone (or changed) stops (the crawl's
+                    state was lost: a Redis restarted without persistence,
+                    FLUSHALL, eviction) rather than crawl it all over again
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ local function live(worker)
 end
 """
 
-# ARGV: prefix, worker, ttl_ms, want, dedupe ('set' | 'bloom'), then ops:
+# ARGV: prefix, worker, ttl_ms, want, dedupe ('set' | 'bloom'), the crawl's
+# epoch as the worker knows it ('' before its first sync), then ops:
 #   'p' domain priority record fp check   queue a request (fp '' = none;
 #                                          check '1': drop it if seen, else a
 #                                          token: queue it once per token)
@@ -87,8 +92,10 @@ end
 #   'k' session node ttl_ms                store a session's node
 #   'b' NODE\nDOMAIN until_ms             a breaker is open (domain '' for the node's)
 # Returns {state, seed, queued, leased, reaped, pushed, lost, claimed, pauses,
-# now_ms, breakers} with claimed = {member, domain, ...}, pauses = {domain,
-# until_ms, ...} and breakers = {NODE\nDOMAIN, until_ms, ...}.
+# now_ms, breakers, epoch} with claimed = {member, domain, ...}, pauses =
+# {domain, until_ms, ...} and breakers = {NODE\nDOMAIN, until_ms, ...}; or
+# {'fenced'}; or {'lost', epoch or false} when the epoch the worker knew is
+# not the crawl's (nothing is changed then: an emptied Redis stays empty).
 SYNC = (
     _PRELUDE
     + """
@@ -96,6 +103,15 @@ local worker = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local want = tonumber(ARGV[4])
 local bloom = ARGV[5] == 'bloom'
+
+local epoch = redis.call('GET', P .. 'epoch')
+if ARGV[6] ~= '' and epoch ~= ARGV[6] then
+  return {'lost', epoch}
+end
+if not epoch then
+  epoch = worker .. '@' .. now
+  redis.call('SET', P .. 'epoch', epoch)
+end
 
 if redis.call('SISMEMBER', P .. 'dead', worker) == 1 then
   return {'fenced'}
@@ -140,7 +156,7 @@ elseif not seed then
 end
 
 local pushed, lost = 0, 0
-local i = 6
+local i = 7
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'p' then
@@ -260,7 +276,7 @@ return {
   state, seed,
   tonumber(redis.call('GET', P .. 'queued') or '0'),
   tonumber(redis.call('GET', P .. 'leased') or '0'),
-  reaped, pushed, lost, claimed, pauses, now, breakers,
+  reaped, pushed, lost, claimed, pauses, now, breakers, epoch,
 }
 """
 )
