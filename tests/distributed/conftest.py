@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distributed.redis_server import REDIS_SERVER, RedisServer, SentinelServer
+from distributed.redis_server import REDIS_CLI, REDIS_SERVER, Cluster, RedisServer, SentinelServer
 from distributed.workers import Worker
 
 
@@ -52,6 +52,23 @@ def cluster_redis(tmp_path: Path) -> Iterator[RedisServer]:
             assert time.monotonic() < deadline, "the cluster did not come up within 10 s"
             time.sleep(0.05)
         yield server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A Redis Cluster of three masters on free loopback ports."""
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        if os.environ.get("CI"):
+            pytest.fail("no redis-server or redis-cli binary, and CI is set")
+        pytest.skip("no redis-server or redis-cli on this machine (apt-get install redis-server)")
+    directory = tmp_path / "cluster3"
+    directory.mkdir()
+    nodes = Cluster(directory)
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.kill()
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import coredis
 import coredis.exceptions
@@ -45,7 +46,7 @@ from .._settings import BackendSettings
 from .._spider import Spider
 from .._stats import StatsCollector
 from ._bloom import BloomPositions
-from ._client import UNREACHABLE, Client, open_client, redact
+from ._client import UNREACHABLE, Client, open_client, redact, resharding
 from ._scripts import CLOSE, GCRA, OPEN, STICK, SYNC
 
 __all__ = ["RedisBackend"]
@@ -59,9 +60,8 @@ _POLL = 0.05
 # Ops waiting to be sent beyond which start() waits.
 _MAX_OPS = 60_000
 _MAX_BACKOFF = 5.0
-# Refusals worth retrying (a cluster resharding); any other is a bug or a
-# misconfiguration that would fail the same way again.
-_TRANSIENT = (coredis.exceptions.TryAgainError, coredis.exceptions.ClusterDownError)
+# How long a worker starting during a reshard waits for the crawl's slot.
+_JOIN_PATIENCE = 60.0
 
 
 class RedisBackend:
@@ -152,16 +152,36 @@ class RedisBackend:
                 raise
             if isinstance(leaf, UNREACHABLE):
                 raise BackendError(f"cannot reach Redis at {where}: {leaf}") from None
+            if isinstance(leaf, coredis.exceptions.MovedError):
+                netloc = urlsplit(where).netloc
+                raise BackendError(
+                    f"Redis at {where} is a node of a Redis Cluster (it answered MOVED: the "
+                    f"crawl's slot {leaf.slot_id} is on {leaf.host}:{leaf.port}): use "
+                    f"--backend redis+cluster://{netloc}"
+                ) from None
             if isinstance(leaf, coredis.exceptions.RedisError):
                 raise BackendError(f"Redis at {where}: {leaf}") from None
             raise
 
     async def _first_contact(self) -> Resume:
+        deadline = trio.current_time() + _JOIN_PATIENCE
+        while True:
+            try:
+                return await self._join()
+            except coredis.exceptions.RedisError as exc:
+                # (Both scripts may run again: OPEN claims the same file,
+                # and a SYNC refused during a reshard did not run.)
+                if not resharding(exc) or trio.current_time() > deadline:
+                    raise
+                log.warning("Redis Cluster slot moving; retrying", error=str(exc))
+                await trio.sleep(0.2)
+
+    async def _join(self) -> Resume:
         committed = None
         if self._output is not None:
             self.round_trips += 1
             reply: list[Any] = await self._open_script(
-                keys=[self._key("seen")],
+                keys=self._keys("seen"),
                 args=[self._prefix, self.worker, self._output, str(self._ttl_ms)],
             )
             if reply[0] == b"busy":
@@ -255,7 +275,7 @@ class RedisBackend:
         known = str(self._paused.get(domain.encode(), 0))
         return int(
             await self._gcra_script(
-                keys=[self._key("gcra:" + key), self._key("pause")],
+                keys=self._keys("gcra:" + key, "pause"),
                 args=[interval, str(burst), domain, mode, known],
             )
         )
@@ -272,7 +292,7 @@ class RedisBackend:
         try:
             self.round_trips += 1
             held: Any = await self._stick_script(
-                keys=[self._key("sess:" + session)], args=[str(max(1, int(ttl * 1000))), node]
+                keys=self._keys("sess:" + session), args=[str(max(1, int(ttl * 1000))), node]
             )
         except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
             log.warning("shared sessions unavailable; placing locally", error=str(exc))
@@ -304,6 +324,7 @@ class RedisBackend:
         # Back online well within a lease, so an outage fences no one.
         max_backoff = min(_MAX_BACKOFF, self._config.lease_ttl / 8)
         down_since: float | None = None
+        moving_since: float | None = None  # (a reshard)
         while not self._fenced and self._broken is None:
             want = max(0, self._target - link.backlog())
             if not self._ops:
@@ -328,28 +349,38 @@ class RedisBackend:
                 # The crawl is ending: aclose() sends them (again, maybe).
                 self._put_back(taken, acks, uncertain=True)
                 raise
-            except coredis.exceptions.ResponseError as exc:
-                self._put_back(taken, acks, uncertain=False)
-                if not isinstance(exc, _TRANSIENT):  # it would fail again: stop
-                    self._broken = str(exc)
-                    log.error("Redis refused the crawl's script; stopping", error=str(exc))
-                    link.stop("backend_error")
-                    link.wake()
-                    return
-                await trio.sleep(backoff)
-                backoff = min(max_backoff, backoff * 2)
-                continue
             except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
                 # It may have run all the same: pushes are deduplicated,
                 # acknowledgements repeat harmlessly, and the leases it may
                 # have made are handed back by the next sync's "r" op.
                 self._put_back(taken, acks, uncertain=True)
-                if down_since is None:
+                if resharding(exc):
+                    if moving_since is None:
+                        moving_since = trio.current_time()
+                        log.warning("Redis Cluster slot moving; retrying", error=str(exc))
+                elif isinstance(exc, coredis.exceptions.ResponseError):
+                    # It would fail the same way again: stop.
+                    self._broken = str(exc)
+                    log.error(
+                        "Redis refused the crawl's script; stopping",
+                        error=str(exc),
+                        **_cluster_hint(exc),
+                    )
+                    link.stop("backend_error")
+                    link.wake()
+                    return
+                elif down_since is None:
                     down_since = trio.current_time()
                     log.warning("Redis unreachable; retrying", error=str(exc) or repr(exc))
                 await trio.sleep(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue
+            if moving_since is not None:
+                log.info(
+                    "Redis Cluster slot in place again",
+                    after=round(trio.current_time() - moving_since, 1),
+                )
+                moving_since = None
             if reply[0] == b"lost":
                 self._put_back(taken, acks, uncertain=False)  # (its requests are ended here)
             if down_since is not None:
@@ -466,7 +497,7 @@ class RedisBackend:
         self.round_trips += 1
         dedupe = "bloom" if self._bloom is not None else "set"
         args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, self._epoch]
-        reply: list[Any] = await self._sync_script(keys=[self._key("seen")], args=[*args, *ops])
+        reply: list[Any] = await self._sync_script(keys=self._keys("seen"), args=[*args, *ops])
         if reply[0] not in (b"fenced", b"lost"):
             self._epoch = reply[11].decode()
         return list(reply)
@@ -496,7 +527,7 @@ class RedisBackend:
                     self._ops = []
                     self.round_trips += 1
                     reply: list[Any] = await self._close_script(
-                        keys=[self._key("seen")],
+                        keys=self._keys("seen"),
                         args=[self._prefix, self.worker, self._host, *_counters(stats)],
                     )
                     break
@@ -542,6 +573,11 @@ class RedisBackend:
     def _key(self, name: str) -> str:
         return self._prefix + name
 
+    def _keys(self, *names: str) -> list[str]:
+        """A script's keys: these, and the one never written (see
+        :func:`~crawlmesh._redis._client.resharding`)."""
+        return [*(self._prefix + name for name in names), self._prefix + "never"]
+
 
 # How many arguments each SYNC op takes ('r' takes 1 + its count more).
 _ARITY = {"p": 5, "a": 1, "o": 2, "s": 0, "k": 3, "b": 2, "x": 2, "r": 1}
@@ -577,6 +613,13 @@ def _newer(flat: list[bytes], seen: dict[bytes, int]) -> list[tuple[bytes, int]]
     if len(seen) > 10_000:
         seen.clear()
     return out
+
+
+def _cluster_hint(exc: BaseException) -> dict[str, str]:
+    """A log key for a MOVED reply to a plain ``redis://`` client."""
+    if isinstance(exc, coredis.exceptions.MovedError):
+        return {"hint": "this Redis is a Cluster node: use --backend redis+cluster://HOST:PORT"}
+    return {}
 
 
 def _counters(stats: StatsCollector) -> list[str]:

@@ -24,6 +24,10 @@ scripts may touch them all):
 ``P sess:SESSION``  the node a session is on (expires when idle)
 ``P breakers``      hash: ``NODE \\n DOMAIN`` -> until when that breaker is open (ms)
 ``P stats``         hash: the merged counters of every worker that ended
+``P never``         never written: every script declares it among its keys, so
+                    a Redis Cluster refuses the script while the crawl's slot
+                    migrates (ASK, then TRYAGAIN: a key is missing) instead of
+                    running it half on each node
 ``P epoch``         the crawl's identity, set by its first sync: a worker that
                     knew one and finds it gone (or changed) stops (the crawl's
                     state was lost: a Redis restarted without persistence,
