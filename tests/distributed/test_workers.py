@@ -4,7 +4,6 @@ Redis restarts, and a domain's rate shared by all."""
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -252,7 +251,11 @@ def test_a_retry_after_under_a_shared_rate_holds_every_worker(
     during = [round(t - refused, 3) for t in times if refused + 0.05 < t < refused + 1.98]
     assert during == [], f"{len(during)} requests during the pause"
     after = sorted(t for t in times if t >= refused + 1.98)
-    gaps = [round(later - earlier, 3) for earlier, later in itertools.pairwise(after)]
     assert len(after) >= 30
-    assert min(gaps) > 0.025, gaps  # (a burst: ~2 ms apart)
+    # Then at the rate: in the half second after the pause, at most its 11
+    # slots (a late send moves one out, never in), not every request that
+    # was waiting (16 held slots before the fix). The spacing itself is
+    # tested closely in test_shared_rate_waits.py.
+    resumed = [t for t in after if t <= after[0] + 0.5]
+    assert len(resumed) <= 12, [round(t - after[0], 3) for t in resumed]
     assert_each_item_once_of(crawl, {f"SKU-{n:06d}" for n in range(0, 150, 3)})
