@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
             "--max-pages",
             type=int,
             metavar="N",
-            help="stop after N pages (with --backend: N for this worker, not the crawl)",
+            help="stop after N pages (with --backend: this worker's; -s backend.max_pages=N "
+            "limits the whole crawl)",
         )
         p.add_argument(
             "--log-level",

@@ -14,10 +14,12 @@ P = "crawlmesh:{scripts}:"
 TTL = "2000"
 
 
-async def sync(client: Any, worker: str, want: int = 0, *ops: str, epoch: str = "") -> list[Any]:
+async def sync(
+    client: Any, worker: str, want: int = 0, *ops: str, epoch: str = "", cap: int = 0
+) -> list[Any]:
     script = client.register_script(SYNC)
     reply: list[Any] = await script(
-        keys=[P + "seen"], args=[P, worker, TTL, str(want), "set", epoch, *ops]
+        keys=[P + "seen"], args=[P, worker, TTL, str(want), "set", epoch, str(cap), *ops]
     )
     return reply
 
@@ -103,3 +105,20 @@ async def test_a_worker_that_knew_the_crawl_finds_it_lost_and_changes_nothing(
         fresh = (await sync(client, "w3"))[11].decode()
         assert fresh != epoch
         assert await sync(client, "w1", epoch=epoch) == [b"lost", fresh.encode()]
+
+
+async def test_a_crawl_wide_cap_limits_what_is_handed_out_once(redis: RedisServer) -> None:
+    async with coredis.Redis(port=redis.port) as client:
+        pushes = [op for n in range(5) for op in push(n)]
+        reply = await sync(client, "w1", 5, *pushes, cap=3)
+        assert len(reply[7]) == 2 * 3  # three claimed, not five
+        assert reply[12] == 1  # the cap is reached
+        assert len((await sync(client, "w2", 5, cap=3))[7]) == 0
+        # w1 hands its three back unfetched ("r" with none held): they are
+        # handed out again, and count once.
+        reply = await sync(client, "w1", 0, "r", "0", cap=3)
+        assert reply[12] == 0
+        reply = await sync(client, "w2", 5, cap=3)
+        assert len(reply[7]) == 2 * 3
+        assert reply[12] == 1
+        assert int(reply[2]) == 2  # two still queued, never handed out

@@ -259,3 +259,21 @@ def test_a_retry_after_under_a_shared_rate_holds_every_worker(
     resumed = [t for t in after if t <= after[0] + 0.5]
     assert len(resumed) <= 12, [round(t - after[0], 3) for t in resumed]
     assert_each_item_once_of(crawl, {f"SKU-{n:06d}" for n in range(0, 150, 3)})
+
+
+def test_a_crawl_wide_page_limit_holds_across_workers(
+    redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    args = ("-s", "backend.max_pages=100", *ARGS)
+    crawl = [workers(f"{site.url}/p/0", redis.url, *args) for _ in range(3)]
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+        assert "crawl max_pages" in w.log()
+    # 100 requests fetched by the three together (not 100 each), each once.
+    fetched = [t for _, t in site.hits() if t != "/robots.txt"]
+    assert len(fetched) == 100
+    assert len(set(fetched)) == 100
+    skus = [item["sku"] for item in items_of(crawl)]
+    assert len(skus) == len(set(skus))
+    reports = [m for w in crawl for m in TOTALS.finditer(w.log())]
+    assert max(int(m["pages"]) for m in reports) == 100

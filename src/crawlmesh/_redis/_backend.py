@@ -116,6 +116,7 @@ class RedisBackend:
         self._broken: str | None = None  # Redis refused our script: why
         self._uncertain = False  # a sync failed after it may have run
         self._epoch = ""  # the crawl's, from our first sync: its loss is noticed
+        self._capped = False  # the crawl handed out backend.max_pages requests
         self._clock_offset = 0.0  # Redis's clock minus ours, in ms
         self._link: EngineLink | None = None
         self._client: Client | None = None
@@ -450,6 +451,16 @@ class RedisBackend:
             self._leases[id(request)] = (request, member)
             link.feed(domain.decode(), request)
         self._note(reply)
+        if reply[12] == 1 and not self._capped:
+            self._capped = True
+            log.info(
+                "the crawl has handed out backend.max_pages requests; stopping once this "
+                "worker's are done",
+                max_pages=self._config.max_pages,
+            )
+        if self._capped and link.backlog() == 0:
+            link.stop("max_pages")
+            link.wake()
         drained = seed == b"done" and queued == 0 and leased == 0 and not self._ops
         if drained != self._drained:
             self._drained = drained
@@ -497,6 +508,7 @@ class RedisBackend:
         self.round_trips += 1
         dedupe = "bloom" if self._bloom is not None else "set"
         args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, self._epoch]
+        args.append(str(self._config.max_pages))
         reply: list[Any] = await self._sync_script(keys=self._keys("seen"), args=[*args, *ops])
         if reply[0] not in (b"fenced", b"lost"):
             self._epoch = reply[11].decode()

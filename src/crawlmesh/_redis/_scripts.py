@@ -24,6 +24,8 @@ scripts may touch them all):
 ``P sess:SESSION``  the node a session is on (expires when idle)
 ``P breakers``      hash: ``NODE \\n DOMAIN`` -> until when that breaker is open (ms)
 ``P stats``         hash: the merged counters of every worker that ended
+``P handed``        requests handed out to workers (with ``backend.max_pages``;
+                    the leases taken back are counted again when handed again)
 ``P never``         never written: every script declares it among its keys, so
                     a Redis Cluster refuses the script while the crawl's slot
                     migrates (ASK, then TRYAGAIN: a key is missing) instead of
@@ -74,6 +76,9 @@ local function requeue_leases(worker, keep)
     end
   end
   unlease(n)
+  if n > 0 and redis.call('EXISTS', P .. 'handed') == 1 then
+    redis.call('DECRBY', P .. 'handed', n)
+  end
   return n
 end
 
@@ -84,7 +89,8 @@ end
 """
 
 # ARGV: prefix, worker, ttl_ms, want, dedupe ('set' | 'bloom'), the crawl's
-# epoch as the worker knows it ('' before its first sync), then ops:
+# epoch as the worker knows it ('' before its first sync), the crawl-wide
+# cap on requests handed out ('0': none), then ops:
 #   'p' domain priority record fp check   queue a request (fp '' = none;
 #                                          check '1': drop it if seen, else a
 #                                          token: queue it once per token)
@@ -96,8 +102,9 @@ end
 #   'k' session node ttl_ms                store a session's node
 #   'b' NODE\nDOMAIN until_ms             a breaker is open (domain '' for the node's)
 # Returns {state, seed, queued, leased, reaped, pushed, lost, claimed, pauses,
-# now_ms, breakers, epoch} with claimed = {member, domain, ...}, pauses =
-# {domain, until_ms, ...} and breakers = {NODE\nDOMAIN, until_ms, ...}; or
+# now_ms, breakers, epoch, capped} with capped 1 once the cap is reached,
+# claimed = {member, domain, ...}, pauses = {domain, until_ms, ...} and
+# breakers = {NODE\nDOMAIN, until_ms, ...}; or
 # {'fenced'}; or {'lost', epoch or false} when the epoch the worker knew is
 # not the crawl's (nothing is changed then: an emptied Redis stays empty).
 SYNC = (
@@ -160,7 +167,7 @@ elseif not seed then
 end
 
 local pushed, lost = 0, 0
-local i = 7
+local i = 8
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'p' then
@@ -234,7 +241,13 @@ while i <= #ARGV do
   end
 end
 
--- Claim up to `want` requests, one domain after another.
+-- Claim up to `want` requests, one domain after another (within the cap).
+local cap = tonumber(ARGV[7])
+local handed = 0
+if cap > 0 then
+  handed = tonumber(redis.call('GET', P .. 'handed') or '0')
+  want = math.min(want, math.max(0, cap - handed))
+end
 local claimed = {}
 local n = 0
 local lease = P .. 'lease:' .. worker
@@ -256,6 +269,11 @@ for _ = 1, want + 64 do
   end
 end
 unlease(-n)
+if cap > 0 and n > 0 then
+  handed = redis.call('INCRBY', P .. 'handed', n)
+end
+local capped = 0
+if cap > 0 and handed >= cap then capped = 1 end
 
 -- Entries of a hash of deadlines still in the future (the rest are dropped).
 local function live_entries(key)
@@ -280,7 +298,7 @@ return {
   state, seed,
   tonumber(redis.call('GET', P .. 'queued') or '0'),
   tonumber(redis.call('GET', P .. 'leased') or '0'),
-  reaped, pushed, lost, claimed, pauses, now, breakers, epoch,
+  reaped, pushed, lost, claimed, pauses, now, breakers, epoch, capped,
 }
 """
 )
