@@ -141,9 +141,10 @@ class Backend(Protocol):
         """``domain`` asked for a pause (Retry-After): share it."""
         ...
 
-    async def gate(self, key: str, rate: float, burst: int) -> float:
-        """Wait for a slot of a rate limit shared by every worker; returns
-        the seconds waited for it."""
+    async def gate(self, domain: str, key: str, rate: float, burst: int) -> float:
+        """Wait for a slot of a rate limit shared by every worker, for a
+        request to ``domain`` (not sent while it is paused, by any worker);
+        returns the seconds waited for it."""
         ...
 
     async def room(self) -> None:

@@ -24,7 +24,7 @@ from ._loader import load_spider_class
 from ._log import configure_logging
 from ._progress import choose_progress
 from ._redact import redact
-from ._run import Sinks, open_sinks, resolve_settings, run_engine
+from ._run import EXIT_CODES, EXIT_STATUS_HELP, Sinks, open_sinks, resolve_settings, run_engine
 from ._settings import parse_override
 from ._site_server import open_site_server
 from ._spider import Spider
@@ -65,7 +65,13 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help="write the final stats as JSON (its schema: crawlmesh stats-schema)",
         )
-        p.add_argument("--max-pages", type=int, metavar="N", help="stop after N pages")
+        p.add_argument(
+            "--max-pages",
+            type=int,
+            metavar="N",
+            help="stop after N pages (with --backend: this worker's; -s backend.max_pages=N "
+            "limits the whole crawl)",
+        )
         p.add_argument(
             "--log-level",
             choices=["debug", "info", "warning", "error"],
@@ -91,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
             help="serve Prometheus metrics at http://HOST:PORT/metrics while crawling",
         )
 
-    crawl = sub.add_parser("crawl", help="run a spider")
+    crawl = sub.add_parser(
+        "crawl",
+        help="run a spider",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     crawl.add_argument(
         "spider",
         metavar="MODULE[:Class]",
@@ -290,9 +301,10 @@ def _finish(engine: Engine, stats: CrawlStats, args: argparse.Namespace, code: i
     if error is None:
         return code
     if isinstance(error, BrokenPipeError):
-        # The reader of stdout went away (e.g. `| head`): its choice, not a failure.
+        # The reader of stdout went away (e.g. `| head`): its choice, not a
+        # failure (the crawl stopped for it: output_error, not a status).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return code
+        return code if code in EXIT_CODES.values() else 0
     print(f"crawlmesh: error: cannot write items: {error}", file=sys.stderr)
     return 1
 

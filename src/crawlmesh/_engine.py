@@ -653,7 +653,7 @@ class Engine:
                 if self._shared_rates is not None:
                     shared = self._shared_rates.rate_of(domain)
                     if shared is not None and self._backend is not None:
-                        waited = await self._backend.gate(*shared)  # the whole crawl's rate
+                        waited = await self._backend.gate(domain, *shared)  # the crawl's rate
                         if waited > 0:
                             self.rate_waits.add("shared", waited)
                 options = self._retrier.options_for(request, self._options)
@@ -1007,7 +1007,8 @@ class Engine:
 
     def _unfinished(self, request: Request, reason: str) -> None:
         self.stats.unfinished += 1
-        if self._backend is None:  # (else the backend keeps it for a later run)
+        # (Else the backend keeps it for a later run, unless it lost the crawl.)
+        if self._backend is None or self._stop_reason == "crawl_lost":
             self._record(request, "unfinished", reason, None, None)
 
     def _record(

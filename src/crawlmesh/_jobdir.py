@@ -176,7 +176,7 @@ class JobDir:
     def pause(self, domain: str, seconds: float) -> None:
         pass  # one process: the engine's own pause is all there is
 
-    async def gate(self, key: str, rate: float, burst: int) -> float:
+    async def gate(self, domain: str, key: str, rate: float, burst: int) -> float:
         return 0.0  # one process: the engine's own limiter is all there is
 
     async def room(self) -> None:

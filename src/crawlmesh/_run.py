@@ -29,6 +29,39 @@ log = structlog.get_logger("crawlmesh")
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
+# The exit status of a crawl that ended for a reason of its own (a signal's
+# status wins). Only a crawl that did what it was asked exits 0, so a
+# scheduler (a Kubernetes Job, cron, CI) never counts a crawl that stopped
+# early as done. The README's table and `crawlmesh crawl --help` list them.
+FINISH_EXIT_CODES = {
+    "finished": 0,
+    "max_pages": 0,  # (a limit the user set: this worker did what it was asked)
+    "max_items": 0,
+    "output_error": 1,
+    "backend_error": 3,
+    "fenced": 4,
+    "crawl_lost": 5,
+}
+
+EXIT_STATUS_HELP = """\
+exit status:
+  0    finished (or stopped at --max-pages / max_items, which count per worker)
+  1    an error: the items or stats file cannot be written, or the worker
+       cannot join a shared crawl (Redis unreachable at start, items file taken)
+  2    a usage error (bad arguments, settings, spider module)
+  3    backend_error: Redis refused the crawl's script (the crawl is unfinished)
+  4    fenced: this worker was silent past backend.lease_ttl; others took its work
+  5    crawl_lost: the crawl's state vanished from Redis (a restart without
+       persistence, FLUSHALL, eviction); nothing was crawled again
+  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM
+"""
+
+
+def exit_status(finish_reason: str) -> int:
+    """The exit status of a crawl that ended with ``finish_reason`` (see
+    :data:`FINISH_EXIT_CODES`; a reason not listed is an error, 1)."""
+    return FINISH_EXIT_CODES.get(finish_reason, 1)
+
 
 class Sinks:
     """Where a crawl keeps what it produces: its items, its errors file and
@@ -149,7 +182,8 @@ async def run_engine(
     lines still follow the ``progress_interval`` setting.
 
     Returns:
-        The stats and the exit status (0, or 130/143 after a signal).
+        The stats and the exit status: 130/143 after a signal, else the
+        one :func:`exit_status` gives for its finish reason.
     """
     exit_code = 0
 
@@ -195,7 +229,7 @@ async def run_engine(
                 nursery.start_soon(show_live_status, engine)
             stats = await engine.run()
             nursery.cancel_scope.cancel()
-    return stats, exit_code
+    return stats, exit_code or exit_status(stats.finish_reason)
 
 
 def crawl(

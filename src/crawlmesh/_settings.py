@@ -204,6 +204,9 @@ class BackendSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """"set" (exact) or "bloom" (fixed memory; see the false-positive rate in the README)."""
     bloom_capacity: Annotated[int, msgspec.Meta(ge=1, le=250_000_000)] = 10_000_000
     """URLs the Bloom filter is sized for (at a 0.1% false-positive rate)."""
+    max_pages: NonNegInt = 0
+    """Requests the whole crawl fetches, counted in Redis across every worker
+    (0: no limit); the top-level max_pages counts each worker's own."""
 
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(_BACKEND_SCHEMES):

@@ -125,7 +125,8 @@ class CrawlStats(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: int = SCHEMA_VERSION
     """The stats file's schema version (see :func:`stats_schema`)."""
     finish_reason: str
-    """``finished``, ``max_pages``, ``max_items``, ``shutdown`` or ``error``."""
+    """``finished``, ``max_pages``, ``max_items``, ``shutdown``, ``output_error``,
+    or with a Redis backend ``backend_error``, ``fenced`` or ``crawl_lost``."""
     elapsed: float
     """Seconds this run took (a resumed job's earlier runs not included)."""
     pages: int

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distributed.redis_server import REDIS_SERVER, RedisServer, SentinelServer
+from distributed.redis_server import REDIS_CLI, REDIS_SERVER, Cluster, RedisServer, SentinelServer
 from distributed.workers import Worker
 
 
@@ -55,6 +55,23 @@ def cluster_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A Redis Cluster of three masters on free loopback ports."""
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        if os.environ.get("CI"):
+            pytest.fail("no redis-server or redis-cli binary, and CI is set")
+        pytest.skip("no redis-server or redis-cli on this machine (apt-get install redis-server)")
+    directory = tmp_path / "cluster3"
+    directory.mkdir()
+    nodes = Cluster(directory)
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.kill()
+
+
+@pytest.fixture
 def sentinel(tmp_path: Path, redis: RedisServer) -> Iterator[SentinelServer]:
     """A Sentinel watching the session's redis-server as ``mymaster``."""
     directory = tmp_path / "sentinel"
@@ -73,6 +90,14 @@ def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
     directory = tmp_path / "redis"
     directory.mkdir()
     yield from _server(directory, persistent=True)
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, persistence off (a restart empties it)."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    yield from _server(directory)
 
 
 @pytest.fixture

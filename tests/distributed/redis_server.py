@@ -13,9 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["REDIS_SERVER", "RedisServer", "SentinelServer", "free_port"]
+__all__ = ["REDIS_CLI", "REDIS_SERVER", "Cluster", "RedisServer", "SentinelServer", "free_port"]
 
 REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
 
 
 def free_port(*, with_bus: bool = False) -> int:
@@ -135,3 +136,101 @@ class SentinelServer(RedisServer):
                 pass
             time.sleep(0.05)
         raise RuntimeError("redis sentinel did not come up within 10 s")
+
+
+# What redis-cli prints (exit status 0) when the reply is an error.
+_ERRORS = {"ERR", "BUSYKEY", "IOERR", "NOKEY", "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"}
+
+
+class Cluster:
+    """A Redis Cluster of ``masters`` nodes (no replicas, persistence off),
+    made by ``redis-cli --cluster create``; :meth:`move_slot` reshards."""
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.nodes = []
+        for n in range(masters):
+            home = directory / f"node{n}"
+            home.mkdir()
+            conf = ("--cluster-enabled", "yes", "--cluster-config-file", str(home / "nodes.conf"))
+            self.nodes.append(RedisServer(home, extra=(*conf, "--cluster-node-timeout", "5000")))
+
+    def start(self) -> None:
+        assert REDIS_CLI is not None
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not all(
+            b"cluster_state:ok" in n.command("CLUSTER", "INFO", whole=True) for n in self.nodes
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not come up within 20 s")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+    def cli(self, node: RedisServer, *args: str) -> list[str]:
+        """One command through redis-cli; its reply's lines."""
+        assert REDIS_CLI is not None
+        done = subprocess.run(
+            [REDIS_CLI, "-p", str(node.port), *args], check=True, capture_output=True,
+            text=True, timeout=30,
+        )  # fmt: skip
+        lines = done.stdout.splitlines()
+        if lines and lines[0].split(" ", 1)[0] in _ERRORS:
+            raise RuntimeError(f"redis-cli {' '.join(args)}: {done.stdout.strip()}")
+        return lines
+
+    def node_id(self, node: RedisServer) -> str:
+        return self.cli(node, "CLUSTER", "MYID")[0]
+
+    def slot_of(self, key: str) -> int:
+        return int(self.cli(self.nodes[0], "CLUSTER", "KEYSLOT", key)[0])
+
+    def owner(self, slot: int) -> RedisServer:
+        for line in self.cli(self.nodes[0], "CLUSTER", "NODES"):
+            fields = line.split()
+            port = int(fields[1].partition("@")[0].rpartition(":")[2])
+            for part in fields[8:]:
+                low, _, high = part.partition("-")
+                if part[0] != "[" and int(low) <= slot <= int(high or low):
+                    return next(n for n in self.nodes if n.port == port)
+        raise LookupError(slot)
+
+    def move_slot(
+        self, slot: int, target: RedisServer, *, batch: int = 1, pause: float = 0.0
+    ) -> int:
+        """Reshard ``slot`` to ``target`` as ``redis-cli --cluster reshard``
+        does (IMPORTING, MIGRATING, MIGRATE ... KEYS a batch at a time, then
+        SETSLOT NODE), ``pause`` seconds between batches; returns the keys moved."""
+        source = self.owner(slot)
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        self.cli(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+        self.cli(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        moved = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            keys = self.cli(source, "CLUSTER", "GETKEYSINSLOT", str(slot), str(batch))
+            keys = [key for key in keys if key]  # (an empty array is an empty line)
+            if not keys:
+                break
+            try:
+                self.cli(
+                    source, "MIGRATE", "127.0.0.1", str(target.port), "", "0", "5000", "KEYS", *keys
+                )
+            except RuntimeError as exc:
+                if "NOKEY" not in str(exc):  # (deleted meanwhile: nothing to move)
+                    raise
+            moved += len(keys)
+            time.sleep(pause)
+        else:
+            raise RuntimeError(f"slot {slot} still had keys on its source after 60 s")
+        for node in (target, source, *self.nodes):
+            self.cli(node, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+        return moved

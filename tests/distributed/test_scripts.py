@@ -14,10 +14,12 @@ P = "crawlmesh:{scripts}:"
 TTL = "2000"
 
 
-async def sync(client: Any, worker: str, want: int = 0, *ops: str) -> list[Any]:
+async def sync(
+    client: Any, worker: str, want: int = 0, *ops: str, epoch: str = "", cap: int = 0
+) -> list[Any]:
     script = client.register_script(SYNC)
     reply: list[Any] = await script(
-        keys=[P + "seen"], args=[P, worker, TTL, str(want), "set", *ops]
+        keys=[P + "seen"], args=[P, worker, TTL, str(want), "set", epoch, str(cap), *ops]
     )
     return reply
 
@@ -84,3 +86,39 @@ async def test_a_batch_sent_twice_queues_nothing_twice(redis: RedisServer) -> No
         # A new token is a new request, queued although its URL was seen.
         reply = await sync(client, "w1", 0, "p", "a.test", "0", "record-x", "fp-x", "w1:8")
         assert int(reply[2]) == 3
+
+
+async def test_a_worker_that_knew_the_crawl_finds_it_lost_and_changes_nothing(
+    redis: RedisServer,
+) -> None:
+    async with coredis.Redis(port=redis.port) as client:
+        epoch = (await sync(client, "w1", 1, *push(1)))[11].decode()
+        assert epoch
+        assert (await sync(client, "w2"))[11].decode() == epoch  # one crawl, one epoch
+        # Redis restarted empty (or FLUSHALL): the next sync of a worker that
+        # knew the crawl says so, and re-creates nothing (no fresh seeding).
+        await client.flushall()
+        assert await sync(client, "w1", 1, *push(2), epoch=epoch) == [b"lost", None]
+        assert await client.dbsize() == 0
+        # A new crawl there (a new worker) has a new epoch, which the old
+        # worker does not take for its own.
+        fresh = (await sync(client, "w3"))[11].decode()
+        assert fresh != epoch
+        assert await sync(client, "w1", epoch=epoch) == [b"lost", fresh.encode()]
+
+
+async def test_a_crawl_wide_cap_limits_what_is_handed_out_once(redis: RedisServer) -> None:
+    async with coredis.Redis(port=redis.port) as client:
+        pushes = [op for n in range(5) for op in push(n)]
+        reply = await sync(client, "w1", 5, *pushes, cap=3)
+        assert len(reply[7]) == 2 * 3  # three claimed, not five
+        assert reply[12] == 1  # the cap is reached
+        assert len((await sync(client, "w2", 5, cap=3))[7]) == 0
+        # w1 hands its three back unfetched ("r" with none held): they are
+        # handed out again, and count once.
+        reply = await sync(client, "w1", 0, "r", "0", cap=3)
+        assert reply[12] == 0
+        reply = await sync(client, "w2", 5, cap=3)
+        assert len(reply[7]) == 2 * 3
+        assert reply[12] == 1
+        assert int(reply[2]) == 2  # two still queued, never handed out

@@ -100,6 +100,38 @@ def test_a_redis_restart_loses_and_repeats_nothing(
     assert_each_item_once(crawl)
 
 
+def test_a_redis_restarted_empty_stops_every_worker_and_repeats_nothing(
+    volatile_redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    redis = volatile_redis
+    crawl = [workers(f"{site.url}/p/0", redis.url, *ARGS) for _ in range(3)]
+    for w in crawl:
+        w.wait_for_items(1)
+    crawl[0].wait_for_items(50)
+    redis.kill()
+    time.sleep(1.0)
+    redis.start()  # no persistence: empty
+    for w in crawl:
+        assert w.wait() == 5, w.stderr()  # crawl_lost
+        assert "the crawl's state is gone from Redis" in w.log()
+        assert "the crawl is over" not in w.log()
+    # Nobody started the crawl over: no page fetched twice, no item twice,
+    # and the crawl's keys were not created again.
+    assert max(site.page_hits().values()) == 1
+    skus = [item["sku"] for item in items_of(crawl)]
+    assert len(skus) == len(set(skus))
+    assert len(skus) < len(ITEMS)
+    assert redis.command("EXISTS", "crawlmesh:{follow}:seen") == b":0"
+    # Every request a worker held ended in its errors file (not silently lost).
+    unfinished = sum(
+        1
+        for w in crawl
+        for line in (w.items.parent / f"errors-{w.n}.jsonl").read_text().splitlines()
+        if "crawl_lost" in line
+    )
+    assert unfinished > 0
+
+
 def test_a_shared_rate_limit_holds_across_workers(
     redis: RedisServer, site: Site, workers: Callable[..., Worker], cli_project: Path
 ) -> None:
@@ -192,3 +224,56 @@ def test_one_workers_retry_after_pauses_every_worker(
     assert gap == [], f"{len(gap)} requests during the pause"
     assert any(t > refused + 1.9 for t in times)
     assert_each_item_once_of(crawl, {f"SKU-{n:06d}" for n in range(0, 600, 3)})
+
+
+@pytest.fixture
+def slow_pushback_site(tmp_path: Path) -> Iterator[Site]:
+    yield from start_site(tmp_path, 150, pushback_at=40)
+
+
+def test_a_retry_after_under_a_shared_rate_holds_every_worker(
+    redis: RedisServer,
+    slow_pushback_site: Site,
+    workers: Callable[..., Worker],
+    cli_project: Path,
+) -> None:
+    # Under a 20/s rule both workers hold slots of the shared schedule ahead
+    # of time: the 429's pause must stop those too, and the two must resume
+    # at the rate, not together.
+    site = slow_pushback_site
+    (cli_project / "rate.toml").write_text('[rates."127.0.0.1"]\nrate = "20/s"\n')
+    crawl = [workers(f"{site.url}/p/0", redis.url, "--settings", "rate.toml", *ARGS)]
+    crawl.append(workers(f"{site.url}/p/0", redis.url, "--settings", "rate.toml", *ARGS))
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+    refused = site.hits()[39][0]  # the 40th request got the 429 (Retry-After: 2)
+    times = [t for t, target in site.hits() if target != "/robots.txt"]
+    during = [round(t - refused, 3) for t in times if refused + 0.05 < t < refused + 1.98]
+    assert during == [], f"{len(during)} requests during the pause"
+    after = sorted(t for t in times if t >= refused + 1.98)
+    assert len(after) >= 30
+    # Then at the rate: in the half second after the pause, at most its 11
+    # slots (a late send moves one out, never in), not every request that
+    # was waiting (16 held slots before the fix). The spacing itself is
+    # tested closely in test_shared_rate_waits.py.
+    resumed = [t for t in after if t <= after[0] + 0.5]
+    assert len(resumed) <= 12, [round(t - after[0], 3) for t in resumed]
+    assert_each_item_once_of(crawl, {f"SKU-{n:06d}" for n in range(0, 150, 3)})
+
+
+def test_a_crawl_wide_page_limit_holds_across_workers(
+    redis: RedisServer, site: Site, workers: Callable[..., Worker]
+) -> None:
+    args = ("-s", "backend.max_pages=100", *ARGS)
+    crawl = [workers(f"{site.url}/p/0", redis.url, *args) for _ in range(3)]
+    for w in crawl:
+        assert w.wait() == 0, w.stderr()
+        assert "crawl max_pages" in w.log()
+    # 100 requests fetched by the three together (not 100 each), each once.
+    fetched = [t for _, t in site.hits() if t != "/robots.txt"]
+    assert len(fetched) == 100
+    assert len(set(fetched)) == 100
+    skus = [item["sku"] for item in items_of(crawl)]
+    assert len(skus) == len(set(skus))
+    reports = [m for w in crawl for m in TOTALS.finditer(w.log())]
+    assert max(int(m["pages"]) for m in reports) == 100

@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import coredis
 import coredis.exceptions
@@ -45,7 +46,7 @@ from .._settings import BackendSettings
 from .._spider import Spider
 from .._stats import StatsCollector
 from ._bloom import BloomPositions
-from ._client import UNREACHABLE, Client, open_client, redact
+from ._client import UNREACHABLE, Client, open_client, redact, resharding
 from ._scripts import CLOSE, GCRA, OPEN, STICK, SYNC
 
 __all__ = ["RedisBackend"]
@@ -59,9 +60,8 @@ _POLL = 0.05
 # Ops waiting to be sent beyond which start() waits.
 _MAX_OPS = 60_000
 _MAX_BACKOFF = 5.0
-# Refusals worth retrying (a cluster resharding); any other is a bug or a
-# misconfiguration that would fail the same way again.
-_TRANSIENT = (coredis.exceptions.TryAgainError, coredis.exceptions.ClusterDownError)
+# How long a worker starting during a reshard waits for the crawl's slot.
+_JOIN_PATIENCE = 60.0
 
 
 class RedisBackend:
@@ -115,6 +115,8 @@ class RedisBackend:
         self._fenced = False
         self._broken: str | None = None  # Redis refused our script: why
         self._uncertain = False  # a sync failed after it may have run
+        self._epoch = ""  # the crawl's, from our first sync: its loss is noticed
+        self._capped = False  # the crawl handed out backend.max_pages requests
         self._clock_offset = 0.0  # Redis's clock minus ours, in ms
         self._link: EngineLink | None = None
         self._client: Client | None = None
@@ -151,16 +153,36 @@ class RedisBackend:
                 raise
             if isinstance(leaf, UNREACHABLE):
                 raise BackendError(f"cannot reach Redis at {where}: {leaf}") from None
+            if isinstance(leaf, coredis.exceptions.MovedError):
+                netloc = urlsplit(where).netloc
+                raise BackendError(
+                    f"Redis at {where} is a node of a Redis Cluster (it answered MOVED: the "
+                    f"crawl's slot {leaf.slot_id} is on {leaf.host}:{leaf.port}): use "
+                    f"--backend redis+cluster://{netloc}"
+                ) from None
             if isinstance(leaf, coredis.exceptions.RedisError):
                 raise BackendError(f"Redis at {where}: {leaf}") from None
             raise
 
     async def _first_contact(self) -> Resume:
+        deadline = trio.current_time() + _JOIN_PATIENCE
+        while True:
+            try:
+                return await self._join()
+            except coredis.exceptions.RedisError as exc:
+                # (Both scripts may run again: OPEN claims the same file,
+                # and a SYNC refused during a reshard did not run.)
+                if not resharding(exc) or trio.current_time() > deadline:
+                    raise
+                log.warning("Redis Cluster slot moving; retrying", error=str(exc))
+                await trio.sleep(0.2)
+
+    async def _join(self) -> Resume:
         committed = None
         if self._output is not None:
             self.round_trips += 1
             reply: list[Any] = await self._open_script(
-                keys=[self._key("seen")],
+                keys=self._keys("seen"),
                 args=[self._prefix, self.worker, self._output, str(self._ttl_ms)],
             )
             if reply[0] == b"busy":
@@ -186,6 +208,8 @@ class RedisBackend:
         return Resume(resumed=resumed, items_length=committed, start_done=not self._seeding)
 
     def queued(self, domain: str, request: Request, fp: bytes, *, seed: bool) -> bool:
+        if self._broken is not None:
+            return True  # (stopping: the engine ends it, in the errors file)
         record = self._codec.encode(request)
         if self._bloom is not None:
             key: bytes | str = self._bloom.positions(fp)
@@ -223,27 +247,44 @@ class RedisBackend:
 
     def pause(self, domain: str, seconds: float) -> None:
         until = int(time.time() * 1000 + self._clock_offset + seconds * 1000)
+        # Known here at once (the shared gate checks it before Redis has it),
+        # and not applied again when a sync brings it back.
+        name = domain.encode()
+        self._paused[name] = max(self._paused.get(name, 0), until)
         self._ops += ("x", domain, str(until))
         self._kick.set()
 
-    async def gate(self, key: str, rate: float, burst: int) -> float:
+    async def gate(self, domain: str, key: str, rate: float, burst: int) -> float:
         if self._client is None or self._fenced:
             return 0.0
         interval = str(max(1, round(1e6 / rate)))
+        waited = 0.0
         try:
-            self.round_trips += 1
-            wait = int(
-                await self._gcra_script(
-                    keys=[self._key("gcra:" + key)], args=[self._prefix, interval, str(burst)]
-                )
-            )
+            while True:
+                wait = await self._gcra(domain, key, interval, burst, "take")
+                if wait <= 0:
+                    return waited
+                await trio.sleep(wait / 1e6)
+                waited += wait / 1e6
+                # The slot was given out before the wait: a Retry-After that
+                # came meanwhile (from any worker) holds it back, and the
+                # next slot is after the pause, at the rate.
+                if await self._gcra(domain, key, interval, burst, "check") <= 0:
+                    return waited
         except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
             # The local limiter still holds this worker to the rate.
             log.warning("shared rate limit unavailable; using the local one", error=str(exc))
-            return 0.0
-        if wait > 0:
-            await trio.sleep(wait / 1e6)
-        return wait / 1e6
+            return waited
+
+    async def _gcra(self, domain: str, key: str, interval: str, burst: int, mode: str) -> int:
+        self.round_trips += 1
+        known = str(self._paused.get(domain.encode(), 0))
+        return int(
+            await self._gcra_script(
+                keys=self._keys("gcra:" + key, "pause"),
+                args=[interval, str(burst), domain, mode, known],
+            )
+        )
 
     # -- the MeshShare protocol (the balancer's sessions and breakers) -----------
 
@@ -257,7 +298,7 @@ class RedisBackend:
         try:
             self.round_trips += 1
             held: Any = await self._stick_script(
-                keys=[self._key("sess:" + session)], args=[str(max(1, int(ttl * 1000))), node]
+                keys=self._keys("sess:" + session), args=[str(max(1, int(ttl * 1000))), node]
             )
         except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
             log.warning("shared sessions unavailable; placing locally", error=str(exc))
@@ -289,6 +330,7 @@ class RedisBackend:
         # Back online well within a lease, so an outage fences no one.
         max_backoff = min(_MAX_BACKOFF, self._config.lease_ttl / 8)
         down_since: float | None = None
+        moving_since: float | None = None  # (a reshard)
         while not self._fenced and self._broken is None:
             want = max(0, self._target - link.backlog())
             if not self._ops:
@@ -313,28 +355,40 @@ class RedisBackend:
                 # The crawl is ending: aclose() sends them (again, maybe).
                 self._put_back(taken, acks, uncertain=True)
                 raise
-            except coredis.exceptions.ResponseError as exc:
-                self._put_back(taken, acks, uncertain=False)
-                if not isinstance(exc, _TRANSIENT):  # it would fail again: stop
-                    self._broken = str(exc)
-                    log.error("Redis refused the crawl's script; stopping", error=str(exc))
-                    link.stop("backend_error")
-                    link.wake()
-                    return
-                await trio.sleep(backoff)
-                backoff = min(max_backoff, backoff * 2)
-                continue
             except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
                 # It may have run all the same: pushes are deduplicated,
                 # acknowledgements repeat harmlessly, and the leases it may
                 # have made are handed back by the next sync's "r" op.
                 self._put_back(taken, acks, uncertain=True)
-                if down_since is None:
+                if resharding(exc):
+                    if moving_since is None:
+                        moving_since = trio.current_time()
+                        log.warning("Redis Cluster slot moving; retrying", error=str(exc))
+                elif isinstance(exc, coredis.exceptions.ResponseError):
+                    # It would fail the same way again: stop.
+                    self._broken = str(exc)
+                    log.error(
+                        "Redis refused the crawl's script; stopping",
+                        error=str(exc),
+                        **_cluster_hint(exc),
+                    )
+                    link.stop("backend_error")
+                    link.wake()
+                    return
+                elif down_since is None:
                     down_since = trio.current_time()
                     log.warning("Redis unreachable; retrying", error=str(exc) or repr(exc))
                 await trio.sleep(backoff)
                 backoff = min(max_backoff, backoff * 2)
                 continue
+            if moving_since is not None:
+                log.info(
+                    "Redis Cluster slot in place again",
+                    after=round(trio.current_time() - moving_since, 1),
+                )
+                moving_since = None
+            if reply[0] == b"lost":
+                self._put_back(taken, acks, uncertain=False)  # (its requests are ended here)
             if down_since is not None:
                 log.info("Redis reachable again", after=round(trio.current_time() - down_since, 1))
                 down_since = None
@@ -352,6 +406,16 @@ class RedisBackend:
         self._uncertain = self._uncertain or uncertain
 
     def _handle(self, reply: list[Any], link: EngineLink) -> None:
+        if reply[0] == b"lost":
+            self._lost(reply[1])
+            link.stop("crawl_lost")
+            # The new requests Redis never stored end with the crawl (in
+            # the errors file), as the ones this worker holds do.
+            for domain, record in _pushes(self._ops):
+                link.feed(domain, self._codec.decode(record))
+            self._ops = []
+            link.wake()
+            return
         if reply[0] == b"fenced":
             self._fenced = True
             log.error(
@@ -392,12 +456,45 @@ class RedisBackend:
             self._leases[id(request)] = (request, member)
             link.feed(domain.decode(), request)
         self._note(reply)
+        if reply[12] == 1 and not self._capped:
+            self._capped = True
+            log.info(
+                "the crawl has handed out backend.max_pages requests; stopping once this "
+                "worker's are done",
+                max_pages=self._config.max_pages,
+            )
+        if self._capped and link.backlog() == 0:
+            link.stop("max_pages")
+            link.wake()
         drained = seed == b"done" and queued == 0 and leased == 0 and not self._ops
         if drained != self._drained:
             self._drained = drained
             link.wake()
         if len(claimed) // 2 >= max(1, self._target // 2):
             self._kick.set()  # there may be more to claim
+
+    def _lost(self, epoch: bytes | None) -> None:
+        """The crawl this worker joined is not in Redis any more: say why,
+        and stop talking to Redis (a sync would start the crawl over)."""
+        self._broken = "crawl lost"
+        if epoch is None:
+            log.error(
+                "the crawl's state is gone from Redis (a Redis restarted without persistence, "
+                "FLUSHALL or FLUSHDB, or eviction under maxmemory); stopping rather than crawling "
+                "it all again into the same items files. Run Redis with appendonly yes and "
+                "maxmemory-policy noeviction; to start over, delete the items files and run "
+                "the workers again",
+                key=self._key("epoch"),
+                worker=self.worker,
+            )
+        else:
+            log.error(
+                "the crawl in Redis is not the one this worker joined (its keys were deleted "
+                "and a new crawl started); stopping",
+                key=self._key("epoch"),
+                joined=self._epoch,
+                found=epoch.decode(),
+            )
 
     def _note(self, reply: list[Any]) -> None:
         """Shared pauses and breakers, and Redis's clock, from a sync's reply."""
@@ -415,8 +512,11 @@ class RedisBackend:
     async def _call_sync(self, ops: list[bytes | str], want: int) -> list[Any]:
         self.round_trips += 1
         dedupe = "bloom" if self._bloom is not None else "set"
-        args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, *ops]
-        reply: list[Any] = await self._sync_script(keys=[self._key("seen")], args=args)
+        args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, self._epoch]
+        args.append(str(self._config.max_pages))
+        reply: list[Any] = await self._sync_script(keys=self._keys("seen"), args=[*args, *ops])
+        if reply[0] not in (b"fenced", b"lost"):
+            self._epoch = reply[11].decode()
         return list(reply)
 
     async def aclose(
@@ -436,12 +536,15 @@ class RedisBackend:
                 if self._output is not None:
                     ops = [*ops, "o", self._output, str(items_length)]
                 try:
-                    await self._call_sync(ops, 0)
+                    last = await self._call_sync(ops, 0)
+                    if last[0] == b"lost":
+                        self._lost(last[1])
+                        return None
                     self.acked += self._acks
                     self._ops = []
                     self.round_trips += 1
                     reply: list[Any] = await self._close_script(
-                        keys=[self._key("seen")],
+                        keys=self._keys("seen"),
                         args=[self._prefix, self.worker, self._host, *_counters(stats)],
                     )
                     break
@@ -487,6 +590,33 @@ class RedisBackend:
     def _key(self, name: str) -> str:
         return self._prefix + name
 
+    def _keys(self, *names: str) -> list[str]:
+        """A script's keys: these, and the one never written (see
+        :func:`~crawlmesh._redis._client.resharding`)."""
+        return [*(self._prefix + name for name in names), self._prefix + "never"]
+
+
+# How many arguments each SYNC op takes ('r' takes 1 + its count more).
+_ARITY = {"p": 5, "a": 1, "o": 2, "s": 0, "k": 3, "b": 2, "x": 2, "r": 1}
+
+
+def _pushes(ops: list[bytes | str]) -> list[tuple[str, bytes]]:
+    """The (domain, record) of each new request in a batch of SYNC ops."""
+    out = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if op == "p":
+            domain, record = ops[i + 1], ops[i + 3]
+            assert isinstance(domain, str)
+            assert isinstance(record, bytes)
+            out.append((domain, record))
+        n = _ARITY[op if isinstance(op, str) else op.decode()]
+        if op == "r":
+            n += int(ops[i + 1])
+        i += 1 + n
+    return out
+
 
 def _newer(flat: list[bytes], seen: dict[bytes, int]) -> list[tuple[bytes, int]]:
     """The (key, deadline) pairs of a reply's flat list that are later than
@@ -500,6 +630,13 @@ def _newer(flat: list[bytes], seen: dict[bytes, int]) -> list[tuple[bytes, int]]
     if len(seen) > 10_000:
         seen.clear()
     return out
+
+
+def _cluster_hint(exc: BaseException) -> dict[str, str]:
+    """A log key for a MOVED reply to a plain ``redis://`` client."""
+    if isinstance(exc, coredis.exceptions.MovedError):
+        return {"hint": "this Redis is a Cluster node: use --backend redis+cluster://HOST:PORT"}
+    return {}
 
 
 def _counters(stats: StatsCollector) -> list[str]:

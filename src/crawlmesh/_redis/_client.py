@@ -16,7 +16,7 @@ from coredis.retry import NoRetryPolicy
 from .._exceptions import SettingsError
 from .._redact import register_url_secrets
 
-__all__ = ["UNREACHABLE", "Client", "open_client", "redact"]
+__all__ = ["UNREACHABLE", "Client", "open_client", "redact", "resharding"]
 
 Client = coredis.Redis[bytes] | coredis.RedisCluster[bytes]
 
@@ -29,6 +29,32 @@ _OPTIONS: dict[str, Any] = {
     "connect_timeout": 5.0,
     "stream_timeout": 30.0,
 }
+
+
+def resharding(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Redis Cluster moving the crawl's hash slot (a
+    reshard) or electing a new primary: temporary, worth retrying.
+
+    Every script declares a key that is never written (``P never``), so a
+    script is refused while its slot migrates (ASK from the source, then
+    TRYAGAIN from the target, which the cluster client turns into "maximum
+    retries exhausted") rather than run half on each node. "Script attempted
+    to access a non local key" is the same situation met inside a script.
+    A MOVED that reaches us (a plain client: the cluster client follows it)
+    is not temporary: the slot is on another node for good.
+    """
+    if isinstance(exc, coredis.exceptions.MovedError):
+        return False
+    if isinstance(
+        exc,
+        coredis.exceptions.TryAgainError
+        | coredis.exceptions.AskError
+        | coredis.exceptions.ClusterDownError,
+    ):
+        return True
+    if isinstance(exc, coredis.exceptions.ClusterError):
+        return "retries exhausted" in str(exc)
+    return isinstance(exc, coredis.exceptions.ResponseError) and "non local key" in str(exc)
 
 
 def redact(url: str) -> str:

@@ -24,6 +24,16 @@ scripts may touch them all):
 ``P sess:SESSION``  the node a session is on (expires when idle)
 ``P breakers``      hash: ``NODE \\n DOMAIN`` -> until when that breaker is open (ms)
 ``P stats``         hash: the merged counters of every worker that ended
+``P handed``        requests handed out to workers (with ``backend.max_pages``;
+                    the leases taken back are counted again when handed again)
+``P never``         never written: every script declares it among its keys, so
+                    a Redis Cluster refuses the script while the crawl's slot
+                    migrates (ASK, then TRYAGAIN: a key is missing) instead of
+                    running it half on each node
+``P epoch``         the crawl's identity, set by its first sync: a worker that
+                    knew one and finds it gone (or changed) stops (the crawl's
+                    state was lost: a Redis restarted without persistence,
+                    FLUSHALL, eviction) rather than crawl it all over again
 """
 
 from __future__ import annotations
@@ -66,6 +76,9 @@ local function requeue_leases(worker, keep)
     end
   end
   unlease(n)
+  if n > 0 and redis.call('EXISTS', P .. 'handed') == 1 then
+    redis.call('DECRBY', P .. 'handed', n)
+  end
   return n
 end
 
@@ -75,7 +88,9 @@ local function live(worker)
 end
 """
 
-# ARGV: prefix, worker, ttl_ms, want, dedupe ('set' | 'bloom'), then ops:
+# ARGV: prefix, worker, ttl_ms, want, dedupe ('set' | 'bloom'), the crawl's
+# epoch as the worker knows it ('' before its first sync), the crawl-wide
+# cap on requests handed out ('0': none), then ops:
 #   'p' domain priority record fp check   queue a request (fp '' = none;
 #                                          check '1': drop it if seen, else a
 #                                          token: queue it once per token)
@@ -88,8 +103,11 @@ end
 #   'k' session node ttl_ms                store a session's node
 #   'b' NODE\nDOMAIN until_ms             a breaker is open (domain '' for the node's)
 # Returns {state, seed, queued, leased, reaped, pushed, lost, claimed, pauses,
-# now_ms, breakers} with claimed = {member, domain, ...}, pauses = {domain,
-# until_ms, ...} and breakers = {NODE\nDOMAIN, until_ms, ...}.
+# now_ms, breakers, epoch, capped} with capped 1 once the cap is reached,
+# claimed = {member, domain, ...}, pauses = {domain, until_ms, ...} and
+# breakers = {NODE\nDOMAIN, until_ms, ...}; or
+# {'fenced'}; or {'lost', epoch or false} when the epoch the worker knew is
+# not the crawl's (nothing is changed then: an emptied Redis stays empty).
 SYNC = (
     _PRELUDE
     + """
@@ -97,6 +115,15 @@ local worker = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local want = tonumber(ARGV[4])
 local bloom = ARGV[5] == 'bloom'
+
+local epoch = redis.call('GET', P .. 'epoch')
+if ARGV[6] ~= '' and epoch ~= ARGV[6] then
+  return {'lost', epoch}
+end
+if not epoch then
+  epoch = worker .. '@' .. now
+  redis.call('SET', P .. 'epoch', epoch)
+end
 
 if redis.call('SISMEMBER', P .. 'dead', worker) == 1 then
   return {'fenced'}
@@ -141,7 +168,7 @@ elseif not seed then
 end
 
 local pushed, lost = 0, 0
-local i = 6
+local i = 8
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'p' then
@@ -223,7 +250,13 @@ while i <= #ARGV do
   end
 end
 
--- Claim up to `want` requests, one domain after another.
+-- Claim up to `want` requests, one domain after another (within the cap).
+local cap = tonumber(ARGV[7])
+local handed = 0
+if cap > 0 then
+  handed = tonumber(redis.call('GET', P .. 'handed') or '0')
+  want = math.min(want, math.max(0, cap - handed))
+end
 local claimed = {}
 local n = 0
 local lease = P .. 'lease:' .. worker
@@ -245,6 +278,11 @@ for _ = 1, want + 64 do
   end
 end
 unlease(-n)
+if cap > 0 and n > 0 then
+  handed = redis.call('INCRBY', P .. 'handed', n)
+end
+local capped = 0
+if cap > 0 and handed >= cap then capped = 1 end
 
 -- Entries of a hash of deadlines still in the future (the rest are dropped).
 local function live_entries(key)
@@ -269,7 +307,7 @@ return {
   state, seed,
   tonumber(redis.call('GET', P .. 'queued') or '0'),
   tonumber(redis.call('GET', P .. 'leased') or '0'),
-  reaped, pushed, lost, claimed, pauses, now, breakers,
+  reaped, pushed, lost, claimed, pauses, now, breakers, epoch, capped,
 }
 """
 )
@@ -327,18 +365,38 @@ return {redis.call('HGETALL', P .. 'stats'), live_workers, orphans}
 """
 )
 
-# KEYS[1]: P gcra:KEY. ARGV: prefix, interval_us, burst.
+# KEYS[1]: P gcra:KEY, KEYS[2]: P pause. ARGV: interval_us, burst, domain,
+# mode ('take' | 'check'), and until when the caller knows the domain is
+# paused (ms; 0: it knows of no pause).
 # GCRA: a request may start at max(now, TAT - burst * T), and taking that
 # slot moves TAT to max(TAT, now) + T. The slot is taken at once and the
 # wait until it returned (µs): callers queue in the order they asked, and a
 # caller that wakes a little late costs no one a slot.
+# A domain's pause (a Retry-After, in P pause) holds the schedule: while it
+# lasts TAT is at least its end + burst * T, so the first slot after it is
+# its end and the next ones follow at the rate, with no burst.
+# 'check' takes nothing: it returns how long the pause has still to run (µs,
+# 0: none), for a caller that waited for its slot and must not send into a
+# pause set meanwhile.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local T = tonumber(ARGV[2])
+local T, burst, domain = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local paused = tonumber(redis.call('HGET', KEYS[2], domain) or '0')
+local known = tonumber(ARGV[5])
+if known > paused then
+  redis.call('HSET', KEYS[2], domain, ARGV[5])
+  paused = known
+end
+local pause_end = paused * 1000
+if ARGV[4] == 'check' then
+  if pause_end > now then return math.ceil(pause_end - now) end
+  return 0
+end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local start = tat - tonumber(ARGV[3]) * T
+if pause_end > now and tat < pause_end + burst * T then tat = pause_end + burst * T end
+local start = tat - burst * T
 if start < now then start = now end
 redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX',
            math.ceil((tat + T - now) / 1000) + 1000)
