@@ -41,7 +41,7 @@ async def test_a_marked_fingerprint_is_a_duplicate_for_every_worker(
 
         async def sync(worker: str, *ops: str) -> list[Any]:
             reply: list[Any] = await script(
-                keys=[P + "seen"], args=[P, worker, "2000", "0", dedupe, *ops]
+                keys=[P + "seen"], args=[P, worker, "2000", "0", dedupe, "", "0", *ops]
             )
             return reply
 
