@@ -183,7 +183,16 @@ def _node_parser(sub: Any) -> None:
     node.add_argument("--client-rate", type=float, metavar="R", help="requests/s per client")
     node.add_argument("--client-burst", type=int, metavar="N", help="burst beyond the rate")
     node.add_argument(
-        "--client-concurrency", type=int, metavar="N", help="requests in flight per client"
+        "--client-concurrency",
+        type=int,
+        metavar="N",
+        help="fetch slots per client (a token; an address without auth): half of --concurrency",
+    )
+    node.add_argument(
+        "--client-queue", type=int, metavar="N", help="a client's requests waiting (128)"
+    )
+    node.add_argument(
+        "--write-timeout", type=float, metavar="S", help="for a client to take an answer (30 s)"
     )
     node.add_argument("--drain-timeout", type=float, metavar="S", help="SIGTERM drain (30 s)")
     node.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
@@ -369,7 +378,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     keys = (
         "host", "port", "name", "region", "token_file", "no_auth", "allow_private",
         "allow_networks", "concurrency", "max_queue", "client_rate", "client_burst",
-        "client_concurrency", "drain_timeout",
+        "client_concurrency", "client_queue", "write_timeout", "drain_timeout",
     )  # fmt: skip
     config = load_node_config(args.config, {key: getattr(args, key) for key in keys})
     configure_logging(args.log_level, json=args.log_format == "json")
