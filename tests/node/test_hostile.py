@@ -207,17 +207,25 @@ async def test_connections_are_capped_per_address_and_in_all(
             await stream.aclose()
             return bytes(answer)
 
-        # A fourth connection from one address, and a seventh in all: 503.
+        # A fourth connection from one address: 503.
         assert (await refused("127.0.0.1")).startswith(b"HTTP/1.1 503")
-        assert (await refused("127.0.0.3")).startswith(b"HTTP/1.1 503")
-        # The header timeout closes the drippers, and the node serves again.
-        for stream in dripping:
+        # A seventh in all takes the place of the oldest dawdler.
+        seventh = await raw(n, "127.0.0.3")
+        await seventh.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with trio.fail_after(5):
+            assert (await seventh.receive_some(4096)).startswith(b"HTTP/1.1 200")
+        await seventh.aclose()
+        assert await closed_by_peer(dripping[0], 1)
+        # The header timeout closes the other drippers, and the node serves again.
+        for stream in dripping[1:]:
             assert await closed_by_peer(stream, 4)
+        for stream in dripping:
             await stream.aclose()
         assert (await client.get(f"{n.url}/health")).status_code == 200
         metrics = (await client.get(f"{n.url}/metrics", headers=n.auth)).text
-        assert metric(metrics, "crawlmesh_node_suspicious_total", "connection_cap") == 2
-        assert metric(metrics, "crawlmesh_node_suspicious_total", "header_timeout") == 6
+        assert metric(metrics, "crawlmesh_node_suspicious_total", "connection_cap") == 1
+        assert metric(metrics, "crawlmesh_node_suspicious_total", "evicted") == 1
+        assert metric(metrics, "crawlmesh_node_suspicious_total", "header_timeout") == 5
 
 
 async def test_a_slow_head_is_cut_but_a_slow_body_is_the_apps_to_bound(

@@ -8,7 +8,9 @@ itself and hands hypercorn a wrapped stream:
 
 * at most ``max_connections`` in all and ``max_client_connections`` per
   address (an IPv6 client by its /64); beyond that a connection gets a
-  ``503`` and is closed at once;
+  ``503`` and is closed at once. At the global cap a new connection takes
+  the place of the oldest one that has no request in the node (sending a
+  head, or idle), so connections that dawdle cannot lock out the rest;
 * a request head must be complete ``header_timeout`` seconds after its
   first byte (for a new connection: after it was accepted);
 * each write of an answer must be taken by the client within
@@ -169,13 +171,23 @@ class _Conn(trio.abc.HalfCloseableStream):
         deadline = trio.current_time() + 1.0
         self.handler_scope.deadline = min(self.handler_scope.deadline, deadline)
 
+    @property
+    def evictable(self) -> bool:
+        """Whether no request of this connection is in the node."""
+        return self._head_deadline is not None and not self.aborted
+
     def abort(self) -> None:
         """Close the connection now, ending any read or write under way."""
+        if not self.aborted:
+            self._owner.closing += 1
         self.aborted = True
         for scope in (self._receiving, self._sending):
             if scope is not None:
                 scope.cancel()
         self.handler_scope.cancel()
+        self.close_socket()
+
+    def close_socket(self) -> None:
         self._stream.socket.close()  # wakes a task blocked on it (ClosedResourceError)
 
 
@@ -208,6 +220,8 @@ class Connections:
         self._per_address: dict[str, int] = {}
         self._last_capacity_log = -math.inf
         self._closed = trio.Event()
+        self.closing = 0
+        """Connections aborted whose task has not ended yet (their socket is closed)."""
         self.log = structlog.get_logger("crawlmesh.node")
 
     @property
@@ -291,9 +305,14 @@ class Connections:
         host, port = str(peer[0]), int(peer[1])
         address = address_key(host)
         held = self._per_address.get(address, 0)
-        if self.count >= self.max_connections or (
-            self.max_client_connections and held >= self.max_client_connections
-        ):
+        over = self.max_client_connections and held >= self.max_client_connections
+        if not over and self.count - self.closing >= self.max_connections:
+            victim = next((c for c in self._open.values() if c.evictable), None)
+            if victim is not None:
+                self._on_refused("evicted")
+                victim.abort()
+            over = victim is None
+        if over:
             self._on_refused("connection_cap")
             # A best-effort answer, written without waiting (the socket is
             # new, so its buffer has room); then the connection is closed.
@@ -318,11 +337,14 @@ class Connections:
             self.log.exception("connection failed", client=conn.peer[0])
         finally:
             del self._open[conn.peer]
+            if conn.aborted:
+                self.closing -= 1
             left = self._per_address[address] - 1
             if left:
                 self._per_address[address] = left
             else:
                 del self._per_address[address]
-            conn.abort()
+            conn.aborted = True  # (counted out above)
+            conn.close_socket()
             if not self._open:
                 self._closed.set()
