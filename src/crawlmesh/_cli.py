@@ -153,8 +153,9 @@ def _node_parser(sub: Any) -> None:
         "node",
         help="run a fetch node service (egress for crawls)",
         description="Serve POST /scrape, GET /health and GET /metrics. Secure by default: "
-        "bearer tokens, an SSRF guard, per-client limits and a bounded queue. Other "
-        "limits are keys of the --config file (see the README).",
+        "bearer tokens, an SSRF guard, per-client limits (a client is its token), a bounded "
+        "queue, connection caps and header/body/write timeouts. Other limits are keys of "
+        "the --config file (see the README).",
     )
     node.add_argument("--config", metavar="PATH", help="a TOML file of node settings")
     node.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -180,8 +181,8 @@ def _node_parser(sub: Any) -> None:
     )
     node.add_argument("--concurrency", type=int, metavar="N", help="fetches at once (64)")
     node.add_argument("--max-queue", type=int, metavar="N", help="requests waiting (256)")
-    node.add_argument("--client-rate", type=float, metavar="R", help="requests/s per client")
-    node.add_argument("--client-burst", type=int, metavar="N", help="burst beyond the rate")
+    node.add_argument("--client-rate", type=float, metavar="R", help="requests/s per client (200)")
+    node.add_argument("--client-burst", type=int, metavar="N", help="burst beyond the rate (200)")
     node.add_argument(
         "--client-concurrency",
         type=int,

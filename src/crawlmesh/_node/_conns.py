@@ -248,7 +248,8 @@ class Connections:
 
     def timed_out(self, reason: str, conn: _Conn) -> None:
         self._on_refused(reason)
-        self.log.info("connection cut", reason=reason, client=conn.peer[0])
+        # (Counted in the metrics; a flood must not flood the log too.)
+        self.log.debug("connection cut", reason=reason, client=conn.peer[0])
 
     def wrap_app(self, app: Any) -> Any:
         """``app`` (ASGI) telling each connection when a request is in the app."""
