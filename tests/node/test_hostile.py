@@ -165,7 +165,7 @@ async def test_slow_bodies_take_no_queue_place(
             stream = await raw(n)
             await stream.send_all(post_head(n, 100))  # and never the body
             slow.append(stream)
-        await trio.sleep(0.3)
+        await trio.sleep(1.0)  # all four in the node (their bodies' deadline is 2 s)
         # One more from the same client is refused at once ...
         over = await client.post(f"{n.url}/scrape", json={"url": f"{target_url}/"}, headers=n.auth)
         assert over.status_code == 429
