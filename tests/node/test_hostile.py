@@ -383,7 +383,7 @@ async def test_a_tiny_timeout_is_the_requests_fault(
 
 
 async def test_a_client_that_hangs_up_frees_its_slot(
-    tmp_path: Path, client: httpx.AsyncClient, target_url: str, target: object
+    tmp_path: Path, client: httpx.AsyncClient, target_url: str
 ) -> None:
     with node_process(tmp_path, "--allow-private") as n:
         stream = await raw(n)
