@@ -112,6 +112,8 @@ async def _serve_http(
                 task_status.started(binds)
                 await shutdown.wait()
                 acceptors.cancel_scope.cancel()
+            for listener in listeners:
+                listener.close()  # new connections are refused, not left in the backlog
             await context.terminated.set()  # idle keep-alive connections close
             with trio.move_on_after(0 if force.is_set() else _GRACE):
                 async with trio.open_nursery() as waiters:

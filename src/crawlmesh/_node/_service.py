@@ -62,9 +62,9 @@ _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ScrapeRequest)
 _VERSION = "0.1.0"
-# Bytes JSON writes as \u00XX (six bytes each); tab, LF and CR are two.
 # The scope key saying a request's body has been read to its end.
 _BODY_READ = "crawlmesh.body_read"
+# Bytes JSON writes as \u00XX (six bytes each); tab, LF and CR are two.
 _ESCAPED = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
