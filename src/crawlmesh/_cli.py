@@ -171,8 +171,9 @@ def _node_parser(sub: Any) -> None:
         "node",
         help="run a fetch node service (egress for crawls)",
         description="Serve POST /scrape, GET /health and GET /metrics. Secure by default: "
-        "bearer tokens, an SSRF guard, per-client limits and a bounded queue. Other "
-        "limits are keys of the --config file (see the README).",
+        "bearer tokens, an SSRF guard, per-client limits (a client is its token), a bounded "
+        "queue, connection caps and header/body/write timeouts. Other limits are keys of "
+        "the --config file (see the README).",
     )
     node.add_argument("--config", metavar="PATH", help="a TOML file of node settings")
     node.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -198,10 +199,19 @@ def _node_parser(sub: Any) -> None:
     )
     node.add_argument("--concurrency", type=int, metavar="N", help="fetches at once (64)")
     node.add_argument("--max-queue", type=int, metavar="N", help="requests waiting (256)")
-    node.add_argument("--client-rate", type=float, metavar="R", help="requests/s per client")
-    node.add_argument("--client-burst", type=int, metavar="N", help="burst beyond the rate")
+    node.add_argument("--client-rate", type=float, metavar="R", help="requests/s per client (200)")
+    node.add_argument("--client-burst", type=int, metavar="N", help="burst beyond the rate (200)")
     node.add_argument(
-        "--client-concurrency", type=int, metavar="N", help="requests in flight per client"
+        "--client-concurrency",
+        type=int,
+        metavar="N",
+        help="fetch slots per client (a token; an address without auth): half of --concurrency",
+    )
+    node.add_argument(
+        "--client-queue", type=int, metavar="N", help="a client's requests waiting (128)"
+    )
+    node.add_argument(
+        "--write-timeout", type=float, metavar="S", help="for a client to take an answer (30 s)"
     )
     node.add_argument("--drain-timeout", type=float, metavar="S", help="SIGTERM drain (30 s)")
     node.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
@@ -415,7 +425,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     keys = (
         "host", "port", "name", "region", "token_file", "no_auth", "allow_private",
         "allow_networks", "concurrency", "max_queue", "client_rate", "client_burst",
-        "client_concurrency", "drain_timeout",
+        "client_concurrency", "client_queue", "write_timeout", "drain_timeout",
     )  # fmt: skip
     config = load_node_config(args.config, {key: getattr(args, key) for key in keys})
     configure_logging(args.log_level, json=args.log_format == "json")

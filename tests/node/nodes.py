@@ -10,7 +10,7 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,28 +48,40 @@ class NodeProc:
         self.proc.send_signal(signal.SIGTERM)
 
 
-def write_token(directory: Path, token: str | None = None) -> tuple[Path, str]:
+def write_token(
+    directory: Path, token: str | None = None, extra: Sequence[str] = ()
+) -> tuple[Path, str]:
     token = token or secrets.token_urlsafe(24)
     path = directory / f"token-{secrets.token_hex(4)}"
-    path.write_text(f"# the node's bearer token\n{token}\n")
+    lines = "".join(f"{t}\n" for t in (token, *extra))
+    path.write_text(f"# the node's bearer tokens\n{lines}")
     path.chmod(0o600)
     return path, token
 
 
 @contextmanager
 def node_process(
-    directory: Path, *args: str, name: str = "n1", token: str | None = None
+    directory: Path,
+    *args: str,
+    name: str = "n1",
+    token: str | None = None,
+    extra_tokens: Sequence[str] = (),
+    auth: bool = True,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[NodeProc]:
     """Start ``crawlmesh node`` on a free port with ``token`` (default: a
-    fresh one); stop it after."""
-    token_file, token = write_token(directory, token)
+    fresh one) and ``extra_tokens`` (or ``--no-auth`` if not ``auth``);
+    stop it after."""
+    token_file, token = write_token(directory, token, extra_tokens)
     log = directory / f"{name}-{secrets.token_hex(4)}.log"
+    access = ["--token-file", str(token_file)] if auth else ["--no-auth"]
     with open(log, "w") as err:
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "crawlmesh", "node", "--port", "0", "--name", name,
-                "--token-file", str(token_file), "--log-level", "info", *args,
+                *access, "--log-level", "info", *args,
             ],
+            preexec_fn=preexec_fn,
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,

@@ -96,8 +96,17 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Requests per second per client address (0: no limit)."""
     client_burst: Annotated[int, msgspec.Meta(ge=0)] = 200
     """Requests a client may send at once beyond its rate."""
-    client_concurrency: Annotated[int, msgspec.Meta(ge=0)] = 128
-    """Requests in flight or queued per client address (0: no limit)."""
+    client_concurrency: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    """Fetch slots one client (a token; an address without auth) holds at
+    once, fetching or answering; its other requests wait (0: no cap; unset:
+    half of ``concurrency``)."""
+    client_queue: Annotated[int, msgspec.Meta(ge=0)] = 128
+    """Requests of one client waiting beyond its slots (for their body or a
+    slot); more answer 429. Unused when ``client_concurrency`` is 0."""
+    auth_failure_rate: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    """Failed auth attempts per second per address before 429 (a budget of
+    its own: it never touches a token's limits)."""
+    auth_failure_burst: Annotated[int, msgspec.Meta(ge=0)] = 20
     retry_after: Annotated[int, msgspec.Meta(ge=1)] = 1
     """Seconds a 503 (overloaded, draining) asks clients to wait."""
     max_url_length: Annotated[int, msgspec.Meta(ge=16)] = 8192
@@ -126,6 +135,18 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backlog: Annotated[int, msgspec.Meta(ge=1)] = 1024
     keep_alive: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """Seconds an idle client connection stays open."""
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    """Client connections open at once (kept below the open-file limit)."""
+    max_client_connections: Annotated[int, msgspec.Meta(ge=0)] = 256
+    """Client connections open at once per address (0: no cap)."""
+    header_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """Seconds a request head may take, from its first byte (a new
+    connection's: from its accept)."""
+    body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """Seconds a client gets to send a /scrape request body."""
+    write_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """Seconds a client gets to take each write of an answer; then the
+    connection is closed and its slot freed."""
 
     def __post_init__(self) -> None:
         try:
@@ -135,6 +156,13 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for pattern in self.allow_headers:
             if not pattern or not pattern.rstrip("*").replace("-", "").isalnum():
                 raise SettingsError(f"allow_headers: invalid header name {pattern!r}")
+
+    @property
+    def client_slots(self) -> int:
+        """Fetch slots per client (0: no cap), ``client_concurrency`` resolved."""
+        if self.client_concurrency is None:
+            return max(1, self.concurrency // 2)
+        return self.client_concurrency
 
     def guard(self) -> AddressGuard:
         return AddressGuard(allow_private=self.allow_private, allow_networks=self.allow_networks)

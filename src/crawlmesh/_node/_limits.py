@@ -8,13 +8,15 @@ the queue is refused (load shedding), so memory stays bounded by
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections import deque
 
 import trio
 
 from .._shaping._gcra import GcraLimiter
 
-__all__ = ["Admission", "ClientLimits", "Refusal"]
+__all__ = ["Admission", "AuthFailures", "ClientLimits", "Refusal"]
 
 
 class Refusal(Exception):
@@ -27,33 +29,55 @@ class Refusal(Exception):
         self.retry_after = retry_after
 
 
+class _Waiter:
+    __slots__ = ("event", "granted", "seq")
+
+    def __init__(self, seq: int) -> None:
+        self.event = trio.Event()
+        self.granted = False
+        self.seq = seq
+
+
 class Admission:
-    """``concurrency`` fetches at once, ``max_queue`` more waiting in FIFO order.
+    """``concurrency`` fetch slots, ``max_queue`` more requests waiting.
+
+    A request keeps its place and its slot until its answer is written, so
+    answers held for slow readers count too. A free slot goes to the waiting
+    client that holds the fewest slots (FIFO among equals), and no client
+    holds more than ``client_slots``: one busy client never stalls the others.
 
     Args:
         concurrency: fetch slots.
         max_queue: requests allowed to wait for a slot.
         retry_after: seconds to ask a refused client to wait.
+        client_slots: slots one client may hold (0: no cap).
     """
 
-    def __init__(self, concurrency: int, max_queue: int, retry_after: int) -> None:
-        self._slots = trio.CapacityLimiter(concurrency)
+    def __init__(
+        self, concurrency: int, max_queue: int, retry_after: int, client_slots: int = 0
+    ) -> None:
+        self.concurrency = concurrency
         self.max_queue = max_queue
+        self.client_slots = client_slots
         self._retry_after = retry_after
         self._admitted = 0
+        self._busy = 0
+        self._held: dict[str, int] = {}
+        self._waiting: dict[str, deque[_Waiter]] = {}
+        self._seq = itertools.count()
         self._idle: trio.Event | None = None
         self.shed = 0
         """Requests refused because the queue was full."""
 
     @property
     def in_flight(self) -> int:
-        """Requests holding a fetch slot."""
-        return int(self._slots.borrowed_tokens)
+        """Requests holding a fetch slot (fetching, or writing the answer)."""
+        return self._busy
 
     @property
     def queue_size(self) -> int:
         """Requests waiting for a fetch slot."""
-        return self._admitted - self.in_flight
+        return self._admitted - self._busy
 
     @property
     def admitted(self) -> int:
@@ -62,7 +86,7 @@ class Admission:
 
     def admit(self) -> None:
         """Take a place in the queue, or raise :class:`Refusal` (503) at once."""
-        if self._admitted >= int(self._slots.total_tokens) + self.max_queue:
+        if self._admitted >= self.concurrency + self.max_queue:
             self.shed += 1
             raise Refusal(
                 503,
@@ -86,22 +110,77 @@ class Admission:
                 self._idle = trio.Event()
             await self._idle.wait()
 
-    async def wait_slot(self) -> None:
-        """Wait in the queue (FIFO) for a fetch slot; the caller has admitted."""
-        await self._slots.acquire()
+    def _may_take(self, client: str) -> bool:
+        return self._busy < self.concurrency and (
+            not self.client_slots or self._held.get(client, 0) < self.client_slots
+        )
 
-    def release_slot(self) -> None:
-        """Give back the fetch slot taken by :meth:`wait_slot` (same task)."""
-        self._slots.release()
+    def _take(self, client: str) -> None:
+        self._busy += 1
+        self._held[client] = self._held.get(client, 0) + 1
+
+    async def wait_slot(self, client: str) -> None:
+        """Wait for a fetch slot for ``client``; the caller has admitted.
+
+        A free slot is taken at once, even under an expired deadline: a
+        request that could run is never told the node is full.
+        """
+        if client not in self._waiting and self._may_take(client):
+            # (Anyone waiting now is at its cap: the free slot is not theirs.)
+            self._take(client)
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        waiter = _Waiter(next(self._seq))
+        self._waiting.setdefault(client, deque()).append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.granted:
+                self.release_slot(client)
+            else:
+                queue = self._waiting[client]
+                queue.remove(waiter)
+                if not queue:
+                    del self._waiting[client]
+            raise
+
+    def release_slot(self, client: str) -> None:
+        """Give back the slot taken by :meth:`wait_slot`, and hand it on."""
+        self._busy -= 1
+        left = self._held[client] - 1
+        if left:
+            self._held[client] = left
+        else:
+            del self._held[client]
+        while self._busy < self.concurrency:
+            best: tuple[tuple[int, int], str] | None = None
+            for other, queue in self._waiting.items():
+                held = self._held.get(other, 0)
+                if self.client_slots and held >= self.client_slots:
+                    continue
+                rank = (held, queue[0].seq)
+                if best is None or rank < best[0]:
+                    best = (rank, other)
+            if best is None:
+                return
+            chosen = best[1]
+            queue = self._waiting[chosen]
+            waiter = queue.popleft()
+            if not queue:
+                del self._waiting[chosen]
+            waiter.granted = True
+            self._take(chosen)
+            waiter.event.set()
 
 
 class ClientLimits:
-    """Per-client-address rate (GCRA, with bursts) and in-flight cap.
+    """Per-client rate (GCRA, with bursts) and a cap on a client's requests
+    in the node (reading their body, queued, fetching or answering).
 
     Args:
         rate: requests per second per client (0: no rate limit).
         burst: requests beyond the rate a client may send at once.
-        concurrency: requests in flight or queued per client (0: no cap).
+        concurrency: requests per client in the node at once (0: no cap).
     """
 
     def __init__(self, rate: float, burst: int, concurrency: int) -> None:
@@ -126,7 +205,7 @@ class ClientLimits:
             raise Refusal(
                 429,
                 "rate_limited",
-                f"{active} requests of this client already in flight (limit {self._concurrency})",
+                f"{active} requests of this client already in the node (limit {self._concurrency})",
                 1,
             )
         if self._rate is not None:
@@ -140,3 +219,31 @@ class ClientLimits:
             self._active[client] = left
         else:
             del self._active[client]
+
+
+class AuthFailures:
+    """Failed auth attempts per address, on a GCRA budget of their own: a
+    guesser gets 429 without touching the limits of any token.
+
+    Args:
+        rate: failures per second per address.
+        burst: failures beyond the rate at once.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = GcraLimiter[str](rate, burst)
+
+    def check(self, address: str) -> None:
+        """Raise :class:`Refusal` (429) if ``address`` is over its budget."""
+        wait = self._rate.would_wait(address, trio.current_time())
+        if wait > 0:
+            raise Refusal(
+                429, "rate_limited", "too many failed auth attempts from this address",
+                max(1, math.ceil(wait)),
+            )  # fmt: skip
+
+    def failed(self, address: str) -> None:
+        """Count a failed attempt of ``address``."""
+        now = trio.current_time()
+        if self._rate.would_wait(address, now) <= 0:
+            self._rate.reserve(address, now)

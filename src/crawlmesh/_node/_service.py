@@ -1,9 +1,14 @@
 """The node service's endpoints, as a Starlette app.
 
 ``/scrape`` runs a request through a fixed list of steps, each of which may
-refuse it with an error object: drain check, client rate and in-flight cap,
-bearer token, queue place (load shedding), bounded body read, validation,
-fetch slot, then the fetch itself through the SSRF-guarded pool.
+refuse it with an error object: drain check, browser checks (``no_auth``
+only), bearer token (failures on a budget of their own), the client's rate
+and request cap (a client is its token; an address without auth), bounded
+body read and validation, queue place (load shedding), fetch slot (a fair
+share per client), the fetch itself through the SSRF-guarded pool (cancelled
+if the client hangs up), then the answer's write. The places taken are held
+until the answer is written, so a client that reads slowly (or never)
+holds its slot, shows in ``/health``, and meets the write timeout.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._exceptions import BlockedAddress, FetchError, FetchTimeout
 from .._log import request_keys
@@ -45,7 +50,8 @@ from .._transport._base import FetchOptions
 from .._transport._direct import DirectTransport
 from .._transport._pool import H11Pool
 from ._config import NodeConfig
-from ._limits import Admission, ClientLimits, Refusal
+from ._conns import Connections, address_key
+from ._limits import Admission, AuthFailures, ClientLimits, Refusal
 from ._metrics import NodeMetrics
 from ._validate import Invalid, Validated, validate
 
@@ -56,8 +62,8 @@ _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ScrapeRequest)
 _VERSION = "0.1.0"
-# Seconds a client gets to send its whole /scrape request body.
-_BODY_READ_TIMEOUT = 30.0
+# The scope key saying a request's body has been read to its end.
+_BODY_READ = "crawlmesh.body_read"
 # Bytes JSON writes as \u00XX (six bytes each); tab, LF and CR are two.
 _ESCAPED = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -129,27 +135,42 @@ class NodeService:
             max_sessions=config.max_sessions,
             session_idle=config.session_idle,
         )
-        self.admission = Admission(config.concurrency, config.max_queue, config.retry_after)
-        self.clients = ClientLimits(
-            config.client_rate, config.client_burst, config.client_concurrency
+        slots = config.client_slots
+        self.admission = Admission(
+            config.concurrency, config.max_queue, config.retry_after, client_slots=slots
         )
+        self.clients = ClientLimits(
+            config.client_rate, config.client_burst, slots + config.client_queue if slots else 0
+        )
+        self.auth_failures = AuthFailures(config.auth_failure_rate, config.auth_failure_burst)
         self.metrics = NodeMetrics(
             in_flight=lambda: self.admission.in_flight,
             queue_size=lambda: self.admission.queue_size,
             sessions=lambda: self._transport.session_count,
         )
+        self.connections = Connections(
+            config.max_connections,
+            config.max_client_connections,
+            config.header_timeout,
+            config.write_timeout,
+            on_refused=lambda reason: self.metrics.suspicious.labels(reason).inc(),
+        )
         self.draining = False
         self._started = time.monotonic()
         self._cpu = _CpuSampler() if own_process else None
         self.log = structlog.get_logger("crawlmesh.node").bind(node=self.name)
-        self.app: ASGIApp = Starlette(
+        starlette = Starlette(
             routes=[
-                Route("/scrape", self.scrape, methods=["GET", "POST"]),
+                Route("/scrape", _Asgi(self.scrape), methods=["GET", "POST"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
             ],
             exception_handlers={HTTPException: self._http_exception},
         )
+        # A redirect to the slash-less path would be built from the
+        # client's own Host header.
+        starlette.router.redirect_slashes = False
+        self.app: ASGIApp = _loopback_only(starlette) if config.no_auth else starlette
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -182,32 +203,41 @@ class NodeService:
         )
 
     async def metrics_endpoint(self, request: HttpRequest) -> HttpResponse:
-        client = _client_key(request)
         try:
-            self._authorize(request, client)
+            self._authorize(request, _client_key(request))
         except Refusal as refusal:
-            return _error(refusal.status, refusal.code, str(refusal))
-        return HttpResponse(self.metrics.render(), media_type=_METRICS_TYPE)
-
-    async def scrape(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        client = _client_key(request)
-        try:
-            response, code = await self._scrape(request, client)
-        except Refusal as refusal:
-            response = _error(
+            return _error(
                 refusal.status, refusal.code, str(refusal), retry_after=refusal.retry_after
             )
-            code = refusal.code
-        except Exception as exc:  # a bug of ours: a JSON 500, logged and counted
-            self.log.exception("scrape failed", client=client)
-            code = "internal"
-            response = _error(500, code, f"the node failed: {type(exc).__name__}")
-        self.metrics.requests.labels(code).inc()
-        if code != "ok":
-            self.metrics.errors.labels(code).inc()
-        self.metrics.duration.observe(time.perf_counter() - started)
-        return response
+        return HttpResponse(self.metrics.render(), media_type=_METRICS_TYPE)
+
+    async def scrape(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = HttpRequest(scope, receive)
+        address = _client_key(request)
+        # What the request holds (its client's count, its queue place, its
+        # slot), given back once the answer is written or the write failed.
+        async with contextlib.AsyncExitStack() as held:
+            try:
+                response, code = await self._scrape(request, address, held)
+            except Refusal as refusal:
+                response = _error(
+                    refusal.status, refusal.code, str(refusal), retry_after=refusal.retry_after
+                )
+                code = refusal.code
+            except Exception as exc:  # a bug of ours: a JSON 500, logged and counted
+                self.log.exception("scrape failed", client=address)
+                code = "internal"
+                response = _error(500, code, f"the node failed: {type(exc).__name__}")
+            self.metrics.requests.labels(code).inc()
+            if code != "ok":
+                self.metrics.errors.labels(code).inc()
+            self.metrics.duration.observe(time.perf_counter() - started)
+            if request.method == "POST" and not scope.get(_BODY_READ):
+                # Refused before its body was read: the connection cannot
+                # carry another request, and the client must know it.
+                response.headers["Connection"] = "close"
+            await response(scope, receive, send)
 
     async def _http_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse:
         assert isinstance(exc, HTTPException)
@@ -216,23 +246,33 @@ class NodeService:
 
     # -- the /scrape steps --------------------------------------------------
 
-    async def _scrape(self, request: HttpRequest, client: str) -> tuple[HttpResponse, str]:
+    async def _scrape(
+        self, request: HttpRequest, address: str, held: contextlib.AsyncExitStack
+    ) -> tuple[HttpResponse, str]:
         if self.draining:
             raise Refusal(503, "draining", "the node is shutting down", self.config.retry_after)
+        if self.config.no_auth and request.method == "POST":
+            media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media != _JSON:
+                # text/plain and forms are what a web page may send cross-site.
+                raise Refusal(
+                    415, "invalid_request", "POST /scrape needs Content-Type: application/json", 0
+                )
+        tenant = self._authorize(request, address)
+        # Limits count per token; a node without auth can only go by address.
+        client = f"token:{tenant}" if self._tokens else address
         self.clients.enter(client)
-        try:
-            tenant = self._authorize(request, client)
-            self.admission.admit()
-            try:
-                job = await self._read(request)
-                return await self._run(job, client, tenant)
-            finally:
-                self.admission.leave()
-        finally:
-            self.clients.leave(client)
+        held.callback(self.clients.leave, client)
+        # The body is read (bounded in size and time) before the request
+        # takes a queue place: a slow sender holds only its own client's.
+        job = await self._read(request)
+        self.admission.admit()
+        held.callback(self.admission.leave)
+        return await self._run(job, client, tenant, request.receive, held)
 
-    def _authorize(self, request: HttpRequest, client: str) -> int:
-        """The index of the token presented (0 without auth), or Refusal (401)."""
+    def _authorize(self, request: HttpRequest, address: str) -> int:
+        """The index of the token presented (0 without auth), or Refusal
+        (401; 429 for an address over its failed-auth budget)."""
         if not self._tokens:
             return 0
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -245,9 +285,11 @@ class NodeService:
                 if hmac.compare_digest(given, token):
                     matched = index
         if matched < 0:
+            self.auth_failures.check(address)
+            self.auth_failures.failed(address)
             reason = "missing token" if not given else "wrong token"
             self.metrics.suspicious.labels("auth").inc()
-            self.log.warning("auth failed", client=client, reason=reason, path=request.url.path)
+            self.log.warning("auth failed", client=address, reason=reason, path=request.url.path)
             raise Refusal(401, "unauthorized", f"{reason}: send Authorization: Bearer <token>", 0)
         return matched
 
@@ -282,7 +324,7 @@ class NodeService:
             raise Refusal(413, "invalid_request", f"request body over {limit} bytes", 0)
         chunks: list[bytes] = []
         size = 0
-        with trio.move_on_after(_BODY_READ_TIMEOUT) as scope:
+        with trio.move_on_after(self.config.body_timeout) as scope:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
@@ -290,21 +332,42 @@ class NodeService:
                 chunks.append(chunk)
         if scope.cancelled_caught:
             raise Refusal(408, "invalid_request", "the request body came too slowly", 0)
+        request.scope[_BODY_READ] = True
         return b"".join(chunks)
 
-    async def _run(self, job: Validated, client: str, tenant: int) -> tuple[HttpResponse, str]:
+    async def _run(
+        self,
+        job: Validated,
+        client: str,
+        tenant: int,
+        receive: Receive,
+        held: contextlib.AsyncExitStack,
+    ) -> tuple[HttpResponse, str]:
         # A queued request waits no longer than it would for its target.
         with trio.move_on_after(job.timeout) as waited:
-            await self.admission.wait_slot()
+            await self.admission.wait_slot(client)
         if waited.cancelled_caught:
             raise Refusal(
                 503, "overloaded", f"no fetch slot within {job.timeout:g} s",
                 self.config.retry_after,
             )  # fmt: skip
-        try:
-            return await self._fetch(job, client, tenant)
-        finally:
-            self.admission.release_slot()
+        held.callback(self.admission.release_slot, client)
+        answer: tuple[HttpResponse, str] | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                # The body has been read: what comes next is the hang-up.
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            answer = await self._fetch(job, client, tenant)
+            nursery.cancel_scope.cancel()
+        if answer is None:
+            # Nobody to answer: the fetch was stopped and its slot is free.
+            raise Refusal(499, "client_closed", "the client hung up", 0)
+        return answer
 
     async def _fetch(self, job: Validated, client: str, tenant: int) -> tuple[HttpResponse, str]:
         scrape = job.scrape
@@ -383,15 +446,60 @@ class NodeService:
 
 
 def _client_key(request: HttpRequest) -> str:
-    """Whom per-client limits count: an IPv4 address, or an IPv6 /64 (one
-    subscriber's usual allocation, so rotating addresses gains nothing)."""
-    host = request.client.host if request.client else "unknown"
-    if ":" in host:
-        try:
-            return str(ipaddress.IPv6Network(f"{host}/64", strict=False))
-        except ValueError:
-            return host
-    return host
+    """The client's address as per-address limits count it (an IPv6 /64)."""
+    return address_key(request.client.host if request.client else "unknown")
+
+
+class _Asgi:
+    """An ASGI callable Starlette routes to as is (not as request/response):
+    ``/scrape`` writes its answer while it still holds its places."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a Host header names loopback (``localhost``, 127/8, ``[::1]``)."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_only(app: ASGIApp) -> ASGIApp:
+    """``app`` refusing what a web page could make a browser send to a node
+    without auth: a Host that is not loopback (DNS rebinding would let the
+    page read the answer) and cross-site requests (``Origin``,
+    ``Sec-Fetch-Site``)."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        host = headers.get(b"host", b"").decode("latin-1")
+        site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+        why = ""
+        if not _loopback_host(host):
+            why = f"Host {host!r} is not loopback: a node without auth answers only to localhost"
+        elif b"origin" in headers or site not in ("", "none", "same-origin"):
+            why = "a cross-site (browser) request: a node without auth refuses them"
+        if not why:
+            await app(scope, receive, send)
+            return
+        await _error(403, "forbidden", why)(scope, receive, send)
+
+    return guarded
 
 
 def _decode(data: bytes) -> ScrapeRequest:

@@ -18,6 +18,9 @@ __all__ = ["Invalid", "Validated", "validate"]
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _MAX_SESSION_ID = 200
+# Seconds: the shortest timeout a request may ask for. Anything shorter could
+# never be met, and would end as the node's fault (no slot in time).
+MIN_TIMEOUT = 0.001
 
 
 class Invalid(Exception):
@@ -65,8 +68,11 @@ def validate(scrape: ScrapeRequest, config: NodeConfig) -> Validated:
         raise Invalid("body is not valid base64") from None
     if len(body) > config.max_body_size:
         raise Invalid(f"body is {len(body)} bytes (limit {config.max_body_size})")
-    if not 0 < scrape.timeout <= config.max_timeout:
-        raise Invalid(f"timeout must be > 0 and <= {config.max_timeout:g} s, not {scrape.timeout}")
+    if not MIN_TIMEOUT <= scrape.timeout <= config.max_timeout:
+        raise Invalid(
+            f"timeout must be >= {MIN_TIMEOUT:g} and <= {config.max_timeout:g} s, "
+            f"not {scrape.timeout}"
+        )
     if scrape.max_size <= 0:
         raise Invalid(f"max_size must be > 0, not {scrape.max_size}")
     session = scrape.session_id
@@ -90,6 +96,8 @@ def _check_headers(headers: dict[str, str], config: NodeConfig) -> dict[str, str
         if any(c in value for c in "\r\n\x00"):
             # Header injection (response splitting, request smuggling).
             raise Invalid(f"header {name!r} holds CR, LF or NUL")
+        if not value.isascii():
+            raise Invalid(f"header {name!r} has a non-ASCII value (encode it, e.g. RFC 8187)")
         if value != value.strip(" \t"):
             raise Invalid(f"header {name!r} has whitespace around its value")
         if len(name) + len(value) > config.max_header_size:
