@@ -809,25 +809,11 @@ class Engine:
             await self._handle_failure(outcome, error, status, item_send, page)
             return
         callback = request.callback or self.spider.parse
-        try:
-            result = callback(response, **request.cb_kwargs)
-            await self._consume(result, request, outcome.domain, item_send, page)
-        except Exception as exc:
-            name = getattr(callback, "__qualname__", repr(callback))
-            log.error(
-                "callback raised",
-                **outcome.log_keys(),
-                callback=name,
-                error=f"{type(exc).__name__}: {exc}",
-                exc_info=exc,
-            )
-            self._fail(
-                request,
-                "callback_error",
-                f"{name} raised {type(exc).__name__}: {exc}",
-                response.status,
-                outcome=outcome,
-            )
+        raised = await self._call_user(
+            "callback", callback, (response,), request.cb_kwargs, outcome, item_send, page
+        )
+        if raised is not None:
+            self._fail(request, "callback_error", raised, response.status, outcome=outcome)
 
     async def _handle_failure(
         self,
@@ -847,23 +833,41 @@ class Engine:
         errback = request.errback
         try:
             if errback is not None:
-                try:
-                    result = errback(error)
-                    await self._consume(result, request, outcome.domain, item_send, page)
-                except Exception as exc:
-                    name = getattr(errback, "__qualname__", repr(errback))
-                    log.error(
-                        "errback raised",
-                        **outcome.log_keys(),
-                        errback=name,
-                        error=f"{type(exc).__name__}: {exc}",
-                        exc_info=exc,
-                    )
-                    reason = f"{reason}; errback {name} raised {type(exc).__name__}: {exc}"
+                raised = await self._call_user(
+                    "errback", errback, (error,), {}, outcome, item_send, page
+                )
+                if raised is not None:
+                    reason = f"{reason}; errback {raised}"
         finally:
             # (Also when the errback is cut off by the shutdown: the request
             # failed either way.)
             self._fail(request, error.kind, reason, status, outcome=outcome)
+
+    async def _call_user(
+        self,
+        role: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        outcome: _Outcome,
+        item_send: trio.MemorySendChannel[_Item | _Page],
+        page: _Page | None,
+    ) -> str | None:
+        """Run a spider's callback or errback and consume what it yields.
+
+        Returns ``None``, or what it raised (``"NAME raised TYPE: MESSAGE"``,
+        already logged) for the caller to record as the request's ending."""
+        try:
+            result = fn(*args, **kwargs)
+            await self._consume(result, outcome.request, outcome.domain, item_send, page)
+        except Exception as exc:
+            name = getattr(fn, "__qualname__", repr(fn))
+            error = f"{type(exc).__name__}: {exc}"
+            log.error(
+                f"{role} raised", **outcome.log_keys(), **{role: name}, error=error, exc_info=exc
+            )
+            return f"{name} raised {error}"
+        return None
 
     async def _consume(
         self,

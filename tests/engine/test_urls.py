@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 import trio
 
@@ -29,6 +28,7 @@ from crawlmesh import (
 from crawlmesh._jobdir import JobDir
 from crawlmesh._settings import load_settings
 from crawlmesh._url import canonicalize, fingerprint
+from engine.test_crawl import run_spider
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]
 
@@ -82,26 +82,7 @@ class Follow(Spider):
 async def crawl(
     site: UrlSite, tmp_path: Path, spider_urls: list[str], **kwargs: Any
 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
-    out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
-    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
-    settings = {"progress_interval": 0, "robots.obey": False}
-    engine = Engine(
-        Follow(spider_urls, **kwargs),
-        load_settings([("test", settings)]),
-        items=items,
-        errors=errors,
-    )
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-        errors.close()
-    decode = msgspec.json.decode
-    return (
-        stats,
-        [decode(line) for line in out.read_bytes().splitlines()],
-        [decode(line) for line in err.read_bytes().splitlines()],
-    )
+    return await run_spider(Follow(spider_urls, **kwargs), tmp_path, **{"robots.obey": False})
 
 
 @pytest.fixture

@@ -887,17 +887,19 @@ async def test_a_transfer_coded_bomb_is_cut_off_and_corrupt_data_refused(
     assert corrupt.value.kind == "decoding_error"
 
 
-class _Unsolicited:
+class Unsolicited:
     """Answers each request with ``right``; after the first answer, once told
-    to, writes a whole second response that answers no request."""
+    to, writes a whole second response that answers no request. Serves plain
+    TCP and TLS streams (tests/transport/test_proxy.py)."""
 
     def __init__(self) -> None:
         self.ports: list[int] = []
         self.go = trio.Event()
         self.sent = trio.Event()
 
-    async def serve(self, stream: trio.SocketStream) -> None:
-        port = stream.socket.getpeername()[1]
+    async def serve(self, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+        tcp = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+        port = tcp.socket.getpeername()[1]
         buf = b""
         try:
             while True:
@@ -922,7 +924,7 @@ class _Unsolicited:
 async def test_an_idle_connection_with_bytes_nobody_asked_for_is_discarded(
     transport: DirectTransport,
 ) -> None:
-    server = _Unsolicited()
+    server = Unsolicited()
     async with raw_server(server) as base:
         first = await transport.fetch(Request(base + "/"), OPTS)
         server.go.set()  # the connection is idle in the pool now

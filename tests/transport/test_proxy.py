@@ -45,6 +45,7 @@ from crawlmesh._site_server import _serve_connection
 from crawlmesh._transport._base import is_node_fault
 from crawlmesh._transport._pool import H11Pool
 from crawlmesh._transport._proxy import ProxyTransport
+from transport.test_pool import Unsolicited
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTS = FetchOptions(connect_timeout=10, read_timeout=10, user_agent="test-agent/1.0")
@@ -592,30 +593,7 @@ def test_redact_exception_cuts_links_it_cannot_rewrite() -> None:
 
 
 async def test_an_idle_tls_connection_with_unsolicited_bytes_is_discarded(certs: Certs) -> None:
-    ports: list[int] = []
-    go, sent = trio.Event(), trio.Event()
-
-    async def serve(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        port = stream.transport_stream.socket.getpeername()[1]
-        buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buf += data
-                buf = buf.partition(b"\r\n\r\n")[2]
-                ports.append(port)
-                await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nright")
-                if len(ports) == 1:
-                    await go.wait()  # the client's connection is idle in its pool
-                    await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG")
-                    sent.set()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        finally:
-            await trio.aclose_forcefully(stream)
+    server = Unsolicited()
 
     transport = DirectTransport(transport=H11Pool(ssl_context=certs.client_context()))
     try:
@@ -623,7 +601,7 @@ async def test_an_idle_tls_connection_with_unsolicited_bytes_is_discarded(certs:
             listeners = await nursery.start(
                 partial(
                     trio.serve_ssl_over_tcp,
-                    serve,
+                    server.serve,
                     0,
                     certs.server_context(),
                     host="127.0.0.1",
@@ -633,9 +611,9 @@ async def test_an_idle_tls_connection_with_unsolicited_bytes_is_discarded(certs:
             port = listeners[0].transport_listener.socket.getsockname()[1]
             url = f"https://127.0.0.1:{port}/"
             first = await transport.fetch(Request(url), OPTS)
-            go.set()
+            server.go.set()
             with trio.fail_after(10):
-                await sent.wait()
+                await server.sent.wait()
             await trio.sleep(0.05)  # for the TLS record to reach the client's socket
             second = await transport.fetch(Request(url), OPTS)
             third = await transport.fetch(Request(url), OPTS)
@@ -644,5 +622,5 @@ async def test_an_idle_tls_connection_with_unsolicited_bytes_is_discarded(certs:
         await transport.aclose()
     assert first.body == second.body == third.body == b"right"
     # A new connection after the unsolicited bytes, and that one kept.
-    assert len(ports) == 3
-    assert ports[0] != ports[1] == ports[2]
+    assert len(server.ports) == 3
+    assert server.ports[0] != server.ports[1] == server.ports[2]
