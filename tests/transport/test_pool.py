@@ -157,6 +157,18 @@ class Reply(NamedTuple):
     close: bool = False
 
 
+async def read_head(stream: trio.abc.ReceiveStream, buf: bytes) -> tuple[bytes, bytes] | None:
+    """Read until a request head is complete: (the head, the bytes after it),
+    or None when the peer closes first. ``buf`` holds what was read already."""
+    while b"\r\n\r\n" not in buf:
+        data = await stream.receive_some(65536)
+        if not data:
+            return None
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
 class RawServer:
     """Reads request heads (and Content-Length bodies) off each connection and
     writes back whatever ``respond`` returns, keeping the connection open
@@ -173,12 +185,10 @@ class RawServer:
         buf = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
+                got = await read_head(stream, buf)
+                if got is None:
+                    return
+                head, buf = got
                 first, *lines = head.decode("latin-1").split("\r\n")
                 method, target, _ = first.split(" ", 2)
                 headers = [(k.strip(), v.strip()) for k, _, v in (x.partition(":") for x in lines)]
@@ -903,12 +913,10 @@ class Unsolicited:
         buf = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        return
-                    buf += data
-                buf = buf.partition(b"\r\n\r\n")[2]
+                got = await read_head(stream, buf)
+                if got is None:
+                    return
+                buf = got[1]
                 self.ports.append(port)
                 await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nright")
                 if len(self.ports) == 1:
