@@ -115,31 +115,44 @@ class Admission:
             return None
         return parts
 
-    def redirected(self, request: Request, url: str, hops: Sequence[str]) -> bool:
+    def redirected(self, request: Request, url: str, hops: Sequence[str]) -> tuple[bool, bytes]:
         """Record the URLs a redirect chain reached as seen, so that links
-        to them are duplicates; True if its final URL ``url`` was seen
-        before (the page is a duplicate then, unless ``dont_filter``).
+        to them are duplicates. Returns ``(duplicate, ask)``: duplicate if
+        its final URL ``url`` was seen before (the page is a duplicate then,
+        unless ``dont_filter``); else ``ask`` is that URL's fingerprint when
+        it is new here but the crawl may have seen it elsewhere (b"" when
+        there is nothing to ask). The caller records ``ask`` with the crawl
+        (``on_seen`` is not called for it) and calls :meth:`duplicate` if
+        the crawl had seen it.
 
         ``hops`` are the URLs that redirected, the request's own first. Only
         GET and HEAD chains are recorded: a POST's final method depends on
         the statuses on the way.
         """
         if request.method not in ("GET", "HEAD") or request.body:
-            return False
+            return False, b""
+        targets = (*hops[1:], url)
         new = True
-        for target in (*hops[1:], url):
+        fp = b""
+        for i, target in enumerate(targets):
             try:
                 parts = split_http_url(target)
             except InvalidURL:
                 continue
             fp = fingerprint(request.method, canonical_from_parts(parts))
             new = self._dupes.add(fp)
-            if new:
+            if new and (i < len(targets) - 1 or request.dont_filter):
                 self._on_seen(fp)
-        if new or request.dont_filter:
-            return False
+        if request.dont_filter:
+            return False, b""
+        if new:
+            return False, fp
+        self.duplicate()
+        return True, b""
+
+    def duplicate(self) -> None:
+        """Count a request found to be a duplicate after admission."""
         self._filtered["duplicate"] += 1
-        return True
 
     def _is_allowed(self, host: str) -> bool:
         ok = self._offsite_cache.get(host)

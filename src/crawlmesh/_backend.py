@@ -125,6 +125,14 @@ class Backend(Protocol):
         :attr:`dupefilter` already)."""
         ...
 
+    async def seen_first(self, fp: bytes) -> bool:
+        """A redirect chain ended at a URL whose fingerprint is ``fp``, new
+        to :attr:`dupefilter`: record it as :meth:`seen` does, and say
+        whether it is new to the whole crawl (False: another worker queued
+        or reached that URL, so the page is a duplicate). A backend that
+        cannot tell says True (a page is never dropped on a guess)."""
+        ...
+
     def finished(self, request: Request) -> None:
         """``request`` ended (its items, if any, are written)."""
         ...

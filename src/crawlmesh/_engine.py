@@ -797,12 +797,15 @@ class Engine:
             return
         status = response.status
         stats.response(outcome.domain, status, len(response.body), response.elapsed)
-        if response.redirects and self._admission.redirected(
-            request, response.url, response.redirects
-        ):
-            # A redirect to a page seen (or queued) already: as if the
-            # redirect's target were a link, it is a duplicate.
-            return
+        if response.redirects:
+            # A redirect to a page seen (or queued) already, here or by
+            # another worker: as if its target were a link, a duplicate.
+            duplicate, ask = self._admission.redirected(request, response.url, response.redirects)
+            if ask and self._backend is not None and not await self._backend.seen_first(ask):
+                self._admission.duplicate()
+                duplicate = True
+            if duplicate:
+                return
         if not (200 <= status < 300 or status in self._handled_statuses):
             # As in Scrapy, callbacks see only 2xx unless the spider asks.
             error = HttpError(f"HTTP {status}", request=request, response=response)

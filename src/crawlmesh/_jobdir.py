@@ -146,6 +146,9 @@ class JobDir:
     def seen(self, fp: bytes) -> None:
         pass  # the dupe filter is this store's own table: add() recorded it
 
+    async def seen_first(self, fp: bytes) -> bool:
+        return True  # one process: the dupe filter, which said new, is the crawl's
+
     def finished(self, request: Request) -> None:
         """Forget ``request``: it ended (fetched and handled, or failed)."""
         entry = self._rows.pop(id(request), None)

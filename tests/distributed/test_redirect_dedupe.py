@@ -23,8 +23,10 @@ from crawlmesh import (
     open_site_server,
 )
 from crawlmesh._redis import RedisBackend
+from crawlmesh._redis._backend import _pushes
 from crawlmesh._redis._scripts import SYNC
 from crawlmesh._settings import BackendSettings, load_settings
+from crawlmesh._url import canonicalize, fingerprint
 from distributed.redis_server import RedisServer
 
 P = "crawlmesh:{scripts}:"
@@ -45,12 +47,41 @@ async def test_a_marked_fingerprint_is_a_duplicate_for_every_worker(
             )
             return reply
 
-        await sync("w1", "m", fp)
+        await sync("w1", "m", fp, "")
         # Another worker's link to the same URL queues nothing...
         assert int((await sync("w2", "p", "a.test", "0", "record", fp, "1"))[5]) == 0
         # ...but one with dont_filter (a token) still goes through.
         reply = await sync("w2", "p", "a.test", "0", "record", fp, "w2:1")
         assert int(reply[5]) == 1
+
+
+@pytest.mark.parametrize("dedupe", ["set", "bloom"])
+async def test_a_mark_with_a_token_says_whether_it_was_new_and_says_it_again(
+    redis: RedisServer, dedupe: str
+) -> None:
+    fp = "3,7,11" if dedupe == "bloom" else "fp-final"
+    async with coredis.Redis(port=redis.port) as client:
+        script = client.register_script(SYNC)
+
+        async def marks(worker: str, *ops: str) -> list[Any]:
+            reply: list[Any] = await script(
+                keys=[P + "seen"], args=[P, worker, "2000", "0", dedupe, "", "0", *ops]
+            )
+            return list(reply[13])
+
+        assert await marks("w1", "m", fp, "w1:1") == [b"w1:1", 1]
+        # The same op sent again (its reply lost) keeps its answer...
+        assert await marks("w1", "m", fp, "w1:1") == [b"w1:1", 1]
+        # ...another worker reaching the same URL learns it was seen...
+        assert await marks("w2", "m", fp, "w2:1") == [b"w2:1", 0]
+        # ...and a mark without a token (a hop of the chain) asks nothing.
+        assert await marks("w2", "m", "other" if dedupe == "set" else "5", "") == []
+
+
+def test_a_batch_with_marks_is_read_back_op_by_op() -> None:
+    # (A lost crawl hands the batch's unstored requests back through this.)
+    ops: list[bytes | str] = ["m", b"fp", "", "p", "a.test", "0", b"rec", b"fp2", "1"]
+    assert _pushes(ops) == [("a.test", b"rec")]
 
 
 class Site:
@@ -109,3 +140,64 @@ async def test_a_link_to_a_redirect_target_is_a_duplicate_in_redis(
     # The target's fingerprint is in the crawl's shared set, not only this worker's.
     async with coredis.Redis(port=redis.port) as client:
         assert await client.scard("crawlmesh:{redirect-dedupe}:seen") == 4
+
+
+class Elsewhere:
+    """A site whose first page, while it is served, has another worker of
+    the crawl reach ``/a.html`` by a redirect of its own (its mark arrives
+    through the crawl's script, as that worker's sync would send it)."""
+
+    def __init__(self, redis: RedisServer, namespace: str) -> None:
+        self.hits: Counter[str] = Counter()
+        self.redis = redis
+        self.prefix = f"crawlmesh:{{{namespace}}}:"
+
+    async def handle(self, request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
+        self.hits[request.target] += 1
+        if request.target == "/":
+            port = stream.socket.getsockname()[1]
+            fp = fingerprint("GET", canonicalize(f"http://127.0.0.1:{port}/a.html"))
+            async with coredis.Redis(port=self.redis.port) as client:
+                script = client.register_script(SYNC)
+                args = [self.prefix, "other-worker", "60000", "0", "set", "", "0"]
+                await script(keys=[self.prefix + "seen"], args=[*args, "m", fp, "other:1"])
+            return SiteResponse(200, b"<a href='/old.html'>x</a>", HTML)
+        if request.target == "/old.html":
+            return SiteResponse(301, b"", [("Location", "/a.html")])
+        if request.target == "/a.html":
+            return SiteResponse(200, b"<h1>a</h1>", HTML)
+        return SiteResponse(404, b"", HTML)
+
+
+async def test_a_redirect_to_a_page_another_worker_reached_is_a_duplicate(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    site = Elsewhere(redis, "redirect-dedupe")
+    async with open_site_server(site.handle) as base:
+        spider = Follow(base + "/")
+        backend = RedisBackend(BackendSettings(url=redis.url), spider, concurrency=4)
+        out = tmp_path / "items.jsonl"
+        items, errors = JsonLinesWriter(out), JsonLinesWriter(tmp_path / "errors.jsonl")
+        settings = load_settings([("test", {"progress_interval": 0, "robots.obey": False})])
+        engine = Engine(spider, settings, items=items, errors=errors, backend=backend)
+        try:
+            with trio.fail_after(30):
+                stats = await engine.run()
+        finally:
+            items.close()
+            errors.close()
+    # The other worker's page: this one fetched the redirect, and no item.
+    assert site.hits["/a.html"] == 1
+    assert out.read_bytes() == b""
+    assert stats.filtered["duplicate"] >= 1
+    assert (tmp_path / "errors.jsonl").read_bytes() == b""
+
+
+async def test_seen_first_does_not_wait_when_no_sync_runs(redis: RedisServer) -> None:
+    # (Before run() and after it stops: nothing would answer, and a page is
+    # never dropped on a guess.)
+    backend = RedisBackend(
+        BackendSettings(url=redis.url), Follow("http://127.0.0.1:1/"), concurrency=1
+    )
+    with trio.fail_after(1):
+        assert await backend.seen_first(b"\x01" * 16) is True

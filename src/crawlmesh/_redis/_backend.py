@@ -103,6 +103,8 @@ class RedisBackend:
         self._acks = 0  # acknowledgements in _ops
         self._tokens = itertools.count()
         self._leases: dict[int, tuple[Request, bytes]] = {}  # id(request) -> (it, its member)
+        self._marks: dict[str, _Mark] = {}  # seen_first() calls waiting for a sync
+        self._syncing = False  # run() is running
         self._items_length: int | None = None
         self._sent_length: int | None = None
         self._paused: dict[bytes, int] = {}
@@ -226,9 +228,38 @@ class RedisBackend:
         return False
 
     def seen(self, fp: bytes) -> None:
-        key = fp if self._bloom is None else self._bloom.positions(fp)
-        self._ops += ("m", key)
+        self._ops += ("m", self._dedupe_key(fp), "")
         self._kick.set()
+
+    async def seen_first(self, fp: bytes) -> bool:
+        # Answered by the next sync; the same token if that sync is sent
+        # again, so a lost reply cannot turn "new" into "seen".
+        if not self._syncing or self._fenced or self._broken is not None:
+            return True
+        token = f"{self.worker}:{next(self._tokens)}"
+        mark = self._marks[token] = _Mark()
+        self._ops += ("m", self._dedupe_key(fp), token)
+        self._kick.set()
+        await mark.answered.wait()
+        return mark.new
+
+    def _dedupe_key(self, fp: bytes) -> bytes | str:
+        return fp if self._bloom is None else self._bloom.positions(fp)
+
+    def _answer_marks(self, marks: list[Any] | None) -> None:
+        """Wake the seen_first() calls a sync answered (``marks``: its
+        reply's token, new pairs), or all of them (None: Redis will not
+        answer, so each says new)."""
+        if marks is None:
+            for waiting in self._marks.values():
+                waiting.answered.set()
+            self._marks.clear()
+            return
+        for i in range(0, len(marks), 2):
+            mark = self._marks.pop(marks[i].decode(), None)
+            if mark is not None:
+                mark.new = int(marks[i + 1]) == 1
+                mark.answered.set()
 
     def finished(self, request: Request) -> None:
         entry = self._leases.pop(id(request), None)
@@ -324,6 +355,14 @@ class RedisBackend:
         return self._drained or self._fenced or self._broken is not None
 
     async def run(self) -> None:
+        self._syncing = True
+        try:
+            await self._sync_loop()
+        finally:
+            self._syncing = False
+            self._answer_marks(None)  # (stopped: nothing will answer them)
+
+    async def _sync_loop(self) -> None:
         link = self._link
         assert link is not None
         backoff = 0.1
@@ -456,6 +495,7 @@ class RedisBackend:
             self._leases[id(request)] = (request, member)
             link.feed(domain.decode(), request)
         self._note(reply)
+        self._answer_marks(reply[13])
         if reply[12] == 1 and not self._capped:
             self._capped = True
             log.info(
@@ -597,7 +637,17 @@ class RedisBackend:
 
 
 # How many arguments each SYNC op takes ('r' takes 1 + its count more).
-_ARITY = {"p": 5, "a": 1, "o": 2, "s": 0, "k": 3, "b": 2, "x": 2, "r": 1}
+_ARITY = {"p": 5, "a": 1, "m": 2, "o": 2, "s": 0, "k": 3, "b": 2, "x": 2, "r": 1}
+
+
+class _Mark:
+    """A seen_first() call's answer, once a sync brings it."""
+
+    __slots__ = ("answered", "new")
+
+    def __init__(self) -> None:
+        self.answered = trio.Event()
+        self.new = True
 
 
 def _pushes(ops: list[bytes | str]) -> list[tuple[str, bytes]]:

@@ -26,6 +26,11 @@ scripts may touch them all):
 ``P stats``         hash: the merged counters of every worker that ended
 ``P handed``        requests handed out to workers (with ``backend.max_pages``;
                     the leases taken back are counted again when handed again)
+``P once:TOKEN``    a request queued with ``dont_filter`` (a batch sent again
+                    queues it once); expires after a day
+``P mark:TOKEN``    a redirect's target that was new to the crawl when a worker
+                    asked (the same question sent again gets the same answer);
+                    expires after a day
 ``P never``         never written: every script declares it among its keys, so
                     a Redis Cluster refuses the script while the crawl's slot
                     migrates (ASK, then TRYAGAIN: a key is missing) instead of
@@ -95,7 +100,10 @@ end
 #                                          check '1': drop it if seen, else a
 #                                          token: queue it once per token)
 #   'a' member                             it finished: end its lease
-#   'm' fp                                 mark seen (a redirect's target)
+#   'm' fp token                           mark seen (a URL a redirect reached);
+#                                          token '' or one to answer for: was
+#                                          fp new to the crawl? (an answer that
+#                                          holds when the op is sent again)
 #   'o' file length                        the items file's committed length
 #   's'                                    seeding is done
 #   'x' domain until_ms                    pause a domain (Retry-After)
@@ -103,7 +111,8 @@ end
 #   'k' session node ttl_ms                store a session's node
 #   'b' NODE\nDOMAIN until_ms             a breaker is open (domain '' for the node's)
 # Returns {state, seed, queued, leased, reaped, pushed, lost, claimed, pauses,
-# now_ms, breakers, epoch, capped} with capped 1 once the cap is reached,
+# now_ms, breakers, epoch, capped, marks} with capped 1 once the cap is reached,
+# marks = {token, 1 (new) or 0, ...} for the 'm' ops with a token,
 # claimed = {member, domain, ...}, pauses = {domain, until_ms, ...} and
 # breakers = {NODE\nDOMAIN, until_ms, ...}; or
 # {'fenced'}; or {'lost', epoch or false} when the epoch the worker knew is
@@ -168,6 +177,7 @@ elseif not seed then
 end
 
 local pushed, lost = 0, 0
+local marks = {}
 local i = 8
 while i <= #ARGV do
   local op = ARGV[i]
@@ -199,13 +209,27 @@ while i <= #ARGV do
     end
     i = i + 6
   elseif op == 'm' then
-    local fp = ARGV[i + 1]
+    local fp, token = ARGV[i + 1], ARGV[i + 2]
+    local new = 0
     if bloom then
-      for pos in string.gmatch(fp, '%d+') do redis.call('SETBIT', P .. 'bloom', pos, 1) end
+      for pos in string.gmatch(fp, '%d+') do
+        if redis.call('SETBIT', P .. 'bloom', pos, 1) == 0 then new = 1 end
+      end
     else
-      redis.call('SADD', P .. 'seen', fp)
+      new = redis.call('SADD', P .. 'seen', fp)
     end
-    i = i + 2
+    if token ~= '' then
+      -- Remembered, so that the same op sent again (its reply lost) gets
+      -- the same answer rather than "seen" (by itself).
+      if new == 1 then
+        redis.call('SET', P .. 'mark:' .. token, 1, 'PX', 86400000)
+      elseif redis.call('EXISTS', P .. 'mark:' .. token) == 1 then
+        new = 1
+      end
+      marks[#marks + 1] = token
+      marks[#marks + 1] = new
+    end
+    i = i + 3
   elseif op == 'a' then
     if redis.call('HDEL', P .. 'lease:' .. worker, ARGV[i + 1]) == 1 then
       redis.call('DECR', P .. 'leased')
@@ -307,7 +331,7 @@ return {
   state, seed,
   tonumber(redis.call('GET', P .. 'queued') or '0'),
   tonumber(redis.call('GET', P .. 'leased') or '0'),
-  reaped, pushed, lost, claimed, pauses, now, breakers, epoch, capped,
+  reaped, pushed, lost, claimed, pauses, now, breakers, epoch, capped, marks,
 }
 """
 )
