@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.crawlmesh_spider import BenchSpider
 from crawlmesh import DirectTransport, Engine, JsonLinesWriter
-from crawlmesh._log import configure_logging
 from crawlmesh._settings import load_settings
+from crawlmesh._util._log import configure_logging
 
 
 def main() -> None:

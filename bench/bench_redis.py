@@ -31,11 +31,11 @@ import trio
 
 from bench.run import CRAWLMESH_BIN, ROOT, WORK, Nginx, check_items, ensure_site, free_port
 from crawlmesh import Spider
-from crawlmesh._dedupe import FingerprintSet
-from crawlmesh._jobdir import JobDir
-from crawlmesh._redis._bloom import BloomPositions
-from crawlmesh._stats import StatsCollector
-from crawlmesh._url import fingerprint
+from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._observe._stats import StatsCollector
+from crawlmesh._state._jobdir import JobDir
+from crawlmesh._state._redis._bloom import BloomPositions
+from crawlmesh._util._url import fingerprint
 
 REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
 

@@ -34,7 +34,6 @@ from _timing import per_call_us  # bench/ is on sys.path when run as a script
 from crawlmesh import Request
 from crawlmesh._balancer._balancer import Balancer
 from crawlmesh._balancer._types import NodeSpec
-from crawlmesh._politeness import Politeness
 from crawlmesh._resilience import BreakerConfig
 from crawlmesh._shaping import (
     AimdController,
@@ -44,6 +43,7 @@ from crawlmesh._shaping import (
     _domains,
     registered_domain,
 )
+from crawlmesh._shaping._politeness import Politeness
 from crawlmesh._shaping._shaper import Shaper
 
 SIZES = (10, 10_000)

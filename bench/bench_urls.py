@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ada_url import join_url
 
-import crawlmesh._url as url_module
+import crawlmesh._util._url as url_module
 from bench.run import ensure_site
 from crawlmesh import Headers, Request, Response
-from crawlmesh._admission import Admission
-from crawlmesh._dedupe import FingerprintSet
-from crawlmesh._url import LinkJoiner
+from crawlmesh._frontier._admission import Admission
+from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._util._url import LinkJoiner
 
 _HREF = re.compile(r'href="([^"]*)"')
 

@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from crawlmesh import Engine, JsonLinesWriter, Request, Response, Settings, Spider, open_site_server
-from crawlmesh._demosite import DemoSite
+from crawlmesh._cli._demosite import DemoSite
 
 
 class Prices(Spider):

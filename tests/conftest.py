@@ -12,7 +12,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from crawlmesh import open_site_server
-from crawlmesh._log import configure_logging
+from crawlmesh._util._log import configure_logging
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -1,6 +1,6 @@
 """A minimal in-process node for tests that need to inject node faults.
 
-It speaks the node protocol (:mod:`crawlmesh._nodeproto`) over the small
+It speaks the node protocol (:mod:`crawlmesh._transport._nodeproto`) over the small
 site server and fetches with :class:`DirectTransport`, and it can drop a
 share of requests or die after a number of them. It has none of the real
 ``crawlmesh node`` service's guards (tests/node runs those as processes).
@@ -15,8 +15,12 @@ import random
 import msgspec
 import trio
 
+from crawlmesh._cli._site_server import SiteRequest, SiteResponse
 from crawlmesh._exceptions import FetchError
-from crawlmesh._nodeproto import (
+from crawlmesh._request import Request
+from crawlmesh._transport._base import FetchOptions
+from crawlmesh._transport._direct import DirectTransport
+from crawlmesh._transport._nodeproto import (
     ErrorBody,
     ErrorDetail,
     Health,
@@ -24,10 +28,6 @@ from crawlmesh._nodeproto import (
     ScrapeResult,
     target_failure,
 )
-from crawlmesh._request import Request
-from crawlmesh._site_server import SiteRequest, SiteResponse
-from crawlmesh._transport._base import FetchOptions
-from crawlmesh._transport._direct import DirectTransport
 
 __all__ = ["LiteNode"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from crawlmesh._console import Console
+from crawlmesh._util._console import Console
 from terminal import Terminal
 
 BLOCK = ["status line one", "  node eu-1 up"]

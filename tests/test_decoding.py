@@ -1,4 +1,4 @@
-"""Bounded Content-Encoding decoding (crawlmesh._decoding.make_decoder)."""
+"""Bounded Content-Encoding decoding (crawlmesh._transport._decoding.make_decoder)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawlmesh import DecodingFailed, ResponseTooLarge
-from crawlmesh._decoding import BodyDecoder, make_decoder
+from crawlmesh._transport._decoding import BodyDecoder, make_decoder
 
 KiB, MiB, GiB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 

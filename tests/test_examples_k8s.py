@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from crawlmesh._balancer._config import load_nodes_file
-from crawlmesh._cli import _parser
+from crawlmesh._cli._main import _parser
 from crawlmesh._settings import load_settings, read_settings_file
 
 K8S = Path(__file__).resolve().parents[1] / "examples" / "k8s"
@@ -86,7 +86,8 @@ def test_autoscalers_target_what_exists_and_metrics_that_are_served() -> None:
     targets = {
         (d["kind"], d["metadata"]["name"]) for d in by_kind("Deployment") + by_kind("StatefulSet")
     }
-    backlog = (Path(__file__).resolve().parents[1] / "src/crawlmesh/_redis/_backlog.py").read_text()
+    src = Path(__file__).resolve().parents[1] / "src/crawlmesh"
+    backlog = (src / "_state/_redis/_backlog.py").read_text()
     for hpa in by_kind("HorizontalPodAutoscaler"):
         ref = hpa["spec"]["scaleTargetRef"]
         assert (ref["kind"], ref["name"]) in targets

@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crawlmesh import Request
-from crawlmesh._dedupe import FingerprintSet
-from crawlmesh._frontier import MemoryFrontier
+from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._frontier._queue import MemoryFrontier
 
 
 def test_round_robin_across_domains_so_a_big_site_cannot_starve_others() -> None:

@@ -14,10 +14,10 @@ import structlog
 
 from crawlmesh import ErrorRecord, JsonLinesWriter, NodeSpec, Spider
 from crawlmesh._balancer._config import node_token
-from crawlmesh._log import configure_logging, debug_enabled, request_keys
-from crawlmesh._redact import redact, redact_value, register_secret, register_url_secrets
-from crawlmesh._redis import RedisBackend
 from crawlmesh._settings import BackendSettings
+from crawlmesh._state._redis import RedisBackend
+from crawlmesh._util._log import configure_logging, debug_enabled, request_keys
+from crawlmesh._util._redact import redact, redact_value, register_secret, register_url_secrets
 
 TOKEN = "s3cr3t-unit-token-Q7"
 PASSWORD = "s3cr3t-unit-p@ss/Q7"  # "@" and "/" are percent-encoded in URLs
@@ -38,7 +38,7 @@ class Stderr:
 def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets are registered for the life of the process: other tests' (a
     proxy user called "user", ...) must not mask what these tests expect."""
-    from crawlmesh import _redact
+    from crawlmesh._util import _redact
 
     monkeypatch.setattr(_redact, "_registered", set())
     monkeypatch.setattr(_redact, "_pattern", None)

@@ -30,7 +30,7 @@ from crawlmesh import (
     Spider,
     open_site_server,
 )
-from crawlmesh._metrics import CrawlCollector, serve_metrics
+from crawlmesh._observe._metrics import CrawlCollector, serve_metrics
 from crawlmesh._settings import load_settings
 from sites import GeneratedSite
 

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from crawlmesh._politeness import Politeness
+from crawlmesh._shaping._politeness import Politeness
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ import trio
 import trio.testing
 
 from crawlmesh import Engine, JsonLinesWriter, Spider
-from crawlmesh._console import Console
 from crawlmesh._exceptions import UsageError
-from crawlmesh._progress import choose_progress, show_live_status
+from crawlmesh._observe._progress import choose_progress, show_live_status
 from crawlmesh._settings import load_settings
+from crawlmesh._util._console import Console
 from terminal import Terminal
 from test_cli import json_lines, run_cli, stats_of
 

@@ -13,8 +13,8 @@ import trio
 import trio.testing
 
 from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
-from crawlmesh._politeness import Politeness
 from crawlmesh._settings import load_settings
+from crawlmesh._shaping._politeness import Politeness
 from crawlmesh._shaping._shaper import Shaper
 from shaping.test_engine_shaping import Recorder
 

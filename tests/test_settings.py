@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from crawlmesh import SettingsError, Spider
-from crawlmesh._run import resolve_settings
+from crawlmesh._cli._run import resolve_settings
 from crawlmesh._settings import Settings, load_settings, parse_override
 
 

@@ -14,8 +14,7 @@ import pytest
 import trio
 
 from crawlmesh import CrawlStats, NodeStats, stats_schema
-from crawlmesh._redact import register_secret
-from crawlmesh._stats import (
+from crawlmesh._observe._stats import (
     NO_DOMAIN,
     OTHER,
     SCHEMA_VERSION,
@@ -23,6 +22,7 @@ from crawlmesh._stats import (
     StatsCollector,
     _distribution,
 )
+from crawlmesh._util._redact import register_secret
 
 
 def sums_match(stats: CrawlStats) -> None:
@@ -97,7 +97,7 @@ async def test_domains_beyond_the_top_share_the_other_row() -> None:
 
 
 async def test_domains_past_the_cap_are_counted_together(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("crawlmesh._stats._MAX_DOMAINS", 3)
+    monkeypatch.setattr("crawlmesh._observe._stats._MAX_DOMAINS", 3)
     stats = StatsCollector()
     for name in ["a", "b", "c", "d", "e"]:
         stats.response(name, 200, 1, 0.001)
@@ -228,7 +228,7 @@ async def test_the_rate_of_a_resumed_job_is_this_runs_pages_over_this_runs_time(
     tmp_path: Path,
 ) -> None:
     from crawlmesh import Spider
-    from crawlmesh._jobdir import JobDir
+    from crawlmesh._state._jobdir import JobDir
 
     class Nothing(Spider):
         name = "nothing"

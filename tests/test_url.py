@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawlmesh import Headers, InvalidURL, Request, Response
-from crawlmesh._admission import Admission
-from crawlmesh._dedupe import FingerprintSet
-from crawlmesh._url import LinkJoiner, canonicalize, encode_query, fingerprint, normalize
+from crawlmesh._frontier._admission import Admission
+from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._util._url import LinkJoiner, canonicalize, encode_query, fingerprint, normalize
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,14 @@ import typing as _typing
 
 from ._balancer._balancer import NodeStats as NodeStats
 from ._balancer._types import NodeSpec as NodeSpec
-from ._engine import Engine as Engine
+from ._cli._run import crawl as crawl
+from ._cli._run import run_engine as run_engine
+from ._cli._site_server import SiteRequest as SiteRequest
+from ._cli._site_server import SiteResponse as SiteResponse
+from ._cli._site_server import open_site_server as open_site_server
+from ._engine._engine import Engine as Engine
+from ._engine._export import ErrorRecord as ErrorRecord
+from ._engine._export import JsonLinesWriter as JsonLinesWriter
 from ._exceptions import BlockedAddress as BlockedAddress
 from ._exceptions import CircuitOpen as CircuitOpen
 from ._exceptions import ConnectFailed as ConnectFailed
@@ -26,15 +33,16 @@ from ._exceptions import ResponseTooLarge as ResponseTooLarge
 from ._exceptions import SettingsError as SettingsError
 from ._exceptions import SpiderLoadError as SpiderLoadError
 from ._exceptions import UsageError as UsageError
-from ._export import ErrorRecord as ErrorRecord
-from ._export import JsonLinesWriter as JsonLinesWriter
+from ._observe._stats import CrawlStats as CrawlStats
+from ._observe._stats import Distribution as Distribution
+from ._observe._stats import DomainStats as DomainStats
+from ._observe._stats import NodeShare as NodeShare
+from ._observe._stats import stats_schema as stats_schema
 from ._request import Request as Request
 from ._resilience import BanRules as BanRules
 from ._resilience import RetryPolicy as RetryPolicy
 from ._response import Headers as Headers
 from ._response import Response as Response
-from ._run import crawl as crawl
-from ._run import run_engine as run_engine
 from ._settings import BalancerSettings as BalancerSettings
 from ._settings import BreakerSettings as BreakerSettings
 from ._settings import HealthSettings as HealthSettings
@@ -44,15 +52,7 @@ from ._settings import Settings as Settings
 from ._settings import ThrottleSettings as ThrottleSettings
 from ._settings import Timeouts as Timeouts
 from ._shaping import RateRule as RateRule
-from ._site_server import SiteRequest as SiteRequest
-from ._site_server import SiteResponse as SiteResponse
-from ._site_server import open_site_server as open_site_server
 from ._spider import Spider as Spider
-from ._stats import CrawlStats as CrawlStats
-from ._stats import Distribution as Distribution
-from ._stats import DomainStats as DomainStats
-from ._stats import NodeShare as NodeShare
-from ._stats import stats_schema as stats_schema
 from ._transport._api import ApiTransport as ApiTransport
 from ._transport._base import FetchOptions as FetchOptions
 from ._transport._base import Transport as Transport
@@ -60,8 +60,7 @@ from ._transport._deadlines import TimeoutRule as TimeoutRule
 from ._transport._direct import DirectTransport as DirectTransport
 from ._transport._node import NodeTransport as NodeTransport
 from ._transport._proxy import ProxyTransport as ProxyTransport
-
-__version__ = "0.1.0"
+from ._util._version import __version__ as __version__
 
 if _typing.TYPE_CHECKING:
     from ._node import NodeConfig as NodeConfig

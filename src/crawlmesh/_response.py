@@ -17,11 +17,11 @@ from w3lib.encoding import (
     to_unicode,
 )
 
-from ._content_type import is_markup, response_mime
 from ._exceptions import NotTextResponse
 from ._request import Request
 from ._selector import html_selector, utf8_html_selector
-from ._url import LinkJoiner, base_url_of, strip_href
+from ._util._content_type import is_markup, response_mime
+from ._util._url import LinkJoiner, base_url_of, strip_href
 
 __all__ = ["Headers", "Response"]
 

@@ -8,7 +8,7 @@ import trio
 
 from crawlmesh._balancer._build import build_balancer, probe_node
 from crawlmesh._balancer._health import HealthConfig, _verdict
-from crawlmesh._demosite import open_demo_nodes
+from crawlmesh._cli._demosite import open_demo_nodes
 from crawlmesh._settings import load_settings
 
 

@@ -17,7 +17,7 @@ from crawlmesh._balancer._health import (
     open_health_checks,
 )
 from crawlmesh._balancer._types import NodeSpec, NodeState
-from crawlmesh._log import configure_logging
+from crawlmesh._util._log import configure_logging
 
 OK = ProbeResult(ok=True, latency=0.01)
 BAD = ProbeResult(ok=False, latency=0.01, detail="connection refused")

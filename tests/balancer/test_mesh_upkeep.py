@@ -100,7 +100,7 @@ async def test_nodes_of_a_settings_file_follow_the_node_files_rule(
     tmp_path: Path, clock: trio.testing.MockClock
 ) -> None:
     from crawlmesh import Spider
-    from crawlmesh._run import resolve_settings
+    from crawlmesh._cli._run import resolve_settings
 
     f = tmp_path / "settings.toml"
     f.write_text(

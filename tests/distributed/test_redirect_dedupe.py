@@ -22,11 +22,11 @@ from crawlmesh import (
     Spider,
     open_site_server,
 )
-from crawlmesh._redis import RedisBackend
-from crawlmesh._redis._backend import _pushes
-from crawlmesh._redis._scripts import SYNC
 from crawlmesh._settings import BackendSettings, load_settings
-from crawlmesh._url import canonicalize, fingerprint
+from crawlmesh._state._redis import RedisBackend
+from crawlmesh._state._redis._backend import _pushes
+from crawlmesh._state._redis._scripts import SYNC
+from crawlmesh._util._url import canonicalize, fingerprint
 from distributed.redis_server import RedisServer
 
 P = "crawlmesh:{scripts}:"

@@ -7,7 +7,7 @@ from typing import Any
 
 import coredis
 
-from crawlmesh._redis._scripts import OPEN, SYNC
+from crawlmesh._state._redis._scripts import OPEN, SYNC
 from distributed.redis_server import RedisServer
 
 P = "crawlmesh:{scripts}:"

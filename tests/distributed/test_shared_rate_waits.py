@@ -7,7 +7,7 @@ import itertools
 
 import trio
 
-from crawlmesh._redis import RedisBackend
+from crawlmesh._state._redis import RedisBackend
 from distributed.redis_server import RedisServer
 from distributed.test_mesh_share import balancer, worker
 

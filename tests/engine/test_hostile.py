@@ -36,8 +36,8 @@ from crawlmesh import (
     Response,
     Spider,
 )
-from crawlmesh._log import configure_logging
 from crawlmesh._settings import load_settings
+from crawlmesh._util._log import configure_logging
 from sites import HostileSite
 
 MiB = 1024 * 1024

@@ -10,11 +10,11 @@ import msgspec
 import pytest
 
 from crawlmesh import Engine, Request, Response, SettingsError, Spider
-from crawlmesh._jobdir import JobDir
-from crawlmesh._records import NotPersistable
-from crawlmesh._run import open_sinks
+from crawlmesh._cli._run import open_sinks
+from crawlmesh._observe._stats import StatsCollector
 from crawlmesh._settings import load_settings
-from crawlmesh._stats import StatsCollector
+from crawlmesh._state._jobdir import JobDir
+from crawlmesh._state._records import NotPersistable
 from engine.test_crawl import FollowAll
 from sites import GeneratedSite
 

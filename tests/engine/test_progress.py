@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from crawlmesh import open_site_server
-from crawlmesh._log import configure_logging
+from crawlmesh._util._log import configure_logging
 from engine.test_crawl import run_spider
 from shaping.test_engine_shaping import Pages, Recorder
 

@@ -20,8 +20,8 @@ from crawlmesh import (
     Spider,
     open_site_server,
 )
-from crawlmesh._log import configure_logging
 from crawlmesh._settings import load_settings
+from crawlmesh._util._log import configure_logging
 
 
 class Items(Spider):

@@ -25,9 +25,9 @@ from crawlmesh import (
     Spider,
     open_site_server,
 )
-from crawlmesh._jobdir import JobDir
 from crawlmesh._settings import load_settings
-from crawlmesh._url import canonicalize, fingerprint
+from crawlmesh._state._jobdir import JobDir
+from crawlmesh._util._url import canonicalize, fingerprint
 from engine.test_crawl import run_spider
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]

@@ -30,9 +30,9 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
-from crawlmesh._log import configure_logging
 from crawlmesh._transport._api import ApiTransport
 from crawlmesh._transport._base import is_node_fault
+from crawlmesh._util._log import configure_logging
 
 MiB = 1024 * 1024
 OPTS = FetchOptions(

@@ -39,12 +39,12 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
-from crawlmesh._log import configure_logging
-from crawlmesh._redact import redact_exception, redact_text, redact_url
-from crawlmesh._site_server import _serve_connection
+from crawlmesh._cli._site_server import _serve_connection
 from crawlmesh._transport._base import is_node_fault
 from crawlmesh._transport._pool import H11Pool
 from crawlmesh._transport._proxy import ProxyTransport
+from crawlmesh._util._log import configure_logging
+from crawlmesh._util._redact import redact_exception, redact_text, redact_url
 from transport.test_pool import Unsolicited
 
 ROOT = Path(__file__).resolve().parents[2]

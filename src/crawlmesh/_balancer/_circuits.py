@@ -31,8 +31,8 @@ from typing import cast
 
 import structlog
 
-from .._log import request_keys
 from .._resilience import BanRules, Breaker, BreakerBoard, BreakerConfig, Permit, Transition
+from .._util._log import request_keys
 
 __all__ = ["SHARED", "TARGET_FAILURE_KINDS", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
 

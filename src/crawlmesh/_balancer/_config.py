@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from .._exceptions import SettingsError
-from .._files import read_token_file, read_toml_file
-from .._redact import register_secret, register_url_secrets
+from .._util._files import read_token_file, read_toml_file
+from .._util._redact import register_secret, register_url_secrets
 from ._types import NodeSpec
 
 __all__ = ["load_nodes_file", "validate_nodes"]

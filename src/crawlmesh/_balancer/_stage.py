@@ -21,12 +21,12 @@ import structlog
 import trio
 
 from .._exceptions import CircuitOpen, FetchError, FetchTimeout
-from .._log import request_keys
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, is_node_fault
 from .._transport._deadlines import Deadlines
 from .._transport._node import NodePushback
+from .._util._log import request_keys
 from ._balancer import Balancer, session_of
 
 __all__ = ["BalancedTransport"]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .._redact import redact_url
+from .._util._redact import redact_url
 
 __all__ = ["NodeKind", "NodeSpec", "NodeState"]
 

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import msgspec
 
 from .._exceptions import SettingsError
-from .._files import read_token_file, read_toml_file
-from .._redact import register_secret
 from .._transport._guard import AddressGuard
+from .._util._files import read_token_file, read_toml_file
+from .._util._redact import register_secret
 
 __all__ = ["DEFAULT_ALLOWED_HEADERS", "NodeConfig", "load_node_config", "read_tokens"]
 

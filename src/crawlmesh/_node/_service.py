@@ -36,8 +36,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._exceptions import BlockedAddress, FetchError, FetchTimeout
-from .._log import request_keys
-from .._nodeproto import (
+from .._request import Request
+from .._transport._base import FetchOptions
+from .._transport._direct import DirectTransport
+from .._transport._nodeproto import (
     ErrorBody,
     ErrorDetail,
     Health,
@@ -45,10 +47,8 @@ from .._nodeproto import (
     ScrapeResult,
     target_failure,
 )
-from .._request import Request
-from .._transport._base import FetchOptions
-from .._transport._direct import DirectTransport
 from .._transport._pool import H11Pool
+from .._util._log import request_keys
 from ._config import NodeConfig
 from ._conns import Connections, address_key
 from ._limits import Admission, AuthFailures, ClientLimits, Refusal

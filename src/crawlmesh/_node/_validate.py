@@ -10,8 +10,8 @@ import base64
 import binascii
 
 from .._exceptions import InvalidURL
-from .._nodeproto import ScrapeRequest
-from .._url import split_http_url
+from .._transport._nodeproto import ScrapeRequest
+from .._util._url import split_http_url
 from ._config import NodeConfig
 
 __all__ = ["Invalid", "Validated", "validate"]

@@ -42,10 +42,10 @@ import httpx
 import structlog
 
 from .._exceptions import ConnectFailed, FetchError, FetchTimeout, SettingsError
-from .._log import debug_enabled, request_keys
-from .._redact import redact_exception, register_secret, register_url_secrets, secret_forms
 from .._request import Request
 from .._response import Response
+from .._util._log import debug_enabled, request_keys
+from .._util._redact import redact_exception, register_secret, register_url_secrets, secret_forms
 from ._base import FetchOptions
 from ._direct import DirectTransport
 from ._pool import ClassifiedError, H11Pool, is_node_fault

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import trio
 
-from .._decoding import make_decoder
 from .._exceptions import (
     ConnectFailed,
     ConnectionBroken,
@@ -22,8 +21,9 @@ from .._exceptions import (
 )
 from .._request import Request
 from .._response import Headers, Response
-from .._url import DEFAULT_PORTS, canonicalize, normalize, resolve, split_http_url, strip_href
+from .._util._url import DEFAULT_PORTS, canonicalize, normalize, resolve, split_http_url, strip_href
 from ._base import FetchOptions
+from ._decoding import make_decoder
 from ._http11 import BODY_LENGTH
 from ._pool import ClassifiedError, H11Pool
 

@@ -31,8 +31,8 @@ import httpx
 import trio
 
 from .._exceptions import ConnectFailed, ConnectionBroken, FetchError, FetchTimeout
-from .._redact import redact_url, register_secret, secret_forms
 from .._request import Request
+from .._util._redact import redact_url, register_secret, secret_forms
 from ._base import is_node_fault, mark_node_fault
 from ._http11 import (
     BODY_CHUNKED,

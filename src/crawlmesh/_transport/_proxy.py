@@ -29,10 +29,10 @@ import ssl
 import structlog
 
 from .._exceptions import FetchError, SettingsError
-from .._log import debug_enabled, request_keys
-from .._redact import redact_exception, redact_url
 from .._request import Request
 from .._response import Response
+from .._util._log import debug_enabled, request_keys
+from .._util._redact import redact_exception, redact_url
 from ._base import FetchOptions
 from ._direct import DirectTransport
 from ._pool import H11Pool, is_node_fault

@@ -1,0 +1,1 @@
+"""The engine: its stages, wired in one nursery."""

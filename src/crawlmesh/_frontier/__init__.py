@@ -1,0 +1,1 @@
+"""The frontier: admission (filters, dedupe), the queue, the fingerprint set."""

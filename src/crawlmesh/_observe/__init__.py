@@ -1,0 +1,2 @@
+"""Observation: statistics and their rendering, live status and progress,
+Prometheus metrics and the request-path counters they read."""

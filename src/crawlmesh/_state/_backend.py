@@ -1,0 +1,176 @@
+"""What the engine asks of a backend: the store that keeps a crawl's
+frontier, dupe filter and stats beyond one process.
+
+Two implement it: :class:`~crawlmesh._state._jobdir.JobDir` (``--jobdir``, SQLite on
+one machine) and :class:`~crawlmesh._state._redis.RedisBackend` (``--backend
+redis://``, many workers). Without one, the engine keeps everything in
+memory and none of these hooks run.
+
+The engine journals to the backend as requests come and go; the backend
+talks back through :class:`EngineLink`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from .._balancer._shared import MeshShare
+from .._frontier._queue import DupeFilter
+from .._observe._stats import StatsCollector
+from .._request import Request
+
+__all__ = ["Backend", "EngineLink", "Resume"]
+
+
+class Resume:
+    """What :meth:`Backend.open` found.
+
+    Attributes:
+        resumed: an earlier run (or another worker) left state behind.
+        items_length: cut the items file back to this many bytes (None: leave it).
+        pending: requests to queue locally at once, with their domains.
+        start_done: the spider's ``start()`` needs no run in this process.
+    """
+
+    __slots__ = ("items_length", "pending", "resumed", "start_done")
+
+    def __init__(
+        self,
+        *,
+        resumed: bool,
+        items_length: int | None = None,
+        pending: list[tuple[str, Request]] | None = None,
+        start_done: bool = False,
+    ) -> None:
+        self.resumed = resumed
+        self.items_length = items_length
+        self.pending = pending or []
+        self.start_done = start_done
+
+
+class EngineLink(Protocol):
+    """The engine, as a backend sees it."""
+
+    def feed(self, domain: str, request: Request) -> None:
+        """Queue a request the backend handed to this process."""
+        ...
+
+    def seed(self) -> None:
+        """Run the spider's ``start()`` here (its seeder died)."""
+        ...
+
+    def wake(self) -> None:
+        """Something changed: the engine should check whether it is done."""
+        ...
+
+    def pause(self, domain: str, seconds: float) -> None:
+        """Start nothing for ``domain`` for ``seconds`` (another worker's Retry-After)."""
+        ...
+
+    def breaker(self, node: str, domain: str | None, seconds: float) -> None:
+        """Another worker's breaker for ``node`` (and ``domain``) opened."""
+        ...
+
+    def stop(self, reason: str) -> None:
+        """Stop the crawl gracefully."""
+        ...
+
+    def backlog(self) -> int:
+        """Requests this process holds and has not finished."""
+        ...
+
+
+class Backend(Protocol):
+    """A crawl's durable or shared state (see the module)."""
+
+    @property
+    def dupefilter(self) -> DupeFilter:
+        """The fingerprints the engine's admission checks."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes work on the same crawl."""
+        ...
+
+    @property
+    def mesh_share(self) -> MeshShare | None:
+        """Where the balancer shares sessions and breakers (None: nowhere)."""
+        ...
+
+    def connect(
+        self, link: EngineLink, stats: StatsCollector
+    ) -> AbstractAsyncContextManager[Resume]:
+        """Connect for the length of the crawl, loading what is there
+        (restoring ``stats`` if the backend keeps them).
+
+        Raises:
+            BackendError: it cannot be reached or refuses this worker.
+        """
+        ...
+
+    def queued(self, domain: str, request: Request, fp: bytes, *, seed: bool) -> bool:
+        """A request was admitted; True if the engine should queue it locally
+        (else the backend queues it elsewhere).
+
+        Raises:
+            NotPersistable: it cannot be stored.
+        """
+        ...
+
+    def seen(self, fp: bytes) -> None:
+        """A redirect reached a URL whose fingerprint is ``fp``: record it as
+        seen, as if it had been queued (the engine added it to
+        :attr:`dupefilter` already)."""
+        ...
+
+    async def seen_first(self, fp: bytes) -> bool:
+        """A redirect chain ended at a URL whose fingerprint is ``fp``, new
+        to :attr:`dupefilter`: record it as :meth:`seen` does, and say
+        whether it is new to the whole crawl (False: another worker queued
+        or reached that URL, so the page is a duplicate). A backend that
+        cannot tell says True (a page is never dropped on a guess)."""
+        ...
+
+    def finished(self, request: Request) -> None:
+        """``request`` ended (its items, if any, are written)."""
+        ...
+
+    def commit(self, items_length: int | None, stats: StatsCollector) -> None:
+        """Make what was journaled durable, with the items file's length."""
+        ...
+
+    def mark_start_done(self) -> None:
+        """``start()`` ran to its end in this process."""
+        ...
+
+    def pause(self, domain: str, seconds: float) -> None:
+        """``domain`` asked for a pause (Retry-After): share it."""
+        ...
+
+    async def gate(self, domain: str, key: str, rate: float, burst: int) -> float:
+        """Wait for a slot of a rate limit shared by every worker, for a
+        request to ``domain`` (not sent while it is paused, by any worker);
+        returns the seconds waited for it."""
+        ...
+
+    async def room(self) -> None:
+        """Wait while too many requests wait to be stored."""
+        ...
+
+    async def run(self) -> None:
+        """Background work, until cancelled."""
+        ...
+
+    @property
+    def drained(self) -> bool:
+        """No work is left anywhere but in this process."""
+        ...
+
+    async def aclose(
+        self, stats: StatsCollector, items_length: int | None
+    ) -> dict[str, int] | None:
+        """Commit and close; requests not finished stay for a later run.
+        Returns the crawl-wide totals of a shared crawl (else None)."""
+        ...

@@ -1,0 +1,222 @@
+"""The shape of the code: layers, cycles and size limits (issue 15).
+
+The import graph of ``src/crawlmesh`` is read from the source (``import`` and
+``from ... import`` anywhere in a module, type-only imports included). The
+packages are layered, lowest first, as ``LAYERS`` says; a module may import
+its own package and lower layers, never a higher one. No module over 600
+lines, no class over 400, no function over 80.
+
+What breaks these rules today is listed in ``KNOWN``: a ratchet. A new
+violation fails; so does a listed one that is gone (take it off the list),
+so the lists only shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+# Lowest first. Names on one line are one layer (they may import each other).
+LAYERS: list[tuple[str, ...]] = [
+    ("_util", "_exceptions", "_request"),
+    ("_selector", "_response"),
+    ("_shaping",),
+    ("_transport",),
+    ("_resilience",),
+    ("_settings",),
+    ("_spider",),
+    ("_frontier",),
+    ("_observe",),
+    ("_state",),
+    ("_balancer",),
+    ("_engine",),
+    ("_node",),
+    ("_cli",),
+    ("", "__main__"),  # the package's face
+]
+MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 600, 400, 80
+
+# What is still to be fixed (issue 15). Upward imports as (module, imported).
+KNOWN_UPWARD = {
+    ("crawlmesh._observe._metrics", "crawlmesh._balancer._balancer"),
+    ("crawlmesh._observe._metrics", "crawlmesh._balancer._circuits"),
+    ("crawlmesh._observe._metrics", "crawlmesh._balancer._health"),
+    ("crawlmesh._observe._metrics", "crawlmesh._engine._engine"),
+    ("crawlmesh._observe._progress", "crawlmesh._balancer._balancer"),
+    ("crawlmesh._observe._progress", "crawlmesh._engine._engine"),
+    ("crawlmesh._observe._stats", "crawlmesh._balancer._balancer"),
+    ("crawlmesh._observe._status", "crawlmesh._balancer._balancer"),
+    ("crawlmesh._settings", "crawlmesh._balancer._config"),
+    ("crawlmesh._settings", "crawlmesh._balancer._types"),
+    ("crawlmesh._shaping._politeness", "crawlmesh._observe._tally"),
+    ("crawlmesh._shaping._robots", "crawlmesh._transport._base"),
+    ("crawlmesh._state._backend", "crawlmesh._balancer._shared"),
+}
+KNOWN_CYCLES = {
+    frozenset({"crawlmesh._resilience._breaker", "crawlmesh._resilience._permit"}),
+    frozenset({"crawlmesh._observe._render", "crawlmesh._observe._stats"}),
+    frozenset({"crawlmesh._engine._engine", "crawlmesh._observe._progress"}),
+}
+KNOWN_LONG = {
+    "crawlmesh._balancer._balancer",
+    "crawlmesh._balancer._balancer.Balancer",
+    "crawlmesh._engine._engine",
+    "crawlmesh._engine._engine.Engine",
+    "crawlmesh._engine._engine.Engine.__init__",
+    "crawlmesh._state._redis._backend",
+    "crawlmesh._state._redis._backend.RedisBackend",
+    "crawlmesh._transport._pool",
+    "crawlmesh._cli._main._parser",
+    "crawlmesh._transport._direct.DirectTransport.fetch",
+    "crawlmesh._transport._http11.parse_head",
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in (SRC / "crawlmesh").rglob("*.py"):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """The crawlmesh modules ``module`` imports (the nearest existing
+    module for a name imported from a package)."""
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            targets = [f"{target}.{alias.name}" for alias in node.names] + [target]
+        elif isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        for target in targets:
+            if not target.startswith("crawlmesh"):
+                continue
+            while target not in MODULES and "." in target:
+                target = target.rsplit(".", 1)[0]
+            if target in MODULES and target != module:
+                found.add(target)
+                break
+    return found
+
+
+GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module}: its package is in no layer of LAYERS")
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def _cycles() -> set[frozenset[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: set[frozenset[str]] = set()
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(GRAPH[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.add(frozenset(component))
+
+    for v in sorted(GRAPH):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _long() -> Iterator[tuple[str, int, int]]:
+    """(name, lines, limit) of every module, class and function over its limit."""
+    for module, path in MODULES.items():
+        text = path.read_text()
+        lines = len(text.splitlines())
+        if lines > MAX_MODULE:
+            yield module, lines, MAX_MODULE
+
+        def walk(node: ast.AST, prefix: str) -> Iterator[tuple[str, int, int]]:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                    name = f"{prefix}.{child.name}"
+                    size = (child.end_lineno or child.lineno) - child.lineno + 1
+                    limit = MAX_CLASS if isinstance(child, ast.ClassDef) else MAX_FUNCTION
+                    if size > limit:
+                        yield name, size, limit
+                    yield from walk(child, name)
+
+        yield from walk(ast.parse(text), module)
+
+
+def test_every_package_has_a_layer() -> None:
+    for module in MODULES:
+        _layer(module)
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    upward = {
+        (module, target)
+        for module, targets in GRAPH.items()
+        for target in targets
+        if _package(module) != _package(target) and _layer(target) > _layer(module)
+    }
+    assert sorted(upward - KNOWN_UPWARD) == [], "new imports from a lower layer to a higher one"
+    assert sorted(KNOWN_UPWARD - upward) == [], "fixed: take these off KNOWN_UPWARD"
+
+
+def test_no_import_cycles() -> None:
+    cycles = _cycles()
+    assert sorted(map(sorted, cycles - KNOWN_CYCLES)) == [], "new import cycles"
+    assert sorted(map(sorted, KNOWN_CYCLES - cycles)) == [], "fixed: take these off KNOWN_CYCLES"
+
+
+def test_size_limits() -> None:
+    over = {name: (size, limit) for name, size, limit in _long()}
+    assert {n: v for n, v in over.items() if n not in KNOWN_LONG} == {}, "over the size limits"
+    assert sorted(KNOWN_LONG - over.keys()) == [], "fixed: take these off KNOWN_LONG"
+
+
+def test_the_checks_see_a_violation() -> None:
+    # (The graph is real: the engine imports the frontier, and a made-up
+    # upward edge would be found.)
+    assert "crawlmesh._frontier._admission" in GRAPH["crawlmesh._engine._engine"]
+    assert _layer("crawlmesh._engine._engine") > _layer("crawlmesh._frontier._admission")
