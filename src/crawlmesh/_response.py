@@ -319,14 +319,13 @@ class Response:
         so the engine can report it as an ``invalid_url`` with the URL named,
         and the page's other links still get followed.
         """
-        url = strip_href(url)
         joiner = self._joiner
         if joiner is None:
             joiner = self._joiner = LinkJoiner(self.base_url, self.encoding)
         try:
-            return joiner.join(url)
+            return joiner.join(url)  # (which strips what WHATWG strips)
         except ValueError:
-            return url
+            return strip_href(url)
 
     def follow(self, url: str | parsel.Selector, callback: Any = None, **kwargs: Any) -> Request:
         """A :class:`Request` for a link on this page.

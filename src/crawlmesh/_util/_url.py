@@ -63,6 +63,9 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 # no default port, IPv4 in dotted decimal, punycode): bounded, cleared when full.
 _CANONICAL_AUTHORITIES: dict[str, bool] = {}
 _AUTHORITY_CACHE_SIZE = 4096
+# Links seen lately, and whether each is plain (see LinkJoiner.join).
+_PLAIN_HREFS: dict[str, bool] = {}
+_PLAIN_HREFS_SIZE = 1 << 16
 
 
 def strip_href(href: str) -> str:
@@ -78,6 +81,18 @@ def _is_plain(href: str) -> bool:
         and "%2e" not in href
         and "%2E" not in href
     )
+
+
+def _remember_plain(href: str) -> bool:
+    """Whether ``href`` is made only of characters WHATWG copies as they
+    are, with no ``%2e`` (a dot segment in disguise); remembered, as most
+    links of a site recur on many of its pages (a bounded table, cleared
+    when full)."""
+    plain = _PLAIN.fullmatch(href) is not None and "%2e" not in href and "%2E" not in href
+    if len(_PLAIN_HREFS) >= _PLAIN_HREFS_SIZE:
+        _PLAIN_HREFS.clear()
+    _PLAIN_HREFS[href] = plain
+    return plain
 
 
 def _authority_is_canonical(url: str) -> bool:
@@ -178,7 +193,7 @@ def base_url_of(document_url: str, href: str | None, encoding: str = "utf-8") ->
     if href is None:
         return document_url
     try:
-        base = LinkJoiner(document_url, encoding).join(strip_href(href))
+        base = LinkJoiner(document_url, encoding).join(href)
     except ValueError:
         return document_url
     if base.startswith(("data:", "javascript:")):
@@ -355,12 +370,11 @@ class LinkJoiner:
         Raises:
             ValueError: the link does not parse (``http://[::1``).
         """
-        if (
-            self._origin
-            and _PLAIN.fullmatch(href) is not None
-            and "%2e" not in href
-            and "%2E" not in href
-        ):
+        href = href.strip(_C0_AND_SPACE)  # (as WHATWG does; no copy if none)
+        plain = _PLAIN_HREFS.get(href)
+        if plain is None:
+            plain = _remember_plain(href)
+        if plain and self._origin:
             # (Each shape checks for "/." (dot segments) where it can have them.)
             first = href[:1]
             if first == "/":
