@@ -41,14 +41,6 @@ MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 600, 400, 80
 
 # What is still to be fixed (issue 15). Upward imports as (module, imported).
 KNOWN_UPWARD = {
-    ("crawlmesh._observe._metrics", "crawlmesh._balancer._balancer"),
-    ("crawlmesh._observe._metrics", "crawlmesh._balancer._circuits"),
-    ("crawlmesh._observe._metrics", "crawlmesh._balancer._health"),
-    ("crawlmesh._observe._metrics", "crawlmesh._engine._engine"),
-    ("crawlmesh._observe._progress", "crawlmesh._balancer._balancer"),
-    ("crawlmesh._observe._progress", "crawlmesh._engine._engine"),
-    ("crawlmesh._observe._stats", "crawlmesh._balancer._balancer"),
-    ("crawlmesh._observe._status", "crawlmesh._balancer._balancer"),
     ("crawlmesh._settings", "crawlmesh._balancer._config"),
     ("crawlmesh._settings", "crawlmesh._balancer._types"),
     ("crawlmesh._shaping._politeness", "crawlmesh._observe._tally"),
@@ -57,8 +49,6 @@ KNOWN_UPWARD = {
 }
 KNOWN_CYCLES = {
     frozenset({"crawlmesh._resilience._breaker", "crawlmesh._resilience._permit"}),
-    frozenset({"crawlmesh._observe._render", "crawlmesh._observe._stats"}),
-    frozenset({"crawlmesh._engine._engine", "crawlmesh._observe._progress"}),
 }
 KNOWN_LONG = {
     "crawlmesh._balancer._balancer",

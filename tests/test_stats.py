@@ -14,10 +14,10 @@ import pytest
 import trio
 
 from crawlmesh import CrawlStats, NodeStats, stats_schema
+from crawlmesh._observe._record import SCHEMA_VERSION
 from crawlmesh._observe._stats import (
     NO_DOMAIN,
     OTHER,
-    SCHEMA_VERSION,
     TOP_DOMAINS,
     StatsCollector,
     _distribution,

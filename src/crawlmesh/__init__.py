@@ -6,7 +6,6 @@ modules is private.
 
 import typing as _typing
 
-from ._balancer._balancer import NodeStats as NodeStats
 from ._balancer._types import NodeSpec as NodeSpec
 from ._cli._run import crawl as crawl
 from ._cli._run import run_engine as run_engine
@@ -33,11 +32,12 @@ from ._exceptions import ResponseTooLarge as ResponseTooLarge
 from ._exceptions import SettingsError as SettingsError
 from ._exceptions import SpiderLoadError as SpiderLoadError
 from ._exceptions import UsageError as UsageError
-from ._observe._stats import CrawlStats as CrawlStats
-from ._observe._stats import Distribution as Distribution
-from ._observe._stats import DomainStats as DomainStats
-from ._observe._stats import NodeShare as NodeShare
-from ._observe._stats import stats_schema as stats_schema
+from ._observe._nodes import NodeStats as NodeStats
+from ._observe._record import CrawlStats as CrawlStats
+from ._observe._record import Distribution as Distribution
+from ._observe._record import DomainStats as DomainStats
+from ._observe._record import NodeShare as NodeShare
+from ._observe._record import stats_schema as stats_schema
 from ._request import Request as Request
 from ._resilience import BanRules as BanRules
 from ._resilience import RetryPolicy as RetryPolicy

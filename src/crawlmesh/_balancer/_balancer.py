@@ -24,11 +24,17 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
-import msgspec
 import structlog
 import trio
 
 from .._exceptions import CircuitOpen, CrawlmeshError, FetchError, SettingsError
+from .._observe._nodes import (
+    SHARE_MIN_REQUESTS,
+    SHARE_TOLERANCE,
+    SHARE_TOLERANCE_RELATIVE,
+    TARGET_FAILURE_KINDS,
+    NodeStats,
+)
 from .._observe._tally import DomainLabels, NodeTally, RateWaits
 from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
@@ -36,13 +42,7 @@ from .._shaping._shaper import Shaper
 from .._transport._base import Transport, is_node_fault
 from .._transport._node import is_node_pushback
 from .._util._redact import redact
-from ._circuits import (
-    SHARED,
-    TARGET_FAILURE_KINDS,
-    TARGET_FAILURE_STATUSES,
-    Circuits,
-    Permits,
-)
+from ._circuits import SHARED, TARGET_FAILURE_STATUSES, Circuits, Permits
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
 from ._health import HealthConfig, HealthTracker
 from ._pushback import DEFAULT_HOLD, NodePushbacks
@@ -51,15 +51,7 @@ from ._shared import MeshShare
 from ._strategies import Strategy, make_strategy
 from ._types import NodeSpec, NodeState
 
-__all__ = [
-    "SHARE_MIN_REQUESTS",
-    "SHARE_TOLERANCE",
-    "SHARE_TOLERANCE_RELATIVE",
-    "Balancer",
-    "Lease",
-    "NodeStats",
-    "NodesBusy",
-]
+__all__ = ["Balancer", "Lease", "NodesBusy"]
 
 log = structlog.get_logger("crawlmesh.balancer")
 
@@ -75,49 +67,6 @@ _FAULT_LATENCY = 5.0
 _PICKS_BEFORE_SCAN = 3
 # The node that serves requests directly when nothing else can (direct_fallback).
 DIRECT_FALLBACK = "direct-fallback"
-# A node's share of the requests is uneven when it strays from its weight's
-# share by more than SHARE_TOLERANCE (points) and SHARE_TOLERANCE_RELATIVE of
-# that share, judged once the mesh has served more than SHARE_MIN_REQUESTS.
-SHARE_TOLERANCE = 0.05
-SHARE_TOLERANCE_RELATIVE = 0.25
-SHARE_MIN_REQUESTS = 100
-
-
-class NodeStats(msgspec.Struct, frozen=True):
-    """Per-node figures for the final stats."""
-
-    name: str
-    kind: str
-    region: str
-    weight: float
-    state: str
-    requests: int
-    errors: dict[str, int]
-    """Failed fetches through the node, by kind (HTTP statuses are the
-    target's answers and are counted per crawl, not here)."""
-    bans: int
-    """Responses through the node that looked like a ban (block pages, 403)."""
-    breaker: str
-    """The node's circuit breaker: closed, open or half-open."""
-    share: float
-    """This node's share of all requests sent through the mesh."""
-    expected_share: float
-    """Its weight's share of the mesh's total weight."""
-    p50_ms: float
-    p95_ms: float
-    in_flight: int
-    uneven: bool
-    """The share strays from the weight's share by more than 5 points and a
-    quarter of that share (not judged for round-robin, which ignores weights)."""
-    endpoint: str = ""
-    """Where the node is: a proxy's or node's URL, an API's template
-    (credentials masked); "" for a direct node."""
-    retries: int = 0
-    """Requests retried after an attempt through this node failed."""
-    breaker_trips: int = 0
-    """Times the node's circuit breaker opened."""
-    pair_breaker_trips: int = 0
-    """Times one of its (node, domain) circuit breakers opened."""
 
 
 class NodesBusy(CircuitOpen):

@@ -34,14 +34,10 @@ import structlog
 from .._resilience import BanRules, Breaker, BreakerBoard, BreakerConfig, Permit, Transition
 from .._util._log import request_keys
 
-__all__ = ["SHARED", "TARGET_FAILURE_KINDS", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
+__all__ = ["SHARED", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
 
 log = structlog.get_logger("crawlmesh.balancer")
 
-TARGET_FAILURE_KINDS = frozenset(
-    {"connect_error", "connect_timeout", "read_timeout", "connection_error", "total_timeout"}
-)
-"""``FetchError.kind`` values that count against a (node, domain) breaker."""
 TARGET_FAILURE_STATUSES = frozenset({500, 502, 503, 504})
 """Target statuses that count against a (node, domain) breaker."""
 

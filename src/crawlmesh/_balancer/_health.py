@@ -28,18 +28,18 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 import structlog
 import trio
 
+from .._observe._nodes import NodeHealth
 from ._types import NodeState
 
 __all__ = [
     "HealthConfig",
     "HealthTracker",
-    "NodeHealth",
     "Probe",
     "ProbeResult",
     "open_health_checks",
@@ -55,8 +55,6 @@ _RAMP_STEPS = 20
 # Float slack when turning elapsed time into ramp steps (in steps).
 _STEP_SLACK = 1e-6
 _RAMP_FLOOR = 0.1  # Envoy's slow start also begins at 10% of the weight.
-
-NodeHealth = Literal["up", "down", "slow-start"]
 
 
 class HealthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

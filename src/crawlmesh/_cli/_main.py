@@ -19,7 +19,7 @@ from .._balancer._check import check_nodes
 from .._engine._engine import Engine
 from .._exceptions import BackendError, SettingsError, UsageError, plain_errors, sole_leaf
 from .._observe._progress import choose_progress
-from .._observe._stats import CrawlStats, stats_schema
+from .._observe._record import CrawlStats, stats_schema
 from .._settings import parse_override
 from .._spider import Spider
 from .._util._log import configure_logging

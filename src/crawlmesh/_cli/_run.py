@@ -16,7 +16,7 @@ from .._engine._engine import Engine
 from .._engine._export import JsonLinesWriter
 from .._exceptions import UsageError, plain_errors, sole_leaf
 from .._observe._progress import show_live_status
-from .._observe._stats import CrawlStats
+from .._observe._record import CrawlStats
 from .._settings import Settings, load_settings, read_settings_file
 from .._spider import Spider
 from .._state._backend import Backend

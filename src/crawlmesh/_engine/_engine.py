@@ -45,7 +45,8 @@ from .._frontier._admission import Admission
 from .._frontier._dedupe import FingerprintSet
 from .._frontier._queue import DupeFilter, Frontier, MemoryFrontier
 from .._observe._progress import report_progress
-from .._observe._stats import CrawlStats, StatsCollector
+from .._observe._record import CrawlStats
+from .._observe._stats import StatsCollector
 from .._observe._tally import RateWaits
 from .._request import Request
 from .._resilience import RetryBudgetStatistics

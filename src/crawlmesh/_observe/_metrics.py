@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, Protocol, get_args
 
 import trio
 from hypercorn.config import Config
@@ -28,14 +28,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._balancer._circuits import TARGET_FAILURE_KINDS
-from .._balancer._health import NodeHealth
+from .._resilience import RetryBudgetStatistics
+from ._nodes import TARGET_FAILURE_KINDS, NodeHealth
+from ._sources import MeshSource
+from ._stats import StatsCollector
+from ._tally import RateWaits
 
-if TYPE_CHECKING:
-    from .._balancer._balancer import Balancer
-    from .._engine._engine import Engine
-
-__all__ = ["CrawlCollector", "serve_app", "serve_metrics"]
+__all__ = ["CrawlCollector", "MetricsSource", "serve_app", "serve_metrics"]
 
 _BREAKER_STATES = ("closed", "half-open", "open")
 # A node's health, and "fallback" for the direct fallback node.
@@ -47,6 +46,31 @@ _NODE_STATES = (*get_args(NodeHealth), "fallback")
 _BREAKER_SCOPES = ("node", "pair")
 _ATTEMPT_ERROR_KINDS = tuple(sorted(TARGET_FAILURE_KINDS))
 _NODE_SERVICE_ERROR_KINDS = ("node_draining", "node_error", "node_overloaded", "node_rate_limited")
+
+
+class MetricsSource(Protocol):
+    """What the metrics read of a running crawl (an :class:`~crawlmesh.Engine`)."""
+
+    @property
+    def stats(self) -> StatsCollector: ...
+
+    @property
+    def balancer(self) -> MeshSource | None: ...
+
+    @property
+    def rate_waits(self) -> RateWaits: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def retry_budget_refusals(self) -> int: ...
+
+    def retry_budget(self) -> RetryBudgetStatistics: ...
+
+    def backlog(self) -> tuple[int, int]:
+        """(requests queued, requests in flight)."""
+        ...
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -68,7 +92,7 @@ def _le(bound: float) -> str:
 class CrawlCollector:
     """A prometheus-client collector over one engine's live counters."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: MetricsSource) -> None:
         self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
@@ -98,7 +122,7 @@ class CrawlCollector:
             yield from _mesh(engine.balancer)
 
 
-def _retries(engine: Engine) -> Iterator[Metric]:
+def _retries(engine: MetricsSource) -> Iterator[Metric]:
     yield _counter("retries", "Attempts beyond the first.", engine.retries)
     yield _counter(
         "retry_budget_refusals",
@@ -135,7 +159,7 @@ _WAITS_DOC = (
 )
 
 
-def _rate_limits(engine: Engine) -> Iterator[Metric]:
+def _rate_limits(engine: MetricsSource) -> Iterator[Metric]:
     waits = engine.rate_waits
     yield _by(
         "rate_limit_waits", "Rate-limit waits, by reason. " + _WAITS_DOC, "reason", waits.count
@@ -161,7 +185,7 @@ def _rate_limits(engine: Engine) -> Iterator[Metric]:
     )
 
 
-def _mesh(balancer: Balancer) -> Iterator[Metric]:
+def _mesh(balancer: MeshSource) -> Iterator[Metric]:
     """Per node: what the balancer learnt (``crawlmesh_mesh_*``; a ``crawlmesh
     node`` service's own metrics are ``crawlmesh_node_*``)."""
     requests = CounterMetricFamily(
@@ -234,7 +258,7 @@ def _mesh(balancer: Balancer) -> Iterator[Metric]:
 
 
 async def serve_metrics(
-    engine: Engine,
+    engine: MetricsSource,
     bind: str,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,

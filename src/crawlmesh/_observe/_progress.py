@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import structlog
 import trio
@@ -23,14 +23,19 @@ import trio
 from .._exceptions import UsageError
 from .._util._console import Console
 from .._util._console import console as stderr_console
+from ._sources import NodeSource
 from ._status import MAX_NODES, RateMeter, node_summary, render_status, take_status
 
 if TYPE_CHECKING:
-    from .._balancer._balancer import Balancer
-    from .._engine._engine import Engine
     from ._stats import StatsCollector
 
-__all__ = ["ProgressMode", "choose_progress", "report_progress", "show_live_status"]
+__all__ = [
+    "LiveCrawl",
+    "ProgressMode",
+    "choose_progress",
+    "report_progress",
+    "show_live_status",
+]
 
 log = structlog.get_logger("crawlmesh.engine")
 
@@ -40,11 +45,26 @@ REFRESH = 0.5
 """Seconds between two drawings of the live block."""
 
 
+class LiveCrawl(Protocol):
+    """What the live block reads of a running crawl (an
+    :class:`~crawlmesh.Engine`)."""
+
+    @property
+    def stats(self) -> StatsCollector: ...
+
+    @property
+    def balancer(self) -> NodeSource | None: ...
+
+    def backlog(self) -> tuple[int, int]:
+        """(requests queued, requests in flight)."""
+        ...
+
+
 async def report_progress(
     interval: float,
     stats: StatsCollector,
     queues: Callable[[], tuple[int, int]],
-    balancer: Balancer | None = None,
+    balancer: NodeSource | None = None,
 ) -> None:
     """Log pages, rate, items, queued, in-flight and errors (and with a node
     mesh, the busiest nodes' shares) every ``interval`` seconds until
@@ -85,7 +105,7 @@ async def report_progress(
 
 
 async def show_live_status(
-    engine: Engine, *, refresh: float = REFRESH, console: Console = stderr_console
+    engine: LiveCrawl, *, refresh: float = REFRESH, console: Console = stderr_console
 ) -> None:
     """Draw ``engine``'s live status block at the bottom of ``console``
     (stderr) every ``refresh`` seconds until cancelled, then erase it (so it

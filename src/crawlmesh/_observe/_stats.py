@@ -1,9 +1,5 @@
-"""Crawl statistics: counters kept while crawling, a frozen record at the end.
-
-The record (:class:`CrawlStats`) is what ``--stats FILE`` writes as JSON,
-with a ``schema_version`` and a JSON Schema (:func:`stats_schema`,
-``crawlmesh stats-schema``); :meth:`CrawlStats.render` is the block printed
-on stderr at the end.
+"""Crawl statistics: counters kept while crawling, a frozen record at the end
+(:class:`~crawlmesh._observe._record.CrawlStats`).
 
 Per-domain counters cost one dict lookup per response. The first
 10,000 domains are counted one by one and later ones together (so a broad
@@ -15,36 +11,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 import trio
 
-from .._balancer._balancer import (
-    SHARE_MIN_REQUESTS,
-    SHARE_TOLERANCE,
-    SHARE_TOLERANCE_RELATIVE,
-    NodeStats,
-)
-from .._util._redact import redact, redact_value
-from ._render import render
+from ._nodes import SHARE_MIN_REQUESTS, NodeStats
+from ._record import CrawlStats, Distribution, DomainStats, NodeShare
+from ._sources import MeshSource
 
-if TYPE_CHECKING:
-    from .._balancer._balancer import Balancer
+__all__ = ["StatsCollector"]
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "CrawlStats",
-    "Distribution",
-    "DomainStats",
-    "NodeShare",
-    "StatsCollector",
-    "stats_schema",
-]
-
-SCHEMA_VERSION = 1
-"""Raised when a field of the stats file changes meaning or goes away
-(new fields do not raise it)."""
 TOP_DOMAINS = 100
 """Domains listed one by one in the stats; the others share one row."""
 _MAX_DOMAINS = 10_000  # counted one by one; later domains share one row
@@ -57,168 +34,6 @@ _STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
 # Latency histogram buckets: a quarter of a power of two of milliseconds
 # (a bucket is 19% wide), so a domain's p95 costs a few ints.
 _BUCKETS_PER_DOUBLING = 4
-
-
-class DomainStats(msgspec.Struct, frozen=True, kw_only=True):
-    """One row of the per-domain table."""
-
-    domain: str
-    """The host, or ``(other)`` / ``(none)`` (see the module notes)."""
-    domains: int = 1
-    """Domains the row counts (more than 1 for ``(other)``; domains past the
-    first 10,000 are in it but not in this number)."""
-    pages: int = 0
-    """Responses received (any status)."""
-    items: int = 0
-    bytes: int = 0
-    """Response body bytes."""
-    status: dict[str, int] = {}
-    """Responses by status class: ``2xx``, ``3xx``, ``4xx``, ``5xx``."""
-    errors: dict[str, int] = {}
-    """Requests that finally failed, by kind."""
-    retries: int = 0
-    retry_after_pauses: int = 0
-    breaker_trips: int = 0
-    """Times one of its (node, domain) circuit breakers opened."""
-    mean_ms: float = 0.0
-    """Mean response time (as the transport measured it)."""
-    p95_ms: float = 0.0
-    """95th percentile response time, rounded up to its histogram bucket
-    (within 19%)."""
-
-
-class NodeShare(msgspec.Struct, frozen=True, kw_only=True):
-    """One node's share of the requests against its weight's share."""
-
-    node: str
-    weight: float
-    requests: int
-    share: float
-    expected_share: float
-    """The weight's share of the mesh's total weight (0 for the direct fallback)."""
-    verdict: Literal["ok", "uneven", "not judged", "fallback"]
-
-
-class Distribution(msgspec.Struct, frozen=True, kw_only=True):
-    """Did the mesh spread requests as its weights say?
-
-    A node is ``uneven`` when its share strays from its weight's share by
-    more than ``tolerance`` (points) and ``tolerance_relative`` of that
-    share; shares are judged once the mesh has served more than
-    ``min_requests``, and not for round-robin (which ignores weights).
-    """
-
-    verdict: Literal["ok", "uneven", "not judged"] = "not judged"
-    reason: str = "no requests"
-    """Why it was not judged ("" when it was)."""
-    strategy: str = ""
-    requests: int = 0
-    tolerance: float = SHARE_TOLERANCE
-    tolerance_relative: float = SHARE_TOLERANCE_RELATIVE
-    min_requests: int = SHARE_MIN_REQUESTS
-    nodes: list[NodeShare] = []
-
-
-class CrawlStats(msgspec.Struct, frozen=True, kw_only=True):
-    """What a crawl did, as printed at the end and returned by :func:`crawl`."""
-
-    schema_version: int = SCHEMA_VERSION
-    """The stats file's schema version (see :func:`stats_schema`)."""
-    finish_reason: str
-    """``finished``, ``max_pages``, ``max_items``, ``shutdown``, ``output_error``,
-    or with a Redis backend ``backend_error``, ``fenced`` or ``crawl_lost``."""
-    elapsed: float
-    """Seconds this run took (a resumed job's earlier runs not included)."""
-    pages: int
-    """Responses received (any status); with a resumed job, by every run."""
-    items: int
-    requests_scheduled: int
-    """Requests accepted into the frontier (after dedupe and filters)."""
-    errors: int
-    """Requests that finally failed, plus callback and item failures."""
-    errors_by_kind: dict[str, int]
-    filtered: dict[str, int]
-    """Requests not fetched by policy: duplicate, offsite, robots, depth, ..."""
-    status_counts: dict[str, int]
-    bytes_received: int
-    robots_fetched: int
-    unfinished: int
-    """Requests left unfetched when the crawl stopped early."""
-    domains: list[DomainStats] = []
-    """Per domain, the domains with the most pages first, then ``(other)``
-    and ``(none)`` if they count anything: each total of the crawl is the
-    sum of its rows (see the module notes)."""
-    domains_seen: int = 0
-    """Domains counted one by one (at most 10,000)."""
-    nodes: list[NodeStats] = []
-    """Per-node figures (one direct node when no mesh is configured)."""
-    distribution: Distribution = Distribution()
-    """Each node's share of the requests against its weight's."""
-    strategy: str = ""
-    sessions_moved: int = 0
-    """Sessions reassigned to another node because theirs failed."""
-    sessions_split: int = 0
-    """Sessions that changed node although theirs was still up (should be 0)."""
-    region_fallbacks: int = 0
-    """Requests sent outside their region because it had no eligible node."""
-    retry_after_pauses: int = 0
-    """Times a 429/503 Retry-After paused a domain."""
-    retries: int = 0
-    """Attempts beyond the first (after a retryable status or error)."""
-    retry_budget_refusals: int = 0
-    """Retries refused because the retry budget was spent."""
-    breaker_transitions: dict[str, int] = {}
-    """Circuit breaker changes by scope and new state, e.g. "pair:open"."""
-    bans: int = 0
-    """Responses that looked like a ban (block pages, 403s)."""
-    direct_fallbacks: int = 0
-    """Requests fetched directly because no node could serve their domain."""
-    crawl_totals: dict[str, int] = {}
-    """With a shared backend: the counters of every worker that has ended,
-    this one included, merged (``pages``, ``items``, ``errors.KIND``,
-    ``status.CODE``, ``filtered.WHY``, ``workers``, ``workers_running``)."""
-    circuit_holds: int = 0
-    """Times a domain's requests were held because no node could serve it."""
-    throttle_decreases: int = 0
-    """Times a domain's AIMD concurrency limit was lowered by pushback."""
-    pages_resumed: int = 0
-    """Of ``pages``, those counted by a resumed job's earlier runs."""
-
-    @property
-    def pages_per_second(self) -> float:
-        """This run's pages over this run's time (a resumed job's earlier
-        pages took earlier runs' time)."""
-        pages = self.pages - self.pages_resumed
-        return pages / self.elapsed if self.elapsed > 0 else 0.0
-
-    def to_json(self) -> bytes:
-        """The stats as indented JSON (what ``--stats FILE`` holds), with
-        every string redacted (see :mod:`crawlmesh._util._redact`)."""
-        data = redact_value(msgspec.to_builtins(self))
-        return msgspec.json.format(msgspec.json.encode(data)) + b"\n"
-
-    def render(self) -> str:
-        """A human-readable block for stderr (redacted)."""
-        return redact(render(self))
-
-
-def stats_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the ``--stats`` file.
-
-    Generated from :class:`CrawlStats` (``msgspec.json.schema``), with every
-    field required, since the file always holds them all, and
-    ``schema_version`` fixed; ``crawlmesh stats-schema`` prints it.
-    """
-    schema: dict[str, Any] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"crawlmesh stats file, schema version {SCHEMA_VERSION}",
-    }
-    schema.update(msgspec.json.schema(CrawlStats))
-    for definition in schema["$defs"].values():
-        if definition.get("type") == "object" and "properties" in definition:
-            definition["required"] = list(definition["properties"])
-    schema["$defs"]["CrawlStats"]["properties"]["schema_version"]["const"] = SCHEMA_VERSION
-    return schema
 
 
 class _Domain:
@@ -403,7 +218,7 @@ class StatsCollector:
         return rows
 
     def snapshot(
-        self, finish_reason: str, robots_fetched: int = 0, balancer: Balancer | None = None
+        self, finish_reason: str, robots_fetched: int = 0, balancer: MeshSource | None = None
     ) -> CrawlStats:
         mesh: dict[str, Any] = {}
         trips: Counter[str] | None = None

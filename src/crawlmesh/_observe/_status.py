@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .._balancer._balancer import NodeStats
+from ._nodes import NodeStats
+from ._sources import NodeSource
 
 if TYPE_CHECKING:
-    from .._balancer._balancer import Balancer
     from ._stats import StatsCollector
 
 __all__ = ["RateMeter", "Status", "node_summary", "render_status", "take_status"]
@@ -66,7 +66,7 @@ class RateMeter:
 def take_status(
     stats: StatsCollector,
     backlog: tuple[int, int],
-    balancer: Balancer | None,
+    balancer: NodeSource | None,
     *,
     elapsed: float,
     pages_per_s: float,
