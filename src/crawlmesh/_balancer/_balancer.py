@@ -29,13 +29,13 @@ import structlog
 import trio
 
 from .._exceptions import CircuitOpen, CrawlmeshError, FetchError, SettingsError
-from .._observe._tally import DomainLabels, NodeTally, RateWaits
 from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
 from .._shaping._shaper import Shaper
 from .._transport._base import Transport, is_node_fault
 from .._transport._node import is_node_pushback
 from .._util._redact import redact
+from .._util._tally import DomainLabels, NodeTally, RateWaits
 from ._circuits import (
     SHARED,
     TARGET_FAILURE_KINDS,

@@ -46,7 +46,6 @@ from .._frontier._dedupe import FingerprintSet
 from .._frontier._queue import DupeFilter, Frontier, MemoryFrontier
 from .._observe._progress import report_progress
 from .._observe._stats import CrawlStats, StatsCollector
-from .._observe._tally import RateWaits
 from .._request import Request
 from .._resilience import RetryBudgetStatistics
 from .._resilience._retrying import Retrier
@@ -62,6 +61,7 @@ from .._state._backend import Backend, Resume
 from .._state._records import NotPersistable
 from .._transport._base import FetchOptions, Transport, is_node_fault
 from .._util._log import configure_logging, debug_enabled, request_keys
+from .._util._tally import RateWaits
 from .._util._url import split_http_url
 from ._callbacks import iterate_result, results_of
 from ._export import ErrorRecord, JsonLinesWriter

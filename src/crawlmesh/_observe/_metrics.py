@@ -1,7 +1,7 @@
 """``crawl --metrics HOST:PORT``: the crawl's counters as Prometheus
 exposition, read from the engine at scrape time.
 
-What the request path adds is a few plain counters (:mod:`crawlmesh._observe._tally`):
+What the request path adds is a few plain counters (:mod:`crawlmesh._util._tally`):
 per node, attempts by domain and status class and a duration histogram kept
 in lists of ints; rate-limit waits, counted where a wait ends.
 """
