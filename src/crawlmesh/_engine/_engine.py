@@ -54,7 +54,6 @@ from .._settings import Settings
 from .._shaping._aimd import AimdController
 from .._shaping._politeness import Politeness
 from .._shaping._retry_after import parse_retry_after
-from .._shaping._robots import RobotsCache
 from .._shaping._shaper import Shaper
 from .._spider import Spider
 from .._state._backend import Backend, Resume
@@ -65,6 +64,7 @@ from .._util._tally import RateWaits
 from .._util._url import split_http_url
 from ._callbacks import iterate_result, results_of
 from ._export import ErrorRecord, JsonLinesWriter
+from ._robots import RobotsCache
 
 __all__ = ["Engine"]
 
