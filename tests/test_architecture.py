@@ -49,7 +49,6 @@ KNOWN_UPWARD = {
     ("crawlmesh._observe._progress", "crawlmesh._engine._engine"),
     ("crawlmesh._observe._stats", "crawlmesh._balancer._balancer"),
     ("crawlmesh._observe._status", "crawlmesh._balancer._balancer"),
-    ("crawlmesh._state._backend", "crawlmesh._balancer._shared"),
 }
 KNOWN_CYCLES = {
     frozenset({"crawlmesh._resilience._breaker", "crawlmesh._resilience._permit"}),

@@ -32,6 +32,7 @@ from .._exceptions import CircuitOpen, CrawlmeshError, FetchError, SettingsError
 from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
 from .._shaping._shaper import Shaper
+from .._state._shared import MeshShare
 from .._transport._base import Transport, is_node_fault
 from .._transport._node import is_node_pushback
 from .._util._redact import redact
@@ -47,7 +48,6 @@ from ._geo import DEFAULT_GEO_MAP, GeoRouter
 from ._health import HealthConfig, HealthTracker
 from ._pushback import DEFAULT_HOLD, NodePushbacks
 from ._ring import AffinityRing
-from ._shared import MeshShare
 from ._strategies import Strategy, make_strategy
 from ._types import NodeSpec, NodeState
 
