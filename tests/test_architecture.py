@@ -51,7 +51,6 @@ KNOWN_UPWARD = {
     ("crawlmesh._observe._status", "crawlmesh._balancer._balancer"),
 }
 KNOWN_CYCLES = {
-    frozenset({"crawlmesh._resilience._breaker", "crawlmesh._resilience._permit"}),
     frozenset({"crawlmesh._observe._render", "crawlmesh._observe._stats"}),
     frozenset({"crawlmesh._engine._engine", "crawlmesh._observe._progress"}),
 }
