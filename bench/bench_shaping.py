@@ -33,8 +33,8 @@ from _timing import per_call_us  # bench/ is on sys.path when run as a script
 
 from crawlmesh import Request
 from crawlmesh._balancer._balancer import Balancer
-from crawlmesh._balancer._types import NodeSpec
 from crawlmesh._resilience import BreakerConfig
+from crawlmesh._settings import NodeSpec
 from crawlmesh._shaping import (
     AimdController,
     GcraLimiter,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawlmesh._observe._tally import (
+from crawlmesh._util._tally import (
     DURATION_BUCKETS,
     OTHER,
     DomainLabels,

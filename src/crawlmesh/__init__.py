@@ -6,7 +6,6 @@ modules is private.
 
 import typing as _typing
 
-from ._balancer._types import NodeSpec as NodeSpec
 from ._cli._run import crawl as crawl
 from ._cli._run import run_engine as run_engine
 from ._cli._site_server import SiteRequest as SiteRequest
@@ -47,6 +46,7 @@ from ._settings import BalancerSettings as BalancerSettings
 from ._settings import BreakerSettings as BreakerSettings
 from ._settings import HealthSettings as HealthSettings
 from ._settings import MetricsSettings as MetricsSettings
+from ._settings import NodeSpec as NodeSpec
 from ._settings import RobotsSettings as RobotsSettings
 from ._settings import Settings as Settings
 from ._settings import ThrottleSettings as ThrottleSettings

@@ -14,8 +14,7 @@ from crawlmesh import ConnectFailed, Request
 from crawlmesh._balancer._balancer import Balancer
 from crawlmesh._balancer._build import build_balancer
 from crawlmesh._balancer._mesh import reload_nodes
-from crawlmesh._balancer._types import NodeSpec
-from crawlmesh._settings import load_settings
+from crawlmesh._settings import NodeSpec, load_settings
 from crawlmesh._transport._base import mark_node_fault
 
 

@@ -10,8 +10,8 @@ import trio.testing
 
 from crawlmesh import CircuitOpen, ConnectFailed, FetchTimeout, Request
 from crawlmesh._balancer._balancer import DIRECT_FALLBACK, Balancer, NodesBusy
-from crawlmesh._balancer._types import NodeSpec
 from crawlmesh._resilience import BanRules, BreakerConfig
+from crawlmesh._settings import NodeSpec
 from crawlmesh._transport._base import mark_node_fault
 
 CONFIG = BreakerConfig(

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from crawlmesh import SettingsError
-from crawlmesh._balancer._config import load_nodes_file
-from crawlmesh._settings import load_settings
+from crawlmesh._balancer._build import PROBES, TRANSPORTS
+from crawlmesh._settings import NODE_KINDS, NodeKind, load_settings
+from crawlmesh._settings._nodes import load_nodes_file
 
 GOOD = """
 [[nodes]]
@@ -85,3 +87,10 @@ def test_strategy_setting_is_checked() -> None:
     )
     with pytest.raises(SettingsError, match=r"balancer\.strategy must be one of"):
         load_settings([("-s", {"balancer.strategy": "fastest"})])
+
+
+def test_every_node_kind_has_one_declaration_a_transport_and_a_probe() -> None:
+    kinds = list(get_args(NodeKind))
+    assert list(NODE_KINDS) == kinds
+    assert list(TRANSPORTS) == kinds
+    assert list(PROBES) == kinds

@@ -11,8 +11,7 @@ from typing import Any
 import msgspec
 
 from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
-from crawlmesh._balancer._types import NodeSpec
-from crawlmesh._settings import load_settings
+from crawlmesh._settings import NodeSpec, load_settings
 from litenode import LiteNode
 from sites import GeneratedSite
 

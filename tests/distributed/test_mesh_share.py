@@ -12,10 +12,9 @@ import trio
 from crawlmesh import ConnectFailed, Request, Spider
 from crawlmesh._balancer._balancer import Balancer
 from crawlmesh._balancer._health import ProbeResult
-from crawlmesh._balancer._types import NodeSpec
 from crawlmesh._observe._stats import StatsCollector
 from crawlmesh._resilience import BreakerConfig
-from crawlmesh._settings import BackendSettings
+from crawlmesh._settings import BackendSettings, NodeSpec
 from crawlmesh._state._redis import RedisBackend
 from crawlmesh._transport._base import mark_node_fault
 from distributed.redis_server import RedisServer

@@ -127,7 +127,7 @@ def test_the_example_node_config_loads() -> None:
 
 
 def test_the_example_nodes_file_names_its_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crawlmesh._balancer._config import validate_nodes
+    from crawlmesh._settings._nodes import validate_nodes
 
     path = README.parent / "examples" / "node" / "nodes.toml"
     raw = tomllib.loads(path.read_text())["nodes"]

@@ -26,7 +26,7 @@ from crawlmesh import (
     Spider,
     open_site_server,
 )
-from crawlmesh._balancer._types import NodeSpec
+from crawlmesh._settings import NodeSpec
 from engine.test_crawl import run_spider
 from shaping.test_engine_shaping import Pages
 

@@ -35,19 +35,19 @@ from .._observe._nodes import (
     TARGET_FAILURE_KINDS,
     NodeStats,
 )
-from .._observe._tally import DomainLabels, NodeTally, RateWaits
 from .._request import Request
 from .._resilience import BanRules, BreakerConfig, Transition
 from .._shaping._shaper import Shaper
+from .._state._shared import MeshShare
 from .._transport._base import Transport, is_node_fault
 from .._transport._node import is_node_pushback
 from .._util._redact import redact
+from .._util._tally import DomainLabels, NodeTally, RateWaits
 from ._circuits import SHARED, TARGET_FAILURE_STATUSES, Circuits, Permits
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
 from ._health import HealthConfig, HealthTracker
 from ._pushback import DEFAULT_HOLD, NodePushbacks
 from ._ring import AffinityRing
-from ._shared import MeshShare
 from ._strategies import Strategy, make_strategy
 from ._types import NodeSpec, NodeState
 

@@ -1,8 +1,13 @@
-"""Building the mesh from settings: transports and health probes per node kind."""
+"""Building the mesh from settings: transports and health probes per node kind.
+
+The kinds are the settings' (:data:`~crawlmesh._settings.NODE_KINDS`); each
+has one transport factory in :data:`TRANSPORTS` and one probe in
+:data:`PROBES`, keyed on the same names.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import msgspec
@@ -11,18 +16,18 @@ import trio
 from .._exceptions import FetchError
 from .._resilience import BreakerConfig
 from .._settings import Settings
+from .._settings._nodes import NodeKind, default_mesh, load_nodes_file, node_token
 from .._shaping._shaper import Shaper
 from .._transport._base import Transport
 from .._transport._deadlines import Deadlines
 from .._transport._direct import DirectTransport
 from .._transport._node import NodeTransport
 from ._balancer import Balancer
-from ._config import default_mesh, load_nodes_file, node_token
 from ._health import HealthConfig, ProbeResult
 from ._stage import BalancedTransport
 from ._types import NodeSpec, NodeState
 
-__all__ = ["build_balancer", "build_transport", "mesh_specs", "probe_node"]
+__all__ = ["PROBES", "TRANSPORTS", "build_balancer", "build_transport", "mesh_specs", "probe_node"]
 
 # Upper bound inside a probe; the health checker's own timeout is shorter.
 _PROBE_BUDGET = 60.0
@@ -42,19 +47,38 @@ def mesh_specs(settings: Settings) -> Sequence[NodeSpec]:
     return default_mesh()
 
 
+def _node_transport(spec: NodeSpec, cookies: bool) -> Transport:
+    return NodeTransport(spec.url, token=node_token(spec))
+
+
+def _proxy_transport(spec: NodeSpec, cookies: bool) -> Transport:
+    from .._transport._proxy import ProxyTransport
+
+    return ProxyTransport(spec.url, cookies=cookies, name=spec.name)
+
+
+def _api_transport(spec: NodeSpec, cookies: bool) -> Transport:
+    from .._transport._api import ApiTransport
+
+    return ApiTransport(spec.template, name=spec.name)
+
+
+def _direct_transport(spec: NodeSpec, cookies: bool) -> Transport:
+    return DirectTransport(cookies=cookies)
+
+
+TRANSPORTS: Mapping[NodeKind, Callable[[NodeSpec, bool], Transport]] = {
+    "direct": _direct_transport,
+    "proxy": _proxy_transport,
+    "api": _api_transport,
+    "node": _node_transport,
+}
+"""Node kind -> its transport, from the spec and whether to keep cookies."""
+
+
 def make_transport(spec: NodeSpec, *, cookies: bool = True) -> Transport:
     """The transport for one node."""
-    if spec.kind == "node":
-        return NodeTransport(spec.url, token=node_token(spec))
-    if spec.kind == "proxy":
-        from .._transport._proxy import ProxyTransport
-
-        return ProxyTransport(spec.url, cookies=cookies, name=spec.name)
-    if spec.kind == "api":
-        from .._transport._api import ApiTransport
-
-        return ApiTransport(spec.template, name=spec.name)
-    return DirectTransport(cookies=cookies)
+    return TRANSPORTS[spec.kind](spec, cookies)
 
 
 def health_config(settings: Settings) -> HealthConfig:
@@ -101,30 +125,48 @@ def build_transport(
     )
 
 
+async def _probe_service(balancer: Balancer, state: NodeState, started: float) -> ProbeResult:
+    transport = balancer.transport_of(state)
+    if not isinstance(transport, NodeTransport):
+        raise TypeError(f"node {state.spec.name!r} has no node transport")
+    health = await transport.check(_PROBE_BUDGET)
+    return ProbeResult(
+        ok=True,
+        latency=trio.current_time() - started,
+        status=health.status,
+        cpu_usage=health.cpu_usage,
+        queue_size=health.queue_size,
+    )
+
+
+async def _probe_proxy(balancer: Balancer, state: NodeState, started: float) -> ProbeResult:
+    parts = urlsplit(state.spec.url)
+    stream = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
+    await stream.aclose()
+    return ProbeResult(ok=True, latency=trio.current_time() - started)
+
+
+async def _probe_nothing(balancer: Balancer, state: NodeState, started: float) -> ProbeResult:
+    return ProbeResult(ok=True, latency=trio.current_time() - started)
+
+
+PROBES: Mapping[NodeKind, Callable[[Balancer, NodeState, float], Awaitable[ProbeResult]]] = {
+    "direct": _probe_nothing,
+    "proxy": _probe_proxy,
+    "api": _probe_nothing,
+    "node": _probe_service,
+}
+"""Node kind -> its active check, given when the check started; a failure
+may raise FetchError or OSError (:func:`probe_node` reports it)."""
+
+
 async def probe_node(balancer: Balancer, state: NodeState) -> ProbeResult:
-    """One active check of a node, by kind: a ``crawlmesh node``'s /health is
-    read; a proxy must accept a TCP connection; direct and api nodes pass.
-    The caller bounds it with the check timeout."""
-    spec = state.spec
+    """One active check of a node, by kind (:data:`PROBES`): a ``crawlmesh
+    node``'s /health is read; a proxy must accept a TCP connection; direct and
+    api nodes pass. The caller bounds it with the check timeout."""
     started = trio.current_time()
     try:
-        if spec.kind == "node":
-            transport = balancer.transport_of(state)
-            if not isinstance(transport, NodeTransport):
-                raise TypeError(f"node {spec.name!r} has no node transport")
-            health = await transport.check(_PROBE_BUDGET)
-            return ProbeResult(
-                ok=True,
-                latency=trio.current_time() - started,
-                status=health.status,
-                cpu_usage=health.cpu_usage,
-                queue_size=health.queue_size,
-            )
-        if spec.kind == "proxy":
-            parts = urlsplit(spec.url)
-            stream = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
-            await stream.aclose()
+        return await PROBES[state.spec.kind](balancer, state, started)
     except (FetchError, OSError, trio.TooSlowError) as exc:
         detail = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
         return ProbeResult(ok=False, latency=trio.current_time() - started, detail=detail)
-    return ProbeResult(ok=True, latency=trio.current_time() - started)

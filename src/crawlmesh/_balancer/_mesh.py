@@ -11,9 +11,9 @@ import trio
 
 from .._exceptions import CrawlmeshError
 from .._settings import Settings
+from .._settings._nodes import load_settings_nodes
 from ._balancer import Balancer
 from ._build import health_config, mesh_specs, probe_node
-from ._config import load_settings_nodes
 from ._health import open_health_checks
 from ._types import NodeSpec
 

@@ -17,7 +17,7 @@ import msgspec
 import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .._balancer._types import NodeSpec
+from .._settings import NodeSpec
 from .._transport._nodeproto import ErrorBody, ErrorDetail
 from ._site_server import SiteRequest, SiteResponse
 

@@ -47,7 +47,6 @@ from .._frontier._queue import DupeFilter, Frontier, MemoryFrontier
 from .._observe._progress import report_progress
 from .._observe._record import CrawlStats
 from .._observe._stats import StatsCollector
-from .._observe._tally import RateWaits
 from .._request import Request
 from .._resilience import RetryBudgetStatistics
 from .._resilience._retrying import Retrier
@@ -56,16 +55,17 @@ from .._settings import Settings
 from .._shaping._aimd import AimdController
 from .._shaping._politeness import Politeness
 from .._shaping._retry_after import parse_retry_after
-from .._shaping._robots import RobotsCache
 from .._shaping._shaper import Shaper
 from .._spider import Spider
 from .._state._backend import Backend, Resume
 from .._state._records import NotPersistable
 from .._transport._base import FetchOptions, Transport, is_node_fault
 from .._util._log import configure_logging, debug_enabled, request_keys
+from .._util._tally import RateWaits
 from .._util._url import split_http_url
 from ._callbacks import iterate_result, results_of
 from ._export import ErrorRecord, JsonLinesWriter
+from ._robots import RobotsCache
 
 __all__ = ["Engine"]
 

@@ -1,7 +1,7 @@
 """``crawl --metrics HOST:PORT``: the crawl's counters as Prometheus
 exposition, read from the engine at scrape time.
 
-What the request path adds is a few plain counters (:mod:`crawlmesh._observe._tally`):
+What the request path adds is a few plain counters (:mod:`crawlmesh._util._tally`):
 per node, attempts by domain and status class and a duration histogram kept
 in lists of ints; rate-limit waits, counted where a wait ends.
 """
@@ -29,10 +29,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._resilience import RetryBudgetStatistics
+from .._util._tally import RateWaits
 from ._nodes import TARGET_FAILURE_KINDS, NodeHealth
 from ._sources import MeshSource
 from ._stats import StatsCollector
-from ._tally import RateWaits
 
 __all__ = ["CrawlCollector", "MetricsSource", "serve_app", "serve_metrics"]
 

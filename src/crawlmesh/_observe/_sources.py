@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from typing import Protocol
 
+from .._util._tally import NodeTally
 from ._nodes import NodeStats
-from ._tally import NodeTally
 
 __all__ = ["CircuitCounts", "MeshSource", "NodeSource"]
 

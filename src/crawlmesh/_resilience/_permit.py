@@ -1,14 +1,27 @@
-"""The permit a breaker hands out for each request it admits."""
+"""The permit a breaker hands out for each request it admits.
+
+It knows its breaker only as a :class:`PermitIssuer` (what it calls back),
+so this module imports nothing from :mod:`._breaker`.
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ._breaker import Breaker
+__all__ = ["Permit", "PermitIssuer"]
 
-__all__ = ["Permit"]
+
+class PermitIssuer(Protocol):
+    """What issues permits and takes them back: a :class:`~._breaker.Breaker`."""
+
+    def record(self, permit: Permit | None, ok: bool, now: float | None = None) -> None:
+        """Report the outcome of the request ``permit`` admitted."""
+        ...
+
+    def release(self, permit: Permit) -> None:
+        """Free ``permit``'s slot without an outcome."""
+        ...
 
 
 class Permit:
@@ -32,14 +45,14 @@ class Permit:
 
     __slots__ = ("_breaker", "done", "generation", "probe")
 
-    def __init__(self, breaker: Breaker, generation: int, probe: bool) -> None:
+    def __init__(self, breaker: PermitIssuer, generation: int, probe: bool) -> None:
         self._breaker = breaker
         self.generation = generation
         self.probe = probe
         self.done = False
 
     @property
-    def breaker(self) -> Breaker:
+    def breaker(self) -> PermitIssuer:
         """The breaker that issued it."""
         return self._breaker
 

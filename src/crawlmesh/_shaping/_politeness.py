@@ -13,7 +13,7 @@ Crawl-delay applies, and its AIMD limit (:meth:`Politeness.observe`), which
 halves on pushback and grows back one slot per window of fast successes.
 A ``gate`` (the balancer's circuit breakers) may hold a domain too.
 
-Waits for time are counted in a :class:`~crawlmesh._observe._tally.RateWaits`: a
+Waits for time are counted in a :class:`~crawlmesh._util._tally.RateWaits`: a
 domain's wait starts when a scan first finds it held back by its delay, a
 pause or its rate (not by its concurrency), and ends when the hold ends;
 it is counted when the domain's next request starts. A busy dispatcher
@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import trio
 
-from .._observe._tally import RateWaits
+from .._util._tally import RateWaits
 from ._aimd import AimdController
 from ._shaper import Shaper
 
@@ -246,7 +246,7 @@ class Politeness:
 
     def note_wait(self, domain: str, until: float, reason: str) -> None:
         """Count ``domain`` as held back until ``until`` for ``reason`` (one
-        of :data:`~crawlmesh._observe._tally.RATE_WAIT_REASONS`), as :meth:`ready`
+        of :data:`~crawlmesh._util._tally.RATE_WAIT_REASONS`), as :meth:`ready`
         does for its own holds: for a gate's (per-node rates)."""
         self._held(domain, trio.current_time(), until, reason)
 

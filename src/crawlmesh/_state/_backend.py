@@ -15,10 +15,10 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from .._balancer._shared import MeshShare
 from .._frontier._queue import DupeFilter
 from .._observe._stats import StatsCollector
 from .._request import Request
+from ._shared import MeshShare
 
 __all__ = ["Backend", "EngineLink", "Resume"]
 

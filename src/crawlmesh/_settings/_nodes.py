@@ -1,21 +1,109 @@
-"""Reading a node mesh: ``[[nodes]]`` tables from a TOML file or the settings."""
+"""Node configuration: what a ``[[nodes]]`` table may say, and reading one.
+
+Each node kind is declared once, in :data:`NODE_KINDS`: its name, what it
+is, and the check of the fields it takes. The balancer keys its transports
+and health probes on the same names (``crawlmesh._balancer._build``).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from .._exceptions import SettingsError
 from .._util._files import read_token_file, read_toml_file
-from .._util._redact import register_secret, register_url_secrets
-from ._types import NodeSpec
+from .._util._redact import redact_url, register_secret, register_url_secrets
 
-__all__ = ["load_nodes_file", "validate_nodes"]
+__all__ = [
+    "NODE_KINDS",
+    "NodeKind",
+    "NodeKindInfo",
+    "NodeSpec",
+    "default_mesh",
+    "load_nodes_file",
+    "load_settings_nodes",
+    "node_token",
+    "validate_nodes",
+]
 
-NODE_KINDS = ("direct", "proxy", "api", "node")
+NodeKind = Literal["direct", "proxy", "api", "node"]
+
+
+class NodeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One egress node, as declared in a ``[[nodes]]`` table."""
+
+    name: str
+    kind: NodeKind = "direct"
+    url: str = ""
+    """proxy: ``http://user:pass@host:port``; node: the service's base URL."""
+    template: str = ""
+    """api: a URL template with ``{url}`` and ``{env:NAME}`` placeholders."""
+    token_file: str = ""
+    """node: a file whose first line is the service's bearer token."""
+    token_env: str = ""
+    """node: an environment variable holding the service's bearer token."""
+    region: str = ""
+    """Where the node's traffic egresses (e.g. ``eu-west``); "" means anywhere."""
+    weight: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Requests in flight through this node at once (0: no limit of its own)."""
+    tags: list[str] = []
+
+    def __repr__(self) -> str:
+        # The url may hold proxy credentials: never show them.
+        return (
+            f"NodeSpec(name={self.name!r}, kind={self.kind!r}, url={redact_url(self.url)!r}, "
+            f"region={self.region!r}, weight={self.weight:g})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKindInfo:
+    """One node kind's declaration.
+
+    Attributes:
+        label: what the kind is, in a few words.
+        check: checks the fields a spec of this kind takes (``url``,
+            ``template``, tokens), raising :class:`SettingsError` with ``where``.
+    """
+
+    label: str
+    check: Callable[[NodeSpec, str], None]
+
+
+def _check_direct(spec: NodeSpec, where: str) -> None:
+    if spec.url or spec.template:
+        raise SettingsError(f"{where}: kind 'direct' takes no url or template")
+
+
+def _check_proxy(spec: NodeSpec, where: str) -> None:
+    if not spec.url.startswith("http://"):
+        raise SettingsError(f"{where}: kind 'proxy' needs url = 'http://[user:pass@]host:port'")
+
+
+def _check_api(spec: NodeSpec, where: str) -> None:
+    register_url_secrets(spec.template)
+    if "{url}" not in spec.template:
+        raise SettingsError(f"{where}: kind 'api' needs a template containing {{url}}")
+
+
+def _check_node(spec: NodeSpec, where: str) -> None:
+    if not spec.url.startswith(("http://", "https://")):
+        raise SettingsError(f"{where}: kind 'node' needs url = 'http://host:port'")
+    node_token(spec, where)
+
+
+NODE_KINDS: Mapping[NodeKind, NodeKindInfo] = {
+    "direct": NodeKindInfo("a direct connection from this process", _check_direct),
+    "proxy": NodeKindInfo("an HTTP forward proxy (CONNECT for https)", _check_proxy),
+    "api": NodeKindInfo("a scraping API called with a URL template", _check_api),
+    "node": NodeKindInfo("a `crawlmesh node` service", _check_node),
+}
+"""Every node kind, in the order messages list them; the keys are :data:`NodeKind`'s."""
 
 
 def _describe(index: int, raw: Any) -> str:
@@ -59,19 +147,7 @@ def _check_spec(spec: NodeSpec, where: str) -> None:
         raise SettingsError(f"{where}: token_file and token_env are for kind 'node'")
     if spec.url:
         register_url_secrets(spec.url)  # a proxy's password, masked in every log line
-    if spec.kind == "proxy":
-        if not spec.url.startswith("http://"):
-            raise SettingsError(f"{where}: kind 'proxy' needs url = 'http://[user:pass@]host:port'")
-    elif spec.kind == "node":
-        if not spec.url.startswith(("http://", "https://")):
-            raise SettingsError(f"{where}: kind 'node' needs url = 'http://host:port'")
-        node_token(spec, where)
-    elif spec.kind == "api":
-        register_url_secrets(spec.template)
-        if "{url}" not in spec.template:
-            raise SettingsError(f"{where}: kind 'api' needs a template containing {{url}}")
-    elif spec.url or spec.template:
-        raise SettingsError(f"{where}: kind 'direct' takes no url or template")
+    NODE_KINDS[spec.kind].check(spec, where)
 
 
 def load_nodes_file(path: str | os.PathLike[str]) -> list[NodeSpec]:

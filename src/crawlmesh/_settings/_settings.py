@@ -15,16 +15,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ._balancer._config import NODE_KINDS, validate_nodes
-from ._balancer._types import NodeSpec
-from ._exceptions import SettingsError
-from ._resilience._bans import BanRules
-from ._resilience._breaker_config import BreakerConfig
-from ._resilience._retry import RetryPolicy
-from ._shaping._globs import DomainGlobs
-from ._shaping._rules import RateRule, RateRules
-from ._transport._deadlines import TimeoutRule
-from ._util._files import read_toml_file
+from .._exceptions import SettingsError
+from .._resilience._bans import BanRules
+from .._resilience._breaker_config import BreakerConfig
+from .._resilience._retry import RetryPolicy
+from .._shaping._globs import DomainGlobs
+from .._shaping._rules import RateRule, RateRules
+from .._transport._deadlines import TimeoutRule
+from .._util._files import read_toml_file
+from ._nodes import NODE_KINDS, NodeSpec, validate_nodes
 
 __all__ = [
     "BalancerSettings",

@@ -1,0 +1,43 @@
+"""Settings: typed records with defaults in code, read from layers
+(:mod:`._settings`), and the node configuration they may carry
+(:mod:`._nodes`). Below the balancer: it imports no stage.
+"""
+
+from ._nodes import NODE_KINDS as NODE_KINDS
+from ._nodes import NodeKind as NodeKind
+from ._nodes import NodeKindInfo as NodeKindInfo
+from ._nodes import NodeSpec as NodeSpec
+from ._nodes import validate_nodes as validate_nodes
+from ._settings import BackendSettings as BackendSettings
+from ._settings import BalancerSettings as BalancerSettings
+from ._settings import BreakerSettings as BreakerSettings
+from ._settings import HealthSettings as HealthSettings
+from ._settings import MetricsSettings as MetricsSettings
+from ._settings import RobotsSettings as RobotsSettings
+from ._settings import Settings as Settings
+from ._settings import ThrottleSettings as ThrottleSettings
+from ._settings import Timeouts as Timeouts
+from ._settings import _known_keys as _known_keys
+from ._settings import load_settings as load_settings
+from ._settings import parse_override as parse_override
+from ._settings import read_settings_file as read_settings_file
+
+__all__ = [
+    "NODE_KINDS",
+    "BackendSettings",
+    "BalancerSettings",
+    "BreakerSettings",
+    "HealthSettings",
+    "MetricsSettings",
+    "NodeKind",
+    "NodeKindInfo",
+    "NodeSpec",
+    "RobotsSettings",
+    "Settings",
+    "ThrottleSettings",
+    "Timeouts",
+    "load_settings",
+    "parse_override",
+    "read_settings_file",
+    "validate_nodes",
+]
