@@ -22,10 +22,10 @@ from .._exceptions import (
 from .._request import Request
 from .._response import Headers, Response
 from .._util._url import DEFAULT_PORTS, canonicalize, normalize, resolve, split_http_url, strip_href
-from ._base import FetchOptions
+from ._base import ClassifiedError, FetchOptions
 from ._decoding import make_decoder
 from ._http11 import BODY_LENGTH
-from ._pool import ClassifiedError, H11Pool
+from ._pool import H11Pool
 
 __all__ = ["DirectTransport", "translate_httpx_error"]
 
