@@ -66,8 +66,6 @@ KNOWN_LONG = {
     "crawlmesh._engine._engine",
     "crawlmesh._engine._engine.Engine",
     "crawlmesh._engine._engine.Engine.__init__",
-    "crawlmesh._state._redis._backend",
-    "crawlmesh._state._redis._backend.RedisBackend",
 }
 
 
