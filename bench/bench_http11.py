@@ -34,9 +34,10 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import per_call_us
-from crawlmesh._transport import _pool
+from crawlmesh._transport import _conn
+from crawlmesh._transport._conn import Conn
 from crawlmesh._transport._http11 import parse_head
-from crawlmesh._transport._pool import H11Pool, _Conn
+from crawlmesh._transport._pool import H11Pool
 
 
 def make_head(size: int) -> bytes:
@@ -105,7 +106,7 @@ def loopback(head: bytes, pause: float) -> tuple[float, float, int]:
     )
     server.start()
     reads = 0
-    real_read_ready = _pool._read_ready
+    real_read_ready = _conn.read_ready
 
     def counting(fd: int) -> bytes | None:
         nonlocal reads
@@ -140,23 +141,23 @@ def loopback(head: bytes, pause: float) -> tuple[float, float, int]:
         finally:
             await pool.aclose()
 
-    _pool._read_ready = counting
+    _conn.read_ready = counting
     try:
         cpu, wall = trio.run(run)
     finally:
-        _pool._read_ready = real_read_ready
+        _conn.read_ready = real_read_ready
     server.join(10)
     listener.close()
     return cpu, wall, reads
 
 
 def idle_check_us() -> float | None:
-    check = getattr(_pool, "_readable_while_idle", None)
+    check = getattr(_conn, "readable_while_idle", None)
     if check is None:
         return None
     a, b = socket.socketpair()
     a.setblocking(False)
-    conn = _Conn.__new__(_Conn)
+    conn = Conn.__new__(Conn)
     conn.fd = a.fileno()
     conn.buf = bytearray()
 
@@ -184,8 +185,8 @@ def main() -> None:
         help="the pool without its pause after many small reads (one wake-up per byte)",
     )
     args = parser.parse_args()
-    if args.no_pause and hasattr(_pool, "_DRIP_READS"):
-        _pool._DRIP_READS = 1 << 62
+    if args.no_pause and hasattr(_conn, "_DRIP_READS"):
+        _conn._DRIP_READS = 1 << 62
     head = make_head(int(args.head_kib * 1024) - 1)
     print(f"head: {len(head)} bytes")
     if not args.skip_offline:

@@ -46,12 +46,6 @@ KNOWN_LONG = {
     "crawlmesh._engine._engine",
     "crawlmesh._engine._engine.Engine",
     "crawlmesh._engine._engine.Engine.__init__",
-    "crawlmesh._state._redis._backend",
-    "crawlmesh._state._redis._backend.RedisBackend",
-    "crawlmesh._transport._pool",
-    "crawlmesh._cli._main._parser",
-    "crawlmesh._transport._direct.DirectTransport.fetch",
-    "crawlmesh._transport._http11.parse_head",
 }
 
 

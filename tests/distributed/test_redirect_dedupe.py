@@ -24,7 +24,7 @@ from crawlmesh import (
 )
 from crawlmesh._settings import BackendSettings, load_settings
 from crawlmesh._state._redis import RedisBackend
-from crawlmesh._state._redis._backend import _pushes
+from crawlmesh._state._redis._outbox import pushes
 from crawlmesh._state._redis._scripts import SYNC
 from crawlmesh._util._url import canonicalize, fingerprint
 from distributed.redis_server import RedisServer
@@ -81,7 +81,7 @@ async def test_a_mark_with_a_token_says_whether_it_was_new_and_says_it_again(
 def test_a_batch_with_marks_is_read_back_op_by_op() -> None:
     # (A lost crawl hands the batch's unstored requests back through this.)
     ops: list[bytes | str] = ["m", b"fp", "", "p", "a.test", "0", b"rec", b"fp2", "1"]
-    assert _pushes(ops) == [("a.test", b"rec")]
+    assert pushes(ops) == [("a.test", b"rec")]
 
 
 class Site:

@@ -11,8 +11,8 @@ import trio
 
 from crawlmesh import SettingsError, open_site_server
 from crawlmesh._node import NodeConfig, load_node_config
+from crawlmesh._transport._base import ClassifiedError
 from crawlmesh._transport._guard import AddressGuard
-from crawlmesh._transport._pool import ClassifiedError
 
 README = Path(__file__).parents[2] / "README.md"
 

@@ -39,7 +39,7 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
-from crawlmesh._transport import _pool
+from crawlmesh._transport import _conn
 from crawlmesh._transport._pool import H11Pool
 from sites import HostileSite
 
@@ -1035,7 +1035,7 @@ async def test_a_dripped_head_is_read_in_few_reads(
         await trio.aclose_forcefully(stream)
 
     reads: list[int] = []
-    read_ready = _pool._read_ready
+    read_ready = _conn.read_ready
 
     def counting(fd: int) -> bytes | None:
         data = read_ready(fd)
@@ -1043,7 +1043,7 @@ async def test_a_dripped_head_is_read_in_few_reads(
             reads.append(len(data))
         return data
 
-    monkeypatch.setattr(_pool, "_read_ready", counting)
+    monkeypatch.setattr(_conn, "read_ready", counting)
     transport = DirectTransport()
     try:
         async with trio.open_nursery() as nursery:

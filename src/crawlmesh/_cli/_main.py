@@ -39,64 +39,75 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"crawlmesh {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _crawl_parser(sub)
+    _nodes_parser(sub)
+    _demo_parser(sub)
+    _node_parser(sub)
+    _backlog_parser(sub)
+    _schema_parser(sub)
+    return parser
 
-    def settings_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "-s",
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a setting (repeatable)",
-        )
-        p.add_argument("--settings", metavar="PATH", help="a TOML settings file")
-        p.add_argument("--nodes", metavar="PATH", help="a TOML file of [[nodes]] (egress mesh)")
-        p.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        settings_args(p)
-        p.add_argument(
-            "-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)"
-        )
-        p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
-        p.add_argument(
-            "--stats",
-            metavar="PATH",
-            help="write the final stats as JSON (its schema: crawlmesh stats-schema)",
-        )
-        p.add_argument(
-            "--max-pages",
-            type=int,
-            metavar="N",
-            help="stop after N pages (with --backend: this worker's; -s backend.max_pages=N "
-            "limits the whole crawl)",
-        )
-        p.add_argument(
-            "--log-level",
-            choices=["debug", "info", "warning", "error"],
-            help="log level (default: the log_level setting)",
-        )
-        p.add_argument(
-            "--log-format",
-            choices=["console", "json"],
-            default="console",
-            help="json: one JSON object per line on stderr, the final stats included",
-        )
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress and no final stats")
-        p.add_argument(
-            "--progress",
-            choices=["auto", "live", "lines", "none"],
-            help="a live status block on the terminal, periodic log lines, or none "
-            "(default: auto, live on a terminal unless the items are printed there; "
-            "none with -q)",
-        )
-        p.add_argument(
-            "--metrics",
-            metavar="HOST:PORT",
-            help="serve Prometheus metrics at http://HOST:PORT/metrics while crawling",
-        )
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    """The options that say where the settings and nodes come from."""
+    p.add_argument(
+        "-s",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (repeatable)",
+    )
+    p.add_argument("--settings", metavar="PATH", help="a TOML settings file")
+    p.add_argument("--nodes", metavar="PATH", help="a TOML file of [[nodes]] (egress mesh)")
+    p.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
 
+
+def _crawl_args(p: argparse.ArgumentParser) -> None:
+    """The options of a command that crawls (crawl, demo)."""
+    _settings_args(p)
+    p.add_argument("-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)")
+    p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
+    p.add_argument(
+        "--stats",
+        metavar="PATH",
+        help="write the final stats as JSON (its schema: crawlmesh stats-schema)",
+    )
+    p.add_argument(
+        "--max-pages",
+        type=int,
+        metavar="N",
+        help="stop after N pages (with --backend: this worker's; -s backend.max_pages=N "
+        "limits the whole crawl)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: the log_level setting)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        default="console",
+        help="json: one JSON object per line on stderr, the final stats included",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress and no final stats")
+    p.add_argument(
+        "--progress",
+        choices=["auto", "live", "lines", "none"],
+        help="a live status block on the terminal, periodic log lines, or none "
+        "(default: auto, live on a terminal unless the items are printed there; "
+        "none with -q)",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics while crawling",
+    )
+
+
+def _crawl_parser(sub: Any) -> None:
     crawl = sub.add_parser(
         "crawl",
         help="run a spider",
@@ -127,13 +138,17 @@ def _parser() -> argparse.ArgumentParser:
         help="share the crawl with every worker given the same redis:// URL "
         "(the setting backend.url)",
     )
-    common(crawl)
+    _crawl_args(crawl)
 
+
+def _nodes_parser(sub: Any) -> None:
     nodes = sub.add_parser("nodes", help="inspect the egress node mesh")
     nodes_sub = nodes.add_subparsers(dest="nodes_command", required=True, metavar="ACTION")
     check = nodes_sub.add_parser("check", help="check each node's health and latency")
-    settings_args(check)
+    _settings_args(check)
 
+
+def _demo_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="crawl an embedded demo site (no internet needed)")
     demo.add_argument("--books", type=int, default=200, help="books in the demo shop")
     demo.add_argument(
@@ -143,9 +158,10 @@ def _parser() -> argparse.ArgumentParser:
         help="only serve the shop on 127.0.0.1:PORT until Ctrl-C (no nodes, no crawl), "
         "for spiders of your own",
     )
-    common(demo)
-    _node_parser(sub)
+    _crawl_args(demo)
 
+
+def _backlog_parser(sub: Any) -> None:
     backlog = sub.add_parser(
         "backlog",
         help="a shared crawl's backlog: once as JSON, or served as Prometheus metrics",
@@ -159,11 +175,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     backlog.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+
+def _schema_parser(sub: Any) -> None:
     schema = sub.add_parser(
         "stats-schema", help="print the JSON Schema of the --stats file and exit"
     )
     schema.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    return parser
 
 
 def _node_parser(sub: Any) -> None:

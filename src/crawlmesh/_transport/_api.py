@@ -46,9 +46,9 @@ from .._request import Request
 from .._response import Response
 from .._util._log import debug_enabled, request_keys
 from .._util._redact import redact_exception, register_secret, register_url_secrets, secret_forms
-from ._base import FetchOptions
+from ._base import ClassifiedError, FetchOptions, is_node_fault
 from ._direct import DirectTransport
-from ._pool import ClassifiedError, H11Pool, is_node_fault
+from ._pool import H11Pool
 
 __all__ = ["ApiTransport"]
 

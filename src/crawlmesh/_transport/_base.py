@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import httpx
 import msgspec
 
 from .._exceptions import FetchError
 from .._request import Request
 from .._response import Response
 
-__all__ = ["FetchOptions", "Transport", "is_node_fault", "mark_node_fault"]
+__all__ = ["ClassifiedError", "FetchOptions", "Transport", "is_node_fault", "mark_node_fault"]
 
 
 class FetchOptions(msgspec.Struct, frozen=True):
@@ -66,3 +67,31 @@ def is_node_fault(exc: BaseException) -> bool:
     """True when ``exc`` was marked by :func:`mark_node_fault` (or its class
     says ``node_fault = True``)."""
     return getattr(exc, "node_fault", False) is True
+
+
+class ClassifiedError(httpx.TransportError):
+    """An httpx-level error that already knows its crawlmesh translation.
+
+    Raised inside httpx transports (the pool, the API rewriter) where it is
+    known whose fault a failure is; ``translate_httpx_error`` turns it into
+    ``error_class(message, kind=kind)``, marked when ``node_fault``.
+
+    Args:
+        message: the error text; it must hold no credentials.
+        error_class: the crawlmesh class to raise.
+        kind: the ``kind`` for stats and the errors file.
+        node_fault: whether the egress node (not the target) failed.
+    """
+
+    def __init__(
+        self, message: str, *, error_class: type[FetchError], kind: str, node_fault: bool
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.kind = kind
+        self.node_fault = node_fault
+
+    def to_fetch_error(self, request: Request) -> FetchError:
+        """The crawlmesh error for ``request`` (the caller chains it)."""
+        error = self.error_class(str(self), request=request, kind=self.kind)
+        return mark_node_fault(error) if self.node_fault else error

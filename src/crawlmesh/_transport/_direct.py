@@ -22,10 +22,10 @@ from .._exceptions import (
 from .._request import Request
 from .._response import Headers, Response
 from .._util._url import DEFAULT_PORTS, canonicalize, normalize, resolve, split_http_url, strip_href
-from ._base import FetchOptions
+from ._base import ClassifiedError, FetchOptions
 from ._decoding import make_decoder
 from ._http11 import BODY_LENGTH
-from ._pool import ClassifiedError, H11Pool
+from ._pool import H11Pool
 
 __all__ = ["DirectTransport", "translate_httpx_error"]
 
@@ -268,24 +268,7 @@ class DirectTransport:
                     )
             finally:
                 await reply.aclose()
-            try:
-                # As a browser resolves it (spaces encoded, backslashes as
-                # slashes, ...), without a fragment, which is never sent.
-                next_url = normalize(resolve(url, strip_href(location)))
-                canon = canonicalize(next_url)
-            except (InvalidURL, ValueError) as exc:
-                raise RedirectError(
-                    f"redirect to a bad location {location!r}: {exc}",
-                    request=request,
-                    kind="bad_redirect",
-                ) from None
-            if not seen:
-                seen.add(canonicalize(url))
-            if canon in seen:
-                raise RedirectError(
-                    f"redirect loop: {url} -> {next_url}", request=request, kind="redirect_loop"
-                )
-            seen.add(canon)
+            next_url = _redirect_target(url, location, seen, request)
             chain.append(url)
             status = reply.status
             if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
@@ -301,6 +284,34 @@ class DirectTransport:
             request=request,
             kind="too_many_redirects",
         )
+
+
+def _redirect_target(url: str, location: str, seen: set[str], request: Request) -> str:
+    """Where a redirect from ``url`` to ``location`` goes, its canonical form
+    added to ``seen`` (the chain's, ``url``'s first).
+
+    Raises:
+        RedirectError: the location is not a URL, or the chain loops.
+    """
+    try:
+        # As a browser resolves it (spaces encoded, backslashes as
+        # slashes, ...), without a fragment, which is never sent.
+        next_url = normalize(resolve(url, strip_href(location)))
+        canon = canonicalize(next_url)
+    except (InvalidURL, ValueError) as exc:
+        raise RedirectError(
+            f"redirect to a bad location {location!r}: {exc}",
+            request=request,
+            kind="bad_redirect",
+        ) from None
+    if not seen:
+        seen.add(canonicalize(url))
+    if canon in seen:
+        raise RedirectError(
+            f"redirect loop: {url} -> {next_url}", request=request, kind="redirect_loop"
+        )
+    seen.add(canon)
+    return next_url
 
 
 def _trim(jar: httpx.Cookies) -> None:

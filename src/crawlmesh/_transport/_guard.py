@@ -26,7 +26,7 @@ import httpx
 import trio
 
 from .._exceptions import BlockedAddress
-from ._pool import ClassifiedError
+from ._base import ClassifiedError
 
 __all__ = ["METADATA_ADDRESSES", "AddressGuard"]
 

@@ -190,6 +190,22 @@ def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple
             raise ProtocolError(f"invalid header line {line[:100]!r}")
         headers.append((name.lower(), value.strip(b" \t")))
     keep_alive = (major, minor) == (b"1", b"1")
+    return _framed(status, reason or b"", headers, keep_alive, head_request), end.end()
+
+
+def _framed(
+    status: int,
+    reason: bytes,
+    headers: list[tuple[bytes, bytes]],
+    keep_alive: bool,
+    head_request: bool,
+) -> Head:
+    """The head, with how its body is framed and whether the connection can
+    be kept (``keep_alive``: the version allows it) read from ``headers``.
+
+    Raises:
+        ProtocolError: the framing headers are invalid or contradictory.
+    """
     length = 0
     codings: list[bytes] | None = None
     lengths: set[bytes] = set()
@@ -228,8 +244,7 @@ def parse_head(buf: bytearray, *, head_request: bool, scanned: int = 0) -> tuple
         framing, length = BODY_LENGTH, int(lengths.pop())
     else:
         framing, keep_alive = BODY_UNTIL_CLOSE, False
-    head = Head(status, reason or b"", headers, framing, length, keep_alive, transfer)
-    return head, end.end()
+    return Head(status, reason, headers, framing, length, keep_alive, transfer)
 
 
 def _check_codings(codings: list[bytes]) -> bool:

@@ -33,9 +33,9 @@ from .._request import Request
 from .._response import Response
 from .._util._log import debug_enabled, request_keys
 from .._util._redact import redact_exception, redact_url
-from ._base import FetchOptions
+from ._base import FetchOptions, is_node_fault
 from ._direct import DirectTransport
-from ._pool import H11Pool, is_node_fault
+from ._pool import H11Pool
 
 __all__ = ["ProxyTransport"]
 

@@ -21,11 +21,9 @@ leased, across all workers.
 
 from __future__ import annotations
 
-import itertools
 import os
 import secrets
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,8 +44,12 @@ from ..._util._redact import register_url_secrets
 from .._backend import EngineLink, Resume
 from .._records import RequestCodec
 from ._bloom import BloomPositions
-from ._client import UNREACHABLE, Client, open_client, redact, resharding
-from ._scripts import CLOSE, GCRA, OPEN, STICK, SYNC
+from ._client import UNREACHABLE, open_client, redact, resharding
+from ._itemsfile import cut_orphan, cut_own_file
+from ._outage import Outage
+from ._outbox import Outbox, pushes
+from ._session import RedisSession
+from ._share import SharedLimits
 
 __all__ = ["RedisBackend"]
 
@@ -57,15 +59,17 @@ log = structlog.get_logger("crawlmesh.redis")
 _LINGER = 0.005
 # How often a worker with room for work and nothing claimed asks again.
 _POLL = 0.05
-# Ops waiting to be sent beyond which start() waits.
-_MAX_OPS = 60_000
-_MAX_BACKOFF = 5.0
 # How long a worker starting during a reshard waits for the crawl's slot.
 _JOIN_PATIENCE = 60.0
 
 
 class RedisBackend:
     """The crawl's frontier, dupe filter, limits and stats in Redis.
+
+    It runs the sync loop and a worker's start and end, over an
+    :class:`Outbox` (the ops for the next sync), :class:`SharedLimits` (the
+    shared rate limiter, sessions and breakers) and a :class:`RedisSession`
+    (the crawl's keys and scripts).
 
     Args:
         config: the ``backend`` settings (its ``url`` names the Redis).
@@ -89,7 +93,8 @@ class RedisBackend:
         register_url_secrets(config.url)  # its password, masked in every log line
         self._where = f"--backend {redact(config.url)}"
         namespace = config.namespace or spider.name
-        self._prefix = f"crawlmesh:{{{namespace}}}:"
+        self._session = RedisSession(f"crawlmesh:{{{namespace}}}:")
+        self._limits = SharedLimits(self._session)
         self._codec = RequestCodec(spider, self._where)
         self._host = socket.gethostname()
         self.worker = f"{self._host}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -99,18 +104,11 @@ class RedisBackend:
         self._bloom = BloomPositions(config.bloom_capacity) if config.dedupe == "bloom" else None
         # What this worker has seen: duplicates it knows of never leave it.
         self.dupefilter = FingerprintSet()
-        self._ops: list[bytes | str] = []
-        self._acks = 0  # acknowledgements in _ops
-        self._tokens = itertools.count()
+        self._outbox = Outbox(self.worker)
         self._leases: dict[int, tuple[Request, bytes]] = {}  # id(request) -> (it, its member)
-        self._marks: dict[str, _Mark] = {}  # seen_first() calls waiting for a sync
         self._syncing = False  # run() is running
         self._items_length: int | None = None
         self._sent_length: int | None = None
-        self._paused: dict[bytes, int] = {}
-        self._breakers: dict[bytes, int] = {}  # shared breakers applied, and until when
-        self._kick = trio.Event()
-        self._room = trio.Event()
         self._drained = False
         self._seeding = False
         self._start_finished = False  # our start() ran to its end
@@ -119,11 +117,13 @@ class RedisBackend:
         self._uncertain = False  # a sync failed after it may have run
         self._epoch = ""  # the crawl's, from our first sync: its loss is noticed
         self._capped = False  # the crawl handed out backend.max_pages requests
-        self._clock_offset = 0.0  # Redis's clock minus ours, in ms
         self._link: EngineLink | None = None
-        self._client: Client | None = None
-        self.round_trips = 0
         self.acked = 0
+
+    @property
+    def round_trips(self) -> int:
+        """Calls made to Redis (scripts)."""
+        return self._session.round_trips
 
     # -- the Backend protocol ------------------------------------------------
 
@@ -140,31 +140,16 @@ class RedisBackend:
         connected = False  # (after that, errors are the crawl's, not ours)
         try:
             async with open_client(self._config.url) as client:
-                self._client = client
-                self._sync_script = client.register_script(SYNC)
-                self._open_script = client.register_script(OPEN)
-                self._close_script = client.register_script(CLOSE)
-                self._gcra_script = client.register_script(GCRA)
-                self._stick_script = client.register_script(STICK)
+                self._session.attach(client)
                 resume = await self._first_contact()
                 connected = True
                 yield resume
         except (*UNREACHABLE, coredis.exceptions.RedisError, BaseExceptionGroup) as exc:
-            leaf = sole_leaf(exc)  # (the client's task group may wrap it)
-            if connected:
+            # (The client's task group may wrap it.)
+            error = None if connected else _connect_error(sole_leaf(exc), where)
+            if error is None:
                 raise
-            if isinstance(leaf, UNREACHABLE):
-                raise BackendError(f"cannot reach Redis at {where}: {leaf}") from None
-            if isinstance(leaf, coredis.exceptions.MovedError):
-                netloc = urlsplit(where).netloc
-                raise BackendError(
-                    f"Redis at {where} is a node of a Redis Cluster (it answered MOVED: the "
-                    f"crawl's slot {leaf.slot_id} is on {leaf.host}:{leaf.port}): use "
-                    f"--backend redis+cluster://{netloc}"
-                ) from None
-            if isinstance(leaf, coredis.exceptions.RedisError):
-                raise BackendError(f"Redis at {where}: {leaf}") from None
-            raise
+            raise error from None
 
     async def _first_contact(self) -> Resume:
         deadline = trio.current_time() + _JOIN_PATIENCE
@@ -182,10 +167,8 @@ class RedisBackend:
     async def _join(self) -> Resume:
         committed = None
         if self._output is not None:
-            self.round_trips += 1
-            reply: list[Any] = await self._open_script(
-                keys=self._keys("seen"),
-                args=[self._prefix, self.worker, self._output, str(self._ttl_ms)],
+            reply = await self._session.open(
+                [self._session.prefix, self.worker, self._output, str(self._ttl_ms)]
             )
             if reply[0] == b"busy":
                 raise BackendError(
@@ -198,7 +181,7 @@ class RedisBackend:
         state, seed, queued, leased = reply[0], reply[1], int(reply[2]), int(reply[3])
         self._seeding = state == b"seeding"
         resumed = seed == b"done" or queued > 0 or leased > 0
-        self._note(reply)
+        self._limits.note(reply, self._link)
         log.info(
             "joined a shared crawl" if resumed else "starting a shared crawl",
             backend=redact(self._config.url),
@@ -220,102 +203,41 @@ class RedisBackend:
         # Seeds are deduplicated even with dont_filter, so seeding twice
         # (a seeder that died) queues nothing twice; other dont_filter
         # requests carry a token instead, so a batch sent again queues each once.
-        check = "1"
-        if request.dont_filter and not seed:
-            check = f"{self.worker}:{next(self._tokens)}"
-        self._ops += ("p", domain, str(request.priority), record, key, check)
-        self._kick.set()
+        check = self._outbox.token() if request.dont_filter and not seed else "1"
+        self._outbox.push(domain, request.priority, record, key, check)
         return False
 
     def seen(self, fp: bytes) -> None:
-        self._ops += ("m", self._dedupe_key(fp), "")
-        self._kick.set()
+        self._outbox.seen(self._dedupe_key(fp))
 
     async def seen_first(self, fp: bytes) -> bool:
         # Answered by the next sync; the same token if that sync is sent
         # again, so a lost reply cannot turn "new" into "seen".
         if not self._syncing or self._fenced or self._broken is not None:
             return True
-        token = f"{self.worker}:{next(self._tokens)}"
-        mark = self._marks[token] = _Mark()
-        self._ops += ("m", self._dedupe_key(fp), token)
-        self._kick.set()
-        await mark.answered.wait()
-        return mark.new
+        return await self._outbox.seen_first(self._dedupe_key(fp))
 
     def _dedupe_key(self, fp: bytes) -> bytes | str:
         return fp if self._bloom is None else self._bloom.positions(fp)
 
-    def _answer_marks(self, marks: list[Any] | None) -> None:
-        """Wake the seen_first() calls a sync answered (``marks``: its
-        reply's token, new pairs), or all of them (None: Redis will not
-        answer, so each says new)."""
-        if marks is None:
-            for waiting in self._marks.values():
-                waiting.answered.set()
-            self._marks.clear()
-            return
-        for i in range(0, len(marks), 2):
-            mark = self._marks.pop(marks[i].decode(), None)
-            if mark is not None:
-                mark.new = int(marks[i + 1]) == 1
-                mark.answered.set()
-
     def finished(self, request: Request) -> None:
         entry = self._leases.pop(id(request), None)
         if entry is not None:
-            self._ops += ("a", entry[1])
-            self._acks += 1
-        self._kick.set()
+            self._outbox.ack(entry[1])
+        self._outbox.kick.set()
 
     def commit(self, items_length: int | None, stats: StatsCollector) -> None:
         self._items_length = items_length
 
     def mark_start_done(self) -> None:
         self._start_finished = True
-        self._ops.append("s")
-        self._kick.set()
+        self._outbox.start_done()
 
     def pause(self, domain: str, seconds: float) -> None:
-        until = int(time.time() * 1000 + self._clock_offset + seconds * 1000)
-        # Known here at once (the shared gate checks it before Redis has it),
-        # and not applied again when a sync brings it back.
-        name = domain.encode()
-        self._paused[name] = max(self._paused.get(name, 0), until)
-        self._ops += ("x", domain, str(until))
-        self._kick.set()
+        self._outbox.pause(domain, self._limits.pause(domain, seconds))
 
     async def gate(self, domain: str, key: str, rate: float, burst: int) -> float:
-        if self._client is None or self._fenced:
-            return 0.0
-        interval = str(max(1, round(1e6 / rate)))
-        waited = 0.0
-        try:
-            while True:
-                wait = await self._gcra(domain, key, interval, burst, "take")
-                if wait <= 0:
-                    return waited
-                await trio.sleep(wait / 1e6)
-                waited += wait / 1e6
-                # The slot was given out before the wait: a Retry-After that
-                # came meanwhile (from any worker) holds it back, and the
-                # next slot is after the pause, at the rate.
-                if await self._gcra(domain, key, interval, burst, "check") <= 0:
-                    return waited
-        except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
-            # The local limiter still holds this worker to the rate.
-            log.warning("shared rate limit unavailable; using the local one", error=str(exc))
-            return waited
-
-    async def _gcra(self, domain: str, key: str, interval: str, burst: int, mode: str) -> int:
-        self.round_trips += 1
-        known = str(self._paused.get(domain.encode(), 0))
-        return int(
-            await self._gcra_script(
-                keys=self._keys("gcra:" + key, "pause"),
-                args=[interval, str(burst), domain, mode, known],
-            )
-        )
+        return await self._limits.gate(domain, key, rate, burst)
 
     # -- the MeshShare protocol (the balancer's sessions and breakers) -----------
 
@@ -324,31 +246,17 @@ class RedisBackend:
         return self
 
     async def stick(self, session: str, node: str, ttl: float) -> str:
-        if self._client is None or self._fenced:
-            return node
-        try:
-            self.round_trips += 1
-            held: Any = await self._stick_script(
-                keys=self._keys("sess:" + session), args=[str(max(1, int(ttl * 1000))), node]
-            )
-        except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
-            log.warning("shared sessions unavailable; placing locally", error=str(exc))
-            return node
-        return held.decode() if isinstance(held, bytes) else str(held)
+        return await self._limits.stick(session, node, ttl)
 
     def session_moved(self, session: str, node: str, ttl: float) -> None:
-        self._ops += ("k", session, node, str(max(1, int(ttl * 1000))))
-        self._kick.set()
+        self._outbox.session_moved(session, node, max(1, int(ttl * 1000)))
 
     def breaker_opened(self, node: str, domain: str | None, seconds: float) -> None:
-        until = int(time.time() * 1000 + self._clock_offset + seconds * 1000)
-        self._ops += ("b", f"{node}\n{domain or ''}", str(until))
-        self._kick.set()
+        self._outbox.breaker_opened(f"{node}\n{domain or ''}", self._limits.until(seconds))
 
     async def room(self) -> None:
-        while len(self._ops) > _MAX_OPS and not self._fenced:
-            self._room = trio.Event()
-            await self._room.wait()
+        while self._outbox.full and not self._fenced:
+            await self._outbox.wait_room()
 
     @property
     def drained(self) -> bool:
@@ -360,26 +268,22 @@ class RedisBackend:
             await self._sync_loop()
         finally:
             self._syncing = False
-            self._answer_marks(None)  # (stopped: nothing will answer them)
+            self._outbox.answer_marks(None)  # (stopped: nothing will answer them)
 
     async def _sync_loop(self) -> None:
-        link = self._link
+        link, outbox = self._link, self._outbox
         assert link is not None
-        backoff = 0.1
-        # Back online well within a lease, so an outage fences no one.
-        max_backoff = min(_MAX_BACKOFF, self._config.lease_ttl / 8)
-        down_since: float | None = None
-        moving_since: float | None = None  # (a reshard)
+        outage = Outage(self._config.lease_ttl)
         while not self._fenced and self._broken is None:
             want = max(0, self._target - link.backlog())
-            if not self._ops:
+            if not outbox.ops:
                 idle = self._config.lease_ttl / 4  # the heartbeat
                 with trio.move_on_after(_POLL if want and not self._drained else idle):
-                    await self._kick.wait()
+                    await outbox.kick.wait()
             await trio.sleep(_LINGER)
-            self._kick = trio.Event()
+            outbox.kick = trio.Event()
             want = max(0, self._target - link.backlog())
-            taken, self._ops, acks, self._acks = self._ops, [], self._acks, 0
+            taken, acks = outbox.take()
             ops = list(taken)
             # The length as of these acks (pages may finish during the call).
             length = self._items_length
@@ -399,12 +303,7 @@ class RedisBackend:
                 # acknowledgements repeat harmlessly, and the leases it may
                 # have made are handed back by the next sync's "r" op.
                 self._put_back(taken, acks, uncertain=True)
-                if resharding(exc):
-                    if moving_since is None:
-                        moving_since = trio.current_time()
-                        log.warning("Redis Cluster slot moving; retrying", error=str(exc))
-                elif isinstance(exc, coredis.exceptions.ResponseError):
-                    # It would fail the same way again: stop.
+                if not outage.failed(exc):
                     self._broken = str(exc)
                     log.error(
                         "Redis refused the crawl's script; stopping",
@@ -414,34 +313,20 @@ class RedisBackend:
                     link.stop("backend_error")
                     link.wake()
                     return
-                elif down_since is None:
-                    down_since = trio.current_time()
-                    log.warning("Redis unreachable; retrying", error=str(exc) or repr(exc))
-                await trio.sleep(backoff)
-                backoff = min(max_backoff, backoff * 2)
+                await outage.wait()
                 continue
-            if moving_since is not None:
-                log.info(
-                    "Redis Cluster slot in place again",
-                    after=round(trio.current_time() - moving_since, 1),
-                )
-                moving_since = None
+            outage.over()
             if reply[0] == b"lost":
                 self._put_back(taken, acks, uncertain=False)  # (its requests are ended here)
-            if down_since is not None:
-                log.info("Redis reachable again", after=round(trio.current_time() - down_since, 1))
-                down_since = None
-            backoff = 0.1
             self._uncertain = False
             self.acked += acks
             self._sent_length = length
-            self._room.set()
+            outbox.made_room()
             self._handle(reply, link)
 
     def _put_back(self, taken: list[bytes | str], acks: int, *, uncertain: bool) -> None:
         """A sync failed: its batch goes first in the next one (or aclose's)."""
-        self._ops[:0] = taken
-        self._acks += acks
+        self._outbox.put_back(taken, acks)
         self._uncertain = self._uncertain or uncertain
 
     def _handle(self, reply: list[Any], link: EngineLink) -> None:
@@ -450,13 +335,14 @@ class RedisBackend:
             link.stop("crawl_lost")
             # The new requests Redis never stored end with the crawl (in
             # the errors file), as the ones this worker holds do.
-            for domain, record in _pushes(self._ops):
+            for domain, record in pushes(self._outbox.ops):
                 link.feed(domain, self._codec.decode(record))
-            self._ops = []
+            self._outbox.ops = []
             link.wake()
             return
         if reply[0] == b"fenced":
             self._fenced = True
+            self._limits.off()
             log.error(
                 "this worker was silent longer than backend.lease_ttl and its requests went "
                 "to other workers; stopping",
@@ -471,8 +357,7 @@ class RedisBackend:
         )  # fmt: skip
         seeding = state == b"seeding"
         if seeding and self._start_finished:
-            self._ops.append("s")  # ours ended while another held seeding: say it again
-            self._kick.set()
+            self._outbox.start_done()  # ours ended while another held seeding: say it again
         elif seeding and not self._seeding:
             log.info("taking over seeding: the seeding worker went away")
             link.seed()
@@ -490,12 +375,12 @@ class RedisBackend:
                 request = self._codec.decode(member.partition(b":")[2])
             except SettingsError as exc:
                 log.error("dropping a stored request", error=str(exc))
-                self._ops += ("a", member)
+                self._outbox.drop(member)
                 continue
             self._leases[id(request)] = (request, member)
             link.feed(domain.decode(), request)
-        self._note(reply)
-        self._answer_marks(reply[13])
+        self._limits.note(reply, link)
+        self._outbox.answer_marks(reply[13])
         if reply[12] == 1 and not self._capped:
             self._capped = True
             log.info(
@@ -506,55 +391,24 @@ class RedisBackend:
         if self._capped and link.backlog() == 0:
             link.stop("max_pages")
             link.wake()
-        drained = seed == b"done" and queued == 0 and leased == 0 and not self._ops
+        drained = seed == b"done" and queued == 0 and leased == 0 and not self._outbox.ops
         if drained != self._drained:
             self._drained = drained
             link.wake()
         if len(claimed) // 2 >= max(1, self._target // 2):
-            self._kick.set()  # there may be more to claim
+            self._outbox.kick.set()  # there may be more to claim
 
     def _lost(self, epoch: bytes | None) -> None:
         """The crawl this worker joined is not in Redis any more: say why,
         and stop talking to Redis (a sync would start the crawl over)."""
         self._broken = "crawl lost"
-        if epoch is None:
-            log.error(
-                "the crawl's state is gone from Redis (a Redis restarted without persistence, "
-                "FLUSHALL or FLUSHDB, or eviction under maxmemory); stopping rather than crawling "
-                "it all again into the same items files. Run Redis with appendonly yes and "
-                "maxmemory-policy noeviction; to start over, delete the items files and run "
-                "the workers again",
-                key=self._key("epoch"),
-                worker=self.worker,
-            )
-        else:
-            log.error(
-                "the crawl in Redis is not the one this worker joined (its keys were deleted "
-                "and a new crawl started); stopping",
-                key=self._key("epoch"),
-                joined=self._epoch,
-                found=epoch.decode(),
-            )
-
-    def _note(self, reply: list[Any]) -> None:
-        """Shared pauses and breakers, and Redis's clock, from a sync's reply."""
-        now = int(reply[9])
-        self._clock_offset = now - time.time() * 1000
-        link = self._link
-        if link is None:
-            return
-        for paused, until in _newer(reply[8], self._paused):
-            link.pause(paused.decode(), (until - now) / 1000)
-        for key, until in _newer(reply[10], self._breakers):
-            name, _, domain = key.decode().partition("\n")
-            link.breaker(name, domain or None, (until - now) / 1000)
+        _log_lost(epoch, key=self._session.key("epoch"), worker=self.worker, joined=self._epoch)
 
     async def _call_sync(self, ops: list[bytes | str], want: int) -> list[Any]:
-        self.round_trips += 1
         dedupe = "bloom" if self._bloom is not None else "set"
-        args = [self._prefix, self.worker, str(self._ttl_ms), str(want), dedupe, self._epoch]
-        args.append(str(self._config.max_pages))
-        reply: list[Any] = await self._sync_script(keys=self._keys("seen"), args=[*args, *ops])
+        args = [self._session.prefix, self.worker, str(self._ttl_ms), str(want), dedupe]
+        args += (self._epoch, str(self._config.max_pages))
+        reply = await self._session.sync([*args, *ops])
         if reply[0] not in (b"fenced", b"lost"):
             self._epoch = reply[11].decode()
         return list(reply)
@@ -564,15 +418,16 @@ class RedisBackend:
     ) -> dict[str, int] | None:
         """Send what is left, hand back unfinished leases, merge the stats;
         returns the crawl-wide totals so far."""
-        if self._client is None or self._broken is not None:
+        if self._session.client is None or self._broken is not None:
             return None
         if self._fenced:
-            await self._cut_own_file()
+            if self._output is not None:
+                await cut_own_file(self._session, self._output)
             return None
         self._items_length = items_length
         with trio.move_on_after(10) as scope:
             while True:
-                ops = self._ops
+                ops = self._outbox.ops
                 if self._output is not None:
                     ops = [*ops, "o", self._output, str(items_length)]
                 try:
@@ -580,12 +435,10 @@ class RedisBackend:
                     if last[0] == b"lost":
                         self._lost(last[1])
                         return None
-                    self.acked += self._acks
-                    self._ops = []
-                    self.round_trips += 1
-                    reply: list[Any] = await self._close_script(
-                        keys=self._keys("seen"),
-                        args=[self._prefix, self.worker, self._host, *_counters(stats)],
+                    self.acked += self._outbox.acks
+                    self._outbox.ops = []
+                    reply = await self._session.close(
+                        [self._session.prefix, self.worker, self._host, *_counters(stats)]
                     )
                     break
                 except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
@@ -598,11 +451,7 @@ class RedisBackend:
                 lease_ttl=self._config.lease_ttl,
             )
             return None
-        merged, live, orphans = reply
-        for i in range(0, len(orphans), 2):
-            _cut_orphan(orphans[i].decode(), orphans[i + 1])
-        totals = {k.decode(): int(v) for k, v in zip(merged[::2], merged[1::2], strict=True)}
-        totals["workers_running"] = int(live)
+        totals = _totals(reply)
         log.info(
             "redis round trips",
             per_page=round(self.round_trips / max(1, self.acked), 3),
@@ -611,75 +460,22 @@ class RedisBackend:
         )
         return totals
 
-    async def _cut_own_file(self) -> None:
-        """Fenced: other workers fetch again what we did not acknowledge, so
-        our items file goes back to what Redis holds as committed."""
-        if self._output is None:
-            return
-        client = self._client
-        assert client is not None
-        with trio.move_on_after(10):
-            try:
-                committed = await client.hget(self._key("outputs"), self._output)
-            except (*UNREACHABLE, coredis.exceptions.RedisError) as exc:
-                log.error("cannot read this worker's committed length", error=str(exc))
-                return
-            if committed is not None:
-                _cut_orphan(self._output, committed)
 
-    def _key(self, name: str) -> str:
-        return self._prefix + name
-
-    def _keys(self, *names: str) -> list[str]:
-        """A script's keys: these, and the one never written (see
-        :func:`~crawlmesh._state._redis._client.resharding`)."""
-        return [*(self._prefix + name for name in names), self._prefix + "never"]
-
-
-# How many arguments each SYNC op takes ('r' takes 1 + its count more).
-_ARITY = {"p": 5, "a": 1, "m": 2, "o": 2, "s": 0, "k": 3, "b": 2, "x": 2, "r": 1}
-
-
-class _Mark:
-    """A seen_first() call's answer, once a sync brings it."""
-
-    __slots__ = ("answered", "new")
-
-    def __init__(self) -> None:
-        self.answered = trio.Event()
-        self.new = True
-
-
-def _pushes(ops: list[bytes | str]) -> list[tuple[str, bytes]]:
-    """The (domain, record) of each new request in a batch of SYNC ops."""
-    out = []
-    i = 0
-    while i < len(ops):
-        op = ops[i]
-        if op == "p":
-            domain, record = ops[i + 1], ops[i + 3]
-            assert isinstance(domain, str)
-            assert isinstance(record, bytes)
-            out.append((domain, record))
-        n = _ARITY[op if isinstance(op, str) else op.decode()]
-        if op == "r":
-            n += int(ops[i + 1])
-        i += 1 + n
-    return out
-
-
-def _newer(flat: list[bytes], seen: dict[bytes, int]) -> list[tuple[bytes, int]]:
-    """The (key, deadline) pairs of a reply's flat list that are later than
-    the ones already applied (recorded in ``seen``)."""
-    out = []
-    for i in range(0, len(flat), 2):
-        key, until = flat[i], int(flat[i + 1])
-        if seen.get(key, 0) < until:
-            seen[key] = until
-            out.append((key, until))
-    if len(seen) > 10_000:
-        seen.clear()
-    return out
+def _connect_error(leaf: BaseException, where: str) -> BackendError | None:
+    """The error to raise for ``leaf``, raised while connecting to Redis at
+    ``where`` (None: raise it as it is)."""
+    if isinstance(leaf, UNREACHABLE):
+        return BackendError(f"cannot reach Redis at {where}: {leaf}")
+    if isinstance(leaf, coredis.exceptions.MovedError):
+        netloc = urlsplit(where).netloc
+        return BackendError(
+            f"Redis at {where} is a node of a Redis Cluster (it answered MOVED: the "
+            f"crawl's slot {leaf.slot_id} is on {leaf.host}:{leaf.port}): use "
+            f"--backend redis+cluster://{netloc}"
+        )
+    if isinstance(leaf, coredis.exceptions.RedisError):
+        return BackendError(f"Redis at {where}: {leaf}")
+    return None
 
 
 def _cluster_hint(exc: BaseException) -> dict[str, str]:
@@ -700,21 +496,34 @@ def _counters(stats: StatsCollector) -> list[str]:
     return out
 
 
-def _cut_orphan(file: str, committed: bytes) -> None:
-    """Cut the items file of a worker that died on this host to what it
-    committed: the pages it had not acknowledged went to other workers."""
-    path = file.partition(":")[2]
-    if not committed:
-        return
-    length = int(committed)
-    try:
-        size = os.path.getsize(path)
-        if size > length:
-            os.truncate(path, length)
-            log.info(
-                "cut a dead worker's items file to its last committed page",
-                file=path,
-                bytes=size - length,
-            )
-    except OSError as exc:
-        log.warning("cannot cut a dead worker's items file", file=path, error=str(exc))
+def _totals(reply: list[Any]) -> dict[str, int]:
+    """The crawl-wide totals in the CLOSE script's reply, after cutting the
+    items files it names of workers that died on this host."""
+    merged, live, orphans = reply
+    for i in range(0, len(orphans), 2):
+        cut_orphan(orphans[i].decode(), orphans[i + 1])
+    totals = {k.decode(): int(v) for k, v in zip(merged[::2], merged[1::2], strict=True)}
+    totals["workers_running"] = int(live)
+    return totals
+
+
+def _log_lost(epoch: bytes | None, *, key: str, worker: str, joined: str) -> None:
+    """Why the crawl is not in Redis any more (``epoch``: the one there now)."""
+    if epoch is None:
+        log.error(
+            "the crawl's state is gone from Redis (a Redis restarted without persistence, "
+            "FLUSHALL or FLUSHDB, or eviction under maxmemory); stopping rather than crawling "
+            "it all again into the same items files. Run Redis with appendonly yes and "
+            "maxmemory-policy noeviction; to start over, delete the items files and run "
+            "the workers again",
+            key=key,
+            worker=worker,
+        )
+    else:
+        log.error(
+            "the crawl in Redis is not the one this worker joined (its keys were deleted "
+            "and a new crawl started); stopping",
+            key=key,
+            joined=joined,
+            found=epoch.decode(),
+        )
