@@ -51,6 +51,7 @@ class ParseStage:
         self._spider = spider
         self._workers = workers
         self._ledger = ledger
+        self._stats = ledger.stats
         self._admission = admission
         self._backend = backend
         self._schedule = schedule
@@ -100,7 +101,7 @@ class ParseStage:
             await self._handle_failure(outcome, error, None, item_send, page)
             return
         status = response.status
-        self._ledger.stats.response(outcome.domain, status, len(response.body), response.elapsed)
+        self._stats.response(outcome.domain, status, len(response.body), response.elapsed)
         if response.redirects:
             # A redirect to a page seen (or queued) already, here or by
             # another worker: as if its target were a link, a duplicate.
