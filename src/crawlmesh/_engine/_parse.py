@@ -1,0 +1,197 @@
+"""The parse stage: ``parse_workers`` workers, each handing a fetched
+response to its request's callback (or a failure to its errback) and
+sending on what the callback yields: new requests to the scheduler, items to
+the export stage (with a backend, gathered into the request's page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import trio
+
+from .._exceptions import FetchError, HttpError
+from .._frontier._admission import Admission
+from .._request import Request
+from .._spider import Spider
+from .._state._backend import Backend
+from ._callbacks import results_of
+from ._ledger import Ledger
+from ._records import Item, Outcome, Page, Shutdown
+
+__all__ = ["ParseStage"]
+
+log = structlog.get_logger("crawlmesh.engine")
+
+
+class ParseStage:
+    """Runs the spider's callbacks and errbacks (see the module).
+
+    Args:
+        spider: the spider whose callbacks run.
+        workers: how many callbacks may run at once (``parse_workers``).
+        ledger: the crawl's shared accounting.
+        admission: what tells a redirect to a page seen already.
+        backend: the crawl's durable or shared state, if any.
+        schedule: queues a request a callback yielded (and its parent).
+    """
+
+    def __init__(
+        self,
+        spider: Spider,
+        workers: int,
+        ledger: Ledger,
+        *,
+        admission: Admission,
+        backend: Backend | None,
+        schedule: Callable[[Request, Request | None], bool],
+    ) -> None:
+        self._spider = spider
+        self._workers = workers
+        self._ledger = ledger
+        self._stats = ledger.stats
+        self._admission = admission
+        self._backend = backend
+        self._schedule = schedule
+        self._handled_statuses = frozenset(spider.handle_httpstatus_list)
+
+    async def run(
+        self,
+        parse_recv: trio.MemoryReceiveChannel[Outcome],
+        item_send: trio.MemorySendChannel[Item | Page],
+    ) -> None:
+        """Handle outcomes until ``parse_recv`` closes."""
+        async with parse_recv, item_send, trio.open_nursery() as nursery:
+            for _ in range(self._workers):
+                nursery.start_soon(self._worker, parse_recv.clone(), item_send.clone())
+
+    async def _worker(
+        self,
+        parse_recv: trio.MemoryReceiveChannel[Outcome],
+        item_send: trio.MemorySendChannel[Item | Page],
+    ) -> None:
+        ledger = self._ledger
+        async with parse_recv, item_send:
+            async for outcome in parse_recv:
+                page = Page(outcome.request, outcome.domain) if self._backend is not None else None
+                try:
+                    await self._handle_outcome(outcome, item_send, page)
+                finally:
+                    if page is not None:
+                        # A request cut off by the shutdown deadline is fetched again.
+                        page.finished = not isinstance(outcome.error, Shutdown)
+                        await item_send.send(page)
+                    ledger.active.pop(id(outcome.request), None)
+                    ledger.done_one()
+                del outcome, page  # free the page now, not when the next one comes
+
+    async def _handle_outcome(
+        self,
+        outcome: Outcome,
+        item_send: trio.MemorySendChannel[Item | Page],
+        page: Page | None = None,
+    ) -> None:
+        request = outcome.request
+        response = outcome.response
+        if response is None:
+            error = outcome.error
+            assert error is not None
+            await self._handle_failure(outcome, error, None, item_send, page)
+            return
+        status = response.status
+        self._stats.response(outcome.domain, status, len(response.body), response.elapsed)
+        if response.redirects:
+            # A redirect to a page seen (or queued) already, here or by
+            # another worker: as if its target were a link, a duplicate.
+            duplicate, ask = self._admission.redirected(request, response.url, response.redirects)
+            if ask and self._backend is not None and not await self._backend.seen_first(ask):
+                self._admission.duplicate()
+                duplicate = True
+            if duplicate:
+                return
+        if not (200 <= status < 300 or status in self._handled_statuses):
+            # As in Scrapy, callbacks see only 2xx unless the spider asks.
+            error = HttpError(f"HTTP {status}", request=request, response=response)
+            await self._handle_failure(outcome, error, status, item_send, page)
+            return
+        callback = request.callback or self._spider.parse
+        raised = await self._call_user(
+            "callback", callback, (response,), request.cb_kwargs, outcome, item_send, page
+        )
+        if raised is not None:
+            self._ledger.fail(request, "callback_error", raised, response.status, outcome=outcome)
+
+    async def _handle_failure(
+        self,
+        outcome: Outcome,
+        error: FetchError,
+        status: int | None,
+        item_send: trio.MemorySendChannel[Item | Page],
+        page: Page | None,
+    ) -> None:
+        """A request that finally failed: its errback (if any) runs with the
+        error alone, as in Scrapy (``cb_kwargs`` are the callback's; they are
+        on ``error.request``), and the request ends once, with the error's
+        kind. An errback that raises does not end it a second time: what it
+        raised is logged and added to the reason."""
+        request = outcome.request
+        reason = str(error)
+        errback = request.errback
+        try:
+            if errback is not None:
+                raised = await self._call_user(
+                    "errback", errback, (error,), {}, outcome, item_send, page
+                )
+                if raised is not None:
+                    reason = f"{reason}; errback {raised}"
+        finally:
+            # (Also when the errback is cut off by the shutdown: the request
+            # failed either way.)
+            self._ledger.fail(request, error.kind, reason, status, outcome=outcome)
+
+    async def _call_user(
+        self,
+        role: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        outcome: Outcome,
+        item_send: trio.MemorySendChannel[Item | Page],
+        page: Page | None,
+    ) -> str | None:
+        """Run a spider's callback or errback and consume what it yields.
+
+        Returns ``None``, or what it raised (``"NAME raised TYPE: MESSAGE"``,
+        already logged) for the caller to record as the request's ending."""
+        try:
+            result = fn(*args, **kwargs)
+            await self._consume(result, outcome.request, outcome.domain, item_send, page)
+        except Exception as exc:
+            name = getattr(fn, "__qualname__", repr(fn))
+            error = f"{type(exc).__name__}: {exc}"
+            log.error(
+                f"{role} raised", **outcome.log_keys(), **{role: name}, error=error, exc_info=exc
+            )
+            return f"{name} raised {error}"
+        return None
+
+    async def _consume(
+        self,
+        result: Any,
+        parent: Request,
+        domain: str,
+        item_send: trio.MemorySendChannel[Item | Page],
+        page: Page | None,
+    ) -> None:
+        schedule = self._schedule
+        async for out in results_of(result):
+            if isinstance(out, Request):
+                schedule(out, parent)
+            elif out is None:
+                continue
+            elif page is not None:
+                page.items.append(out)  # exported with the page, all at once
+            else:
+                await item_send.send((out, parent, domain))

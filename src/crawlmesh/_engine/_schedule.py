@@ -1,0 +1,114 @@
+"""Scheduling: a request into the frontier, through admission (filters and
+dedupe) and, with a backend, the crawl's shared queue.
+
+While the crawl is stopping, a request that passes the filters is not
+queued but ends ``unfinished``: nothing new is scheduled, nothing is lost.
+"""
+
+from __future__ import annotations
+
+from .._frontier._admission import Admission
+from .._frontier._dedupe import FingerprintSet
+from .._frontier._queue import DupeFilter, Frontier
+from .._request import Request
+from .._settings import Settings
+from .._shaping._politeness import Politeness
+from .._spider import Spider
+from .._state._backend import Backend
+from .._state._records import NotPersistable
+from .._util._url import split_http_url
+from ._ledger import Ledger
+from ._robots import RobotsCache
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler:
+    """Admits and queues requests (see the module).
+
+    Args:
+        settings: resolved settings.
+        spider: the spider (its ``allowed_domains``).
+        ledger: the crawl's shared accounting.
+        frontier: where admitted requests are queued.
+        politeness: holds a domain until its robots.txt is known.
+        robots: what tells whether a domain's robots.txt is known.
+        backend: the crawl's durable or shared state, if any; its dupe
+            filter replaces ``dupefilter``.
+        dupefilter: seen fingerprints (None: in memory).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        spider: Spider,
+        ledger: Ledger,
+        *,
+        frontier: Frontier,
+        politeness: Politeness,
+        robots: RobotsCache,
+        backend: Backend | None,
+        dupefilter: DupeFilter | None,
+    ) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._stats = ledger.stats
+        self._frontier = frontier
+        self._politeness = politeness
+        self._robots = robots
+        self._backend = backend
+        # (``is None``, not ``or``: an empty dupe filter is falsy.)
+        seen: DupeFilter = FingerprintSet() if dupefilter is None else dupefilter
+        self.admission = Admission(
+            seen if backend is None else backend.dupefilter,
+            allowed_domains=spider.allowed_domains,
+            depth_limit=settings.depth_limit,
+            filtered=self._stats.filtered,
+            on_invalid=lambda request, exc, parent: ledger.fail(
+                request, exc.kind, str(exc), parent=parent
+            ),
+            on_seen=(lambda fp: None) if backend is None else backend.seen,
+        )
+
+    def schedule(self, request: Request, parent: Request | None = None) -> bool:
+        """Filter, dedupe and queue one request; True if it was queued."""
+        if parent is not None:
+            request.referer = parent.url  # (before admission: its refusals name it too)
+        parts = self.admission.admit(request, parent)
+        if parts is None:
+            return False
+        ledger = self._ledger
+        host = parts.hostname or ""
+        local = True
+        if self._backend is not None:
+            try:
+                # (While stopping too: the backend keeps it for a later run.)
+                local = self._backend.queued(
+                    host, request, self.admission.last_fingerprint, seed=parent is None
+                )
+            except NotPersistable as exc:
+                ledger.fail(request, "not_persistable", str(exc), parent=parent)
+                return False
+        if ledger.stop_reason is not None:
+            # Nothing new is scheduled while stopping, but nothing is lost.
+            ledger.unfinished(request, f"not scheduled: crawl stopping ({ledger.stop_reason})")
+            return False
+        if not local:  # queued in the shared backend; a worker will claim it
+            self._stats.scheduled += 1
+            return True
+        if self._settings.robots.obey and not self._robots.is_loaded(parts):
+            # One request at a time until robots.txt (and its Crawl-delay) is known.
+            self._politeness.hold(host)
+        self._frontier.push(host, request)
+        ledger.pending += 1
+        self._stats.scheduled += 1
+        ledger.changed.set()
+        return True
+
+    def feed(self, domain: str, request: Request) -> None:
+        """Queue a request the backend hands over (already admitted)."""
+        if self._settings.robots.obey and not self._robots.is_loaded(split_http_url(request.url)):
+            self._politeness.hold(domain)  # until its robots.txt is known, as in schedule()
+        self._frontier.push(domain, request)
+        self._ledger.pending += 1
+        self._ledger.changed.set()
