@@ -21,6 +21,7 @@ from .._settings import Settings, load_settings, read_settings_file
 from .._spider import Spider
 from .._state._backend import Backend
 from .._state._jobdir import JobDir
+from .._state._memory import MemoryBackend
 from .._util._console import console
 
 __all__ = ["Sinks", "crawl", "open_sinks", "resolve_settings", "run_engine"]
@@ -68,7 +69,7 @@ class Sinks:
     its backend (each opened by :func:`open_sinks`)."""
 
     def __init__(
-        self, items: JsonLinesWriter, errors: JsonLinesWriter | None, backend: Backend | None
+        self, items: JsonLinesWriter, errors: JsonLinesWriter | None, backend: Backend
     ) -> None:
         self.items = items
         self.errors = errors
@@ -88,8 +89,8 @@ def open_sinks(
     errors: str | os.PathLike[str] | None,
     jobdir: str | os.PathLike[str] | None,
 ) -> Sinks:
-    """Open the backend (a job directory, or the Redis of
-    ``settings.backend.url``), the items file (stdout for None or ``"-"``)
+    """Open the backend (a job directory, the Redis of
+    ``settings.backend.url``, else in memory), the items file (stdout for None or ``"-"``)
     and the errors file. A resumed job, or a worker joining a shared crawl,
     appends to its files (the engine cuts the items file back to what was
     committed); a new one starts them afresh.
@@ -99,7 +100,7 @@ def open_sinks(
             directory and a shared backend are asked for.
         SettingsError: the job directory cannot be opened.
     """
-    backend: Backend | None = None
+    backend: Backend = MemoryBackend()
     resume = False
     if jobdir is not None:
         if settings.backend.url:

@@ -22,7 +22,7 @@ from .._resilience._retrying import Retrier
 from .._settings import Settings
 from .._shaping._politeness import Politeness
 from .._spider import Spider
-from .._state._backend import Backend
+from .._state._backend import RequestStore
 from ._callbacks import iterate_result
 from ._holds import CircuitHolds
 from ._ledger import Ledger
@@ -44,7 +44,7 @@ class DispatchStage:
         politeness: which domains may take a request now.
         retrier: retries parked until they are due.
         holds: the domains the breakers hold (None without a mesh).
-        backend: the crawl's durable or shared state, if any.
+        store: where the crawl's requests are stored.
         schedule: queues a start request.
     """
 
@@ -58,7 +58,7 @@ class DispatchStage:
         politeness: Politeness,
         retrier: Retrier,
         holds: CircuitHolds | None,
-        backend: Backend | None,
+        store: RequestStore,
         schedule: Callable[[Request], bool],
     ) -> None:
         self._settings = settings
@@ -69,7 +69,7 @@ class DispatchStage:
         self._retrier = retrier
         # (The same set as the gate's: the domains it gave up on.)
         self._expired: set[str] = set() if holds is None else holds.expired
-        self._backend = backend
+        self._store = store
         self._schedule = schedule
         self.start_done = False
         """Whether ``start()`` is exhausted (or, resumed, was)."""
@@ -99,8 +99,7 @@ class DispatchStage:
                     while len(self._frontier) >= backlog and ledger.stop_reason is None:
                         self._room = trio.Event()
                         await self._room.wait()
-                    if self._backend is not None:
-                        await self._backend.room()
+                    await self._store.room()
                     if isinstance(request, Request):
                         self._schedule(request)
                     else:
@@ -109,8 +108,8 @@ class DispatchStage:
                 log.error("start() raised", error=repr(exc), exc_info=True)
                 ledger.stats.errors["start_error"] += 1
         self.start_done = True
-        if self._backend is not None and ledger.stop_reason is None:
-            self._backend.mark_start_done()
+        if ledger.stop_reason is None:
+            self._store.mark_start_done()
         ledger.notify()
 
     async def run(self, fetch_send: trio.MemorySendChannel[Dispatched]) -> None:
@@ -120,13 +119,10 @@ class DispatchStage:
         frontier = self._frontier
         max_pages = self._settings.max_pages
         backlog = self._settings.concurrency * 4
+        store = self._store
         async with fetch_send:
             while ledger.stop_reason is None:
-                if (
-                    ledger.pending == 0
-                    and self.start_done
-                    and (self._backend is None or self._backend.drained)
-                ):
+                if ledger.pending == 0 and self.start_done and store.drained:
                     return
                 if max_pages and ledger.dispatched >= max_pages:
                     ledger.request_stop("max_pages")

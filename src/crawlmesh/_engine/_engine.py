@@ -45,6 +45,7 @@ from .._shaping._politeness import Politeness
 from .._shaping._shaper import Shaper
 from .._spider import Spider
 from .._state._backend import Backend, Resume
+from .._state._memory import MemoryBackend
 from .._transport._base import Transport
 from .._util._log import configure_logging, debug_enabled
 from .._util._tally import RateWaits
@@ -73,8 +74,10 @@ class Engine:
         errors: where failed requests go (None: only counted and logged).
         transport: the fetch transport (default: :class:`DirectTransport`).
         frontier: queued requests (default: in memory).
-        dupefilter: seen fingerprints (default: in memory).
-        backend: where the crawl's state lives beyond this process (a
+        dupefilter: seen fingerprints, for the default backend (default: in memory).
+        backend: where the crawl's state lives (default: a
+            :class:`~crawlmesh._state._memory.MemoryBackend` with ``dupefilter``,
+            nothing kept beyond this process; a
             :class:`~crawlmesh._state._jobdir.JobDir` to resume from, or a
             :class:`~crawlmesh._state._redis.RedisBackend` shared by many workers);
             its dupe filter replaces ``dupefilter``.
@@ -104,21 +107,29 @@ class Engine:
         self.rate_waits = RateWaits()
         """Requests held back by rate limits, by reason (for the metrics)."""
         self.stats = StatsCollector()
-        self._backend = backend
+        if backend is None:
+            backend = MemoryBackend(dupefilter)
+        self._backend: Backend = backend
         if self.balancer is not None:
             self.balancer.rate_waits = self.rate_waits
-            if backend is not None:
-                self.balancer.share = backend.mesh_share
+            self.balancer.share = backend.mesh_share
         self._retrier = Retrier(settings.retry)
         self._ledger = Ledger(
-            self.stats, items, errors, backend, self._frontier, self._retrier, self._stopping
+            self.stats,
+            items,
+            errors,
+            self._frontier,
+            self._retrier,
+            self._stopping,
+            store=backend,
+            journal=backend,
         )
-        self._build_stages(dupefilter)
+        self._build_stages()
         self._nursery: trio.Nursery | None = None
         self._stages: trio.Nursery | None = None
         self._crawl_totals: dict[str, int] = {}
 
-    def _build_stages(self, dupefilter: DupeFilter | None) -> None:
+    def _build_stages(self) -> None:
         settings, ledger, backend = self.settings, self._ledger, self._backend
         holds = None if self.balancer is None else CircuitHolds(self.balancer, settings, self.stats)
         politeness = Politeness(
@@ -140,7 +151,7 @@ class Engine:
             politeness=politeness,
             retrier=self._retrier,
             holds=holds,
-            backend=backend,
+            limits=backend,
             rate_waits=self.rate_waits,
         )
         self._scheduler = Scheduler(
@@ -150,8 +161,8 @@ class Engine:
             frontier=self._frontier,
             politeness=politeness,
             robots=self._fetch.robots,
-            backend=backend,
-            dupefilter=dupefilter,
+            store=backend,
+            dedupe=backend,
         )
         self._politeness = politeness
         self._dispatch = DispatchStage(
@@ -162,7 +173,7 @@ class Engine:
             politeness=politeness,
             retrier=self._retrier,
             holds=holds,
-            backend=backend,
+            store=backend,
             schedule=self._scheduler.schedule,
         )
         self._parse = ParseStage(
@@ -170,7 +181,8 @@ class Engine:
             settings.parse_workers,
             ledger,
             admission=self._scheduler.admission,
-            backend=backend,
+            journal=backend,
+            dedupe=backend,
             schedule=self._scheduler.schedule,
         )
         self._export = ExportStage(self._items, settings.max_items, ledger)
@@ -245,13 +257,13 @@ class Engine:
         """Account, synchronously, for every request not ended yet, for an
         immediate exit (a second Ctrl-C): queued, parked for a retry, being
         fetched or in a callback, each is written to the errors file as
-        ``unfinished`` (with a backend, which keeps them for a resume,
+        ``unfinished`` (with a backend that keeps them for a resume,
         only counted). Returns how many there were."""
         return self._ledger.abandon(reason)
 
     def unfinished_where(self) -> str:
         """Where requests left unfinished go, for a message."""
-        if self._backend is not None:
+        if self._backend.keeps_unfinished:
             return "kept for a resume"
         if self._errors is not None:
             return "written to the errors file"
@@ -267,14 +279,13 @@ class Engine:
         # (A backend's client runs a task group: its errors arrive wrapped.)
         with plain_errors():
             async with AsyncExitStack() as stack:
-                if self._backend is not None:
-                    connect = self._backend.connect(_Link(self), self.stats)
-                    try:
-                        self._resume(await stack.enter_async_context(connect))
-                    except BaseException:
-                        with trio.CancelScope(shield=True):
-                            await self._transport.aclose()
-                        raise
+                connect = self._backend.connect(_Link(self), self.stats)
+                try:
+                    self._resume(await stack.enter_async_context(connect))
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await self._transport.aclose()
+                    raise
                 reason = await self._run_stages()
 
         try:
@@ -304,8 +315,7 @@ class Engine:
                 )
                 if self.balancer is not None:
                     outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
-                if self._backend is not None:
-                    outer.start_soon(self._backend.run)
+                outer.start_soon(self._backend.run)
                 fetch_send, fetch_recv = trio.open_memory_channel[Dispatched](0)
                 parse_send, parse_recv = trio.open_memory_channel[Outcome](concurrency)
                 item_send, item_recv = trio.open_memory_channel[Item | Page](256)
@@ -325,10 +335,9 @@ class Engine:
             self._nursery = None
             reason = self._ledger.stop_reason or "finished"
             self._ledger.account_unfinished(reason)
-            if self._backend is not None:
-                with trio.CancelScope(shield=True):
-                    totals = await self._backend.aclose(self.stats, self._items.length())
-                self._crawl_totals = totals or {}
+            with trio.CancelScope(shield=True):
+                totals = await self._backend.aclose(self.stats, self._items.length())
+            self._crawl_totals = totals or {}
             await self._transport.aclose()
         return reason
 

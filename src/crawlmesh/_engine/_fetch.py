@@ -25,7 +25,7 @@ from .._settings import Settings
 from .._shaping._politeness import Politeness
 from .._shaping._retry_after import parse_retry_after
 from .._shaping._shaper import Shaper
-from .._state._backend import Backend
+from .._state._backend import SharedLimits
 from .._transport._base import FetchOptions, Transport, is_node_fault
 from .._util._log import request_keys
 from .._util._tally import RateWaits
@@ -56,7 +56,7 @@ class FetchStage:
         politeness: per-domain slots, delays and throttles.
         retrier: decides and parks retries.
         holds: the domains the breakers hold (None without a mesh).
-        backend: the crawl's durable or shared state, if any.
+        limits: the limits the crawl's workers share.
         rate_waits: requests held back by rate limits, by reason.
     """
 
@@ -71,7 +71,7 @@ class FetchStage:
         politeness: Politeness,
         retrier: Retrier,
         holds: CircuitHolds | None,
-        backend: Backend | None,
+        limits: SharedLimits,
         rate_waits: RateWaits,
     ) -> None:
         self._settings = settings
@@ -84,7 +84,7 @@ class FetchStage:
         self._retrier = retrier
         # (The same dict as the gate's: an answer ends its domain's hold.)
         self._held_since: dict[str, float] = {} if holds is None else holds.since
-        self._backend = backend
+        self._limits = limits
         self._rate_waits = rate_waits
         self._options = FetchOptions(
             connect_timeout=settings.timeouts.connect,
@@ -98,11 +98,7 @@ class FetchStage:
             transport, self._options, settings.robots.user_agent, self._on_crawl_delay
         )
         # A domain's rate is shared by every worker when the backend is.
-        self._shared_rates = (
-            Shaper(settings.rates)
-            if backend is not None and backend.shared and settings.rates
-            else None
-        )
+        self._shared_rates = Shaper(settings.rates) if limits.shared and settings.rates else None
         self.inflight: set[trio.CancelScope] = set()
         """The fetches under way (what the shutdown deadline cancels)."""
         self.debug = False  # log a line per response (set by the engine's run())
@@ -206,8 +202,8 @@ class FetchStage:
                         return Outcome(request, None, error, domain, 0)
                 if self._shared_rates is not None:
                     shared = self._shared_rates.rate_of(domain)
-                    if shared is not None and self._backend is not None:
-                        waited = await self._backend.gate(domain, *shared)  # the crawl's rate
+                    if shared is not None:
+                        waited = await self._limits.gate(domain, *shared)  # the crawl's rate
                         if waited > 0:
                             self._rate_waits.add("shared", waited)
                 options = self._retrier.options_for(request, self._options)
@@ -294,8 +290,7 @@ class FetchStage:
         paused = balancer is not None and node and balancer.pause_node(node, domain, until)
         if not paused:  # under a per-node rate, only the (node, domain) pair pauses
             self._politeness.pause(domain, until)
-            if self._backend is not None:
-                self._backend.pause(domain, delay)  # every worker pauses
+            self._limits.pause(domain, delay)  # every worker pauses
         self._stats.paused(domain)
         log.info(
             "pausing a domain as Retry-After asks",

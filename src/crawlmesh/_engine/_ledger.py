@@ -5,7 +5,7 @@ A request is *pending* from the moment the frontier accepts it until its
 callback (or errback) has finished. Every request ends exactly one way: a
 response handed to its callback, a policy filter counted in stats, or a line
 in the errors file (:meth:`Ledger.fail`, :meth:`Ledger.unfinished`); with a
-backend, a request that ended is journaled as finished
+backend that keeps them, a request that ended is journaled as finished
 (:meth:`Ledger.finished`).
 """
 
@@ -20,7 +20,7 @@ from .._frontier._queue import Frontier
 from .._observe._stats import StatsCollector
 from .._request import Request
 from .._resilience._retrying import Retrier
-from .._state._backend import Backend
+from .._state._backend import Journal, RequestStore
 from .._util._log import request_keys
 from ._export import ErrorRecord, JsonLinesWriter
 from ._records import Outcome
@@ -37,19 +37,23 @@ class Ledger:
         stats: the crawl's counters.
         items: the items file (its length is committed with each finished request).
         errors: where failed requests go (None: only counted and logged).
-        backend: the crawl's durable or shared state, if any.
         frontier: queued requests (drained as unfinished at the end).
         retrier: requests parked for a retry (likewise).
         on_stop: called once, with the reason, when the crawl starts stopping.
+        store: where the crawl's requests are stored (told which ended).
+        journal: what commits each ended request with the items file's length.
     """
 
     __slots__ = (
-        "_backend",
         "_errors",
         "_frontier",
         "_items",
+        "_journal",
+        "_journals",
+        "_keeps_unfinished",
         "_on_stop",
         "_retrier",
+        "_store",
         "active",
         "changed",
         "dispatched",
@@ -63,15 +67,20 @@ class Ledger:
         stats: StatsCollector,
         items: JsonLinesWriter,
         errors: JsonLinesWriter | None,
-        backend: Backend | None,
         frontier: Frontier,
         retrier: Retrier,
         on_stop: Callable[[str], None],
+        *,
+        store: RequestStore,
+        journal: Journal,
     ) -> None:
         self.stats = stats
         self._items = items
         self._errors = errors
-        self._backend = backend
+        self._store = store
+        self._journal = journal
+        self._journals = journal.journals
+        self._keeps_unfinished = store.keeps_unfinished
         self._frontier = frontier
         self._retrier = retrier
         self._on_stop = on_stop
@@ -134,16 +143,15 @@ class Ledger:
         """Count a request the crawl ended before it could."""
         self.stats.unfinished += 1
         # (Else the backend keeps it for a later run, unless it lost the crawl.)
-        if self._backend is None or self.stop_reason == "crawl_lost":
+        if not self._keeps_unfinished or self.stop_reason == "crawl_lost":
             self._record(request, "unfinished", reason, None, None)
 
     def finished(self, request: Request) -> None:
-        """With a backend: ``request`` ended; commit with the items file's
-        length."""
-        backend = self._backend
-        if backend is not None:
-            backend.finished(request)
-            backend.commit(self._items.length(), self.stats)
+        """``request`` ended: tell the store, and (if it journals) commit
+        with the items file's length."""
+        self._store.finished(request)
+        if self._journals:
+            self._journal.commit(self._items.length(), self.stats)
 
     def _record(
         self,

@@ -1,7 +1,7 @@
 """The parse stage: ``parse_workers`` workers, each handing a fetched
 response to its request's callback (or a failure to its errback) and
 sending on what the callback yields: new requests to the scheduler, items to
-the export stage (with a backend, gathered into the request's page).
+the export stage (with a backend that journals, gathered into the request's page).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .._exceptions import FetchError, HttpError
 from .._frontier._admission import Admission
 from .._request import Request
 from .._spider import Spider
-from .._state._backend import Backend
+from .._state._backend import DedupeStore, Journal
 from ._callbacks import results_of
 from ._ledger import Ledger
 from ._records import Item, Outcome, Page, Shutdown
@@ -34,7 +34,8 @@ class ParseStage:
         workers: how many callbacks may run at once (``parse_workers``).
         ledger: the crawl's shared accounting.
         admission: what tells a redirect to a page seen already.
-        backend: the crawl's durable or shared state, if any.
+        journal: whether pages are journaled (then items are gathered into them).
+        dedupe: what tells whether a redirect's target is new to the whole crawl.
         schedule: queues a request a callback yielded (and its parent).
     """
 
@@ -45,7 +46,8 @@ class ParseStage:
         ledger: Ledger,
         *,
         admission: Admission,
-        backend: Backend | None,
+        journal: Journal,
+        dedupe: DedupeStore,
         schedule: Callable[[Request, Request | None], bool],
     ) -> None:
         self._spider = spider
@@ -53,7 +55,8 @@ class ParseStage:
         self._ledger = ledger
         self._stats = ledger.stats
         self._admission = admission
-        self._backend = backend
+        self._journals = journal.journals  # (read once: a Page per page only then)
+        self._dedupe = dedupe
         self._schedule = schedule
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
 
@@ -73,9 +76,10 @@ class ParseStage:
         item_send: trio.MemorySendChannel[Item | Page],
     ) -> None:
         ledger = self._ledger
+        journals = self._journals
         async with parse_recv, item_send:
             async for outcome in parse_recv:
-                page = Page(outcome.request, outcome.domain) if self._backend is not None else None
+                page = Page(outcome.request, outcome.domain) if journals else None
                 try:
                     await self._handle_outcome(outcome, item_send, page)
                 finally:
@@ -106,7 +110,7 @@ class ParseStage:
             # A redirect to a page seen (or queued) already, here or by
             # another worker: as if its target were a link, a duplicate.
             duplicate, ask = self._admission.redirected(request, response.url, response.redirects)
-            if ask and self._backend is not None and not await self._backend.seen_first(ask):
+            if ask and not await self._dedupe.seen_first(ask):
                 self._admission.duplicate()
                 duplicate = True
             if duplicate:

@@ -21,7 +21,7 @@ Item = tuple[Any, Request, str]  # (item, the request whose callback produced it
 
 
 class Page:
-    """With a backend: one request's items, exported as one batch
+    """With a backend that journals: one request's items, exported as one batch
     and journaled as finished with it (``finished``: False when a shutdown
     interrupted it, so a resume fetches it again)."""
 

@@ -1,5 +1,6 @@
 """Scheduling: a request into the frontier, through admission (filters and
-dedupe) and, with a backend, the crawl's shared queue.
+dedupe) and the backend's store (which may queue it elsewhere: the crawl's
+shared queue).
 
 While the crawl is stopping, a request that passes the filters is not
 queued but ends ``unfinished``: nothing new is scheduled, nothing is lost.
@@ -8,13 +9,12 @@ queued but ends ``unfinished``: nothing new is scheduled, nothing is lost.
 from __future__ import annotations
 
 from .._frontier._admission import Admission
-from .._frontier._dedupe import FingerprintSet
-from .._frontier._queue import DupeFilter, Frontier
+from .._frontier._queue import Frontier
 from .._request import Request
 from .._settings import Settings
 from .._shaping._politeness import Politeness
 from .._spider import Spider
-from .._state._backend import Backend
+from .._state._backend import DedupeStore, RequestStore
 from .._state._records import NotPersistable
 from .._util._url import split_http_url
 from ._ledger import Ledger
@@ -33,9 +33,8 @@ class Scheduler:
         frontier: where admitted requests are queued.
         politeness: holds a domain until its robots.txt is known.
         robots: what tells whether a domain's robots.txt is known.
-        backend: the crawl's durable or shared state, if any; its dupe
-            filter replaces ``dupefilter``.
-        dupefilter: seen fingerprints (None: in memory).
+        store: where admitted requests are stored (and, if it says so, queued).
+        dedupe: the fingerprints seen (its dupe filter is admission's).
     """
 
     def __init__(
@@ -47,8 +46,8 @@ class Scheduler:
         frontier: Frontier,
         politeness: Politeness,
         robots: RobotsCache,
-        backend: Backend | None,
-        dupefilter: DupeFilter | None,
+        store: RequestStore,
+        dedupe: DedupeStore,
     ) -> None:
         self._settings = settings
         self._ledger = ledger
@@ -56,18 +55,16 @@ class Scheduler:
         self._frontier = frontier
         self._politeness = politeness
         self._robots = robots
-        self._backend = backend
-        # (``is None``, not ``or``: an empty dupe filter is falsy.)
-        seen: DupeFilter = FingerprintSet() if dupefilter is None else dupefilter
+        self._store = store
         self.admission = Admission(
-            seen if backend is None else backend.dupefilter,
+            dedupe.dupefilter,
             allowed_domains=spider.allowed_domains,
             depth_limit=settings.depth_limit,
             filtered=self._stats.filtered,
             on_invalid=lambda request, exc, parent: ledger.fail(
                 request, exc.kind, str(exc), parent=parent
             ),
-            on_seen=(lambda fp: None) if backend is None else backend.seen,
+            on_seen=dedupe.seen,
         )
 
     def schedule(self, request: Request, parent: Request | None = None) -> bool:
@@ -79,16 +76,14 @@ class Scheduler:
             return False
         ledger = self._ledger
         host = parts.hostname or ""
-        local = True
-        if self._backend is not None:
-            try:
-                # (While stopping too: the backend keeps it for a later run.)
-                local = self._backend.queued(
-                    host, request, self.admission.last_fingerprint, seed=parent is None
-                )
-            except NotPersistable as exc:
-                ledger.fail(request, "not_persistable", str(exc), parent=parent)
-                return False
+        try:
+            # (While stopping too: the backend keeps it for a later run.)
+            local = self._store.queued(
+                host, request, self.admission.last_fingerprint, seed=parent is None
+            )
+        except NotPersistable as exc:
+            ledger.fail(request, "not_persistable", str(exc), parent=parent)
+            return False
         if ledger.stop_reason is not None:
             # Nothing new is scheduled while stopping, but nothing is lost.
             ledger.unfinished(request, f"not scheduled: crawl stopping ({ledger.stop_reason})")

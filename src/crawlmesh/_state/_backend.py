@@ -1,10 +1,23 @@
-"""What the engine asks of a backend: the store that keeps a crawl's
-frontier, dupe filter and stats beyond one process.
+"""What the engine asks of a backend: where a crawl's frontier, dupe filter
+and stats live.
 
-Two implement it: :class:`~crawlmesh._state._jobdir.JobDir` (``--jobdir``, SQLite on
-one machine) and :class:`~crawlmesh._state._redis.RedisBackend` (``--backend
-redis://``, many workers). Without one, the engine keeps everything in
-memory and none of these hooks run.
+A backend plays a few small roles, each its own protocol, and each stage
+depends only on the roles it uses:
+
+* :class:`RequestStore`: the requests queued and finished (what a resume
+  finds), and whether the crawl's work is drained;
+* :class:`DedupeStore`: the fingerprints seen;
+* :class:`Journal`: a page's items committed with the items file's length;
+* :class:`SharedLimits`: the rate limits and pauses every worker shares (and
+  the balancer's sessions and breakers);
+* :class:`Lifecycle`: connect, background work, close.
+
+:class:`Backend` is all of them, what the engine is given. Three implement
+it: :class:`~crawlmesh._state._memory.MemoryBackend` (the default: one
+process, nothing kept), :class:`~crawlmesh._state._jobdir.JobDir`
+(``--jobdir``, SQLite on one machine) and
+:class:`~crawlmesh._state._redis.RedisBackend` (``--backend redis://``, many
+workers).
 
 The engine journals to the backend as requests come and go; the backend
 talks back through :class:`EngineLink`.
@@ -20,11 +33,20 @@ from .._observe._stats import StatsCollector
 from .._request import Request
 from ._shared import MeshShare
 
-__all__ = ["Backend", "EngineLink", "Resume"]
+__all__ = [
+    "Backend",
+    "DedupeStore",
+    "EngineLink",
+    "Journal",
+    "Lifecycle",
+    "RequestStore",
+    "Resume",
+    "SharedLimits",
+]
 
 
 class Resume:
-    """What :meth:`Backend.open` found.
+    """What :meth:`Lifecycle.connect` found.
 
     Attributes:
         resumed: an earlier run (or another worker) left state behind.
@@ -81,33 +103,13 @@ class EngineLink(Protocol):
         ...
 
 
-class Backend(Protocol):
-    """A crawl's durable or shared state (see the module)."""
+class RequestStore(Protocol):
+    """The requests a crawl queued and has not finished (what a resume finds)."""
 
     @property
-    def dupefilter(self) -> DupeFilter:
-        """The fingerprints the engine's admission checks."""
-        ...
-
-    @property
-    def shared(self) -> bool:
-        """Whether other processes work on the same crawl."""
-        ...
-
-    @property
-    def mesh_share(self) -> MeshShare | None:
-        """Where the balancer shares sessions and breakers (None: nowhere)."""
-        ...
-
-    def connect(
-        self, link: EngineLink, stats: StatsCollector
-    ) -> AbstractAsyncContextManager[Resume]:
-        """Connect for the length of the crawl, loading what is there
-        (restoring ``stats`` if the backend keeps them).
-
-        Raises:
-            BackendError: it cannot be reached or refuses this worker.
-        """
+    def keeps_unfinished(self) -> bool:
+        """Whether requests the crawl ends before it could stay for a later
+        run (else they go to the errors file)."""
         ...
 
     def queued(self, domain: str, request: Request, fp: bytes, *, seed: bool) -> bool:
@@ -117,6 +119,32 @@ class Backend(Protocol):
         Raises:
             NotPersistable: it cannot be stored.
         """
+        ...
+
+    def finished(self, request: Request) -> None:
+        """``request`` ended (its items, if any, are written)."""
+        ...
+
+    def mark_start_done(self) -> None:
+        """``start()`` ran to its end in this process."""
+        ...
+
+    async def room(self) -> None:
+        """Wait while too many requests wait to be stored."""
+        ...
+
+    @property
+    def drained(self) -> bool:
+        """No work is left anywhere but in this process."""
+        ...
+
+
+class DedupeStore(Protocol):
+    """The fingerprints of the requests a crawl has seen."""
+
+    @property
+    def dupefilter(self) -> DupeFilter:
+        """The fingerprints the engine's admission checks."""
         ...
 
     def seen(self, fp: bytes) -> None:
@@ -133,16 +161,33 @@ class Backend(Protocol):
         cannot tell says True (a page is never dropped on a guess)."""
         ...
 
-    def finished(self, request: Request) -> None:
-        """``request`` ended (its items, if any, are written)."""
+
+class Journal(Protocol):
+    """Where each page's items are committed with the items file's length."""
+
+    @property
+    def journals(self) -> bool:
+        """Whether pages are journaled: False, and the engine exports items
+        one by one and never calls :meth:`commit` for a page (read once)."""
         ...
 
     def commit(self, items_length: int | None, stats: StatsCollector) -> None:
         """Make what was journaled durable, with the items file's length."""
         ...
 
-    def mark_start_done(self) -> None:
-        """``start()`` ran to its end in this process."""
+
+class SharedLimits(Protocol):
+    """The limits every worker of a crawl shares."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes work on the same crawl (False: :meth:`gate`
+        is never called; read once)."""
+        ...
+
+    @property
+    def mesh_share(self) -> MeshShare | None:
+        """Where the balancer shares sessions and breakers (None: nowhere)."""
         ...
 
     def pause(self, domain: str, seconds: float) -> None:
@@ -155,17 +200,23 @@ class Backend(Protocol):
         returns the seconds waited for it."""
         ...
 
-    async def room(self) -> None:
-        """Wait while too many requests wait to be stored."""
+
+class Lifecycle(Protocol):
+    """A backend's start, background work and end."""
+
+    def connect(
+        self, link: EngineLink, stats: StatsCollector
+    ) -> AbstractAsyncContextManager[Resume]:
+        """Connect for the length of the crawl, loading what is there
+        (restoring ``stats`` if the backend keeps them).
+
+        Raises:
+            BackendError: it cannot be reached or refuses this worker.
+        """
         ...
 
     async def run(self) -> None:
-        """Background work, until cancelled."""
-        ...
-
-    @property
-    def drained(self) -> bool:
-        """No work is left anywhere but in this process."""
+        """Background work, until cancelled (or nothing to do: it returns)."""
         ...
 
     async def aclose(
@@ -174,3 +225,7 @@ class Backend(Protocol):
         """Commit and close; requests not finished stay for a later run.
         Returns the crawl-wide totals of a shared crawl (else None)."""
         ...
+
+
+class Backend(RequestStore, DedupeStore, Journal, SharedLimits, Lifecycle, Protocol):
+    """A crawl's state, all its roles (see the module): what the engine is given."""

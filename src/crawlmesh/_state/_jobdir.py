@@ -100,6 +100,8 @@ class JobDir:
 
     # -- the Backend protocol -----------------------------------------------
 
+    keeps_unfinished = True  # for a resume
+    journals = True
     shared = False
     mesh_share = None  # one process: the balancer keeps its own
 

@@ -79,6 +79,8 @@ class RedisBackend:
         output: the items file's path, if items go to a regular file.
     """
 
+    keeps_unfinished = True  # for another worker, or a later run
+    journals = True
     shared = True
 
     def __init__(
