@@ -1,0 +1,180 @@
+"""The in-memory crawl is a backend like the job directory and Redis: the
+same roles, and a crawl on the default backend is a crawl on an explicit
+MemoryBackend."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from crawlmesh import Engine, JsonLinesWriter, Request, Spider
+from crawlmesh._cli._run import open_sinks
+from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._observe._stats import StatsCollector
+from crawlmesh._settings import BackendSettings, load_settings
+from crawlmesh._state._backend import (
+    Backend,
+    DedupeStore,
+    Journal,
+    Lifecycle,
+    RequestStore,
+    SharedLimits,
+)
+from crawlmesh._state._jobdir import JobDir
+from crawlmesh._state._memory import MemoryBackend
+from crawlmesh._state._redis import RedisBackend
+from engine.test_crawl import FollowAll
+from sites import GeneratedSite
+
+ROLES = (RequestStore, DedupeStore, Journal, SharedLimits, Lifecycle)
+# Everything the one Backend protocol asked for before it was split.
+BACKEND_MEMBERS = {
+    "dupefilter", "shared", "mesh_share", "connect", "queued", "seen", "seen_first",
+    "finished", "commit", "mark_start_done", "pause", "gate", "room", "run", "drained",
+    "aclose",
+}  # fmt: skip
+
+
+def members(protocol: type) -> set[str]:
+    return {name for name in vars(protocol) if not name.startswith("_")}
+
+
+def backends(tmp_path: Path) -> list[Any]:
+    spider = Spider()
+    return [
+        MemoryBackend(),
+        JobDir(tmp_path / "job", spider),
+        RedisBackend(BackendSettings(url="redis://127.0.0.1:1/0"), spider, concurrency=1),
+    ]
+
+
+def test_the_roles_are_small_and_together_are_the_backend() -> None:
+    roles = [members(role) for role in ROLES]
+    for i, role in enumerate(roles):
+        assert 1 < len(role) <= 6, ROLES[i]
+        for other in roles[i + 1 :]:
+            assert not role & other, "a member belongs to one role"
+    union = set().union(*roles)
+    assert union >= BACKEND_MEMBERS
+    assert union - BACKEND_MEMBERS == {"keeps_unfinished", "journals"}
+    assert set(Backend.__mro__) >= set(ROLES)
+
+
+def test_every_backend_plays_every_role(tmp_path: Path) -> None:
+    for backend in backends(tmp_path):
+        for role in ROLES:
+            for name in members(role):
+                declared = vars(role)[name]
+                assert hasattr(backend, name), (type(backend).__name__, name)
+                if inspect.iscoroutinefunction(declared):
+                    assert inspect.iscoroutinefunction(getattr(backend, name)), name
+
+
+def test_what_each_backend_says_it_keeps_and_shares(tmp_path: Path) -> None:
+    memory, job, redis = backends(tmp_path)
+    flags = [(b.keeps_unfinished, b.journals, b.shared) for b in (memory, job, redis)]
+    assert flags == [(False, False, False), (True, True, False), (True, True, True)]
+    assert memory.mesh_share is None
+    assert job.mesh_share is None
+    assert redis.mesh_share is redis
+
+
+async def test_memory_backend_keeps_nothing_and_queues_locally() -> None:
+    seen = FingerprintSet()
+    backend = MemoryBackend(seen)
+    assert backend.dupefilter is seen
+    stats = StatsCollector()
+    async with backend.connect(object(), stats) as resume:  # type: ignore[arg-type]
+        assert not resume.resumed
+        assert resume.pending == []
+        assert resume.items_length is None
+        assert not resume.start_done
+        request = Request("http://a.test/")
+        assert backend.queued("a.test", request, b"f" * 16, seed=True)
+        backend.seen(b"g" * 16)
+        assert await backend.seen_first(b"h" * 16)
+        assert await backend.gate("a.test", "a.test", 1.0, 1) == 0.0
+        backend.pause("a.test", 5.0)
+        await backend.room()
+        assert backend.drained
+        backend.finished(request)
+        backend.commit(10, stats)
+        backend.mark_start_done()
+        await backend.run()  # nothing in the background: it returns
+        assert await backend.aclose(stats, 10) is None
+    assert len(seen) == 0  # admission adds to the dupe filter, not the backend
+    assert MemoryBackend().dupefilter is not MemoryBackend().dupefilter
+
+
+def test_open_sinks_without_a_jobdir_or_redis_is_in_memory(tmp_path: Path) -> None:
+    settings = load_settings([])
+    sinks = open_sinks(Spider(), settings, output=tmp_path / "o.jsonl", errors=None, jobdir=None)
+    try:
+        assert isinstance(sinks.backend, MemoryBackend)
+    finally:
+        sinks.close()
+
+
+async def crawl(
+    spider: Spider, tmp_path: Path, name: str, depth_limit: int = 0, **kwargs: Any
+) -> tuple[Any, list[Any], list[Any], Engine]:
+    out, err = tmp_path / f"{name}.jsonl", tmp_path / f"{name}-errors.jsonl"
+    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
+    settings = load_settings([("test", {"concurrency": 4, "depth_limit": depth_limit})])
+    engine = Engine(spider, settings, items=items, errors=errors, **kwargs)
+    try:
+        stats = await engine.run()
+    finally:
+        items.close()
+        errors.close()
+    decode = msgspec.json.decode
+    return (
+        stats,
+        sorted(decode(line)["sku"] for line in out.read_bytes().splitlines()),
+        sorted((e["url"], e["kind"]) for e in map(decode, err.read_bytes().splitlines())),
+        engine,
+    )
+
+
+async def test_the_default_backend_crawls_as_an_explicit_memory_backend(
+    generated: GeneratedSite, generated_url: str, tmp_path: Path
+) -> None:
+    default = await crawl(FollowAll(generated_url), tmp_path, "default")
+    seen = FingerprintSet()
+    explicit = await crawl(
+        FollowAll(generated_url), tmp_path, "explicit", backend=MemoryBackend(seen)
+    )
+    (stats_a, items_a, errors_a, engine_a), (stats_b, items_b, errors_b, engine_b) = (
+        default,
+        explicit,
+    )
+    assert items_a == items_b
+    assert len(items_a) == len(set(items_a)) == 667
+    assert errors_a == errors_b
+    assert {kind for _, kind in errors_a} == {"http_error"}
+    for name in ("pages", "items", "errors", "unfinished", "finish_reason", "filtered"):
+        assert getattr(stats_a, name) == getattr(stats_b, name), name
+    assert stats_a.crawl_totals == stats_b.crawl_totals
+    assert len(seen) >= 2000  # the crawl's dupe filter was the backend's
+    assert engine_a.unfinished_where() == engine_b.unfinished_where()
+    assert engine_a.unfinished_where() == "written to the errors file"
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+async def test_the_engine_dupefilter_is_the_memory_backend_s(
+    generated_url: str, tmp_path: Path, explicit: bool
+) -> None:
+    seen = FingerprintSet()
+    if explicit:
+        kwargs: dict[str, Any] = {"backend": MemoryBackend(seen)}
+    else:
+        kwargs = {"dupefilter": seen}
+    stats, _, _, _ = await crawl(
+        FollowAll(generated_url), tmp_path, f"d{explicit}", depth_limit=1, **kwargs
+    )
+    assert stats.finish_reason == "finished"
+    assert len(seen) >= stats.pages > 0
