@@ -1,2 +1,3 @@
-"""A crawl's durable or shared state: the Backend interface, --jobdir
-(SQLite) and --backend redis://."""
+"""A crawl's state: the backend's roles (request store, dedupe store, journal,
+shared limits, lifecycle), in memory (the default), --jobdir (SQLite) and
+--backend redis://."""
