@@ -26,7 +26,7 @@ from .._shaping._politeness import Politeness
 from .._shaping._retry_after import parse_retry_after
 from .._shaping._shaper import Shaper
 from .._state._backend import Backend
-from .._transport._base import FetchOptions, Transport, is_node_fault
+from .._transport._base import FetchOptions, Transport
 from .._util._log import request_keys
 from .._util._tally import RateWaits
 from .._util._url import split_http_url
@@ -228,8 +228,7 @@ class FetchStage:
                     )
                 return Outcome(request, response, None, domain, attempt)
             except FetchError as exc:
-                exc.request = request
-                return Outcome(request, None, exc, domain, attempt)
+                return Outcome(request, None, exc.with_request(request), domain, attempt)
             except RequestError as exc:
                 # A URL the transport refuses outright: a failure of this request only.
                 failure = FetchError(str(exc), request=request, kind=exc.kind)
@@ -258,7 +257,7 @@ class FetchStage:
             assert error is not None
             # A target timeout is pushback; other errors (resets, bans, node
             # faults) say nothing about the domain's load.
-            pushback = error.kind.endswith("timeout") and not is_node_fault(error)
+            pushback = error.is_timeout and not error.node_fault
             success = False
         politeness = self._politeness
         before = politeness.limit(domain)
