@@ -24,6 +24,7 @@ from ._settings import Strategy as Strategy
 from ._settings import ThrottleSettings as ThrottleSettings
 from ._settings import Timeouts as Timeouts
 from ._settings import _known_keys as _known_keys
+from ._settings import fetch_options as fetch_options
 from ._settings import load_settings as load_settings
 from ._settings import parse_override as parse_override
 from ._settings import read_settings_file as read_settings_file
@@ -48,6 +49,7 @@ __all__ = [
     "Strategy",
     "ThrottleSettings",
     "Timeouts",
+    "fetch_options",
     "load_settings",
     "parse_override",
     "read_settings_file",

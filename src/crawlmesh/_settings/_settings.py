@@ -21,6 +21,7 @@ from .._resilience._breaker_config import BreakerConfig
 from .._resilience._retry import RetryPolicy
 from .._shaping._globs import DomainGlobs
 from .._shaping._rules import RateRule, RateRules
+from .._transport._base import FetchOptions
 from .._transport._deadlines import TimeoutRule
 from .._util._files import read_toml_file
 from ._nodes import NODE_KINDS, NodeSpec, validate_nodes
@@ -40,6 +41,7 @@ __all__ = [
     "Strategy",
     "ThrottleSettings",
     "Timeouts",
+    "fetch_options",
     "load_settings",
     "parse_override",
 ]
@@ -285,6 +287,19 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             RateRules(self.rates)  # a bad glob fails here, naming it
         if self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+
+
+def fetch_options(settings: Settings) -> FetchOptions:
+    """The per-fetch limits ``settings`` give every request: the one place
+    a :class:`FetchOptions` field is read from settings."""
+    return FetchOptions(
+        connect_timeout=settings.timeouts.connect,
+        read_timeout=settings.timeouts.read,
+        max_response_size=settings.max_response_size,
+        max_redirects=settings.max_redirects,
+        user_agent=settings.user_agent,
+        default_headers=settings.default_headers,
+    )
 
 
 def _field_types(struct: type[msgspec.Struct]) -> dict[str, Any]:
