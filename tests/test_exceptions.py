@@ -43,8 +43,7 @@ def test_with_request_keeps_subclass_fields() -> None:
     assert tied.request is request
     assert error.request is None
     assert tied.response == "the response"
-    pushback = NodePushback("node error overloaded", kind="node_overloaded")
-    pushback.retry_after = 3.0
+    pushback = NodePushback("node error overloaded", kind="node_overloaded", retry_after=3.0)
     copy = pushback.with_node("n2")
     assert (copy.retry_after, copy.node, copy.kind) == (3.0, "n2", "node_overloaded")
 
