@@ -38,3 +38,24 @@ def test_public_objects_say_they_are_public() -> None:
         obj = getattr(crawlmesh, name)
         if isinstance(obj, type):
             assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_every_exception_class_in_the_package_is_in_the_tree() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    found = []
+    for info in pkgutil.walk_packages(crawlmesh.__path__, "crawlmesh."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__ == module.__name__
+            ):
+                found.append(name)
+                assert issubclass(obj, crawlmesh.CrawlmeshError), f"{info.name}.{name}"
+    assert {"NodeFault", "NodesBusy", "NotPersistable", "StaleConnection"} <= set(found)

@@ -91,3 +91,31 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     missing = [k for k in _known_keys() if f"| `{k}` |" not in readme]
     assert missing == []
+
+
+def test_each_settings_choice_has_one_list() -> None:
+    from typing import get_args
+
+    from crawlmesh._balancer._strategies import STRATEGIES as BALANCER_STRATEGIES
+    from crawlmesh._settings import DEDUPES, LOG_LEVELS, STRATEGIES, Dedupe, LogLevel, Strategy
+
+    assert STRATEGIES == get_args(Strategy) == BALANCER_STRATEGIES
+    assert STRATEGIES[0] == Settings().balancer.strategy
+    assert DEDUPES == get_args(Dedupe) == ("set", "bloom")
+    assert LOG_LEVELS == get_args(LogLevel) == ("debug", "info", "warning", "error")
+    with pytest.raises(SettingsError, match=r"backend\.dedupe must be one of set, bloom"):
+        load_settings([("-s", {"backend.dedupe": "exact"})])
+    assert load_settings([("-s", {"log_level": "WARNING"})]).log_level == "WARNING"
+
+
+def test_fetch_options_come_from_settings() -> None:
+    from crawlmesh._settings import fetch_options
+
+    settings = load_settings(
+        [("-s", {"timeouts.connect": "3", "timeouts.read": "7", "max_redirects": "2"})]
+    )
+    options = fetch_options(settings)
+    assert (options.connect_timeout, options.read_timeout, options.max_redirects) == (3.0, 7.0, 2)
+    assert options.max_response_size == settings.max_response_size
+    assert options.user_agent == settings.user_agent
+    assert options.default_headers == settings.default_headers

@@ -140,6 +140,7 @@ class Response:
         redirects: tuple[str, ...] = (),
         elapsed: float = 0.0,
         node: str = "",
+        session_moved: bool = False,
     ) -> None:
         self.url = url
         self.status = status
@@ -149,7 +150,7 @@ class Response:
         self.redirects = redirects
         self.elapsed = elapsed
         self.node = node
-        self.session_moved = False
+        self.session_moved = session_moved
         self._text: str | None = None
         self._content_type: str | None = None
         self._encoding: str | None = None
@@ -160,6 +161,26 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
+
+    def via(self, node: str, *, session_moved: bool = False) -> Response:
+        """This response as it came through ``node`` (a copy).
+
+        Args:
+            node: the egress node that fetched it.
+            session_moved: the request's session was moved to ``node``
+                because its previous node failed.
+        """
+        return Response(
+            self.url,
+            self.status,
+            self.headers,
+            self.body,
+            self.request,
+            redirects=self.redirects,
+            elapsed=self.elapsed,
+            node=node,
+            session_moved=session_moved,
+        )
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from crawlmesh._balancer._balancer import Balancer
 from crawlmesh._balancer._build import build_balancer
 from crawlmesh._balancer._mesh import reload_nodes
 from crawlmesh._settings import NodeSpec, load_settings
-from crawlmesh._transport._base import mark_node_fault
 
 
 class Stub:
@@ -74,7 +73,7 @@ async def test_a_node_failing_at_once_does_not_look_fast(clock: trio.testing.Moc
         picks[lease.node.name] += 1
         if lease.node.name in ("a", "b"):
             await trio.sleep(0.001)  # refused at once
-            b.release(lease, error=mark_node_fault(ConnectFailed("refused", request=req)))
+            b.release(lease, error=ConnectFailed("refused", request=req, node_fault=True))
         else:
             await trio.sleep(0.1)
             b.release(lease, status=200)

@@ -12,7 +12,6 @@ from crawlmesh import CircuitOpen, ConnectFailed, FetchTimeout, Request
 from crawlmesh._balancer._balancer import DIRECT_FALLBACK, Balancer, NodesBusy
 from crawlmesh._resilience import BanRules, BreakerConfig
 from crawlmesh._settings import NodeSpec
-from crawlmesh._transport._base import mark_node_fault
 
 CONFIG = BreakerConfig(
     consecutive_failures=3, cooldown=10.0, cooldown_max=40.0, half_open_probes=2,
@@ -39,7 +38,7 @@ def mesh(*names: str, region: str = "", **kwargs: object) -> Balancer:
 
 
 def node_fault(request: Request) -> ConnectFailed:
-    return mark_node_fault(ConnectFailed("node unreachable", request=request))  # type: ignore[return-value]
+    return ConnectFailed("node unreachable", request=request, node_fault=True)
 
 
 async def fail(b: Balancer, host: str, node: str, times: int, *, fault: bool = False) -> None:

@@ -16,7 +16,6 @@ from crawlmesh._observe._stats import StatsCollector
 from crawlmesh._resilience import BreakerConfig
 from crawlmesh._settings import BackendSettings, NodeSpec
 from crawlmesh._state._redis import RedisBackend
-from crawlmesh._transport._base import mark_node_fault
 from distributed.redis_server import RedisServer
 
 SESSIONS = [f"s{n}" for n in range(40)]
@@ -121,8 +120,8 @@ async def test_a_breaker_that_opens_in_one_worker_opens_in_every_worker(
         for _ in range(BreakerConfig().consecutive_failures):
             lease = await a.acquire(request, "shop.test", exclude=frozenset({"n1"}))
             assert lease.node.name == "n0"
-            failure = ConnectFailed("refused", request=request)
-            a.release(lease, error=mark_node_fault(failure))
+            failure = ConnectFailed("refused", request=request, node_fault=True)
+            a.release(lease, error=failure)
         circuits: Any = a.circuits
         assert circuits.node_out("n0")
         # Worker b saw none of it, yet takes n0 out within a sync or two.

@@ -800,7 +800,7 @@ class Balancer:
             fault = is_node_fault(error)
             if fault:
                 latency = max(latency, _FAULT_LATENCY)
-            slow = fault or error.kind.endswith("timeout")
+            slow = fault or error.is_timeout
             self._strategy.observe(state, lease.domain, latency, penalty=slow)
             return
         node.sample(latency, self._rng)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import structlog
 import trio
 
-from .._exceptions import CircuitOpen, FetchError, FetchTimeout
+from .._exceptions import Banned, CircuitOpen, FetchError, FetchTimeout
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, is_node_fault
@@ -97,8 +97,8 @@ class BalancedTransport:
                         request=request,
                         kind="total_timeout",
                     )
-            except FetchError as exc:
-                exc.node = node  # a retry of the request avoids it
+            except FetchError as caught:
+                exc = caught.with_node(node)  # a retry of the request avoids it
                 balancer.release(lease, error=exc, cause=cause)
                 if isinstance(exc, NodePushback):
                     pushback = exc
@@ -114,26 +114,21 @@ class BalancedTransport:
                     continue
                 if pushback is exc:
                     raise self._held(pushback) from None
-                raise
+                raise exc from caught.__cause__
             except BaseException:
                 balancer.abandon(lease)  # cancelled (shutdown): nothing to learn
                 raise
             ban = balancer.ban_reason(response.status, response.body, response.headers)
             balancer.release(lease, status=response.status, ban=ban, cause=cause)
             if ban is not None and ban != f"status {response.status}":
-                error = FetchError(
-                    f"banned through node {node}: {ban}", request=request, kind="banned"
-                )
-                error.node = node
+                error = Banned(f"banned through node {node}: {ban}", request=request, node=node)
                 log.info(
                     "ban detected",
                     **request_keys(request.url, host, node, options.attempt),
                     reason=ban,
                 )
                 raise error
-            response.node = node
-            response.session_moved = lease.session_moved
-            return response
+            return response.via(node, session_moved=lease.session_moved)
 
     def _held(self, pushback: NodePushback) -> NodePushback:
         """``pushback``, its ``retry_after`` now the wait for the first node

@@ -20,7 +20,7 @@ from .._engine._engine import Engine
 from .._exceptions import BackendError, SettingsError, UsageError, plain_errors, sole_leaf
 from .._observe._progress import choose_progress
 from .._observe._record import CrawlStats, stats_schema
-from .._settings import parse_override
+from .._settings import LOG_LEVELS, parse_override
 from .._spider import Spider
 from .._util._log import configure_logging
 from .._util._redact import redact
@@ -83,7 +83,7 @@ def _crawl_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--log-level",
-        choices=["debug", "info", "warning", "error"],
+        choices=LOG_LEVELS,
         help="log level (default: the log_level setting)",
     )
     p.add_argument(
@@ -231,7 +231,7 @@ def _node_parser(sub: Any) -> None:
         "--write-timeout", type=float, metavar="S", help="for a client to take an answer (30 s)"
     )
     node.add_argument("--drain-timeout", type=float, metavar="S", help="SIGTERM drain (30 s)")
-    node.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    node.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     node.add_argument("--log-format", choices=["console", "json"], default="console")
     node.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
 

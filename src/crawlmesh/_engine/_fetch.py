@@ -21,12 +21,12 @@ from .._observe._stats import StatsCollector
 from .._request import Request
 from .._resilience._retrying import Retrier
 from .._response import Response
-from .._settings import Settings
+from .._settings import Settings, fetch_options
 from .._shaping._politeness import Politeness
 from .._shaping._retry_after import parse_retry_after
 from .._shaping._shaper import Shaper
 from .._state._backend import SharedLimits
-from .._transport._base import FetchOptions, Transport, is_node_fault
+from .._transport._base import Transport
 from .._util._log import request_keys
 from .._util._tally import RateWaits
 from .._util._url import split_http_url
@@ -86,14 +86,7 @@ class FetchStage:
         self._held_since: dict[str, float] = {} if holds is None else holds.since
         self._limits = limits
         self._rate_waits = rate_waits
-        self._options = FetchOptions(
-            connect_timeout=settings.timeouts.connect,
-            read_timeout=settings.timeouts.read,
-            max_response_size=settings.max_response_size,
-            max_redirects=settings.max_redirects,
-            user_agent=settings.user_agent,
-            default_headers=settings.default_headers,
-        )
+        self._options = fetch_options(settings)
         self.robots = RobotsCache(
             transport, self._options, settings.robots.user_agent, self._on_crawl_delay
         )
@@ -224,8 +217,7 @@ class FetchStage:
                     )
                 return Outcome(request, response, None, domain, attempt)
             except FetchError as exc:
-                exc.request = request
-                return Outcome(request, None, exc, domain, attempt)
+                return Outcome(request, None, exc.with_request(request), domain, attempt)
             except RequestError as exc:
                 # A URL the transport refuses outright: a failure of this request only.
                 failure = FetchError(str(exc), request=request, kind=exc.kind)
@@ -254,7 +246,7 @@ class FetchStage:
             assert error is not None
             # A target timeout is pushback; other errors (resets, bans, node
             # faults) say nothing about the domain's load.
-            pushback = error.kind.endswith("timeout") and not is_node_fault(error)
+            pushback = error.is_timeout and not error.node_fault
             success = False
         politeness = self._politeness
         before = politeness.limit(domain)

@@ -55,7 +55,13 @@ class Outcome:
 
     def log_keys(self) -> dict[str, Any]:
         """The request's keys for a log line about this outcome."""
-        node = self.response.node if self.response is not None else getattr(self.error, "node", "")
+        node = (
+            self.response.node
+            if self.response is not None
+            else self.error.node
+            if self.error
+            else ""
+        )
         return request_keys(self.request.url, self.domain, node, self.attempt)
 
 

@@ -17,7 +17,7 @@ import structlog
 import trio
 from protego import Protego
 
-from .._exceptions import CircuitOpen, FetchError, ResponseTooLarge
+from .._exceptions import Banned, CircuitOpen, FetchError, ResponseTooLarge
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, Transport
@@ -158,7 +158,7 @@ class RobotsCache:
                 response = await self._transport.fetch(Request(url), options)
             except FetchError as exc:
                 keys["node"] = exc.node or None
-                if exc.kind != "banned" or not exc.node or attempt == _BAN_ATTEMPTS - 1:
+                if not isinstance(exc, Banned) or not exc.node or attempt == _BAN_ATTEMPTS - 1:
                     raise
                 avoid = options.avoid_nodes | {exc.node}
                 options = msgspec.structs.replace(options, avoid_nodes=avoid, attempt=attempt + 2)

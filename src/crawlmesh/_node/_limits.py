@@ -14,12 +14,13 @@ from collections import deque
 
 import trio
 
+from .._exceptions import NodeServiceError
 from .._shaping._gcra import GcraLimiter
 
 __all__ = ["Admission", "AuthFailures", "ClientLimits", "Refusal"]
 
 
-class Refusal(Exception):
+class Refusal(NodeServiceError):
     """A request the node will not take now: ``code``, with a Retry-After."""
 
     def __init__(self, status: int, code: str, message: str, retry_after: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from .._exceptions import InvalidURL
+from .._exceptions import InvalidURL, NodeServiceError
 from .._transport._nodeproto import ScrapeRequest
 from .._util._url import split_http_url
 from ._config import NodeConfig
@@ -23,7 +23,7 @@ _MAX_SESSION_ID = 200
 MIN_TIMEOUT = 0.001
 
 
-class Invalid(Exception):
+class Invalid(NodeServiceError):
     """A scrape request the node refuses (400 invalid_request)."""
 
 

@@ -8,34 +8,48 @@ from ._nodes import NodeKind as NodeKind
 from ._nodes import NodeKindInfo as NodeKindInfo
 from ._nodes import NodeSpec as NodeSpec
 from ._nodes import validate_nodes as validate_nodes
+from ._settings import DEDUPES as DEDUPES
+from ._settings import LOG_LEVELS as LOG_LEVELS
+from ._settings import STRATEGIES as STRATEGIES
 from ._settings import BackendSettings as BackendSettings
 from ._settings import BalancerSettings as BalancerSettings
 from ._settings import BreakerSettings as BreakerSettings
+from ._settings import Dedupe as Dedupe
 from ._settings import HealthSettings as HealthSettings
+from ._settings import LogLevel as LogLevel
 from ._settings import MetricsSettings as MetricsSettings
 from ._settings import RobotsSettings as RobotsSettings
 from ._settings import Settings as Settings
+from ._settings import Strategy as Strategy
 from ._settings import ThrottleSettings as ThrottleSettings
 from ._settings import Timeouts as Timeouts
 from ._settings import _known_keys as _known_keys
+from ._settings import fetch_options as fetch_options
 from ._settings import load_settings as load_settings
 from ._settings import parse_override as parse_override
 from ._settings import read_settings_file as read_settings_file
 
 __all__ = [
+    "DEDUPES",
+    "LOG_LEVELS",
     "NODE_KINDS",
+    "STRATEGIES",
     "BackendSettings",
     "BalancerSettings",
     "BreakerSettings",
+    "Dedupe",
     "HealthSettings",
+    "LogLevel",
     "MetricsSettings",
     "NodeKind",
     "NodeKindInfo",
     "NodeSpec",
     "RobotsSettings",
     "Settings",
+    "Strategy",
     "ThrottleSettings",
     "Timeouts",
+    "fetch_options",
     "load_settings",
     "parse_override",
     "read_settings_file",

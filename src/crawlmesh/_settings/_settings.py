@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -21,19 +21,27 @@ from .._resilience._breaker_config import BreakerConfig
 from .._resilience._retry import RetryPolicy
 from .._shaping._globs import DomainGlobs
 from .._shaping._rules import RateRule, RateRules
+from .._transport._base import FetchOptions
 from .._transport._deadlines import TimeoutRule
 from .._util._files import read_toml_file
 from ._nodes import NODE_KINDS, NodeSpec, validate_nodes
 
 __all__ = [
+    "DEDUPES",
+    "LOG_LEVELS",
+    "STRATEGIES",
     "BalancerSettings",
     "BreakerSettings",
+    "Dedupe",
     "HealthSettings",
+    "LogLevel",
     "MetricsSettings",
     "RobotsSettings",
     "Settings",
+    "Strategy",
     "ThrottleSettings",
     "Timeouts",
+    "fetch_options",
     "load_settings",
     "parse_override",
 ]
@@ -42,6 +50,11 @@ PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+"""The log levels, lowest first (``log_level`` and ``--log-level``)."""
+LOG_LEVELS: Final[tuple[LogLevel, ...]] = get_args(LogLevel)
 
 
 class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -136,13 +149,16 @@ class HealthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A crawlmesh node reporting a longer queue than this fails its check."""
 
 
-_STRATEGIES = ("p2c-ewma", "round-robin", "weighted", "least-conn")
+Strategy = Literal["p2c-ewma", "round-robin", "weighted", "least-conn"]
+"""The balancer's strategies: the one list, read for decoding and typing
+(a wrong name fails as ``must be one of``, see :func:`_explain`)."""
+STRATEGIES: Final[tuple[Strategy, ...]] = get_args(Strategy)
 
 
 class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """How requests are assigned to egress nodes."""
 
-    strategy: str = "p2c-ewma"
+    strategy: Strategy = "p2c-ewma"
     """p2c-ewma, round-robin, weighted or least-conn."""
     nodes_file: str = ""
     """A TOML file of [[nodes]] (also --nodes); re-read on SIGHUP and on change."""
@@ -169,10 +185,6 @@ class BalancerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     from this machine instead of holding its requests."""
     health: HealthSettings = HealthSettings()
 
-    def __post_init__(self) -> None:
-        if self.strategy not in _STRATEGIES:
-            raise ValueError(f"balancer.strategy must be one of {', '.join(_STRATEGIES)}")
-
 
 class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """What ``--metrics`` exports."""
@@ -182,6 +194,10 @@ class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     counts: the first ones to reach 10 requests; every other domain is
     "other" (0: all are), so the series stay bounded on a broad crawl."""
 
+
+Dedupe = Literal["set", "bloom"]
+"""How the shared dupe filter stores URLs: exact, or a fixed-size Bloom filter."""
+DEDUPES: Final[tuple[Dedupe, ...]] = get_args(Dedupe)
 
 _BACKEND_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "redis+sentinel://")
 
@@ -199,7 +215,7 @@ class BackendSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Seconds a worker may go silent before its leased requests are queued again."""
     claim: PositiveInt = 32
     """Requests a worker claims from Redis at a time."""
-    dedupe: str = "set"
+    dedupe: Dedupe = "set"
     """"set" (exact) or "bloom" (fixed memory; see the false-positive rate in the README)."""
     bloom_capacity: Annotated[int, msgspec.Meta(ge=1, le=250_000_000)] = 10_000_000
     """URLs the Bloom filter is sized for (at a 0.1% false-positive rate)."""
@@ -210,8 +226,6 @@ class BackendSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(_BACKEND_SCHEMES):
             raise ValueError("backend.url must be empty or a URL of " + ", ".join(_BACKEND_SCHEMES))
-        if self.dedupe not in ("set", "bloom"):
-            raise ValueError('backend.dedupe must be "set" or "bloom"')
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -251,7 +265,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     progress_interval: NonNegFloat = 10.0
     """Seconds between progress lines on stderr; 0 turns them off."""
     log_level: str = "info"
-    """debug, info, warning or error."""
+    """debug, info, warning or error (:data:`LogLevel`; any case, so a str)."""
     timeouts: Timeouts = Timeouts()
     robots: RobotsSettings = RobotsSettings()
     rates: dict[str, RateRule] = {}
@@ -271,11 +285,21 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def __post_init__(self) -> None:
         if self.rates:
             RateRules(self.rates)  # a bad glob fails here, naming it
-        if self.log_level.lower() not in _LOG_LEVELS:
-            raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
 
 
-_LOG_LEVELS = ("debug", "info", "warning", "error")
+def fetch_options(settings: Settings) -> FetchOptions:
+    """The per-fetch limits ``settings`` give every request: the one place
+    a :class:`FetchOptions` field is read from settings."""
+    return FetchOptions(
+        connect_timeout=settings.timeouts.connect,
+        read_timeout=settings.timeouts.read,
+        max_response_size=settings.max_response_size,
+        max_redirects=settings.max_redirects,
+        user_agent=settings.user_agent,
+        default_headers=settings.default_headers,
+    )
 
 
 def _field_types(struct: type[msgspec.Struct]) -> dict[str, Any]:
@@ -348,10 +372,26 @@ def _explain(exc: msgspec.ValidationError, source: str, merged: Mapping[str, Any
     path = re.sub(r"\[\d+\]", "", m.group("path")) if m else ""
     if not path:
         return SettingsError(f"{source}: {what}")
+    choices = _choices(path)
+    if choices and what.startswith("Invalid enum value"):
+        what = f"{path} must be one of {', '.join(map(str, choices))}"
     value: Any = merged
     for part in path.split("."):
         value = value.get(part) if isinstance(value, Mapping) else None
     return SettingsError(f"{source}: setting {path!r} = {value!r}: {what}")
+
+
+def _choices(path: str) -> tuple[object, ...]:
+    """The values, in their declared order, that a ``Literal`` setting at
+    dotted ``path`` allows (none: it is no such setting)."""
+    struct: Any = Settings
+    hint: Any = None
+    for part in path.split("."):
+        if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+            return ()
+        hint = get_type_hints(struct).get(part)
+        struct = hint
+    return get_args(hint) if get_origin(hint) is Literal else ()
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -10,14 +10,14 @@ from typing import Any
 
 import msgspec
 
-from .._exceptions import SettingsError
+from .._exceptions import CrawlmeshError, SettingsError
 from .._request import Request
 from .._spider import Spider
 
 __all__ = ["NotPersistable", "RequestCodec"]
 
 
-class NotPersistable(Exception):
+class NotPersistable(CrawlmeshError):
     """A request that cannot be stored (its callback is not a method of the
     spider, or its meta cannot be serialized)."""
 

@@ -7,11 +7,11 @@ from typing import Protocol
 import httpx
 import msgspec
 
-from .._exceptions import FetchError
+from .._exceptions import FetchError, TransportSignal
 from .._request import Request
 from .._response import Response
 
-__all__ = ["ClassifiedError", "FetchOptions", "Transport", "is_node_fault", "mark_node_fault"]
+__all__ = ["ClassifiedError", "FetchOptions", "Transport", "is_node_fault"]
 
 
 class FetchOptions(msgspec.Struct, frozen=True):
@@ -48,33 +48,19 @@ class Transport(Protocol):
         ...
 
 
-def mark_node_fault(exc: FetchError) -> FetchError:
-    """Set ``exc.node_fault = True``: the egress node, not the target, failed.
-
-    The balancer reads the attribute (``getattr(exc, "node_fault", False)``)
-    to count the error against the node and retry elsewhere. It is an
-    instance attribute so the existing exception classes can carry it
-    whatever their ``kind``.
-
-    Returns:
-        ``exc``, for ``raise mark_node_fault(...)``.
-    """
-    exc.node_fault = True  # type: ignore[attr-defined]  # see the docstring
-    return exc
-
-
 def is_node_fault(exc: BaseException) -> bool:
-    """True when ``exc`` was marked by :func:`mark_node_fault` (or its class
-    says ``node_fault = True``)."""
-    return getattr(exc, "node_fault", False) is True
+    """True for a fetch error whose egress node, not the target, failed
+    (its typed ``node_fault``)."""
+    return isinstance(exc, FetchError) and exc.node_fault
 
 
-class ClassifiedError(httpx.TransportError):
+class ClassifiedError(TransportSignal, httpx.TransportError):
     """An httpx-level error that already knows its crawlmesh translation.
 
     Raised inside httpx transports (the pool, the API rewriter) where it is
     known whose fault a failure is; ``translate_httpx_error`` turns it into
-    ``error_class(message, kind=kind)``, marked when ``node_fault``.
+    ``error_class(message, kind=kind, node_fault=node_fault)``. It stays an
+    ``httpx.TransportError`` so httpx passes it through as its own.
 
     Args:
         message: the error text; it must hold no credentials.
@@ -93,5 +79,6 @@ class ClassifiedError(httpx.TransportError):
 
     def to_fetch_error(self, request: Request) -> FetchError:
         """The crawlmesh error for ``request`` (the caller chains it)."""
-        error = self.error_class(str(self), request=request, kind=self.kind)
-        return mark_node_fault(error) if self.node_fault else error
+        return self.error_class(
+            str(self), request=request, kind=self.kind, node_fault=self.node_fault or None
+        )

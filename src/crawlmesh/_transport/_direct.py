@@ -458,5 +458,4 @@ async def _read_body(resp: _Reply, request: Request, max_size: int) -> bytes:
     except httpx.HTTPError as exc:
         raise translate_httpx_error(exc, request) from exc
     except FetchError as exc:
-        exc.request = request
-        raise
+        raise exc.with_request(request) from exc.__cause__

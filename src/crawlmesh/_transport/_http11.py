@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import re
 
+from .._exceptions import TransportSignal
+
 __all__ = [
     "BODY_CHUNKED",
     "BODY_LENGTH",
@@ -65,11 +67,11 @@ TRANSFER_CODINGS = frozenset({b"gzip", b"x-gzip", b"deflate"})
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
 
 
-class ProtocolError(Exception):
+class ProtocolError(TransportSignal):
     """The server's bytes are not an HTTP/1.x response this client can frame."""
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(TransportSignal):
     """A request that cannot be written safely (a header with CR or LF, ...)."""
 
 

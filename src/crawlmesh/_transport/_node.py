@@ -53,6 +53,17 @@ class NodePushback(NodeFault):
     retry_after: float | None = None
     """Seconds the node asked for (None: it gave no usable Retry-After)."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: Request | None = None,
+        kind: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, request=request, kind=kind)
+        self.retry_after = retry_after
+
 
 def is_node_pushback(exc: BaseException) -> bool:
     """True for a node's own refusal (:class:`NodePushback`)."""
@@ -170,12 +181,14 @@ class NodeTransport:
             # The request itself (its URL, headers or body): no node takes it.
             return FetchError(message, request=request, kind="node_invalid_request")
         if status in _PUSHBACK_STATUSES:
-            pushback = NodePushback(
-                f"node error {message}", request=request, kind=f"node_{detail.code}"
+            return NodePushback(
+                f"node error {message}",
+                request=request,
+                kind=f"node_{detail.code}",
+                retry_after=None
+                if retry_after is None
+                else parse_retry_after(retry_after, time.time()),
             )
-            if retry_after is not None:
-                pushback.retry_after = parse_retry_after(retry_after, time.time())
-            return pushback
         return NodeFault(f"node error {message}", request=request, kind=f"node_{detail.code}")
 
     async def check(self, budget: float) -> Health:

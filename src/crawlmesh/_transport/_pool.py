@@ -14,7 +14,7 @@ targets in absolute form (``GET http://host/path``) on connections pooled per
 proxy, https targets through a ``CONNECT`` tunnel and TLS inside it, pooled
 per target origin. Failures the proxy owns are raised as
 :class:`ClassifiedError`, which the fetch boundary turns into a crawlmesh
-error marked ``node_fault`` (see :func:`mark_node_fault`).
+error with ``node_fault`` set (see :func:`~._base.is_node_fault`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Protocol
 import httpx
 import trio
 
+from .._exceptions import TransportSignal
 from ._conn import Conn, receive
 from ._http11 import (
     BODY_CHUNKED,
@@ -30,7 +31,7 @@ __all__ = ["Body", "Origin", "Releaser", "StaleConnection", "read_head"]
 Origin = tuple[bytes, str, int]
 
 
-class StaleConnection(Exception):
+class StaleConnection(TransportSignal):
     """A reused connection turned out to be closed before any response."""
 
 
