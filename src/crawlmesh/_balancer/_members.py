@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from .._exceptions import CrawlmeshError, SettingsError
-from .._transport._base import Transport
+from .._transport._base import Transport, session_forgetter
 from .._util._tally import NodeTally
 from ._health import HealthTracker
 from ._strategies import Strategy
@@ -32,11 +32,22 @@ TransportFactory = Callable[[NodeSpec], Transport]
 class MeshNode:
     """One node of the mesh: its state, transport and what it has seen."""
 
-    __slots__ = ("errors", "latencies", "requests", "seen", "state", "tally", "transport")
+    __slots__ = (
+        "errors",
+        "forget_session",
+        "latencies",
+        "requests",
+        "seen",
+        "state",
+        "tally",
+        "transport",
+    )
 
     def __init__(self, state: NodeState, transport: Transport) -> None:
         self.state = state
         self.transport = transport
+        # Drops a session's state on the node (a no-op where none is kept).
+        self.forget_session = session_forgetter(transport)
         self.requests = 0
         self.errors: Counter[str] = Counter()
         self.latencies: list[float] = []

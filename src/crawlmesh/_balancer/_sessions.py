@@ -155,9 +155,7 @@ class Sessions:
         self.moved += 1
         old = self._members.nodes.get(old_name)
         if old is not None:
-            forget = getattr(old.transport, "forget_session", None)
-            if forget is not None:
-                forget(session)  # its cookie jar there is stale now
+            old.forget_session(session)  # its cookie jar there is stale now
 
     async def agree(
         self,
