@@ -40,10 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
 MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 600, 400, 80
 
 # What is still to be fixed (issue 15).
-KNOWN_LONG = {
-    "crawlmesh._balancer._balancer",
-    "crawlmesh._balancer._balancer.Balancer",
-}
+KNOWN_LONG: set[str] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -167,3 +167,42 @@ async def test_node_stats_top_lists_the_busiest_with_shares_of_the_whole_mesh(
     assert [(n.name, n.requests, n.share) for n in top] == [("b", 5, 0.5), ("c", 3, 0.3)]
     assert top[0].p50_ms == pytest.approx(10.0)
     assert [n.name for n in b.node_stats(top=3)] == ["b", "c", "a"]  # a tie: mesh order
+
+
+class Plain:
+    """A transport without the optional session part."""
+
+    async def fetch(self, request: object, options: object) -> object:
+        raise AssertionError("not used")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_moved_session_is_forgotten_on_its_old_node() -> None:
+    stubs = {"a": Stub(), "b": Stub()}
+    b = Balancer(
+        [NodeSpec(name="a"), NodeSpec(name="b")],
+        lambda s: stubs[s.name],  # type: ignore[arg-type,return-value]
+        rng=random.Random(1),
+    )
+    req = Request("http://example.com/", session="s1")
+    first, _, _ = b.choose(req, "example.com")
+    other = "b" if first.name == "a" else "a"
+    moved_to, moved, _ = b.choose(req, "example.com", exclude=frozenset({first.name}))
+    assert (moved_to.name, moved) == (other, True)
+    assert stubs[first.name].forgotten == ["s1"]
+    assert stubs[other].forgotten == []
+
+
+async def test_a_transport_that_keeps_no_sessions_needs_no_forget_session() -> None:
+    b = Balancer(
+        [NodeSpec(name="a"), NodeSpec(name="b")],
+        lambda s: Plain(),  # type: ignore[arg-type,return-value]
+    )
+    req = Request("http://example.com/", session="s1")
+    first, _, _ = b.choose(req, "example.com")
+    moved_to, moved, _ = b.choose(req, "example.com", exclude=frozenset({first.name}))
+    assert moved
+    assert moved_to.name != first.name
+    assert b.sessions_moved == 1

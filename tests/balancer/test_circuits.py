@@ -45,7 +45,9 @@ async def fail(b: Balancer, host: str, node: str, times: int, *, fault: bool = F
     """Send ``times`` requests to ``host`` through ``node`` that fail."""
     request = Request(f"http://{host}/")
     for _ in range(times):
-        lease = await b.acquire(request, host, exclude=frozenset(set(b._nodes) - {node}))
+        lease = await b.acquire(
+            request, host, exclude=frozenset({n.name for n in b.nodes} - {node})
+        )
         assert lease.node.name == node
         if fault:
             b.release(lease, error=node_fault(request))

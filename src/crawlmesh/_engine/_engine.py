@@ -31,6 +31,7 @@ import trio
 from .._balancer._balancer import Balancer
 from .._balancer._build import build_transport
 from .._balancer._mesh import reload_nodes, run_mesh_upkeep
+from .._balancer._stage import BalancedTransport
 from .._exceptions import plain_errors
 from .._frontier._queue import DupeFilter, Frontier, MemoryFrontier
 from .._observe._progress import report_progress
@@ -101,7 +102,9 @@ class Engine:
         self._items = items
         self._errors = errors
         self._transport: Transport = transport or build_transport(settings)
-        self.balancer: Balancer | None = getattr(self._transport, "balancer", None)
+        self.balancer: Balancer | None = (
+            self._transport.balancer if isinstance(self._transport, BalancedTransport) else None
+        )
         # (``is None``, not ``or``: an empty frontier is falsy.)
         self._frontier: Frontier = MemoryFrontier() if frontier is None else frontier
         self.rate_waits = RateWaits()

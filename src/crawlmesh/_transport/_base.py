@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import httpx
 import msgspec
@@ -11,7 +12,14 @@ from .._exceptions import FetchError, TransportSignal
 from .._request import Request
 from .._response import Response
 
-__all__ = ["ClassifiedError", "FetchOptions", "Transport", "is_node_fault"]
+__all__ = [
+    "ClassifiedError",
+    "FetchOptions",
+    "SessionKeeper",
+    "Transport",
+    "is_node_fault",
+    "session_forgetter",
+]
 
 
 class FetchOptions(msgspec.Struct, frozen=True):
@@ -46,6 +54,34 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Release connections and other resources."""
         ...
+
+
+@runtime_checkable
+class SessionKeeper(Protocol):
+    """An optional part of a :class:`Transport`: one that keeps state per
+    session (a cookie jar, a node's session) and can drop it.
+
+    The balancer calls :meth:`forget_session` when a session moves off the
+    node, so the node's stale jar is not used when the session comes back.
+    The direct, proxy and node transports implement it; a transport that
+    keeps nothing per session need not.
+    """
+
+    def forget_session(self, session: str) -> None:
+        """Drop what is kept for ``session``."""
+        ...
+
+
+def _keeps_nothing(session: str) -> None:
+    """What forgetting a session takes on a transport that keeps none."""
+
+
+def session_forgetter(transport: Transport) -> Callable[[str], None]:
+    """``transport``'s :meth:`SessionKeeper.forget_session`, or a no-op for
+    a transport without that part (resolved once, when a node joins)."""
+    if isinstance(transport, SessionKeeper):
+        return transport.forget_session
+    return _keeps_nothing
 
 
 def is_node_fault(exc: BaseException) -> bool:
