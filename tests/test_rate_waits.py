@@ -19,18 +19,15 @@ from crawlmesh._shaping._shaper import Shaper
 from shaping.test_engine_shaping import Recorder
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def counts(p: Politeness) -> dict[str, tuple[int, float]]:
     """The reasons with waits: (count, seconds)."""
     w = p.waits
     return {r: (n, round(w.seconds[r], 6)) for r, n in w.count.items() if n}
 
 
-async def test_a_delay_wait_lasts_until_the_delay_ends(clock: trio.testing.MockClock) -> None:
+async def test_a_delay_wait_lasts_until_the_delay_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     p = Politeness(concurrency=8, delay=1.0)
     p.acquire("a")
     p.release("a")
@@ -46,7 +43,7 @@ async def test_a_delay_wait_lasts_until_the_delay_ends(clock: trio.testing.MockC
     assert counts(p) == {"delay": (1, 0.8)}
 
 
-async def test_a_pause_is_told_from_a_delay(clock: trio.testing.MockClock) -> None:
+async def test_a_pause_is_told_from_a_delay(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8, delay=1.0)
     p.acquire("a")
     p.release("a")
@@ -57,7 +54,7 @@ async def test_a_pause_is_told_from_a_delay(clock: trio.testing.MockClock) -> No
     assert counts(p) == {"pause": (1, 5.0)}
 
 
-async def test_an_extended_pause_lengthens_the_wait(clock: trio.testing.MockClock) -> None:
+async def test_an_extended_pause_lengthens_the_wait(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8)
     p.pause("a", trio.current_time() + 1.0)
     assert not p.ready("a")
@@ -70,7 +67,7 @@ async def test_an_extended_pause_lengthens_the_wait(clock: trio.testing.MockCloc
     assert counts(p) == {"pause": (1, 2.5)}
 
 
-async def test_a_rate_wait_lasts_one_interval(clock: trio.testing.MockClock) -> None:
+async def test_a_rate_wait_lasts_one_interval(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8, shaper=Shaper({"a.example": {"rate": "4/s"}}))
     for _ in range(3):
         assert p.ready("a.example")
@@ -81,7 +78,7 @@ async def test_a_rate_wait_lasts_one_interval(clock: trio.testing.MockClock) -> 
 
 
 async def test_waiting_for_a_concurrency_slot_is_not_a_rate_wait(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     p = Politeness(concurrency=1)
     p.acquire("a")
@@ -93,7 +90,7 @@ async def test_waiting_for_a_concurrency_slot_is_not_a_rate_wait(
     assert counts(p) == {}
 
 
-async def test_a_gate_notes_its_own_waits(clock: trio.testing.MockClock) -> None:
+async def test_a_gate_notes_its_own_waits(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8)
     p.note_wait("a", trio.current_time() + 2.0, "node_rate")
     await trio.sleep(0.5)
@@ -138,14 +135,8 @@ def waits(engine: Engine) -> dict[str, tuple[int, float]]:
     return {r: (n, round(w.seconds[r], 3)) for r, n in w.count.items() if n}
 
 
-@pytest.fixture
-def loop_clock() -> trio.testing.MockClock:
-    # Loopback I/O runs in real time; rate waits and pauses pass instantly.
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
 async def test_a_crawl_counts_each_rate_wait(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     async with open_site_server(site.handle) as base:
@@ -158,7 +149,7 @@ async def test_a_crawl_counts_each_rate_wait(
 
 
 async def test_a_crawl_counts_delay_waits(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     async with open_site_server(site.handle) as base:
@@ -167,7 +158,7 @@ async def test_a_crawl_counts_delay_waits(
 
 
 async def test_a_crawl_counts_a_retry_after_pause(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder(throttle_first="7")
     async with open_site_server(site.handle) as base:
@@ -177,7 +168,7 @@ async def test_a_crawl_counts_a_retry_after_pause(
 
 
 async def test_a_crawl_counts_per_node_rate_waits(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     nodes = [{"name": "a", "kind": "direct"}, {"name": "b", "kind": "direct"}]

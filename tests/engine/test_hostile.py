@@ -48,16 +48,6 @@ BASE_SETTINGS: dict[str, Any] = {"progress_interval": 0, "max_response_size": Mi
 
 
 @pytest.fixture
-def virtual_clock() -> trio.testing.MockClock:
-    """pytest-trio runs the test (and its async fixtures) on this clock.
-
-    The clock jumps to the next deadline once every task has been blocked for
-    50 ms of real time; loopback I/O is far quicker than that.
-    """
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
-@pytest.fixture
 def logs() -> Iterator[list[dict[str, Any]]]:
     """Log entries (warnings and up) emitted during the test."""
     configure_logging("warning")
@@ -171,7 +161,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("path", "kind", "reason", "settings"), HOSTILE)
 async def test_hostile_page_is_counted_logged_and_the_crawl_goes_on(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     hostile: HostileSite,
     hostile_url: str,
     tmp_path: Path,
@@ -205,7 +195,7 @@ async def test_hostile_page_is_counted_logged_and_the_crawl_goes_on(
 
 
 async def test_every_hostile_page_in_one_crawl(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     hostile_url: str,
     tmp_path: Path,
 ) -> None:
@@ -316,7 +306,7 @@ ERROR_FIELDS = {"url", "kind", "reason", "method", "depth", "status", "referer",
 
 
 async def test_every_errors_file_line_names_its_method_and_referer(
-    virtual_clock: trio.testing.MockClock, hostile_url: str, tmp_path: Path
+    loopback_clock: trio.testing.MockClock, hostile_url: str, tmp_path: Path
 ) -> None:
     page = hostile_url + "/failing-links"
 
@@ -568,7 +558,7 @@ async def test_a_callback_that_raises_fails_only_its_page(
     ],
 )
 async def test_errback_gets_the_fetch_error_and_may_yield(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     hostile_url: str,
     tmp_path: Path,
     path: str,

@@ -7,17 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 import trio.testing
 
 from crawlmesh import Request, Response, SiteRequest, SiteResponse, Spider, open_site_server
 from engine.test_crawl import run_spider
-
-
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0.05)
 
 
 class Flaky:
@@ -52,7 +46,7 @@ class Pages(Spider):
 
 
 async def test_a_503_burst_is_retried_with_backoff(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Flaky(failures=2)
     async with open_site_server(site.handle) as base:
@@ -71,7 +65,7 @@ async def test_a_503_burst_is_retried_with_backoff(
 
 
 async def test_the_retry_budget_caps_amplification_against_a_dead_target(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Flaky(failures=0)
     async with open_site_server(site.handle) as base:
@@ -92,7 +86,7 @@ async def test_the_retry_budget_caps_amplification_against_a_dead_target(
 
 
 async def test_post_is_not_retried_unless_asked(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Flaky(failures=1)
     async with open_site_server(site.handle) as base:
@@ -112,7 +106,7 @@ async def test_post_is_not_retried_unless_asked(
 
 
 async def test_a_retry_goes_through_another_node(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     from balancer.test_mesh_crawl import open_nodes
     from crawlmesh import Engine, JsonLinesWriter

@@ -24,12 +24,6 @@ from crawlmesh._settings import load_settings
 from engine.test_crawl import run_spider
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    # Loopback I/O runs in real time; rate waits and pauses pass instantly.
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
 class Recorder:
     def __init__(self, throttle_first: str | None = None) -> None:
         self.log: list[tuple[str, str, float]] = []
@@ -61,7 +55,7 @@ def starts(log: list[tuple[str, str, float]], host: str) -> list[float]:
 
 
 async def test_a_rate_rule_spaces_one_domain_and_leaves_others_alone(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     async with open_site_server(site.handle) as base:
@@ -83,7 +77,7 @@ async def test_a_rate_rule_spaces_one_domain_and_leaves_others_alone(
 
 
 async def test_retry_after_pauses_the_domain_for_as_long_as_it_says(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder(throttle_first="7")
     async with open_site_server(site.handle) as base:
@@ -103,7 +97,9 @@ async def test_retry_after_pauses_the_domain_for_as_long_as_it_says(
     assert errors == []
 
 
-async def test_retry_after_as_an_http_date(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_retry_after_as_an_http_date(
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
+) -> None:
     import time
 
     site = Recorder(throttle_first=formatdate(time.time() + 30, usegmt=True))
