@@ -4,7 +4,6 @@ too: loopback I/O takes none, so every wait is exactly a limit's)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ import pytest
 import trio
 import trio.testing
 
-from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
-from crawlmesh._settings import load_settings
+from crawling import Pages, run_engine
+from crawlmesh import Engine, open_site_server
 from crawlmesh._shaping._politeness import Politeness
 from crawlmesh._shaping._shaper import Shaper
 from shaping.test_engine_shaping import Recorder
@@ -105,28 +104,9 @@ async def test_a_gate_notes_its_own_waits(autojump_clock: trio.testing.MockClock
 # -- whole crawls ---------------------------------------------------------------
 
 
-class Pages(Spider):
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__()
-        self.urls = urls
-
-    async def start(self) -> AsyncIterator[Request]:
-        for url in self.urls:
-            yield Request(url)
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url}
-
-
 async def crawl(tmp_path: Path, urls: list[str], **settings: Any) -> Engine:
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
-    settings = {"robots.obey": False, **settings}
-    engine = Engine(Pages(urls), load_settings([("test", settings)]), items=items)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-    assert stats.items == len(urls)
+    done, engine = await run_engine(Pages(urls), tmp_path, {"robots.obey": False, **settings})
+    assert done.stats.items == len(urls)
     return engine
 
 

@@ -16,10 +16,9 @@ import trio
 import trio.testing
 
 from balancer.test_mesh_crawl import open_nodes
+from crawling import Pages, run_spider
 from crawlmesh import SiteResponse, open_site_server
-from engine.test_crawl import run_spider
 from resilience.test_engine_faults import PAGE, FaultSite, assert_each_once, urls
-from shaping.test_engine_shaping import Pages
 
 MESH = (("a", "", 1, 0), ("b", "", 1, 0), ("c", "", 1, 0))
 SETTINGS = {"robots.obey": False, "progress_interval": 0}

@@ -16,27 +16,24 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import msgspec
 import pytest
 import structlog
 import trio
 import trio.testing
 
+import crawling
+from crawling import Crawl
 from crawlmesh import (
     ConnectionBroken,
-    CrawlStats,
-    Engine,
     FetchError,
     FetchTimeout,
     HttpError,
-    JsonLinesWriter,
     Request,
     Response,
     Spider,
 )
-from crawlmesh._settings import load_settings
 from crawlmesh._util._log import configure_logging
 from sites import HostileSite
 
@@ -55,34 +52,8 @@ def logs() -> Iterator[list[dict[str, Any]]]:
         yield entries
 
 
-class Crawl(NamedTuple):
-    stats: CrawlStats
-    items: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
-
-    def errors_for(self, url: str) -> list[dict[str, Any]]:
-        return [e for e in self.errors if e["url"] == url]
-
-    def titles(self) -> set[str]:
-        return {i["title"] for i in self.items if i.get("title") is not None}
-
-
 async def run_spider(spider: Spider, tmp_path: Path, **settings: Any) -> Crawl:
-    out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
-    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
-    layers = [("test", {**BASE_SETTINGS, **settings})]
-    engine = Engine(spider, load_settings(layers), items=items, errors=errors)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-        errors.close()
-    decode = msgspec.json.decode
-    return Crawl(
-        stats,
-        [decode(line) for line in out.read_bytes().splitlines()],
-        [decode(line) for line in err.read_bytes().splitlines()],
-    )
+    return await crawling.run_spider(spider, tmp_path, **{**BASE_SETTINGS, **settings})
 
 
 class Pages(Spider):

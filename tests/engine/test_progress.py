@@ -8,10 +8,10 @@ import structlog
 import trio
 import trio.testing
 
+from crawling import Pages, run_spider
 from crawlmesh import open_site_server
 from crawlmesh._util._log import configure_logging
-from engine.test_crawl import run_spider
-from shaping.test_engine_shaping import Pages, Recorder
+from shaping.test_engine_shaping import Recorder
 
 
 async def test_progress_lines_report_pages_and_queue(

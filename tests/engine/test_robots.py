@@ -10,8 +10,8 @@ from typing import Any
 import trio
 import trio.testing
 
+from crawling import run_spider
 from crawlmesh import Request, Response, SiteRequest, SiteResponse, Spider, open_site_server
-from engine.test_crawl import run_spider
 
 
 class Site:

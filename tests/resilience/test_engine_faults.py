@@ -20,6 +20,7 @@ import trio
 import trio.testing
 
 from balancer.test_mesh_crawl import open_nodes
+from crawling import Pages, run_spider
 from crawlmesh import (
     SiteRequest,
     SiteResponse,
@@ -27,8 +28,6 @@ from crawlmesh import (
     open_site_server,
 )
 from crawlmesh._settings import NodeSpec
-from engine.test_crawl import run_spider
-from shaping.test_engine_shaping import Pages
 
 CAPTCHA = b"<html><head><title>Attention Required! | Cloudflare</title></head></html>"
 PAGE = b"<html><h1 class='title'>ok</h1></html>"

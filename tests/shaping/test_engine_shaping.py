@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+from crawling import Pages, run_spider
 from crawlmesh import (
-    Request,
-    Response,
     SettingsError,
     SiteRequest,
     SiteResponse,
-    Spider,
     open_site_server,
 )
 from crawlmesh._settings import load_settings
-from engine.test_crawl import run_spider
 
 
 class Recorder:
@@ -35,19 +30,6 @@ class Recorder:
         if self.throttle_first is not None and len(self.log) == 1:
             return SiteResponse(429, b"slow down", [("Retry-After", self.throttle_first)])
         return SiteResponse(200, b"<h1 class='title'>ok</h1>")
-
-
-class Pages(Spider):
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__()
-        self.urls = urls
-
-    async def start(self) -> AsyncIterator[Request]:
-        for url in self.urls:
-            yield Request(url)
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url, "node": response.node}
 
 
 def starts(log: list[tuple[str, str, float]], host: str) -> list[float]:
