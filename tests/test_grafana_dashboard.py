@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.nodes import node_process
-from test_metrics import crawl_serving_metrics
+from observe.test_metrics import crawl_serving_metrics
 
 DASHBOARD = Path(__file__).parent.parent / "examples" / "grafana" / "crawlmesh.json"
 

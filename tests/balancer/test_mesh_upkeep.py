@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from test_mesh_crawl import open_nodes
 
+from balancer.test_mesh_crawl import open_nodes
 from crawlmesh import SettingsError
 from crawlmesh._balancer._build import build_balancer
 from crawlmesh._balancer._mesh import reload_nodes, run_mesh_upkeep
