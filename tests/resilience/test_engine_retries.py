@@ -96,20 +96,18 @@ async def test_a_retry_goes_through_another_node(
     tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     from balancer.test_mesh_crawl import open_nodes
-    from crawlmesh import Engine, JsonLinesWriter
-    from crawlmesh._settings import load_settings
 
     site = Flaky(failures=1)
     async with (
         open_site_server(site.handle) as base,
         open_nodes(("a", "", 1, 0), ("b", "", 1, 0)) as (specs, lite),
     ):
-        items = JsonLinesWriter(tmp_path / "items.jsonl")
-        settings = load_settings([("t", {"robots.obey": False, "progress_interval": 0})])
-        engine = Engine(Pages([f"{base}/x"], dont_filter=True), settings, items=items)
-        engine.use_nodes(specs)
-        stats = await engine.run()
-        items.close()
+        stats, _, _ = await run_spider(
+            Pages([f"{base}/x"], dont_filter=True),
+            tmp_path,
+            nodes=specs,
+            **{"robots.obey": False, "progress_interval": 0},
+        )
     assert stats.items == 1
     assert site.hits["/x"] == 2
     assert lite["a"].served == 1
