@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trio.testing
 from hypothesis import settings as hypothesis_settings
 
 from crawlmesh import open_site_server
 from crawlmesh._util._log import configure_logging
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from sites import GeneratedSite, HostileSite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +26,19 @@ hypothesis_settings.register_profile("ci", deadline=None, derandomize=True)
 # `pytest --hypothesis-profile=stress` hunts harder before a release.
 hypothesis_settings.register_profile("stress", deadline=None, max_examples=2000)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def loopback_clock() -> trio.testing.MockClock:
+    """Virtual time for tests that talk over loopback (pytest-trio runs the
+    test and its async fixtures on this clock).
+
+    The clock jumps to the next deadline only once every task has been blocked
+    for 50 ms of real time: loopback I/O, far quicker, runs in real time while
+    sleeps (delays, rate waits, backoff, timeouts) pass instantly. Tests with no
+    I/O use pytest-trio's ``autojump_clock`` (threshold 0) instead.
+    """
+    return trio.testing.MockClock(autojump_threshold=0.05)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.nodes import node_process
-from test_metrics import crawl_serving_metrics
+from observe.test_metrics import DIRECT_OK, crawl_serving_metrics, scrape_until
 
 DASHBOARD = Path(__file__).parent.parent / "examples" / "grafana" / "crawlmesh.json"
 
@@ -188,7 +187,8 @@ def crawl_metrics(
 ) -> dict[str, str]:
     """A real crawl's /metrics (``crawlmesh crawl --metrics``), mid-crawl."""
     with crawl_serving_metrics(crawlmesh_cli, cli_project, cli_env, slow_site_url) as url:
-        time.sleep(0.5)
+        # Mid-crawl: once a page has been fetched, its labelled series exist.
+        scrape_until(url, lambda m: m.get(DIRECT_OK, 0) > 0)
         return exported(get(url))
 
 

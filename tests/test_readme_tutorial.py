@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_cli import ROOT, run_cli
+from cli.test_cli import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text()
 TUTORIAL = README[README.index("## A spider in five minutes") :]

@@ -33,12 +33,9 @@ class Stub:
         self.forgotten.append(session)
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
-async def test_every_waiter_for_a_full_node_is_woken(clock: trio.testing.MockClock) -> None:
+async def test_every_waiter_for_a_full_node_is_woken(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     b = Balancer([NodeSpec(name="a", max_connections=1)], lambda s: Stub())
     req = Request("http://example.com/")
     first = await b.acquire(req, "example.com")
@@ -60,7 +57,9 @@ async def test_every_waiter_for_a_full_node_is_woken(clock: trio.testing.MockClo
     assert b.nodes[0].in_flight == 0
 
 
-async def test_a_node_failing_at_once_does_not_look_fast(clock: trio.testing.MockClock) -> None:
+async def test_a_node_failing_at_once_does_not_look_fast(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     b = Balancer(
         [NodeSpec(name=n) for n in "abc"],
         lambda s: Stub(),
@@ -151,7 +150,7 @@ async def test_a_reload_whose_transport_cannot_be_built_keeps_the_mesh(
 
 
 async def test_node_stats_top_lists_the_busiest_with_shares_of_the_whole_mesh(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     weights = {"a": 1, "b": 5, "c": 3, "d": 1}
     specs = [NodeSpec(name=n, weight=w) for n, w in weights.items()]

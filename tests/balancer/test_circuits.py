@@ -27,11 +27,6 @@ class Stub:
         pass
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def mesh(*names: str, region: str = "", **kwargs: object) -> Balancer:
     specs = [NodeSpec(name=n, region=region) for n in names]
     return Balancer(specs, lambda s: Stub(), breakers=CONFIG, **kwargs)  # type: ignore[arg-type]
@@ -56,7 +51,7 @@ async def fail(b: Balancer, host: str, node: str, times: int, *, fault: bool = F
 
 
 async def test_a_pair_breaker_takes_a_node_off_one_domain_only(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = mesh("a", "b")
     await fail(b, "dead.example", "a", 3)
@@ -75,7 +70,7 @@ async def test_a_pair_breaker_takes_a_node_off_one_domain_only(
 
 
 async def test_a_node_breaker_takes_the_node_out_everywhere_then_probes(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = mesh("a", "b")
     await fail(b, "x.example", "a", 3, fault=True)
@@ -98,7 +93,7 @@ async def test_a_node_breaker_takes_the_node_out_everywhere_then_probes(
     assert b.health.state(b.nodes[0]) == "slow-start", "back at full weight gradually"
 
 
-async def test_a_failed_probe_reopens_for_longer(clock: trio.testing.MockClock) -> None:
+async def test_a_failed_probe_reopens_for_longer(autojump_clock: trio.testing.MockClock) -> None:
     b = mesh("a", "b")
     await fail(b, "x.example", "a", 3, fault=True)
     assert b.circuits is not None
@@ -112,7 +107,7 @@ async def test_a_failed_probe_reopens_for_longer(clock: trio.testing.MockClock) 
 
 
 async def test_blocked_until_holds_a_domain_no_node_can_serve(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = mesh("a", "b")
     start = trio.current_time()
@@ -128,7 +123,9 @@ async def test_blocked_until_holds_a_domain_no_node_can_serve(
     assert b.blocked_until("dead.example") == (trio.current_time(), False)
 
 
-async def test_a_region_whose_nodes_are_open_falls_back(clock: trio.testing.MockClock) -> None:
+async def test_a_region_whose_nodes_are_open_falls_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     specs = [NodeSpec(name="eu", region="eu-west"), NodeSpec(name="us", region="us-east")]
     b = Balancer(specs, lambda s: Stub(), breakers=CONFIG, region_order=["us-east"])
     await fail(b, "shop.de", "eu", 3, fault=True)
@@ -139,7 +136,7 @@ async def test_a_region_whose_nodes_are_open_falls_back(clock: trio.testing.Mock
 
 
 async def test_direct_fallback_serves_when_nothing_else_can(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = mesh("p1", "p2", direct_fallback=True)
     for name in ("p1", "p2"):
@@ -152,7 +149,7 @@ async def test_direct_fallback_serves_when_nothing_else_can(
     assert [(n.state, n.requests) for n in direct] == [("fallback", 1)]
 
 
-async def test_bans_feed_the_pair_breaker(clock: trio.testing.MockClock) -> None:
+async def test_bans_feed_the_pair_breaker(autojump_clock: trio.testing.MockClock) -> None:
     b = mesh("a", "b", bans=BanRules())
     captcha = b"<html><title>Attention Required! | Cloudflare</title>"
     for _ in range(3):
@@ -170,7 +167,7 @@ async def test_bans_feed_the_pair_breaker(clock: trio.testing.MockClock) -> None
 
 
 async def test_pushback_and_content_errors_do_not_trip_breakers(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = mesh("a")
     request = Request("http://x.example/")
@@ -186,7 +183,7 @@ async def test_pushback_and_content_errors_do_not_trip_breakers(
 
 
 async def test_a_cancelled_request_gives_its_probe_slot_back(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = mesh("a")
     await fail(b, "x.example", "a", 3)
@@ -214,7 +211,7 @@ def rated(*specs: NodeSpec, rate: str = "1/s") -> Balancer:
 
 
 async def test_a_session_waits_for_its_node_under_a_per_node_rate(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = rated(NodeSpec(name="a"), NodeSpec(name="b"))
     request = Request("http://x.example/", session="s1")
@@ -229,7 +226,7 @@ async def test_a_session_waits_for_its_node_under_a_per_node_rate(
 
 
 async def test_a_per_node_rate_falls_back_to_other_regions_as_blocked_until_counts(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     b = rated(NodeSpec(name="eu", region="eu-west"), NodeSpec(name="us", region="us-east"))
     first = await b.acquire(Request("http://shop.de/"), "shop.de")

@@ -23,11 +23,6 @@ OK = ProbeResult(ok=True, latency=0.01)
 BAD = ProbeResult(ok=False, latency=0.01, detail="connection refused")
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 def make_nodes(*names: str, weight: float = 1.0) -> list[NodeState]:
     return [NodeState(NodeSpec(name, weight=weight), i) for i, name in enumerate(names)]
 
@@ -49,7 +44,7 @@ async def sleep_to(start: float, offset: float) -> None:
 # -- active checks: thresholds ---------------------------------------------
 
 
-async def test_down_after_exactly_fails(clock: trio.testing.MockClock) -> None:
+async def test_down_after_exactly_fails(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", fails=3)
     a = by_name(t, "a")
     for _ in range(2):
@@ -61,7 +56,7 @@ async def test_down_after_exactly_fails(clock: trio.testing.MockClock) -> None:
     assert t.eligible() == [by_name(t, "b")]
 
 
-async def test_up_after_exactly_passes(clock: trio.testing.MockClock) -> None:
+async def test_up_after_exactly_passes(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", fails=1, passes=3)
     a = by_name(t, "a")
     t.record_probe(a, BAD)
@@ -73,7 +68,7 @@ async def test_up_after_exactly_passes(clock: trio.testing.MockClock) -> None:
     assert a in t.eligible()
 
 
-async def test_streaks_are_consecutive(clock: trio.testing.MockClock) -> None:
+async def test_streaks_are_consecutive(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", fails=2, passes=2)
     a = by_name(t, "a")
     t.record_probe(a, BAD)
@@ -118,7 +113,7 @@ async def test_streaks_are_consecutive(clock: trio.testing.MockClock) -> None:
     ],
 )
 async def test_health_report_thresholds(
-    clock: trio.testing.MockClock, result: ProbeResult, passes: bool
+    autojump_clock: trio.testing.MockClock, result: ProbeResult, passes: bool
 ) -> None:
     t = make_tracker("a", "b", fails=1, cpu_max=90.0, queue_max=1000)
     a = by_name(t, "a")
@@ -126,7 +121,7 @@ async def test_health_report_thresholds(
     assert (t.state(a) == "up") is passes
 
 
-async def test_degraded_keeps_the_weight(clock: trio.testing.MockClock) -> None:
+async def test_degraded_keeps_the_weight(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", weight=3.0, fails=1)
     a = by_name(t, "a")
     version = t.version
@@ -140,7 +135,7 @@ async def test_degraded_keeps_the_weight(clock: trio.testing.MockClock) -> None:
 
 
 async def test_checks_run_every_interval_until_the_block_ends(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     t = make_tracker("a", "b", interval=5.0)
     start = trio.current_time()
@@ -159,7 +154,7 @@ async def test_checks_run_every_interval_until_the_block_ends(
     assert len(calls) == 6, "no probe after the block ended"
 
 
-async def test_hanging_probe_fails_after_timeout(clock: trio.testing.MockClock) -> None:
+async def test_hanging_probe_fails_after_timeout(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", interval=5.0, timeout=2.0, fails=2)
     a, b = by_name(t, "a"), by_name(t, "b")
 
@@ -178,7 +173,7 @@ async def test_hanging_probe_fails_after_timeout(clock: trio.testing.MockClock) 
         assert t.state(b) == "up"
 
 
-async def test_probe_that_raises_is_a_failed_check(clock: trio.testing.MockClock) -> None:
+async def test_probe_that_raises_is_a_failed_check(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", interval=1.0, fails=2)
 
     async def probe(node: NodeState) -> ProbeResult:
@@ -192,7 +187,7 @@ async def test_probe_that_raises_is_a_failed_check(clock: trio.testing.MockClock
     assert t.state(by_name(t, "b")) == "up"
 
 
-async def test_node_goes_down_and_comes_back(clock: trio.testing.MockClock) -> None:
+async def test_node_goes_down_and_comes_back(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", interval=1.0, fails=2, passes=2)
     a = by_name(t, "a")
     healthy = False
@@ -213,7 +208,7 @@ async def test_node_goes_down_and_comes_back(clock: trio.testing.MockClock) -> N
         assert t.state(a) == "slow-start"
 
 
-async def test_checkers_follow_set_nodes(clock: trio.testing.MockClock) -> None:
+async def test_checkers_follow_set_nodes(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", interval=1.0)
     start = trio.current_time()
     calls: list[tuple[NodeState, float]] = []
@@ -234,7 +229,7 @@ async def test_checkers_follow_set_nodes(clock: trio.testing.MockClock) -> None:
 
 
 async def test_a_removed_node_stops_being_probed_at_once(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     t = make_tracker("a", "b", interval=5.0, timeout=2.0)
     start = trio.current_time()
@@ -253,7 +248,7 @@ async def test_a_removed_node_stops_being_probed_at_once(
         assert ended == {"a": pytest.approx(0.5)}
 
 
-async def test_every_node_down_leaves_none_eligible(clock: trio.testing.MockClock) -> None:
+async def test_every_node_down_leaves_none_eligible(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", fails=1)
     for node in t.nodes:
         t.record_probe(node, BAD)
@@ -263,7 +258,7 @@ async def test_every_node_down_leaves_none_eligible(clock: trio.testing.MockCloc
 # -- slow start ------------------------------------------------------------
 
 
-async def test_slow_start_ramp(clock: trio.testing.MockClock) -> None:
+async def test_slow_start_ramp(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", weight=4.0, fails=1, passes=1, slow_start=10.0)
     a = by_name(t, "a")
     t.record_probe(a, BAD)
@@ -310,7 +305,7 @@ def test_ramp_rises_from_a_tenth_to_full(
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-async def test_ramp_on_demand_starts_a_slow_start(clock: trio.testing.MockClock) -> None:
+async def test_ramp_on_demand_starts_a_slow_start(autojump_clock: trio.testing.MockClock) -> None:
     # What the balancer does when a node's circuit breaker closes.
     t = make_tracker("a", "b", weight=4.0, slow_start=10.0)
     a = by_name(t, "a")
@@ -327,7 +322,7 @@ async def test_ramp_on_demand_starts_a_slow_start(clock: trio.testing.MockClock)
     assert t.state(a) == "down"
 
 
-async def test_slow_start_zero_disables(clock: trio.testing.MockClock) -> None:
+async def test_slow_start_zero_disables(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", weight=2.0, fails=1, passes=1, slow_start=0.0)
     a = by_name(t, "a")
     t.record_probe(a, BAD)
@@ -336,7 +331,7 @@ async def test_slow_start_zero_disables(clock: trio.testing.MockClock) -> None:
     assert a.effective_weight == 2.0
 
 
-async def test_first_mesh_starts_at_full_weight(clock: trio.testing.MockClock) -> None:
+async def test_first_mesh_starts_at_full_weight(autojump_clock: trio.testing.MockClock) -> None:
     t = HealthTracker(HealthConfig(slow_start=10.0))
     t.set_nodes(make_nodes("a", "b", weight=3.0))
     assert [t.state(n) for n in t.nodes] == ["up", "up"]
@@ -352,7 +347,7 @@ def test_tracker_fills_outside_trio() -> None:
 # -- version and on_change -------------------------------------------------
 
 
-async def test_version_bumps_only_on_changes(clock: trio.testing.MockClock) -> None:
+async def test_version_bumps_only_on_changes(autojump_clock: trio.testing.MockClock) -> None:
     bumps: list[int] = []
     t = HealthTracker(
         HealthConfig(fails=2, slow_start=0.0),
@@ -372,7 +367,7 @@ async def test_version_bumps_only_on_changes(clock: trio.testing.MockClock) -> N
 
 
 async def test_version_bumps_on_each_ramp_step_then_stops(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     t = make_tracker("a", "b", fails=1, passes=1, slow_start=10.0)
     a = by_name(t, "a")
@@ -388,7 +383,7 @@ async def test_version_bumps_on_each_ramp_step_then_stops(
 # -- mesh reloads ----------------------------------------------------------
 
 
-async def test_set_nodes_keeps_surviving_state(clock: trio.testing.MockClock) -> None:
+async def test_set_nodes_keeps_surviving_state(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a", "b", "c", "d", weight=2.0, fails=1, passes=1, slow_start=10.0)
     a, b, c, _ = t.nodes
     t.record_probe(b, BAD)  # down
@@ -410,7 +405,7 @@ async def test_set_nodes_keeps_surviving_state(clock: trio.testing.MockClock) ->
     assert t.state(nb) == "slow-start"
 
 
-async def test_set_nodes_rejects_duplicate_names(clock: trio.testing.MockClock) -> None:
+async def test_set_nodes_rejects_duplicate_names(autojump_clock: trio.testing.MockClock) -> None:
     t = make_tracker("a")
     with pytest.raises(ValueError, match="unique: b"):
         t.set_nodes(make_nodes("b", "c", "b"))
@@ -419,7 +414,7 @@ async def test_set_nodes_rejects_duplicate_names(clock: trio.testing.MockClock) 
 # -- logging and configuration ---------------------------------------------
 
 
-async def test_transitions_are_logged(clock: trio.testing.MockClock) -> None:
+async def test_transitions_are_logged(autojump_clock: trio.testing.MockClock) -> None:
     configure_logging("debug")
     t = make_tracker("a", "b", "c", fails=2, passes=1)
     a, _, _ = t.nodes

@@ -7,22 +7,16 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from test_mesh_crawl import open_nodes
 
+from balancer.test_mesh_crawl import open_nodes
 from crawlmesh import SettingsError
 from crawlmesh._balancer._build import build_balancer
 from crawlmesh._balancer._mesh import reload_nodes, run_mesh_upkeep
 from crawlmesh._settings import load_settings
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    # Loopback I/O in real time; sleeps (check intervals) pass instantly.
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
 async def test_a_draining_node_is_taken_out_and_back_after_passes(
-    clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     async with open_nodes(("a", "", 1, 0), ("b", "", 1, 0), ("c", "", 1, 0)) as (specs, lite):
         settings = load_settings(
@@ -46,7 +40,7 @@ async def test_a_draining_node_is_taken_out_and_back_after_passes(
         await balancer.aclose()
 
 
-async def test_an_unreachable_node_goes_down(clock: trio.testing.MockClock) -> None:
+async def test_an_unreachable_node_goes_down(loopback_clock: trio.testing.MockClock) -> None:
     async with open_nodes(("a", "", 1, 0), ("b", "", 1, 0)) as (specs, lite):
         settings = load_settings([("t", {"balancer.health.interval": 1.0})])
         balancer = build_balancer(settings, specs)
@@ -79,7 +73,9 @@ async def test_reload_keeps_the_old_mesh_when_the_file_is_bad(tmp_path: Path) ->
     await balancer.aclose()
 
 
-async def test_file_changes_are_picked_up(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_file_changes_are_picked_up(
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
+) -> None:
     f = tmp_path / "nodes.toml"
     f.write_text("[[nodes]]\nname = 'one'\n")
     settings = load_settings(
@@ -97,7 +93,7 @@ async def test_file_changes_are_picked_up(tmp_path: Path, clock: trio.testing.Mo
 
 
 async def test_nodes_of_a_settings_file_follow_the_node_files_rule(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     from crawlmesh import Spider
     from crawlmesh._cli._run import resolve_settings

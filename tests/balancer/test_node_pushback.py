@@ -16,23 +16,17 @@ import trio
 import trio.testing
 
 from balancer.test_mesh_crawl import open_nodes
+from crawling import Pages, run_spider
 from crawlmesh import SiteResponse, open_site_server
-from engine.test_crawl import run_spider
 from resilience.test_engine_faults import PAGE, FaultSite, assert_each_once, urls
-from shaping.test_engine_shaping import Pages
 
 MESH = (("a", "", 1, 0), ("b", "", 1, 0), ("c", "", 1, 0))
 SETTINGS = {"robots.obey": False, "progress_interval": 0}
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_request_every_node_pushes_back_waits_for_them_and_is_delivered(
-    tmp_path: Path, clock: trio.testing.MockClock, status: int
+    tmp_path: Path, loopback_clock: trio.testing.MockClock, status: int
 ) -> None:
     site = FaultSite(lambda host, path, r: SiteResponse(200, PAGE))
     fetched_at: list[float] = []
@@ -65,7 +59,7 @@ async def test_a_request_every_node_pushes_back_waits_for_them_and_is_delivered(
 
 
 async def test_a_mesh_that_never_takes_a_request_ends_it_once_with_the_nodes_kind(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = FaultSite(lambda host, path, r: SiteResponse(200, PAGE))
     async with open_site_server(site.handle) as base, open_nodes(*MESH) as (specs, lite):

@@ -221,12 +221,7 @@ def test_idle_sessions_expire() -> None:
     assert sum(ring.loads().values()) == 0
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
-async def test_expiry_in_virtual_time(clock: trio.testing.MockClock) -> None:
+async def test_expiry_in_virtual_time(autojump_clock: trio.testing.MockClock) -> None:
     ring = AffinityRing(ttl=600.0)  # reads trio.current_time
     ring.set_nodes(make_nodes(1, 1))
     ring.assign("s")

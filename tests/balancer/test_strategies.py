@@ -353,12 +353,7 @@ def test_p2c_rejects_bad_parameters() -> None:
         PeakEwmaP2C(penalty=0.5)
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
-async def test_p2c_peak_ewma_in_virtual_time(clock: trio.testing.MockClock) -> None:
+async def test_p2c_peak_ewma_in_virtual_time(autojump_clock: trio.testing.MockClock) -> None:
     strategy = PeakEwmaP2C(tau=10.0)  # reads trio.current_time
     (a,) = make_nodes(1)
     strategy.observe(a, "d", 1.0)
@@ -373,7 +368,7 @@ async def test_p2c_peak_ewma_in_virtual_time(clock: trio.testing.MockClock) -> N
     assert strategy.estimate(a, "d") == pytest.approx(2.0)
 
 
-async def test_p2c_shunned_node_is_retried(clock: trio.testing.MockClock) -> None:
+async def test_p2c_shunned_node_is_retried(autojump_clock: trio.testing.MockClock) -> None:
     strategy = PeakEwmaP2C(rng=random.Random(1), tau=10.0)
     a, b = make_nodes(1, 1)
     strategy.observe(a, "d", 0.1)

@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider
-from crawlmesh._settings import load_settings
+from crawling import run_spider
+from crawlmesh import Request, Response, Spider
 from sites import GeneratedSite
 
 
@@ -31,28 +31,6 @@ class FollowAll(Spider):
             }
         for href in response.css("a::attr(href)").getall():
             yield response.follow(href)
-
-
-async def run_spider(
-    spider: Spider, tmp_path: Path, *, nodes: list[Any] | None = None, **settings: Any
-) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Crawl with ``settings`` (through the ``nodes`` mesh, if given)."""
-    out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
-    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
-    engine = Engine(spider, load_settings([("test", settings)]), items=items, errors=errors)
-    if nodes is not None:
-        engine.use_nodes(nodes)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-        errors.close()
-    decode = msgspec.json.decode
-    return (
-        stats,
-        [decode(line) for line in out.read_bytes().splitlines()],
-        [decode(line) for line in err.read_bytes().splitlines()],
-    )
 
 
 async def test_every_item_page_yields_exactly_one_item(

@@ -16,27 +16,24 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import msgspec
 import pytest
 import structlog
 import trio
 import trio.testing
 
+import crawling
+from crawling import Crawl
 from crawlmesh import (
     ConnectionBroken,
-    CrawlStats,
-    Engine,
     FetchError,
     FetchTimeout,
     HttpError,
-    JsonLinesWriter,
     Request,
     Response,
     Spider,
 )
-from crawlmesh._settings import load_settings
 from crawlmesh._util._log import configure_logging
 from sites import HostileSite
 
@@ -48,16 +45,6 @@ BASE_SETTINGS: dict[str, Any] = {"progress_interval": 0, "max_response_size": Mi
 
 
 @pytest.fixture
-def virtual_clock() -> trio.testing.MockClock:
-    """pytest-trio runs the test (and its async fixtures) on this clock.
-
-    The clock jumps to the next deadline once every task has been blocked for
-    50 ms of real time; loopback I/O is far quicker than that.
-    """
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
-@pytest.fixture
 def logs() -> Iterator[list[dict[str, Any]]]:
     """Log entries (warnings and up) emitted during the test."""
     configure_logging("warning")
@@ -65,34 +52,8 @@ def logs() -> Iterator[list[dict[str, Any]]]:
         yield entries
 
 
-class Crawl(NamedTuple):
-    stats: CrawlStats
-    items: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
-
-    def errors_for(self, url: str) -> list[dict[str, Any]]:
-        return [e for e in self.errors if e["url"] == url]
-
-    def titles(self) -> set[str]:
-        return {i["title"] for i in self.items if i.get("title") is not None}
-
-
 async def run_spider(spider: Spider, tmp_path: Path, **settings: Any) -> Crawl:
-    out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
-    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
-    layers = [("test", {**BASE_SETTINGS, **settings})]
-    engine = Engine(spider, load_settings(layers), items=items, errors=errors)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-        errors.close()
-    decode = msgspec.json.decode
-    return Crawl(
-        stats,
-        [decode(line) for line in out.read_bytes().splitlines()],
-        [decode(line) for line in err.read_bytes().splitlines()],
-    )
+    return await crawling.run_spider(spider, tmp_path, **{**BASE_SETTINGS, **settings})
 
 
 class Pages(Spider):
@@ -171,7 +132,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("path", "kind", "reason", "settings"), HOSTILE)
 async def test_hostile_page_is_counted_logged_and_the_crawl_goes_on(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     hostile: HostileSite,
     hostile_url: str,
     tmp_path: Path,
@@ -205,7 +166,7 @@ async def test_hostile_page_is_counted_logged_and_the_crawl_goes_on(
 
 
 async def test_every_hostile_page_in_one_crawl(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     hostile_url: str,
     tmp_path: Path,
 ) -> None:
@@ -316,7 +277,7 @@ ERROR_FIELDS = {"url", "kind", "reason", "method", "depth", "status", "referer",
 
 
 async def test_every_errors_file_line_names_its_method_and_referer(
-    virtual_clock: trio.testing.MockClock, hostile_url: str, tmp_path: Path
+    loopback_clock: trio.testing.MockClock, hostile_url: str, tmp_path: Path
 ) -> None:
     page = hostile_url + "/failing-links"
 
@@ -568,7 +529,7 @@ async def test_a_callback_that_raises_fails_only_its_page(
     ],
 )
 async def test_errback_gets_the_fetch_error_and_may_yield(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     hostile_url: str,
     tmp_path: Path,
     path: str,

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import structlog
 import trio
 import trio.testing
 
+from crawling import Pages, run_spider
 from crawlmesh import open_site_server
 from crawlmesh._util._log import configure_logging
-from engine.test_crawl import run_spider
-from shaping.test_engine_shaping import Pages, Recorder
-
-
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0.05)
+from shaping.test_engine_shaping import Recorder
 
 
 async def test_progress_lines_report_pages_and_queue(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     configure_logging("info")  # the suite's default is errors only
     site = Recorder()

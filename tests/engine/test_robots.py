@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 import trio.testing
 
+from crawling import run_spider
 from crawlmesh import Request, Response, SiteRequest, SiteResponse, Spider, open_site_server
-from engine.test_crawl import run_spider
 
 
 class Site:
@@ -40,13 +39,6 @@ class Pages(Spider):
         yield {"url": response.url}
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    # Jumps only after 50 ms of real idleness, so loopback I/O runs in real
-    # time while sleeps (delays) pass instantly.
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
 async def test_disallowed_paths_are_filtered(tmp_path: Path) -> None:
     site = Site((200, b"User-agent: *\nDisallow: /private\n"))
     async with open_site_server(site.handle) as base:
@@ -66,7 +58,9 @@ async def test_obey_false_ignores_robots(tmp_path: Path) -> None:
     assert "/robots.txt" not in [t for t, _ in site.log]
 
 
-async def test_crawl_delay_spaces_requests(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_crawl_delay_spaces_requests(
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
+) -> None:
     site = Site((200, b"User-agent: *\nCrawl-delay: 10\n"))
     async with open_site_server(site.handle) as base:
         _stats, items, _ = await run_spider(

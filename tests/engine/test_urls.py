@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 
+from crawling import run_spider
 from crawlmesh import (
     Engine,
     JsonLinesWriter,
@@ -28,7 +29,6 @@ from crawlmesh import (
 from crawlmesh._settings import load_settings
 from crawlmesh._state._jobdir import JobDir
 from crawlmesh._util._url import canonicalize, fingerprint
-from engine.test_crawl import run_spider
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -157,6 +158,16 @@ async def wait_in_flight(client: httpx.AsyncClient, node: NodeProc, count: int) 
     with trio.fail_after(10):
         # Another process's state: nothing to wait on but its /health.
         while (await client.get(f"{node.url}/health")).json()["in_flight"] < count:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+
+
+async def wait_health(client: httpx.AsyncClient, node: NodeProc, **expected: object) -> Any:
+    """The node's /health once every field in ``expected`` has its value (within 10 s)."""
+    with trio.fail_after(10):
+        while True:  # another process's state: nothing to wait on but its /health
+            health = (await client.get(f"{node.url}/health")).json()
+            if all(health.get(key) == value for key, value in expected.items()):
+                return health
             await trio.sleep(0.05)
 
 

@@ -16,7 +16,7 @@ import httpx
 import trio
 
 from crawlmesh._node._limits import Admission
-from node.nodes import NodeProc, node_process, wait_exit, wait_in_flight
+from node.nodes import NodeProc, node_process, wait_exit, wait_health, wait_in_flight
 
 OTHER = "second-token-bbbbbbbbbbbbbbbb"
 
@@ -312,8 +312,7 @@ async def test_one_busy_token_cannot_take_every_slot(
                     lambda: client.post(f"{n.url}/scrape", json=busy, headers=n.auth)
                 )
             await wait_in_flight(client, n, 2)
-            await trio.sleep(0.3)
-            state = await health(client, n)
+            state = await wait_health(client, n, in_flight=2, queue_size=6)
             assert (state["in_flight"], state["queue_size"]) == (2, 6)
             # Another token on the same address is served at once.
             started = time.monotonic()

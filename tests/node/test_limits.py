@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from node.nodes import node_process, wait_exit, wait_in_flight
+from node.nodes import node_process, wait_exit, wait_health, wait_in_flight
 
 
 def from_address(address: str) -> httpx.AsyncClient:
@@ -70,8 +70,7 @@ async def test_a_client_over_its_slots_and_queue_is_refused(
                 async with trio.open_nursery() as nursery:
                     for _ in range(4):  # 2 fetch, 1 waits for a slot, 1 is refused
                         nursery.start_soon(one, n.token)
-                    await trio.sleep(0.3)
-                    health = (await a.get(f"{n.url}/health")).json()
+                    health = await wait_health(a, n, in_flight=2, queue_size=1)
                     nursery.start_soon(one, OTHER)
         assert (health["in_flight"], health["queue_size"]) == (2, 1)
         assert sorted(codes) == [200, 200, 200, 200, 429]
@@ -93,8 +92,7 @@ async def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path, target_
                 async with trio.open_nursery() as nursery:
                     for _ in range(8):
                         nursery.start_soon(one)
-                    await trio.sleep(0.5)
-                    health = (await client.get(f"{n.url}/health")).json()
+                    health = await wait_health(client, n, in_flight=2, queue_size=2)
         assert (health["in_flight"], health["queue_size"]) == (2, 2)
         assert health["status"] == "degraded"  # the queue is more than half full
         ok = [r for r in answers if r.status_code == 200]
@@ -163,8 +161,7 @@ async def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(
                         nursery.start_soon(slow)
                     await wait_in_flight(client, n, 3)
                     n.proc.send_signal(signal.SIGTERM)
-                    await trio.sleep(0.3)
-                    health = (await client.get(f"{n.url}/health")).json()
+                    health = await wait_health(client, n, status="draining")
                     late = await client.post(
                         f"{n.url}/scrape", json={"url": f"{target_url}/"}, headers=n.auth
                     )

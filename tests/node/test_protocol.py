@@ -16,14 +16,13 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from crawling import Pages, run_spider
 from crawlmesh import (
     BlockedAddress,
     FetchOptions,
     FetchTimeout,
     NodeSpec,
     Request,
-    Response,
-    Spider,
 )
 from crawlmesh._transport._node import NodeFault, NodeTransport
 from node.nodes import NodeProc, TargetSite, node_process, write_token
@@ -197,18 +196,6 @@ async def test_an_overloaded_node_is_a_node_fault(tmp_path: Path, target_url: st
         assert sorted(kinds) == ["node_overloaded", "ok"]
 
 
-class Tree(Spider):
-    """Follows /p/N links from /p/0 (60 pages, every one an item)."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.start_urls = [f"{base}/p/0"]
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url, "node": response.node}
-        yield from response.follow_all(css="a")
-
-
 @pytest.fixture(scope="module")
 def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with ExitStack() as stack:
@@ -223,9 +210,6 @@ def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Any:
 async def test_a_crawl_through_three_nodes(
     tmp_path: Path, three_nodes: list[NodeProc], target_url: str, target: TargetSite
 ) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
-    from test_crawl import run_spider
-
     specs = []
     for n, region in zip(three_nodes, ("eu", "eu", "us"), strict=True):
         token_file, _ = write_token(tmp_path, n.token)
@@ -234,7 +218,10 @@ async def test_a_crawl_through_three_nodes(
             NodeSpec(name=name, kind="node", url=n.url, region=region, token_file=str(token_file))
         )
     stats, items, errors = await run_spider(
-        Tree(target_url), tmp_path, nodes=specs, **{"robots.obey": False}
+        Pages([f"{target_url}/p/0"], dont_filter=True, follow=True),
+        tmp_path,
+        nodes=specs,
+        **{"robots.obey": False},
     )
     assert errors == []
     assert sorted(int(i["url"].rsplit("/", 1)[1]) for i in items) == list(range(60))

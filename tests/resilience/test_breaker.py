@@ -6,9 +6,9 @@ import math
 
 import msgspec
 import pytest
-from breaker_helpers import make, outcome, probes, trip
 
 from crawlmesh._resilience import BreakerConfig, Transition
+from resilience.breaker_helpers import make, outcome, probes, trip
 
 
 def test_closed_open_half_open_closed_at_exact_times() -> None:

@@ -7,7 +7,8 @@ import math
 import pytest
 import trio
 import trio.testing
-from breaker_helpers import make, probes, trip
+
+from resilience.breaker_helpers import make, probes, trip
 
 
 def test_half_open_admits_a_bounded_number_of_probes() -> None:

@@ -20,6 +20,7 @@ import trio
 import trio.testing
 
 from balancer.test_mesh_crawl import open_nodes
+from crawling import Pages, run_spider
 from crawlmesh import (
     SiteRequest,
     SiteResponse,
@@ -27,16 +28,9 @@ from crawlmesh import (
     open_site_server,
 )
 from crawlmesh._settings import NodeSpec
-from engine.test_crawl import run_spider
-from shaping.test_engine_shaping import Pages
 
 CAPTCHA = b"<html><head><title>Attention Required! | Cloudflare</title></head></html>"
 PAGE = b"<html><h1 class='title'>ok</h1></html>"
-
-
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0.05)
 
 
 Handler = Callable[[str, str, SiteRequest], "Any"]
@@ -96,7 +90,7 @@ DEAD: dict[str, Any] = {
 
 @pytest.mark.parametrize("fault", DEAD)
 async def test_a_dead_domain_is_held_then_written_off_and_the_other_goes_on(
-    tmp_path: Path, clock: trio.testing.MockClock, fault: str
+    tmp_path: Path, loopback_clock: trio.testing.MockClock, fault: str
 ) -> None:
     answer, kind = DEAD[fault]
     site = FaultSite(lambda host, path, r: answer if host == "localhost" else 0.01)
@@ -122,7 +116,7 @@ async def test_a_dead_domain_is_held_then_written_off_and_the_other_goes_on(
 
 
 async def test_a_target_that_recovers_closes_its_breaker_and_loses_nothing(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     recovered = trio.current_time() + 20.0
 
@@ -142,7 +136,7 @@ async def test_a_target_that_recovers_closes_its_breaker_and_loses_nothing(
 
 
 async def test_a_node_banned_by_one_site_keeps_serving_the_others(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     def rule(host: str, path: str, r: SiteRequest) -> Any:
         if host == "localhost" and "n1" in r.headers.get("via", ""):
@@ -167,7 +161,7 @@ async def test_a_node_banned_by_one_site_keeps_serving_the_others(
 
 
 async def test_a_hung_node_costs_one_attempt_and_the_request_goes_elsewhere(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     async def hang(request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
         await trio.sleep_forever()
@@ -193,7 +187,7 @@ async def test_a_hung_node_costs_one_attempt_and_the_request_goes_elsewhere(
 
 
 async def test_aimd_backs_off_a_site_that_pushes_back(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     """The site takes two requests at once and answers 429 (no Retry-After)
     beyond that: AIMD must bring concurrency down to what it takes."""
@@ -223,7 +217,7 @@ async def test_aimd_backs_off_a_site_that_pushes_back(
 
 
 async def test_timeouts_by_domain_override_the_defaults(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = FaultSite(lambda host, path, r: 3.0)  # every answer takes 3 s
     async with open_site_server(site.handle) as base:
@@ -251,7 +245,7 @@ async def crawl_through(
 
 
 async def test_a_per_node_rate_applies_to_each_egress_node(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     times: dict[str, list[float]] = {}
 

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 import trio
 import trio.testing
 
-from crawlmesh import Request, Response, SiteRequest, SiteResponse, Spider, open_site_server
-from engine.test_crawl import run_spider
-
-
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0.05)
+from crawling import Pages, run_spider
+from crawlmesh import SiteRequest, SiteResponse, open_site_server
 
 
 class Flaky:
@@ -38,26 +30,13 @@ class Flaky:
         return SiteResponse(200, b"<h1 class='title'>ok</h1>")
 
 
-class Pages(Spider):
-    def __init__(self, urls: list[str], method: str = "GET") -> None:
-        super().__init__()
-        self.urls, self.method = urls, method
-
-    async def start(self) -> AsyncIterator[Request]:
-        for url in self.urls:
-            yield Request(url, method=self.method, dont_filter=True)
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url, "node": response.node}
-
-
 async def test_a_503_burst_is_retried_with_backoff(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Flaky(failures=2)
     async with open_site_server(site.handle) as base:
         stats, items, errors = await run_spider(
-            Pages([f"{base}/a", f"{base}/b"]),
+            Pages([f"{base}/a", f"{base}/b"], dont_filter=True),
             tmp_path,
             # Only the retries' backoff here, not the domain's pushback pause.
             **{"robots.obey": False, "throttle.pushback_pause": 0},
@@ -71,12 +50,12 @@ async def test_a_503_burst_is_retried_with_backoff(
 
 
 async def test_the_retry_budget_caps_amplification_against_a_dead_target(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Flaky(failures=0)
     async with open_site_server(site.handle) as base:
         stats, items, errors = await run_spider(
-            Pages([f"{base}/dead/{i}" for i in range(100)]),
+            Pages([f"{base}/dead/{i}" for i in range(100)], dont_filter=True),
             tmp_path,
             **{
                 "robots.obey": False,
@@ -92,18 +71,20 @@ async def test_the_retry_budget_caps_amplification_against_a_dead_target(
 
 
 async def test_post_is_not_retried_unless_asked(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Flaky(failures=1)
     async with open_site_server(site.handle) as base:
         _, items, errors = await run_spider(
-            Pages([f"{base}/form"], method="POST"), tmp_path, **{"robots.obey": False}
+            Pages([f"{base}/form"], method="POST", dont_filter=True),
+            tmp_path,
+            **{"robots.obey": False},
         )
         assert site.hits["/form"] == 1
         assert [e["status"] for e in errors] == [503]
         site.hits.clear()
         _, items, errors = await run_spider(
-            Pages([f"{base}/form2"], method="POST"),
+            Pages([f"{base}/form2"], method="POST", dont_filter=True),
             tmp_path,
             **{"robots.obey": False, "retry.retry_non_idempotent": True},
         )
@@ -112,23 +93,21 @@ async def test_post_is_not_retried_unless_asked(
 
 
 async def test_a_retry_goes_through_another_node(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     from balancer.test_mesh_crawl import open_nodes
-    from crawlmesh import Engine, JsonLinesWriter
-    from crawlmesh._settings import load_settings
 
     site = Flaky(failures=1)
     async with (
         open_site_server(site.handle) as base,
         open_nodes(("a", "", 1, 0), ("b", "", 1, 0)) as (specs, lite),
     ):
-        items = JsonLinesWriter(tmp_path / "items.jsonl")
-        settings = load_settings([("t", {"robots.obey": False, "progress_interval": 0})])
-        engine = Engine(Pages([f"{base}/x"]), settings, items=items)
-        engine.use_nodes(specs)
-        stats = await engine.run()
-        items.close()
+        stats, _, _ = await run_spider(
+            Pages([f"{base}/x"], dont_filter=True),
+            tmp_path,
+            nodes=specs,
+            **{"robots.obey": False, "progress_interval": 0},
+        )
     assert stats.items == 1
     assert site.hits["/x"] == 2
     assert lite["a"].served == 1

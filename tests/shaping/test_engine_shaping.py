@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+from crawling import Pages, run_spider
 from crawlmesh import (
-    Request,
-    Response,
     SettingsError,
     SiteRequest,
     SiteResponse,
-    Spider,
     open_site_server,
 )
 from crawlmesh._settings import load_settings
-from engine.test_crawl import run_spider
-
-
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    # Loopback I/O runs in real time; rate waits and pauses pass instantly.
-    return trio.testing.MockClock(autojump_threshold=0.05)
 
 
 class Recorder:
@@ -43,25 +32,12 @@ class Recorder:
         return SiteResponse(200, b"<h1 class='title'>ok</h1>")
 
 
-class Pages(Spider):
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__()
-        self.urls = urls
-
-    async def start(self) -> AsyncIterator[Request]:
-        for url in self.urls:
-            yield Request(url)
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url, "node": response.node}
-
-
 def starts(log: list[tuple[str, str, float]], host: str) -> list[float]:
     return [t for h, target, t in log if h == host]
 
 
 async def test_a_rate_rule_spaces_one_domain_and_leaves_others_alone(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     async with open_site_server(site.handle) as base:
@@ -83,7 +59,7 @@ async def test_a_rate_rule_spaces_one_domain_and_leaves_others_alone(
 
 
 async def test_retry_after_pauses_the_domain_for_as_long_as_it_says(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder(throttle_first="7")
     async with open_site_server(site.handle) as base:
@@ -103,7 +79,9 @@ async def test_retry_after_pauses_the_domain_for_as_long_as_it_says(
     assert errors == []
 
 
-async def test_retry_after_as_an_http_date(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_retry_after_as_an_http_date(
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
+) -> None:
     import time
 
     site = Recorder(throttle_first=formatdate(time.time() + 30, usegmt=True))

@@ -332,14 +332,8 @@ async def test_api_host_down_is_a_node_fault(
         assert_no_key(text)
 
 
-@pytest.fixture
-def virtual_clock() -> trio.testing.MockClock:
-    """Virtual time: deadlines pass as soon as every task is waiting."""
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def test_a_slow_api_is_a_read_timeout_not_a_node_fault(
-    virtual_clock: trio.testing.MockClock, key: str
+    autojump_clock: trio.testing.MockClock, key: str
 ) -> None:
     async def stall(request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
         await trio.sleep_forever()

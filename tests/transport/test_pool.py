@@ -48,12 +48,6 @@ OPTS = FetchOptions(max_response_size=MiB, user_agent="test-agent/1.0")
 
 
 @pytest.fixture
-def virtual_clock() -> trio.testing.MockClock:
-    """Virtual time: deadlines pass as soon as every task is waiting."""
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
-@pytest.fixture
 async def transport() -> AsyncIterator[DirectTransport]:
     t = DirectTransport()
     try:
@@ -368,7 +362,7 @@ async def test_a_refused_body_closes_its_connection_and_the_next_request_works(
 
 
 async def test_closing_the_pool_closes_idle_connections(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     server = RawServer(ok_reply)
     pool = H11Pool()
@@ -393,7 +387,7 @@ async def _get(client: httpx.AsyncClient, base: str, out: list[bytes]) -> None:
 
 
 async def test_max_idle_per_origin_bounds_the_idle_connections(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
 ) -> None:
     server = RawServer(ok_reply)
     async with (
@@ -434,7 +428,7 @@ async def test_connection_refused_is_connect_failed(transport: DirectTransport) 
 
 
 async def test_connect_timeout(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     monkeypatch: pytest.MonkeyPatch,
     transport: DirectTransport,
 ) -> None:
@@ -452,7 +446,7 @@ async def test_connect_timeout(
 
 @pytest.mark.parametrize("path", ["/never", "/drip"])
 async def test_read_timeout(
-    virtual_clock: trio.testing.MockClock,
+    loopback_clock: trio.testing.MockClock,
     hostile_url: str,
     transport: DirectTransport,
     path: str,
@@ -1012,14 +1006,8 @@ async def test_trailers_larger_than_the_head_limit_are_refused(
     assert info.value.kind == "connection_error"
 
 
-@pytest.fixture
-def instant_clock() -> trio.testing.MockClock:
-    """Virtual time that jumps as soon as every task waits."""
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def test_a_dripped_head_is_read_in_few_reads(
-    instant_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"v" * 4000 + b"\r\nContent-Length: 2\r\n\r\n"
 

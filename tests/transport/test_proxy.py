@@ -398,14 +398,8 @@ async def test_a_proxy_that_refuses_connections_is_a_node_fault(scheme: str) -> 
     assert_no_secrets(str(info.value))
 
 
-@pytest.fixture
-def virtual_clock() -> trio.testing.MockClock:
-    """Virtual time: deadlines pass as soon as every task is waiting."""
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
 async def test_a_proxy_that_never_accepts_is_a_node_fault_timeout(
-    virtual_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def never_connects(host: str, port: int) -> trio.SocketStream:
         await trio.sleep_forever()

@@ -79,7 +79,7 @@ def test_parse_override() -> None:
 
 
 def test_every_profile_in_settings_dir_loads() -> None:
-    profiles = sorted((Path(__file__).parent.parent / "settings").glob("*.toml"))
+    profiles = sorted((Path(__file__).parents[2] / "settings").glob("*.toml"))
     assert profiles, "settings/ holds no profiles"
     for profile in profiles:
         resolve_settings(Spider, settings_file=profile)
@@ -88,7 +88,7 @@ def test_every_profile_in_settings_dir_loads() -> None:
 def test_every_setting_is_documented_in_the_readme() -> None:
     from crawlmesh._settings import _known_keys
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     missing = [k for k in _known_keys() if f"| `{k}` |" not in readme]
     assert missing == []
 

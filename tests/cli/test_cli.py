@@ -19,7 +19,7 @@ import pytest
 
 import crawlmesh
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ITEM_PAGES = 667  # pages 0..1999 divisible by 3 carry a span.sku
 BROKEN_LINKS = 200  # /missing/<n> for every n divisible by 10
 STATS_LINE = re.compile(

@@ -9,12 +9,7 @@ import trio.testing
 from crawlmesh._shaping._politeness import Politeness
 
 
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
-
-
-async def test_concurrency_slots(clock: trio.testing.MockClock) -> None:
+async def test_concurrency_slots(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=2)
     assert p.ready("a")
     p.acquire("a")
@@ -25,7 +20,7 @@ async def test_concurrency_slots(clock: trio.testing.MockClock) -> None:
     assert p.ready("a")
 
 
-async def test_delay_spaces_request_starts(clock: trio.testing.MockClock) -> None:
+async def test_delay_spaces_request_starts(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8)
     p.set_delay("a", 5.0)
     p.acquire("a")
@@ -39,7 +34,7 @@ async def test_delay_spaces_request_starts(clock: trio.testing.MockClock) -> Non
     assert p.ready("a")
 
 
-async def test_crawl_delay_means_one_at_a_time(clock: trio.testing.MockClock) -> None:
+async def test_crawl_delay_means_one_at_a_time(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8)
     p.set_delay("a", 1.0)
     p.acquire("a")
@@ -47,7 +42,7 @@ async def test_crawl_delay_means_one_at_a_time(clock: trio.testing.MockClock) ->
     assert not p.ready("a"), "a Crawl-delay domain gets one request in flight"
 
 
-async def test_hold_until_robots_known(clock: trio.testing.MockClock) -> None:
+async def test_hold_until_robots_known(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=4)
     p.hold("a")
     p.acquire("a")

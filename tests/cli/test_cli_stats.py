@@ -21,7 +21,7 @@ import trio
 from crawlmesh import CrawlStats, stats_schema
 from mesh_world import ENV, open_shops, secret_node, secret_proxy, write_nodes
 from node.nodes import NodeProc
-from test_stats import sums_match
+from observe.test_stats import sums_match
 
 PAGES = 30  # per domain: with the failing pages, over 100 requests in all
 

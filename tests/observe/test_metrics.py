@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
@@ -85,21 +85,40 @@ def crawl_serving_metrics(
             proc.wait(30)
 
 
+PAGES = "crawlmesh_pages_total{}"
+DIRECT_OK = "crawlmesh_mesh_requests_total{domain=127.0.0.1,node=direct,status_class=2xx}"
+
+
+def scrape_until(url: str, ready: Callable[[dict[str, float]], bool]) -> dict[str, float]:
+    """The first scrape of ``url`` that is ``ready`` (within 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        metrics = scrape(url)
+        if ready(metrics) or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.05)
+
+
 def test_metrics_during_a_crawl(
     crawlmesh_cli: Path, cli_project: Path, cli_env: dict[str, str], slow_site_url: str
 ) -> None:
     with crawl_serving_metrics(crawlmesh_cli, cli_project, cli_env, slow_site_url) as url:
-        time.sleep(1.0)
-        first = scrape(url)
-        time.sleep(1.0)
-        second = scrape(url)
+        first = scrape_until(url, lambda m: m.get(PAGES, 0) > 0 and m.get(DIRECT_OK, 0) > 0)
+        second = scrape_until(
+            url,
+            lambda m: (
+                m.get(PAGES, 0) > first[PAGES]
+                and m.get(DIRECT_OK, 0) > first[DIRECT_OK]
+                and m.get("crawlmesh_items_total{}", 0) > 0
+            ),
+        )
     assert 0 < first["crawlmesh_pages_total{}"] < second["crawlmesh_pages_total{}"]
     assert second["crawlmesh_responses_total{status=200}"] > 0
     assert second["crawlmesh_items_total{}"] > 0
     assert "crawlmesh_frontier_requests{}" in second
     assert 0 <= second["crawlmesh_in_flight_requests{}"] <= 4
     # The mesh: the one direct node, up, its breaker closed.
-    ok = "crawlmesh_mesh_requests_total{domain=127.0.0.1,node=direct,status_class=2xx}"
+    ok = DIRECT_OK
     assert 0 < first[ok] < second[ok]
     assert second["crawlmesh_mesh_node_state{node=direct,state=up}"] == 1
     assert second["crawlmesh_mesh_breaker_state{node=direct,state=closed}"] == 1

@@ -4,7 +4,6 @@ too: loopback I/O takes none, so every wait is exactly a limit's)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,11 @@ import pytest
 import trio
 import trio.testing
 
-from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
-from crawlmesh._settings import load_settings
+from crawling import Pages, run_engine
+from crawlmesh import Engine, open_site_server
 from crawlmesh._shaping._politeness import Politeness
 from crawlmesh._shaping._shaper import Shaper
 from shaping.test_engine_shaping import Recorder
-
-
-@pytest.fixture
-def clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 def counts(p: Politeness) -> dict[str, tuple[int, float]]:
@@ -30,7 +24,9 @@ def counts(p: Politeness) -> dict[str, tuple[int, float]]:
     return {r: (n, round(w.seconds[r], 6)) for r, n in w.count.items() if n}
 
 
-async def test_a_delay_wait_lasts_until_the_delay_ends(clock: trio.testing.MockClock) -> None:
+async def test_a_delay_wait_lasts_until_the_delay_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     p = Politeness(concurrency=8, delay=1.0)
     p.acquire("a")
     p.release("a")
@@ -46,7 +42,7 @@ async def test_a_delay_wait_lasts_until_the_delay_ends(clock: trio.testing.MockC
     assert counts(p) == {"delay": (1, 0.8)}
 
 
-async def test_a_pause_is_told_from_a_delay(clock: trio.testing.MockClock) -> None:
+async def test_a_pause_is_told_from_a_delay(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8, delay=1.0)
     p.acquire("a")
     p.release("a")
@@ -57,7 +53,7 @@ async def test_a_pause_is_told_from_a_delay(clock: trio.testing.MockClock) -> No
     assert counts(p) == {"pause": (1, 5.0)}
 
 
-async def test_an_extended_pause_lengthens_the_wait(clock: trio.testing.MockClock) -> None:
+async def test_an_extended_pause_lengthens_the_wait(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8)
     p.pause("a", trio.current_time() + 1.0)
     assert not p.ready("a")
@@ -70,7 +66,7 @@ async def test_an_extended_pause_lengthens_the_wait(clock: trio.testing.MockCloc
     assert counts(p) == {"pause": (1, 2.5)}
 
 
-async def test_a_rate_wait_lasts_one_interval(clock: trio.testing.MockClock) -> None:
+async def test_a_rate_wait_lasts_one_interval(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8, shaper=Shaper({"a.example": {"rate": "4/s"}}))
     for _ in range(3):
         assert p.ready("a.example")
@@ -81,7 +77,7 @@ async def test_a_rate_wait_lasts_one_interval(clock: trio.testing.MockClock) -> 
 
 
 async def test_waiting_for_a_concurrency_slot_is_not_a_rate_wait(
-    clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     p = Politeness(concurrency=1)
     p.acquire("a")
@@ -93,7 +89,7 @@ async def test_waiting_for_a_concurrency_slot_is_not_a_rate_wait(
     assert counts(p) == {}
 
 
-async def test_a_gate_notes_its_own_waits(clock: trio.testing.MockClock) -> None:
+async def test_a_gate_notes_its_own_waits(autojump_clock: trio.testing.MockClock) -> None:
     p = Politeness(concurrency=8)
     p.note_wait("a", trio.current_time() + 2.0, "node_rate")
     await trio.sleep(0.5)
@@ -108,28 +104,9 @@ async def test_a_gate_notes_its_own_waits(clock: trio.testing.MockClock) -> None
 # -- whole crawls ---------------------------------------------------------------
 
 
-class Pages(Spider):
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__()
-        self.urls = urls
-
-    async def start(self) -> AsyncIterator[Request]:
-        for url in self.urls:
-            yield Request(url)
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url}
-
-
 async def crawl(tmp_path: Path, urls: list[str], **settings: Any) -> Engine:
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
-    settings = {"robots.obey": False, **settings}
-    engine = Engine(Pages(urls), load_settings([("test", settings)]), items=items)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-    assert stats.items == len(urls)
+    done, engine = await run_engine(Pages(urls), tmp_path, {"robots.obey": False, **settings})
+    assert done.stats.items == len(urls)
     return engine
 
 
@@ -138,14 +115,8 @@ def waits(engine: Engine) -> dict[str, tuple[int, float]]:
     return {r: (n, round(w.seconds[r], 3)) for r, n in w.count.items() if n}
 
 
-@pytest.fixture
-def loop_clock() -> trio.testing.MockClock:
-    # Loopback I/O runs in real time; rate waits and pauses pass instantly.
-    return trio.testing.MockClock(autojump_threshold=0.05)
-
-
 async def test_a_crawl_counts_each_rate_wait(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     async with open_site_server(site.handle) as base:
@@ -158,7 +129,7 @@ async def test_a_crawl_counts_each_rate_wait(
 
 
 async def test_a_crawl_counts_delay_waits(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     async with open_site_server(site.handle) as base:
@@ -167,7 +138,7 @@ async def test_a_crawl_counts_delay_waits(
 
 
 async def test_a_crawl_counts_a_retry_after_pause(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder(throttle_first="7")
     async with open_site_server(site.handle) as base:
@@ -177,7 +148,7 @@ async def test_a_crawl_counts_a_retry_after_pause(
 
 
 async def test_a_crawl_counts_per_node_rate_waits(
-    tmp_path: Path, loop_clock: trio.testing.MockClock
+    tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     site = Recorder()
     nodes = [{"name": "a", "kind": "direct"}, {"name": "b", "kind": "direct"}]
