@@ -5,7 +5,7 @@ Links resolve as a browser resolves them (the WHATWG URL Standard, with ada,
 Node.js's parser, as the reference and the slow path); the few deliberate
 differences are listed in README.md ("URL handling"). These run for every
 link of every page, so the common shapes take string-operation fast paths
-that tests/test_url.py checks against ada.
+that tests/util/test_url.py checks against ada.
 """
 
 from __future__ import annotations
@@ -311,7 +311,7 @@ class LinkJoiner:
     and query- or fragment-only links (``?p=2``, ``#top``) made only of
     characters that WHATWG leaves alone are joined with string operations;
     everything else (spaces, tabs, backslashes, dot segments, ``%2e``,
-    non-ASCII, ``//host``, other schemes) goes to ada. tests/test_url.py
+    non-ASCII, ``//host``, other schemes) goes to ada. tests/util/test_url.py
     checks the two agree.
 
     Args:
