@@ -1,7 +1,9 @@
-"""The benchmark spider run WITHOUT the balancer stage: one DirectTransport.
+"""The benchmark spider run with a custom transport: one DirectTransport
+handed to the engine, which makes it the one direct node of a mesh.
 
-Used by ``bench/run.py --only crawlmesh-nobalancer`` to measure what the
-balancer stage costs on the crawl benchmark (same settings as the CLI run).
+Used by ``bench/run.py --only crawlmesh-nobalancer`` to compare a custom
+transport with the mesh the settings declare (same settings as the CLI run);
+before every engine had a mesh, this run skipped the balancer stage.
 
     python bench/bare_crawl.py START_URL OUT CONCURRENCY
 """

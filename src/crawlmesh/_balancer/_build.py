@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import msgspec
 import trio
 
-from .._exceptions import FetchError
+from .._exceptions import FetchError, SettingsError
 from .._resilience import BreakerConfig
 from .._settings import Settings
 from .._settings._nodes import NodeKind, default_mesh, load_nodes_file, node_token
@@ -22,12 +22,20 @@ from .._transport._base import Transport
 from .._transport._deadlines import Deadlines
 from .._transport._direct import DirectTransport
 from .._transport._node import NodeTransport
-from ._balancer import Balancer
+from ._balancer import Balancer, TransportFactory
 from ._health import HealthConfig, ProbeResult
 from ._stage import BalancedTransport
 from ._types import NodeSpec, NodeState
 
-__all__ = ["PROBES", "TRANSPORTS", "build_balancer", "build_transport", "mesh_specs", "probe_node"]
+__all__ = [
+    "PROBES",
+    "TRANSPORTS",
+    "build_balancer",
+    "build_transport",
+    "mesh_around",
+    "mesh_specs",
+    "probe_node",
+]
 
 # Upper bound inside a probe; the health checker's own timeout is shorter.
 _PROBE_BUDGET = 60.0
@@ -85,12 +93,17 @@ def health_config(settings: Settings) -> HealthConfig:
     return msgspec.convert(msgspec.structs.asdict(settings.balancer.health), HealthConfig)
 
 
-def build_balancer(settings: Settings, specs: Sequence[NodeSpec] | None = None) -> Balancer:
-    """A :class:`Balancer` configured from ``settings``."""
+def build_balancer(
+    settings: Settings,
+    specs: Sequence[NodeSpec] | None = None,
+    make: TransportFactory | None = None,
+) -> Balancer:
+    """A :class:`Balancer` configured from ``settings`` (its nodes' transports
+    built by ``make``, else by kind from :data:`TRANSPORTS`)."""
     b = settings.balancer
     return Balancer(
         mesh_specs(settings) if specs is None else specs,
-        lambda spec: make_transport(spec, cookies=settings.cookies),
+        make or (lambda spec: make_transport(spec, cookies=settings.cookies)),
         strategy=b.strategy,
         health=health_config(settings),
         geo=b.geo,
@@ -117,9 +130,32 @@ def breaker_config(settings: Settings) -> BreakerConfig | None:
 def build_transport(
     settings: Settings, specs: Sequence[NodeSpec] | None = None
 ) -> BalancedTransport:
+    """The node mesh ``settings`` (or ``specs``) declare, as one transport."""
+    return _balanced(settings, build_balancer(settings, specs))
+
+
+def mesh_around(transport: Transport, settings: Settings) -> BalancedTransport:
+    """A one-node direct mesh whose node fetches through ``transport`` (a
+    custom transport handed to the engine): gated, held by breakers and
+    kept up as any mesh. Its direct nodes (the node, the direct fallback)
+    use ``transport``; other node kinds cannot join it."""
+    if isinstance(transport, BalancedTransport):
+        return transport
+
+    def make(spec: NodeSpec) -> Transport:
+        if spec.kind != "direct":
+            raise SettingsError(
+                f"node {spec.name!r}: this engine has a custom transport, not a node mesh"
+            )
+        return transport
+
+    return _balanced(settings, build_balancer(settings, default_mesh(), make))
+
+
+def _balanced(settings: Settings, balancer: Balancer) -> BalancedTransport:
     t = settings.timeouts
     return BalancedTransport(
-        build_balancer(settings, specs),
+        balancer,
         node_retries=settings.balancer.node_retries,
         deadlines=Deadlines(t.total, t.kinds, t.domains),
     )

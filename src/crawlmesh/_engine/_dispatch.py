@@ -43,7 +43,7 @@ class DispatchStage:
         frontier: queued requests.
         politeness: which domains may take a request now.
         retrier: retries parked until they are due.
-        holds: the domains the breakers hold (None without a mesh).
+        holds: the domains the breakers hold.
         store: where the crawl's requests are stored.
         schedule: queues a start request.
     """
@@ -57,7 +57,7 @@ class DispatchStage:
         frontier: Frontier,
         politeness: Politeness,
         retrier: Retrier,
-        holds: CircuitHolds | None,
+        holds: CircuitHolds,
         store: RequestStore,
         schedule: Callable[[Request], bool],
     ) -> None:
@@ -68,7 +68,7 @@ class DispatchStage:
         self._politeness = politeness
         self._retrier = retrier
         # (The same set as the gate's: the domains it gave up on.)
-        self._expired: set[str] = set() if holds is None else holds.expired
+        self._expired: set[str] = holds.expired
         self._store = store
         self._schedule = schedule
         self.start_done = False

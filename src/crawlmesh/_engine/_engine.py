@@ -29,9 +29,8 @@ import structlog
 import trio
 
 from .._balancer._balancer import Balancer
-from .._balancer._build import build_transport
+from .._balancer._build import build_transport, mesh_around
 from .._balancer._mesh import reload_nodes, run_mesh_upkeep
-from .._balancer._stage import BalancedTransport
 from .._exceptions import plain_errors
 from .._frontier._queue import DupeFilter, Frontier, MemoryFrontier
 from .._observe._progress import report_progress
@@ -73,7 +72,8 @@ class Engine:
         settings: resolved settings.
         items: where items go.
         errors: where failed requests go (None: only counted and logged).
-        transport: the fetch transport (default: :class:`DirectTransport`).
+        transport: a custom fetch transport, the one direct node of a mesh
+            (default: the mesh the settings declare).
         frontier: queued requests (default: in memory).
         dupefilter: seen fingerprints, for the default backend (default: in memory).
         backend: where the crawl's state lives (default: a
@@ -101,10 +101,11 @@ class Engine:
         spider.settings = settings
         self._items = items
         self._errors = errors
-        self._transport: Transport = transport or build_transport(settings)
-        self.balancer: Balancer | None = (
-            self._transport.balancer if isinstance(self._transport, BalancedTransport) else None
+        # One direct node around a custom transport is a mesh like any other.
+        self._transport = (
+            build_transport(settings) if transport is None else mesh_around(transport, settings)
         )
+        self.balancer: Balancer = self._transport.balancer
         # (``is None``, not ``or``: an empty frontier is falsy.)
         self._frontier: Frontier = MemoryFrontier() if frontier is None else frontier
         self.rate_waits = RateWaits()
@@ -113,9 +114,8 @@ class Engine:
         if backend is None:
             backend = MemoryBackend(dupefilter)
         self._backend: Backend = backend
-        if self.balancer is not None:
-            self.balancer.rate_waits = self.rate_waits
-            self.balancer.share = backend.mesh_share
+        self.balancer.rate_waits = self.rate_waits
+        self.balancer.share = backend.mesh_share
         self._retrier = Retrier(settings.retry)
         self._ledger = Ledger(
             self.stats,
@@ -134,17 +134,16 @@ class Engine:
 
     def _build_stages(self) -> None:
         settings, ledger, backend = self.settings, self._ledger, self._backend
-        holds = None if self.balancer is None else CircuitHolds(self.balancer, settings, self.stats)
+        holds = CircuitHolds(self.balancer, settings, self.stats)
         politeness = Politeness(
             settings.concurrency_per_domain,
             settings.download_delay,
             Shaper(settings.rates) if settings.rates else None,
             aimd=_aimd_factory(settings),
-            gate=None if holds is None else holds.gate,
+            gate=holds.gate,
             waits=self.rate_waits,
         )
-        if holds is not None:
-            holds.bind(politeness)
+        holds.bind(politeness)
         self._fetch = FetchStage(
             settings,
             ledger,
@@ -237,14 +236,10 @@ class Engine:
 
     def use_nodes(self, specs: Sequence[NodeSpec]) -> None:
         """Use ``specs`` as the node mesh; call before :meth:`run`."""
-        if self.balancer is None:
-            raise RuntimeError("this engine has a custom transport, not a node mesh")
         self.balancer.reset(specs)
 
     def reload_nodes(self) -> bool:
         """Re-read the node file (on SIGHUP); a bad file keeps the old mesh."""
-        if self.balancer is None:
-            return False
         return reload_nodes(self.balancer, self.settings)
 
     def flush_now(self) -> int:
@@ -316,8 +311,7 @@ class Engine:
                     self.backlog,
                     self.balancer,
                 )
-                if self.balancer is not None:
-                    outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
+                outer.start_soon(run_mesh_upkeep, self.balancer, self.settings)
                 outer.start_soon(self._backend.run)
                 fetch_send, fetch_recv = trio.open_memory_channel[Dispatched](0)
                 parse_send, parse_recv = trio.open_memory_channel[Outcome](concurrency)
@@ -399,9 +393,7 @@ class _Link:
         engine._ledger.notify()
 
     def breaker(self, node: str, domain: str | None, seconds: float) -> None:
-        balancer = self._engine.balancer
-        if balancer is not None:
-            balancer.apply_shared_breaker(node, domain, seconds)
+        self._engine.balancer.apply_shared_breaker(node, domain, seconds)
 
     def stop(self, reason: str) -> None:
         self._engine.request_stop(reason)

@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from .._balancer._balancer import Balancer
-from .._exceptions import CircuitOpen, FetchError, FetchTimeout, RequestError
+from .._exceptions import CircuitOpen, FetchError, RequestError
 from .._frontier._queue import Frontier
 from .._observe._stats import StatsCollector
 from .._request import Request
@@ -50,12 +50,12 @@ class FetchStage:
     Args:
         settings: resolved settings.
         ledger: the crawl's shared accounting.
-        transport: what fetches (through the mesh when ``balancer`` is not None).
-        balancer: the node mesh behind ``transport``, if any.
+        transport: what fetches, through the mesh.
+        balancer: the node mesh behind ``transport``.
         frontier: where a request no node could take goes back to.
         politeness: per-domain slots, delays and throttles.
         retrier: decides and parks retries.
-        holds: the domains the breakers hold (None without a mesh).
+        holds: the domains the breakers hold.
         limits: the limits the crawl's workers share.
         rate_waits: requests held back by rate limits, by reason.
     """
@@ -66,11 +66,11 @@ class FetchStage:
         ledger: Ledger,
         *,
         transport: Transport,
-        balancer: Balancer | None,
+        balancer: Balancer,
         frontier: Frontier,
         politeness: Politeness,
         retrier: Retrier,
-        holds: CircuitHolds | None,
+        holds: CircuitHolds,
         limits: SharedLimits,
         rate_waits: RateWaits,
     ) -> None:
@@ -83,7 +83,7 @@ class FetchStage:
         self._politeness = politeness
         self._retrier = retrier
         # (The same dict as the gate's: an answer ends its domain's hold.)
-        self._held_since: dict[str, float] = {} if holds is None else holds.since
+        self._held_since: dict[str, float] = holds.since
         self._limits = limits
         self._rate_waits = rate_waits
         self._options = fetch_options(settings)
@@ -202,19 +202,8 @@ class FetchStage:
                 options = self._retrier.options_for(request, self._options)
                 attempt = options.attempt
                 # Through the mesh, each attempt on a node has its own deadline
-                # (kind and domain overrides included); this one bounds a
-                # custom transport.
-                if self._balancer is not None:
-                    response = await self._transport.fetch(request, options)
-                    return Outcome(request, response, None, domain, attempt)
-                with trio.move_on_after(settings.timeouts.total) as total:
-                    response = await self._transport.fetch(request, options)
-                if total.cancelled_caught:
-                    raise FetchTimeout(
-                        f"request took longer than {settings.timeouts.total:g} s",
-                        request=request,
-                        kind="total_timeout",
-                    )
+                # (kind and domain overrides included).
+                response = await self._transport.fetch(request, options)
                 return Outcome(request, response, None, domain, attempt)
             except FetchError as exc:
                 return Outcome(request, None, exc.with_request(request), domain, attempt)
@@ -278,8 +267,7 @@ class FetchStage:
             return None
         until = trio.current_time() + delay
         node = response.node
-        balancer = self._balancer
-        paused = balancer is not None and node and balancer.pause_node(node, domain, until)
+        paused = node and self._balancer.pause_node(node, domain, until)
         if not paused:  # under a per-node rate, only the (node, domain) pair pauses
             self._politeness.pause(domain, until)
             self._limits.pause(domain, delay)  # every worker pauses
