@@ -33,20 +33,27 @@ P = "crawlmesh:{scripts}:"
 HTML = [("Content-Type", "text/html; charset=utf-8")]
 
 
+def sync_with(
+    client: coredis.Redis[bytes], dedupe: str, prefix: str = P, ttl_ms: str = "2000"
+) -> Any:
+    """One worker's SYNC call on ``prefix``'s crawl: ``await sync(worker, *ops)``."""
+    script = client.register_script(SYNC)
+
+    async def sync(worker: str, *ops: str | bytes) -> list[Any]:
+        args = [prefix, worker, ttl_ms, "0", dedupe, "", "0", *ops]
+        reply: list[Any] = await script(keys=[prefix + "seen"], args=args)
+        return reply
+
+    return sync
+
+
 @pytest.mark.parametrize("dedupe", ["set", "bloom"])
 async def test_a_marked_fingerprint_is_a_duplicate_for_every_worker(
     redis: RedisServer, dedupe: str
 ) -> None:
     fp = "1,5,9" if dedupe == "bloom" else "fp-target"
     async with coredis.Redis(port=redis.port) as client:
-        script = client.register_script(SYNC)
-
-        async def sync(worker: str, *ops: str) -> list[Any]:
-            reply: list[Any] = await script(
-                keys=[P + "seen"], args=[P, worker, "2000", "0", dedupe, "", "0", *ops]
-            )
-            return reply
-
+        sync = sync_with(client, dedupe)
         await sync("w1", "m", fp, "")
         # Another worker's link to the same URL queues nothing...
         assert int((await sync("w2", "p", "a.test", "0", "record", fp, "1"))[5]) == 0
@@ -61,13 +68,10 @@ async def test_a_mark_with_a_token_says_whether_it_was_new_and_says_it_again(
 ) -> None:
     fp = "3,7,11" if dedupe == "bloom" else "fp-final"
     async with coredis.Redis(port=redis.port) as client:
-        script = client.register_script(SYNC)
+        sync = sync_with(client, dedupe)
 
         async def marks(worker: str, *ops: str) -> list[Any]:
-            reply: list[Any] = await script(
-                keys=[P + "seen"], args=[P, worker, "2000", "0", dedupe, "", "0", *ops]
-            )
-            return list(reply[13])
+            return list((await sync(worker, *ops))[13])
 
         assert await marks("w1", "m", fp, "w1:1") == [b"w1:1", 1]
         # The same op sent again (its reply lost) keeps its answer...
@@ -158,9 +162,8 @@ class Elsewhere:
             port = stream.socket.getsockname()[1]
             fp = fingerprint("GET", canonicalize(f"http://127.0.0.1:{port}/a.html"))
             async with coredis.Redis(port=self.redis.port) as client:
-                script = client.register_script(SYNC)
-                args = [self.prefix, "other-worker", "60000", "0", "set", "", "0"]
-                await script(keys=[self.prefix + "seen"], args=[*args, "m", fp, "other:1"])
+                sync = sync_with(client, "set", self.prefix, ttl_ms="60000")
+                await sync("other-worker", "m", fp, "other:1")
             return SiteResponse(200, b"<a href='/old.html'>x</a>", HTML)
         if request.target == "/old.html":
             return SiteResponse(301, b"", [("Location", "/a.html")])
