@@ -154,9 +154,10 @@ async def test_bans_feed_the_pair_breaker(autojump_clock: trio.testing.MockClock
     captcha = b"<html><title>Attention Required! | Cloudflare</title>"
     for _ in range(3):
         lease = await b.acquire(Request("http://shop.example/"), "shop.example", frozenset("b"))
-        ban = b.ban_reason(200, captcha, {})
+        ban = b.ban(200, captcha, {})
         assert ban is not None
-        assert "attention required" in ban
+        assert "attention required" in ban.reason
+        assert ban.page
         b.release(lease, status=200, ban=ban)
     assert b.circuits is not None
     assert b.circuits.banned["a"] == 3

@@ -49,7 +49,9 @@ def test_a_good_file(tmp_path: Path) -> None:
         ),
         (
             "[[nodes]]\nname = 'a'\nkind = 'socks'\n",
-            "node 1 ('a'): kind 'socks' is not one of direct, proxy, api, node",
+            "node 1 ('a'): kind 'socks' is not one of direct (a direct connection from this "
+            "process), proxy (an HTTP forward proxy, CONNECT for https), api (a scraping "
+            "API called with a URL template), node (a `crawlmesh node` service)",
         ),
         ("[[nodes]]\nname = 'a'\nweight = 0\n", "Expected float > 0.0"),
         ("[[nodes]]\nname = 'a'\nkind = 'proxy'\n", "kind 'proxy' needs url"),

@@ -6,8 +6,9 @@ import time
 
 import trio
 
+from crawlmesh import HealthSettings
 from crawlmesh._balancer._build import build_balancer, probe_node
-from crawlmesh._balancer._health import HealthConfig, _verdict
+from crawlmesh._balancer._health import _verdict
 from crawlmesh._cli._demosite import open_demo_nodes
 from crawlmesh._settings import load_settings
 
@@ -32,4 +33,4 @@ async def test_a_busy_demo_process_does_not_mark_its_nodes_down() -> None:
         finally:
             await balancer.aclose()
     assert [(p.ok, p.status, p.cpu_usage) for p in probes] == [(True, "healthy", None)] * 3
-    assert [_verdict(p, HealthConfig()) for p in probes] == [""] * 3
+    assert [_verdict(p, HealthSettings()) for p in probes] == [""] * 3

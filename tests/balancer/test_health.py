@@ -10,12 +10,8 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawlmesh._balancer._health import (
-    HealthConfig,
-    HealthTracker,
-    ProbeResult,
-    open_health_checks,
-)
+from crawlmesh import HealthSettings
+from crawlmesh._balancer._health import HealthTracker, ProbeResult, open_health_checks
 from crawlmesh._balancer._types import NodeSpec, NodeState
 from crawlmesh._util._log import configure_logging
 
@@ -28,7 +24,7 @@ def make_nodes(*names: str, weight: float = 1.0) -> list[NodeState]:
 
 
 def make_tracker(*names: str, weight: float = 1.0, **config: float) -> HealthTracker:
-    return HealthTracker(msgspec.convert(config, HealthConfig), make_nodes(*names, weight=weight))
+    return HealthTracker(msgspec.convert(config, HealthSettings), make_nodes(*names, weight=weight))
 
 
 def by_name(tracker: HealthTracker, name: str) -> NodeState:
@@ -332,7 +328,7 @@ async def test_slow_start_zero_disables(autojump_clock: trio.testing.MockClock) 
 
 
 async def test_first_mesh_starts_at_full_weight(autojump_clock: trio.testing.MockClock) -> None:
-    t = HealthTracker(HealthConfig(slow_start=10.0))
+    t = HealthTracker(HealthSettings(slow_start=10.0))
     t.set_nodes(make_nodes("a", "b", weight=3.0))
     assert [t.state(n) for n in t.nodes] == ["up", "up"]
     assert [n.effective_weight for n in t.eligible()] == [3.0, 3.0]
@@ -350,7 +346,7 @@ def test_tracker_fills_outside_trio() -> None:
 async def test_version_bumps_only_on_changes(autojump_clock: trio.testing.MockClock) -> None:
     bumps: list[int] = []
     t = HealthTracker(
-        HealthConfig(fails=2, slow_start=0.0),
+        HealthSettings(fails=2, slow_start=0.0),
         make_nodes("a", "b"),
         on_change=lambda: bumps.append(t.version),
     )
@@ -429,16 +425,8 @@ async def test_transitions_are_logged(autojump_clock: trio.testing.MockClock) ->
 
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(msgspec.ValidationError, match="fails"):
-        msgspec.convert({"fails": 0}, HealthConfig)
+        msgspec.convert({"fails": 0}, HealthSettings)
     with pytest.raises(msgspec.ValidationError, match="interval"):
-        msgspec.convert({"interval": 0}, HealthConfig)
+        msgspec.convert({"interval": 0}, HealthSettings)
     with pytest.raises(msgspec.ValidationError, match="rise"):
-        msgspec.convert({"rise": 2}, HealthConfig)
-
-
-def test_config_mirrors_the_settings() -> None:
-    from crawlmesh._settings import HealthSettings
-
-    assert HealthConfig.__struct_fields__ == HealthSettings.__struct_fields__
-    settings = HealthSettings()
-    assert msgspec.convert(msgspec.structs.asdict(settings), HealthConfig) == HealthConfig()
+        msgspec.convert({"rise": 2}, HealthSettings)

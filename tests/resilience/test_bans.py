@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from crawlmesh import Headers
-from crawlmesh._resilience import DEFAULT_BODY_PATTERNS, BanRules
+from crawlmesh._resilience import DEFAULT_BODY_PATTERNS, Ban, BanRules
 
 RULES = BanRules()
 
@@ -180,3 +180,15 @@ def test_default_patterns_are_lower_case_so_they_stay_fast() -> None:
 def test_bad_rules_fail_at_start_up(raw: dict[str, object], message: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=message):
         msgspec.convert(raw, BanRules)
+
+
+def test_a_verdict_says_whether_the_page_itself_is_a_block() -> None:
+    """A block page (a header or the body matched) is no answer for the
+    spider and is retried elsewhere; a bare ban status is not a page verdict."""
+    assert RULES.verdict(403, b"<p>Forbidden</p>") == Ban("status 403", page=False)
+    captcha = RULES.verdict(403, b"<title>Attention Required! | Cloudflare</title>")
+    assert captcha is not None
+    assert captcha.page
+    header = RULES.verdict(200, b"", Headers([("cf-mitigated", "challenge")]))
+    assert header == Ban("header cf-mitigated", page=True)
+    assert RULES.verdict(200, b"<p>fine</p>") is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import crawlmesh._resilience as resilience
 
 EXPECTED = {
-    "DEFAULT_BODY_PATTERNS", "IDEMPOTENT_METHODS", "BanRules", "BoardStatistics", "Breaker",
+    "DEFAULT_BODY_PATTERNS", "IDEMPOTENT_METHODS", "Ban", "BanRules", "BoardStatistics", "Breaker",
     "BreakerBoard", "BreakerConfig", "BreakerState", "BreakerStatistics", "Permit",
     "RetryBudget", "RetryBudgetStatistics", "RetryPolicy", "Transition",
 }  # fmt: skip

@@ -47,6 +47,10 @@ def test_layers_apply_in_order(tmp_path: Path) -> None:
         ({"robots": "no"}, "setting 'robots' is a table"),
         ({"robots.obey": "maybe"}, "setting 'robots.obey' = 'maybe': Expected bool"),
         ({"log_level": "loud"}, "log_level must be one of"),
+        (
+            {"timeouts": {"kinds": {"socks": {"read": 5}}}},
+            "timeouts.kinds: unknown node kind 'socks' (expected one of direct (a direct",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(layer: dict[str, object], message: str) -> None:

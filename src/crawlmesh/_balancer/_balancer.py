@@ -23,14 +23,15 @@ import trio
 from .._exceptions import FetchError
 from .._observe._nodes import NodeStats
 from .._request import Request
-from .._resilience import BanRules, BreakerConfig
+from .._resilience import Ban, BanRules, BreakerConfig
+from .._settings import HealthSettings
 from .._shaping._shaper import Shaper
 from .._state._shared import MeshShare
 from .._transport._base import Transport
 from .._util._tally import NodeTally, RateWaits
 from ._circuits import Circuits
 from ._geo import DEFAULT_GEO_MAP, GeoRouter
-from ._health import HealthConfig, HealthTracker
+from ._health import HealthTracker
 from ._learn import Learner
 from ._learn import verdicts as _verdicts
 from ._members import DIRECT_FALLBACK, Members, TransportFactory
@@ -80,7 +81,7 @@ class Balancer:
         make_transport: TransportFactory,
         *,
         strategy: str = "p2c-ewma",
-        health: HealthConfig | None = None,
+        health: HealthSettings | None = None,
         geo: dict[str, str] | None = None,
         default_region: str = "",
         region_order: Sequence[str] = (),
@@ -97,7 +98,7 @@ class Balancer:
         chooser = make_strategy(strategy, rng=rng)
         self.strategy_name = strategy
         members = self._members = Members(
-            make_transport, chooser, HealthTracker(health or HealthConfig())
+            make_transport, chooser, HealthTracker(health or HealthSettings())
         )
         lot = trio.lowlevel.ParkingLot()
         pushbacks = NodePushbacks()
@@ -277,9 +278,9 @@ class Balancer:
 
     # -- learning --------------------------------------------------------------
 
-    def ban_reason(self, status: int, body: bytes, headers: Mapping[str, str]) -> str | None:
-        """Why a response is a ban, if it looks like one (and bans are detected)."""
-        return self._learn.ban_reason(status, body, headers)
+    def ban(self, status: int, body: bytes, headers: Mapping[str, str]) -> Ban | None:
+        """Whether a response looks like a ban (when bans are detected)."""
+        return self._learn.ban(status, body, headers)
 
     def release(
         self,
@@ -287,7 +288,7 @@ class Balancer:
         *,
         status: int | None = None,
         error: FetchError | None = None,
-        ban: str | None = None,
+        ban: Ban | None = None,
         cause: tuple[str, int | None] | None = None,
     ) -> None:
         """Give a slot back and learn from the outcome.
@@ -296,7 +297,7 @@ class Balancer:
             lease: from :meth:`acquire`.
             status: the target's status, if a response came back.
             error: the failure, if none did.
-            ban: why the response looked like a ban (see :meth:`ban_reason`).
+            ban: the response's ban verdict (see :meth:`ban`).
             cause: the request's (url, attempt), for the log line of a
                 breaker the outcome changes.
         """

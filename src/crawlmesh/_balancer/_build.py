@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-import msgspec
 import trio
 
 from .._exceptions import FetchError, SettingsError
@@ -23,7 +22,7 @@ from .._transport._deadlines import Deadlines
 from .._transport._direct import DirectTransport
 from .._transport._node import NodeTransport
 from ._balancer import Balancer, TransportFactory
-from ._health import HealthConfig, ProbeResult
+from ._health import ProbeResult
 from ._stage import BalancedTransport
 from ._types import NodeSpec, NodeState
 
@@ -89,10 +88,6 @@ def make_transport(spec: NodeSpec, *, cookies: bool = True) -> Transport:
     return TRANSPORTS[spec.kind](spec, cookies)
 
 
-def health_config(settings: Settings) -> HealthConfig:
-    return msgspec.convert(msgspec.structs.asdict(settings.balancer.health), HealthConfig)
-
-
 def build_balancer(
     settings: Settings,
     specs: Sequence[NodeSpec] | None = None,
@@ -105,7 +100,7 @@ def build_balancer(
         mesh_specs(settings) if specs is None else specs,
         make or (lambda spec: make_transport(spec, cookies=settings.cookies)),
         strategy=b.strategy,
-        health=health_config(settings),
+        health=b.health,
         geo=b.geo,
         default_region=b.default_region,
         region_order=b.region_order,
@@ -123,8 +118,7 @@ def breaker_config(settings: Settings) -> BreakerConfig | None:
     """The breakers' thresholds, or None when they are turned off."""
     if not settings.breaker.enabled:
         return None
-    fields = {name: getattr(settings.breaker, name) for name in BreakerConfig.__struct_fields__}
-    return BreakerConfig(**fields)
+    return settings.breaker
 
 
 def build_transport(

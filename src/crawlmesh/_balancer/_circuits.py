@@ -31,7 +31,7 @@ from typing import cast
 
 import structlog
 
-from .._resilience import BanRules, Breaker, BreakerBoard, BreakerConfig, Permit, Transition
+from .._resilience import Ban, BanRules, Breaker, BreakerBoard, BreakerConfig, Permit, Transition
 from .._util._log import request_keys
 
 __all__ = ["SHARED", "TARGET_FAILURE_STATUSES", "Circuits", "Permits"]
@@ -270,11 +270,11 @@ class Circuits:
             return self.nodes.get(name).force_open(now, cooldown, SHARED)
         return self.pairs.get((name, domain), now).force_open(now, cooldown, SHARED)
 
-    def ban_reason(self, status: int, body: bytes, headers: Mapping[str, str]) -> str | None:
-        """Why the response is a ban, if it is one (see :class:`BanRules`)."""
+    def ban(self, status: int, body: bytes, headers: Mapping[str, str]) -> Ban | None:
+        """Whether the response is a ban (see :meth:`BanRules.verdict`)."""
         if self.bans is None:
             return None
-        return self.bans.is_ban(status, body, headers)
+        return self.bans.verdict(status, body, headers)
 
     # -- transitions -------------------------------------------------------
 

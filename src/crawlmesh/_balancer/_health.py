@@ -28,17 +28,16 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
 
 import msgspec
 import structlog
 import trio
 
 from .._observe._nodes import NodeHealth
+from .._settings import HealthSettings
 from ._types import NodeState
 
 __all__ = [
-    "HealthConfig",
     "HealthTracker",
     "Probe",
     "ProbeResult",
@@ -55,31 +54,6 @@ _RAMP_STEPS = 20
 # Float slack when turning elapsed time into ramp steps (in steps).
 _STEP_SLACK = 1e-6
 _RAMP_FLOOR = 0.1  # Envoy's slow start also begins at 10% of the weight.
-
-
-class HealthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Thresholds of the health policy; mirrors ``[balancer.health]``.
-
-    Field for field the same as the settings' ``HealthSettings``, so
-    ``HealthConfig(**msgspec.structs.asdict(settings))`` converts one into
-    the other without this layer importing the settings.
-    """
-
-    interval: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    """Seconds between the starts of two active checks of one node."""
-    timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
-    """Seconds a probe may take; a slower one is a failed check."""
-    fails: Annotated[int, msgspec.Meta(ge=1)] = 2
-    """Consecutive failed checks that mark an up node down."""
-    passes: Annotated[int, msgspec.Meta(ge=1)] = 2
-    """Consecutive passed checks that mark a down node up."""
-    slow_start: Annotated[float, msgspec.Meta(ge=0)] = 10.0
-    """Seconds over which a node's weight ramps from 10% to 100% after it
-    becomes eligible again; 0 disables slow start."""
-    cpu_max: Annotated[float, msgspec.Meta(ge=0)] = 90.0
-    """A probe reporting ``cpu_usage`` above this (percent) fails."""
-    queue_max: Annotated[int, msgspec.Meta(ge=0)] = 1000
-    """A probe reporting ``queue_size`` above this fails."""
 
 
 class ProbeResult(msgspec.Struct, frozen=True):
@@ -108,7 +82,7 @@ Probe = Callable[[NodeState], Awaitable[ProbeResult]]
 ``ok=False``; the checker enforces the timeout itself."""
 
 
-def _verdict(result: ProbeResult, config: HealthConfig) -> str:
+def _verdict(result: ProbeResult, config: HealthSettings) -> str:
     """Why ``result`` is a failed check, or "" if it passed."""
     if not result.ok:
         return result.detail or "probe failed"
@@ -167,12 +141,12 @@ class HealthTracker:
 
     def __init__(
         self,
-        config: HealthConfig | None = None,
+        config: HealthSettings | None = None,
         nodes: Sequence[NodeState] = (),
         *,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        self.config = config if config is not None else HealthConfig()
+        self.config = config if config is not None else HealthSettings()
         self._on_change: Callable[[], None] | None = None
         self._version = 0
         self._nodes: tuple[NodeState, ...] = ()
@@ -414,7 +388,7 @@ async def _check_node(
     tracker: HealthTracker,
     name: str,
     probe: Probe,
-    config: HealthConfig,
+    config: HealthSettings,
     scope: trio.CancelScope,
 ) -> None:
     with scope:
@@ -427,7 +401,7 @@ async def _check_node(
 
 
 async def _supervise(
-    tracker: HealthTracker, probe: Probe, config: HealthConfig, nursery: trio.Nursery
+    tracker: HealthTracker, probe: Probe, config: HealthSettings, nursery: trio.Nursery
 ) -> None:
     """Keep one checker per node, following reloads."""
     running: dict[str, trio.CancelScope] = {}
@@ -443,7 +417,7 @@ async def _supervise(
 
 @asynccontextmanager
 async def open_health_checks(
-    tracker: HealthTracker, probe: Probe, config: HealthConfig | None = None
+    tracker: HealthTracker, probe: Probe, config: HealthSettings | None = None
 ) -> AsyncIterator[None]:
     """Run active checks of the tracker's nodes while the block runs.
 

@@ -1,7 +1,7 @@
 """Learning: what each outcome teaches the breakers, the strategy and the
 node's figures, and which breakers are shared with the other workers.
 
-A ban verdict (:meth:`Learner.ban_reason`) comes from the breakers' ban
+A ban verdict (:meth:`Learner.ban`) comes from the breakers' ban
 rules; :func:`verdicts` turns an outcome into what the node's breaker and
 the (node, domain) pair's breaker are told.
 """
@@ -16,7 +16,7 @@ import trio
 
 from .._exceptions import FetchError
 from .._observe._nodes import TARGET_FAILURE_KINDS
-from .._resilience import Transition
+from .._resilience import Ban, Transition
 from .._state._shared import MeshShare
 from .._transport._base import is_node_fault
 from .._transport._node import NodePushback, is_node_pushback
@@ -38,7 +38,7 @@ _FAULT_LATENCY = 5.0
 
 
 def verdicts(
-    status: int | None, error: FetchError | None, ban: str | None
+    status: int | None, error: FetchError | None, ban: Ban | None
 ) -> tuple[bool | None, bool | None]:
     """What an outcome says to the node's breaker and to the pair's (None:
     nothing; see :mod:`._circuits`)."""
@@ -102,16 +102,16 @@ class Learner:
         self.circuits: Circuits | None = None  # set once built, with our on_change
         self.share: MeshShare | None = None  # a distributed crawl's (None: ours alone)
 
-    def ban_reason(self, status: int, body: bytes, headers: Mapping[str, str]) -> str | None:
+    def ban(self, status: int, body: bytes, headers: Mapping[str, str]) -> Ban | None:
         circuits = self.circuits
-        return None if circuits is None else circuits.ban_reason(status, body, headers)
+        return None if circuits is None else circuits.ban(status, body, headers)
 
     def learn(
         self,
         lease: Lease,
         status: int | None,
         error: FetchError | None,
-        ban: str | None,
+        ban: Ban | None,
         cause: tuple[str, int | None] | None,
     ) -> None:
         """See :meth:`Balancer.release` (the slot is already back)."""

@@ -13,7 +13,7 @@ from .._exceptions import CrawlmeshError
 from .._settings import Settings
 from .._settings._nodes import load_settings_nodes
 from ._balancer import Balancer
-from ._build import health_config, mesh_specs, probe_node
+from ._build import mesh_specs, probe_node
 from ._health import open_health_checks
 from ._types import NodeSpec
 
@@ -70,7 +70,7 @@ def _mtime(path: str) -> tuple[int, int] | None:
 async def run_mesh_upkeep(balancer: Balancer, settings: Settings) -> None:
     """Run active health checks, and reload the node file when it changes,
     until cancelled."""
-    config = health_config(settings)
+    config = settings.balancer.health
     async with open_health_checks(balancer.health, partial(probe_node, balancer), config):
         path = _mesh_file(settings)
         interval = settings.balancer.reload_interval

@@ -82,7 +82,7 @@ def _stats(
 
 def _endpoint(spec: NodeSpec) -> str:
     """Where a node sends requests, safe to show (credentials masked)."""
-    return redact(spec.template if spec.kind == "api" else spec.url)
+    return redact(spec.template or spec.url)  # an api node's is its template
 
 
 def _percentile_ms(ordered: list[float], q: float) -> float:

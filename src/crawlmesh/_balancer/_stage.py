@@ -118,14 +118,16 @@ class BalancedTransport:
             except BaseException:
                 balancer.abandon(lease)  # cancelled (shutdown): nothing to learn
                 raise
-            ban = balancer.ban_reason(response.status, response.body, response.headers)
+            ban = balancer.ban(response.status, response.body, response.headers)
             balancer.release(lease, status=response.status, ban=ban, cause=cause)
-            if ban is not None and ban != f"status {response.status}":
-                error = Banned(f"banned through node {node}: {ban}", request=request, node=node)
+            if ban is not None and ban.page:
+                error = Banned(
+                    f"banned through node {node}: {ban.reason}", request=request, node=node
+                )
                 log.info(
                     "ban detected",
                     **request_keys(request.url, host, node, options.attempt),
-                    reason=ban,
+                    reason=ban.reason,
                 )
                 raise error
             return response.via(node, session_moved=lease.session_moved)

@@ -13,7 +13,7 @@ Pure building blocks with no I/O: every decision takes the time as ``now``
   for the (node, domain) breaker.
 """
 
-from ._bans import DEFAULT_BODY_PATTERNS, BanRules
+from ._bans import DEFAULT_BODY_PATTERNS, Ban, BanRules
 from ._board import BoardStatistics, BreakerBoard
 from ._breaker import Breaker
 from ._breaker_config import BreakerConfig, BreakerState, BreakerStatistics, Transition
@@ -23,6 +23,7 @@ from ._retry import IDEMPOTENT_METHODS, RetryBudget, RetryBudgetStatistics, Retr
 __all__ = [
     "DEFAULT_BODY_PATTERNS",
     "IDEMPOTENT_METHODS",
+    "Ban",
     "BanRules",
     "BoardStatistics",
     "Breaker",

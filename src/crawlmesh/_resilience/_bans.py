@@ -30,11 +30,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import msgspec
 
-__all__ = ["DEFAULT_BODY_PATTERNS", "BanRules"]
+__all__ = ["DEFAULT_BODY_PATTERNS", "Ban", "BanRules"]
 
 DEFAULT_BODY_PATTERNS: tuple[str, ...] = (
     # The title of a block page: Cloudflare ("Attention Required!", "Just a
@@ -82,6 +82,18 @@ def _compile_header(name: str, pattern: str) -> re.Pattern[str]:
         ) from None
 
 
+class Ban(NamedTuple):
+    """A response judged a ban by :meth:`BanRules.verdict`."""
+
+    reason: str
+    """A short reason for stats and the log."""
+    page: bool
+    """The page says it is a block (a header or the body matched): it is no
+    answer for the spider, so the request is retried elsewhere. False when
+    the status alone made the verdict (a plain 403): the breaker counts it,
+    and the spider still gets the response as an HTTP error."""
+
+
 class BanRules(msgspec.Struct, frozen=True, dict=True, forbid_unknown_fields=True):
     """What makes a response a ban (defaults in code).
 
@@ -127,7 +139,14 @@ class BanRules(msgspec.Struct, frozen=True, dict=True, forbid_unknown_fields=Tru
     def is_ban(
         self, status: int, body: bytes, headers: Mapping[str, str] | None = None
     ) -> str | None:
-        """Why this response is a ban, or None if it does not look like one.
+        """Why this response is a ban, or None: :meth:`verdict`'s reason."""
+        ban = self.verdict(status, body, headers)
+        return None if ban is None else ban.reason
+
+    def verdict(
+        self, status: int, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Ban | None:
+        """Whether this response is a ban, and on what evidence.
 
         Args:
             status: the response status.
@@ -136,16 +155,17 @@ class BanRules(msgspec.Struct, frozen=True, dict=True, forbid_unknown_fields=Tru
                 as :class:`~crawlmesh.Headers`, or one with lower-case keys.
 
         Returns:
-            A short reason for stats and the log: ``"header cf-mitigated"``,
-            ``"status 429, body: 'unusual traffic from your'"`` (the text
-            found, lower-cased, cut at 60 characters), ``"status 403"``.
+            None if it does not look like one, else a :class:`Ban` whose
+            reason reads ``"header cf-mitigated"``, ``"status 429, body:
+            'unusual traffic from your'"`` (the text found, lower-cased, cut
+            at 60 characters) or ``"status 403"``.
         """
         compiled = self._compiled
         if headers is not None:
             for name, header_rx in compiled.headers:
                 value = headers.get(name)
                 if value is not None and header_rx.search(value.lower()):
-                    return f"header {name}"
+                    return Ban(f"header {name}", page=True)
         if compiled.body and (
             status in self.suspect_statuses
             or (200 <= status < 300 and len(body) <= self.small_body_bytes)
@@ -154,7 +174,7 @@ class BanRules(msgspec.Struct, frozen=True, dict=True, forbid_unknown_fields=Tru
             for rx in compiled.body:
                 if match := rx.search(text):
                     found = match.group().decode("utf-8", "replace")[:_SHOWN]
-                    return f"status {status}, body: {found!r}"
+                    return Ban(f"status {status}, body: {found!r}", page=True)
         if status in self.statuses:
-            return f"status {status}"
+            return Ban(f"status {status}", page=False)
         return None

@@ -24,6 +24,7 @@ __all__ = [
     "NodeKindInfo",
     "NodeSpec",
     "default_mesh",
+    "describe_kinds",
     "load_nodes_file",
     "load_settings_nodes",
     "node_token",
@@ -66,13 +67,17 @@ class NodeKindInfo:
     """One node kind's declaration.
 
     Attributes:
-        label: what the kind is, in a few words.
+        label: what the kind is, in a few words (messages that list the
+            kinds show it).
         check: checks the fields a spec of this kind takes (``url``,
             ``template``, tokens), raising :class:`SettingsError` with ``where``.
+        tokens: whether a spec of this kind may name a bearer token
+            (``token_file``, ``token_env``).
     """
 
     label: str
     check: Callable[[NodeSpec, str], None]
+    tokens: bool = False
 
 
 def _check_direct(spec: NodeSpec, where: str) -> None:
@@ -99,11 +104,16 @@ def _check_node(spec: NodeSpec, where: str) -> None:
 
 NODE_KINDS: Mapping[NodeKind, NodeKindInfo] = {
     "direct": NodeKindInfo("a direct connection from this process", _check_direct),
-    "proxy": NodeKindInfo("an HTTP forward proxy (CONNECT for https)", _check_proxy),
+    "proxy": NodeKindInfo("an HTTP forward proxy, CONNECT for https", _check_proxy),
     "api": NodeKindInfo("a scraping API called with a URL template", _check_api),
-    "node": NodeKindInfo("a `crawlmesh node` service", _check_node),
+    "node": NodeKindInfo("a `crawlmesh node` service", _check_node, tokens=True),
 }
 """Every node kind, in the order messages list them; the keys are :data:`NodeKind`'s."""
+
+
+def describe_kinds() -> str:
+    """The node kinds for a message: ``direct (a direct connection ...), ...``."""
+    return ", ".join(f"{kind} ({info.label})" for kind, info in NODE_KINDS.items())
 
 
 def _describe(index: int, raw: Any) -> str:
@@ -123,9 +133,7 @@ def validate_nodes(raw_nodes: Any, source: str) -> list[NodeSpec]:
     for i, raw in enumerate(raw_nodes):
         where = f"{source}: {_describe(i, raw)}"
         if isinstance(raw, dict) and raw.get("kind", "direct") not in NODE_KINDS:
-            raise SettingsError(
-                f"{where}: kind {raw['kind']!r} is not one of {', '.join(NODE_KINDS)}"
-            )
+            raise SettingsError(f"{where}: kind {raw['kind']!r} is not one of {describe_kinds()}")
         try:
             spec = msgspec.convert(raw, NodeSpec, strict=False)
         except msgspec.ValidationError as exc:
@@ -143,8 +151,9 @@ def validate_nodes(raw_nodes: Any, source: str) -> list[NodeSpec]:
 def _check_spec(spec: NodeSpec, where: str) -> None:
     if not spec.name or not spec.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise SettingsError(f"{where}: name must be letters, digits, '-', '_' or '.'")
-    if spec.kind != "node" and (spec.token_file or spec.token_env):
-        raise SettingsError(f"{where}: token_file and token_env are for kind 'node'")
+    if not NODE_KINDS[spec.kind].tokens and (spec.token_file or spec.token_env):
+        takers = " or ".join(repr(kind) for kind, info in NODE_KINDS.items() if info.tokens)
+        raise SettingsError(f"{where}: token_file and token_env are for kind {takers}")
     if spec.url:
         register_url_secrets(spec.url)  # a proxy's password, masked in every log line
     NODE_KINDS[spec.kind].check(spec, where)

@@ -24,7 +24,7 @@ from .._shaping._rules import RateRule, RateRules
 from .._transport._base import FetchOptions
 from .._transport._deadlines import TimeoutRule
 from .._util._files import read_toml_file
-from ._nodes import NODE_KINDS, NodeSpec, validate_nodes
+from ._nodes import NODE_KINDS, NodeSpec, describe_kinds, validate_nodes
 
 __all__ = [
     "DEDUPES",
@@ -77,7 +77,7 @@ class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         if unknown:
             raise ValueError(
                 f"timeouts.kinds: unknown node kind {unknown[0]!r} "
-                f"(expected {', '.join(NODE_KINDS)})"
+                f"(expected one of {describe_kinds()})"
             )
         if self.domains:
             DomainGlobs(self.domains, what="timeouts.domains")  # names a bad glob
