@@ -7,8 +7,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 import trio.testing
 from hypothesis import settings as hypothesis_settings
 
@@ -44,6 +46,14 @@ def loopback_clock() -> trio.testing.MockClock:
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
     configure_logging("error")
+
+
+@pytest.fixture
+def warnings_logged() -> Iterator[list[dict[str, Any]]]:
+    """Log entries (warnings and up) emitted during the test."""
+    configure_logging("warning")
+    with structlog.testing.capture_logs() as entries:
+        yield entries
 
 
 @pytest.fixture

@@ -10,8 +10,13 @@ whatever crawlmesh raises::
     │   ├── SettingsError           unknown key, wrong type, unreadable settings file
     │   └── SpiderLoadError         unknown module, no Spider, ambiguous Spider
     ├── BackendError                the backend (Redis) cannot be reached or refuses the crawl
+    ├── HookError                   a pipeline's, hook's or extension's open() failed: no crawl
     ├── NotPersistable              [_state._records] a request the backend cannot store
     ├── NotTextResponse             css()/xpath() on a body that is not text, HTML or XML
+    ├── DropItem                    raised by a pipeline: the item goes no further (a filter)
+    ├── DropRequest                 raised by a fetch hook: the request ends as a filter
+    ├── HookReplaced                [_hooks._fetch] a fetch hook replaced the request
+    ├── HookFailed                  [_hooks._parse] a parse hook raised (its output is lost)
     ├── RequestError                a request that cannot be sent (carries ``request``)
     │   └── InvalidURL              malformed URL or unsupported scheme
     ├── FetchError                  the fetch failed (carries ``request``, ``node``, ``node_fault``)
@@ -120,10 +125,33 @@ class BackendError(CrawlmeshError):
     line, exit status 1)."""
 
 
+class HookError(CrawlmeshError):
+    """A pipeline, hook or extension could not open (its ``open()``
+    raised): the crawl does not start (one line, exit status 1)."""
+
+
 class TransportSignal(CrawlmeshError):
     """Raised and caught inside the transports (a stale connection, bytes
     that are no HTTP response, ...): turned into a :class:`FetchError`, or
     a retry, before anything leaves them."""
+
+
+class DropItem(CrawlmeshError):
+    """Raised by a pipeline's ``process_item`` to drop the item: counted in
+    the stats' ``items_dropped`` under ``reason`` (the message), not an error.
+
+    Args:
+        reason: why, in a few words (the stats key; default: the class name).
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DropRequest(CrawlmeshError):
+    """Raised by a fetch hook to drop the request: it ends as a counted
+    filter (``dropped_by_hook``), not an error."""
 
 
 class NodeServiceError(CrawlmeshError):

@@ -10,6 +10,7 @@ import structlog
 from ._request import Request
 
 if TYPE_CHECKING:
+    from ._hooks import Events
     from ._response import Response
     from ._settings import Settings
 
@@ -33,6 +34,11 @@ class Spider:
         handle_httpstatus_list: non-2xx statuses handed to callbacks; others
             are failures (kind ``http_error``) handed to the errback.
         settings: the resolved settings, set by the engine before ``start()``.
+        pipelines: item pipelines, in order, after those of the ``pipelines``
+            setting (see the README, "Item pipelines").
+        fetch_hooks: fetch hooks, in order, after the ``fetch_hooks`` setting's.
+        parse_hooks: parse hooks, in order, after the ``parse_hooks`` setting's.
+        extensions: extensions, after the ``extensions`` setting's.
     """
 
     name: str = ""
@@ -40,6 +46,10 @@ class Spider:
     allowed_domains: Sequence[str] = ()
     custom_settings: Mapping[str, Any] = {}
     handle_httpstatus_list: Sequence[int] = ()
+    pipelines: Sequence[object] = ()
+    fetch_hooks: Sequence[object] = ()
+    parse_hooks: Sequence[object] = ()
+    extensions: Sequence[object] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         """Spider arguments (``-a NAME=VALUE``) become attributes."""
@@ -58,6 +68,10 @@ class Spider:
     def parse(self, response: Response) -> Any:
         """The default callback. Override it."""
         raise NotImplementedError(f"{type(self).__name__}.parse() is not defined")
+
+    def subscribe(self, events: Events) -> None:
+        """Subscribe to crawl events (``events.subscribe(ItemScraped, fn)``);
+        called once before the crawl starts. By default nothing."""
 
     async def closed(self, reason: str) -> None:
         """Called once when the crawl ends, with the reason (``finished``, ...)."""

@@ -21,6 +21,7 @@ import structlog
 import trio
 
 from .._exceptions import Banned, CircuitOpen, FetchError, FetchTimeout
+from .._hooks._fetch import FetchHooks
 from .._request import Request
 from .._response import Response
 from .._transport._base import FetchOptions, is_node_fault
@@ -28,6 +29,7 @@ from .._transport._deadlines import Deadlines
 from .._transport._node import NodePushback
 from .._util._log import request_keys
 from ._balancer import Balancer, session_of
+from ._slots import Lease
 
 __all__ = ["BalancedTransport"]
 
@@ -47,10 +49,17 @@ class BalancedTransport:
     retries through another node. A bare 403 counts against the breaker
     (a storm of them trips it) but is handed on as the target's answer.
 
+    The fetch hooks (:mod:`crawlmesh._hooks._fetch`) run here, where the
+    node is known: ``on_request`` once a node is chosen for an attempt (an
+    answer it gives costs the node nothing: its slot is handed back
+    unused), ``on_response`` and ``on_error`` once the node's outcome is
+    learnt, so what a hook does to an answer never reaches the breakers.
+
     Args:
         balancer: chooses nodes and learns from outcomes.
         node_retries: other nodes tried after a node fault.
         deadlines: per-attempt deadlines (default: 120 s, no overrides).
+        hooks: the fetch hooks (default: none).
     """
 
     def __init__(
@@ -59,15 +68,32 @@ class BalancedTransport:
         *,
         node_retries: int = 2,
         deadlines: Deadlines | None = None,
+        hooks: FetchHooks | None = None,
     ) -> None:
         self.balancer = balancer
         self._retries = node_retries
         self._deadlines = deadlines or Deadlines(120.0)
+        self.hooks = FetchHooks() if hooks is None else hooks
 
     async def aclose(self) -> None:
         await self.balancer.aclose()
 
     async def fetch(self, request: Request, options: FetchOptions) -> Response:
+        hooks = self.hooks
+        if not hooks.active:
+            return await self._fetch(request, options)
+        try:
+            response = await self._fetch(request, options)
+        except (CircuitOpen, NodePushback):
+            raise  # not an attempt: the engine holds the request
+        except FetchError as error:
+            recovered = await hooks.failed(request, error)
+            if recovered is None:
+                raise
+            return recovered
+        return await hooks.after(request, response)
+
+    async def _fetch(self, request: Request, options: FetchOptions) -> Response:
         host = urlsplit(request.url).hostname or ""
         if request.session is None:
             session = session_of(request)
@@ -87,10 +113,16 @@ class BalancedTransport:
                 # The others pushed back too, or their breakers are open.
                 raise self._held(pushback) from None
             node = lease.node.name
+            sent = request
+            if self.hooks.active:
+                answer = await self._before(lease, request)
+                if isinstance(answer, Response):
+                    return answer
+                sent = answer
             attempt_options, total = self._deadlines.resolve(host, lease.node.spec.kind, options)
             try:
                 with trio.move_on_after(total) as attempt:
-                    response = await lease.transport.fetch(request, attempt_options)
+                    response = await lease.transport.fetch(sent, attempt_options)
                 if attempt.cancelled_caught:
                     raise FetchTimeout(
                         f"attempt through node {node} took longer than {total:g} s",
@@ -131,6 +163,19 @@ class BalancedTransport:
                 )
                 raise error
             return response.via(node, session_moved=lease.session_moved)
+
+    async def _before(self, lease: Lease, request: Request) -> Request | Response:
+        """The ``on_request`` hooks of an attempt through ``lease``'s node:
+        the request to send, or an answer (then nothing is sent, and the
+        node's slot goes back with nothing to learn)."""
+        try:
+            answer = await self.hooks.before(request, lease.node.name)
+        except BaseException:
+            self.balancer.abandon(lease)
+            raise
+        if isinstance(answer, Response):
+            self.balancer.abandon(lease)
+        return answer
 
     def _held(self, pushback: NodePushback) -> NodePushback:
         """``pushback``, its ``retry_after`` now the wait for the first node

@@ -17,7 +17,14 @@ import trio
 
 from .._balancer._check import check_nodes
 from .._engine._engine import Engine
-from .._exceptions import BackendError, SettingsError, UsageError, plain_errors, sole_leaf
+from .._exceptions import (
+    BackendError,
+    HookError,
+    SettingsError,
+    UsageError,
+    plain_errors,
+    sole_leaf,
+)
 from .._observe._progress import choose_progress
 from .._observe._record import CrawlStats, stats_schema
 from .._settings import LOG_LEVELS, parse_override
@@ -495,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         if args.debug:
             raise
         _fail(str(exc))
-    except BackendError as exc:
+    except (BackendError, HookError) as exc:
         if args.debug:
             raise
         print(f"crawlmesh: error: {exc}", file=sys.stderr)

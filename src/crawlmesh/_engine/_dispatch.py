@@ -17,6 +17,7 @@ import trio
 
 from .._exceptions import CircuitOpen
 from .._frontier._queue import Frontier
+from .._hooks import HookFailed, ParseHooks
 from .._request import Request
 from .._resilience._retrying import Retrier
 from .._settings import Settings
@@ -46,6 +47,7 @@ class DispatchStage:
         holds: the domains the breakers hold.
         store: where the crawl's requests are stored.
         schedule: queues a start request.
+        hooks: the parse hooks (``on_start`` sees each start request).
     """
 
     def __init__(
@@ -60,7 +62,9 @@ class DispatchStage:
         holds: CircuitHolds,
         store: RequestStore,
         schedule: Callable[[Request], bool],
+        hooks: ParseHooks,
     ) -> None:
+        self._hooks = hooks
         self._settings = settings
         self._spider = spider
         self._ledger = ledger
@@ -95,11 +99,15 @@ class DispatchStage:
         backlog = self._settings.concurrency * 4
         with self._start_scope:
             try:
-                async for request in iterate_result(self._spider.start()):
+                async for request in iterate_result(start_requests(self._spider)):
                     while len(self._frontier) >= backlog and ledger.stop_reason is None:
                         self._room = trio.Event()
                         await self._room.wait()
                     await self._store.room()
+                    if self._hooks.active_start and isinstance(request, Request):
+                        request = await self._hooked(request)
+                        if request is None:
+                            continue
                     if isinstance(request, Request):
                         self._schedule(request)
                     else:
@@ -111,6 +119,23 @@ class DispatchStage:
         if ledger.stop_reason is None:
             self._store.mark_start_done()
         ledger.notify()
+
+    async def _hooked(self, request: Request) -> Request | None:
+        """A start request through the ``on_start`` hooks: what to schedule,
+        or None (dropped and counted, or written off as ``hook_error``)."""
+        try:
+            out = await self._hooks.start(request)
+        except HookFailed as failed:
+            self._ledger.fail(request, "hook_error", failed.reason)
+            return None
+        if out is None:
+            self._ledger.filtered(request, "dropped_by_hook")
+            return None
+        if not isinstance(out, Request):
+            reason = f"an on_start hook returned {type(out).__name__}, not a Request"
+            self._ledger.fail(request, "hook_error", reason)
+            return None
+        return out
 
     async def run(self, fetch_send: trio.MemorySendChannel[Dispatched]) -> None:
         """Dispatch until the crawl is done or stopping, then close ``fetch_send``."""
@@ -164,3 +189,12 @@ class DispatchStage:
                 ledger.active.pop(id(request), None)
                 ledger.done_one()
         self._expired.clear()
+
+
+def start_requests(spider: Spider) -> object:
+    """What the spider starts from: ``start()``, or a Scrapy-style
+    ``start_requests()`` when the spider defines one and not ``start()``."""
+    legacy = getattr(spider, "start_requests", None)
+    if callable(legacy) and type(spider).start is Spider.start:
+        return legacy()
+    return spider.start()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from typing import Literal
 
 import msgspec
 import structlog
@@ -33,6 +34,15 @@ from .._balancer._build import build_transport, mesh_around
 from .._balancer._mesh import reload_nodes, run_mesh_upkeep
 from .._exceptions import plain_errors
 from .._frontier._queue import DupeFilter, Frontier, MemoryFrontier
+from .._hooks import (
+    Events,
+    Extensions,
+    FetchHooks,
+    ParseHooks,
+    Pipelines,
+    SpiderClosed,
+    load_objects,
+)
 from .._observe._progress import report_progress
 from .._observe._record import CrawlStats
 from .._observe._stats import StatsCollector
@@ -82,6 +92,13 @@ class Engine:
             :class:`~crawlmesh._state._jobdir.JobDir` to resume from, or a
             :class:`~crawlmesh._state._redis.RedisBackend` shared by many workers);
             its dupe filter replaces ``dupefilter``.
+        pipelines: item pipelines, after the settings' and the spider's.
+        fetch_hooks: fetch hooks, after the settings' and the spider's.
+        parse_hooks: parse hooks, after the settings' and the spider's.
+        extensions: extensions, after the settings' and the spider's.
+
+    Raises:
+        SettingsError: a pipeline, hook or extension path cannot be loaded.
     """
 
     def __init__(
@@ -95,10 +112,37 @@ class Engine:
         frontier: Frontier | None = None,
         dupefilter: DupeFilter | None = None,
         backend: Backend | None = None,
+        pipelines: Sequence[object] = (),
+        fetch_hooks: Sequence[object] = (),
+        parse_hooks: Sequence[object] = (),
+        extensions: Sequence[object] = (),
     ) -> None:
         self.spider = spider
         self.settings = settings
         spider.settings = settings
+        self.stats = StatsCollector()
+        failures = self.stats.hook_errors
+        self.events = Events(failures)
+        """The crawl's events: subscribe before :meth:`run`."""
+        self.pipelines = Pipelines(
+            hook_objects(settings, spider, "pipelines", pipelines),
+            dropped=self.stats.items_dropped,
+            errors=failures,
+            events=self.events,
+            fail=self._item_lost,
+        )
+        self._fetch_hooks = FetchHooks(
+            hook_objects(settings, spider, "fetch_hooks", fetch_hooks),
+            timeout=settings.hook_timeout,
+            max_replacements=settings.hook_max_replacements,
+            errors=failures,
+        )
+        self._parse_hooks = ParseHooks(
+            hook_objects(settings, spider, "parse_hooks", parse_hooks), errors=failures
+        )
+        self._extensions = Extensions(
+            hook_objects(settings, spider, "extensions", extensions), failures
+        )
         self._items = items
         self._errors = errors
         # One direct node around a custom transport is a mesh like any other.
@@ -106,11 +150,11 @@ class Engine:
             build_transport(settings) if transport is None else mesh_around(transport, settings)
         )
         self.balancer: Balancer = self._transport.balancer
+        self._transport.hooks = self._fetch_hooks
         # (``is None``, not ``or``: an empty frontier is falsy.)
         self._frontier: Frontier = MemoryFrontier() if frontier is None else frontier
         self.rate_waits = RateWaits()
         """Requests held back by rate limits, by reason (for the metrics)."""
-        self.stats = StatsCollector()
         if backend is None:
             backend = MemoryBackend(dupefilter)
         self._backend: Backend = backend
@@ -126,6 +170,7 @@ class Engine:
             self._stopping,
             store=backend,
             journal=backend,
+            events=self.events,
         )
         self._build_stages()
         self._nursery: trio.Nursery | None = None
@@ -155,6 +200,8 @@ class Engine:
             holds=holds,
             limits=backend,
             rate_waits=self.rate_waits,
+            schedule=lambda request, parent: self._scheduler.schedule(request, parent),
+            events=self.events,
         )
         self._scheduler = Scheduler(
             settings,
@@ -165,6 +212,7 @@ class Engine:
             robots=self._fetch.robots,
             store=backend,
             dedupe=backend,
+            events=self.events,
         )
         self._politeness = politeness
         self._dispatch = DispatchStage(
@@ -177,6 +225,7 @@ class Engine:
             holds=holds,
             store=backend,
             schedule=self._scheduler.schedule,
+            hooks=self._parse_hooks,
         )
         self._parse = ParseStage(
             self.spider,
@@ -186,8 +235,11 @@ class Engine:
             journal=backend,
             dedupe=backend,
             schedule=self._scheduler.schedule,
+            pipelines=self.pipelines,
+            hooks=self._parse_hooks,
+            events=self.events,
         )
-        self._export = ExportStage(self._items, settings.max_items, ledger)
+        self._export = ExportStage(self._items, settings.max_items, ledger, self.events)
 
     # -- public ------------------------------------------------------------
 
@@ -276,6 +328,43 @@ class Engine:
         self.stats.started = trio.current_time()
         # (A backend's client runs a task group: its errors arrive wrapped.)
         with plain_errors():
+            async with trio.open_nursery() as events:
+                events.start_soon(self.events.run)
+                try:
+                    reason = await self._run_open()
+                finally:
+                    self.events.close()  # (its task runs what is queued, then ends)
+        self.stats.retries = self._retrier.retries
+        self.stats.retry_budget_refusals = self._retrier.budget_refusals
+        self.stats.node_retries = self._retrier.retries_by_node
+        snapshot = self.stats.snapshot(reason, self._fetch.robots.fetched, self.balancer)
+        if self._crawl_totals:
+            snapshot = msgspec.structs.replace(snapshot, crawl_totals=self._crawl_totals)
+        return snapshot
+
+    async def _run_open(self) -> str:
+        """Open the hooks and the backend, crawl, and close them; returns
+        the finish reason."""
+        spider = self.spider
+        spider.subscribe(self.events)
+        self._extensions.subscribe(
+            (
+                *self.pipelines.objects,
+                *self._fetch_hooks.objects,
+                *self._parse_hooks.objects,
+                *self._extensions.objects,
+            ),
+            self.events,
+        )
+        self._scheduler.listen()
+        try:
+            await self._extensions.open_all(spider, self.pipelines, self.events)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._transport.aclose()
+            raise
+        reason = "failed"
+        try:
             async with AsyncExitStack() as stack:
                 connect = self._backend.connect(_Link(self), self.stats)
                 try:
@@ -285,18 +374,19 @@ class Engine:
                         await self._transport.aclose()
                     raise
                 reason = await self._run_stages()
-
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._extensions.close_all(spider)
         try:
-            await self.spider.closed(reason)
+            await spider.closed(reason)
         except Exception as exc:
             log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
-        self.stats.retries = self._retrier.retries
-        self.stats.retry_budget_refusals = self._retrier.budget_refusals
-        self.stats.node_retries = self._retrier.retries_by_node
-        snapshot = self.stats.snapshot(reason, self._fetch.robots.fetched, self.balancer)
-        if self._crawl_totals:
-            snapshot = msgspec.structs.replace(snapshot, crawl_totals=self._crawl_totals)
-        return snapshot
+        self.events.emit(SpiderClosed(spider, reason))
+        return reason
+
+    def _item_lost(self, request: Request, kind: str, reason: str, domain: str) -> None:
+        """An item a pipeline failed on: written off with its request."""
+        self._ledger.fail(request, kind, reason, domain=domain, attempt=None)
 
     async def _run_stages(self) -> str:
         """Run the stages until they drain; returns the finish reason."""
@@ -350,6 +440,17 @@ class Engine:
         """Run ``start()`` here after all (the backend's seeder died)."""
         if self._stages is not None and self._dispatch.restart():
             self._stages.start_soon(self._dispatch.start)
+
+
+HookKey = Literal["pipelines", "fetch_hooks", "parse_hooks", "extensions"]
+
+
+def hook_objects(
+    settings: Settings, spider: Spider, key: HookKey, extra: Sequence[object]
+) -> list[object]:
+    """One list of pipelines, hooks or extensions: the setting's (import
+    paths), then the spider's attribute, then the engine's argument."""
+    return [*load_objects(getattr(settings, key), key), *getattr(spider, key), *extra]
 
 
 def _aimd_factory(settings: Settings) -> Callable[[], AimdController] | None:

@@ -14,6 +14,7 @@ import msgspec
 import structlog
 import trio
 
+from .._hooks import Events, ItemScraped
 from .._request import Request
 from .._util._log import request_keys
 from ._export import JsonLinesWriter
@@ -32,10 +33,14 @@ class ExportStage:
         items: where items go.
         max_items: stop after this many items (0: no limit).
         ledger: the crawl's shared accounting.
+        events: the crawl's events (``ItemScraped``).
     """
 
-    def __init__(self, items: JsonLinesWriter, max_items: int, ledger: Ledger) -> None:
+    def __init__(
+        self, items: JsonLinesWriter, max_items: int, ledger: Ledger, events: Events
+    ) -> None:
         self._items = items
+        self._events = events
         self._max_items = max_items
         self._ledger = ledger
         self._stats = ledger.stats
@@ -125,6 +130,8 @@ class ExportStage:
             self._ledger.request_stop("output_error")
             return False
         stats.item(domain)
+        if self._events.wants(ItemScraped):
+            self._events.emit(ItemScraped(item, request))
         if max_items and stats.items >= max_items:
             self._ledger.request_stop("max_items")
         return True

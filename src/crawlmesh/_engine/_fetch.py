@@ -10,13 +10,15 @@ per-node rate, the node for that domain).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 import trio
 
 from .._balancer._balancer import Balancer
-from .._exceptions import CircuitOpen, FetchError, RequestError
+from .._exceptions import CircuitOpen, DropRequest, FetchError, RequestError
 from .._frontier._queue import Frontier
+from .._hooks import Events, HookReplaced, ResponseReceived
 from .._observe._stats import StatsCollector
 from .._request import Request
 from .._resilience._retrying import Retrier
@@ -58,6 +60,9 @@ class FetchStage:
         holds: the domains the breakers hold.
         limits: the limits the crawl's workers share.
         rate_waits: requests held back by rate limits, by reason.
+        schedule: queues a request a fetch hook put in the place of another
+            (and the one it replaces).
+        events: the crawl's events (``ResponseReceived``).
     """
 
     def __init__(
@@ -73,7 +78,11 @@ class FetchStage:
         holds: CircuitHolds,
         limits: SharedLimits,
         rate_waits: RateWaits,
+        schedule: Callable[[Request, Request | None], bool],
+        events: Events,
     ) -> None:
+        self._schedule = schedule
+        self._events = events
         self._settings = settings
         self._ledger = ledger
         self._stats: StatsCollector = ledger.stats
@@ -146,6 +155,8 @@ class FetchStage:
                     ledger.dispatched -= 1  # not an attempt: max_pages counts fetches
                     continue
                 latency = trio.current_time() - started
+                if outcome.response is not None and self._events.wants(ResponseReceived):
+                    self._events.emit(ResponseReceived(request, outcome.response))
                 retry_after = self._learn(domain, outcome, latency)
                 if self.debug and outcome.response is not None:
                     log.debug(
@@ -180,7 +191,7 @@ class FetchStage:
                     self._ledger.notify()  # the domain may take more requests now
                     if not verdict.allowed:
                         if verdict.reason == "robots":
-                            self._stats.filtered["robots"] += 1
+                            self._ledger.filtered(request, "robots")
                             if self.debug:
                                 log.debug(
                                     "disallowed by robots.txt",
@@ -205,6 +216,15 @@ class FetchStage:
                 # (kind and domain overrides included).
                 response = await self._transport.fetch(request, options)
                 return Outcome(request, response, None, domain, attempt)
+            except DropRequest:
+                self._ledger.filtered(request, "dropped_by_hook")
+                return None
+            except HookReplaced as replaced:
+                # The original ends as a filter; its replacement is a new
+                # request, past the duplicate filter (a hook asked for it).
+                self._ledger.filtered(request, "replaced_by_hook")
+                self._schedule(replaced.request.replace(dont_filter=True), request)
+                return None
             except FetchError as exc:
                 return Outcome(request, None, exc.with_request(request), domain, attempt)
             except RequestError as exc:

@@ -16,7 +16,9 @@ from collections.abc import Callable
 import structlog
 import trio
 
+from .._exceptions import FetchError
 from .._frontier._queue import Frontier
+from .._hooks import Events, RequestDropped, RequestFailed
 from .._observe._stats import StatsCollector
 from .._request import Request
 from .._resilience._retrying import Retrier
@@ -42,10 +44,12 @@ class Ledger:
         on_stop: called once, with the reason, when the crawl starts stopping.
         store: where the crawl's requests are stored (told which ended).
         journal: what commits each ended request with the items file's length.
+        events: the crawl's events (``RequestFailed``, ``RequestDropped``).
     """
 
     __slots__ = (
         "_errors",
+        "_events",
         "_frontier",
         "_items",
         "_journal",
@@ -73,8 +77,10 @@ class Ledger:
         *,
         store: RequestStore,
         journal: Journal,
+        events: Events,
     ) -> None:
         self.stats = stats
+        self._events = events
         self._items = items
         self._errors = errors
         self._store = store
@@ -127,10 +133,12 @@ class Ledger:
         outcome: Outcome | None = None,
         domain: str | None = None,
         attempt: int | None = 0,
+        error: FetchError | None = None,
     ) -> None:
         """Count and log a request that finally failed, and write it to the
         errors file. ``outcome``: its last attempt's, if one was made; else
-        its ``domain`` and attempts made (None: unknown), if known."""
+        its ``domain`` and attempts made (None: unknown), if known;
+        ``error``: the fetch error, when a fetch failed."""
         if outcome is not None:
             keys = outcome.log_keys()
         else:
@@ -138,6 +146,14 @@ class Ledger:
         self.stats.failed(keys["domain"], kind)
         log.warning("request failed", **keys, kind=kind, reason=reason)
         self._record(request, kind, reason, status, parent)
+        if self._events.wants(RequestFailed):
+            self._events.emit(RequestFailed(request, kind, reason, error))
+
+    def filtered(self, request: Request, reason: str) -> None:
+        """Count a request that ends as a policy filter (``reason``: the stats key)."""
+        self.stats.filtered[reason] += 1
+        if self._events.wants(RequestDropped):
+            self._events.emit(RequestDropped(request, reason))
 
     def unfinished(self, request: Request, reason: str) -> None:
         """Count a request the crawl ended before it could."""

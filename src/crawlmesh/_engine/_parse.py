@@ -2,6 +2,10 @@
 response to its request's callback (or a failure to its errback) and
 sending on what the callback yields: new requests to the scheduler, items to
 the export stage (with a backend that journals, gathered into the request's page).
+
+What a callback yields passes the parse hooks first (``on_output``); items
+then pass the item pipelines, so an item a pipeline drops never reaches the
+items output nor a journaled page.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import trio
 
 from .._exceptions import FetchError, HttpError
 from .._frontier._admission import Admission
+from .._hooks import DROPPED, Events, HookFailed, ParseHooks, Pipelines
 from .._request import Request
+from .._response import Response
 from .._spider import Spider
 from .._state._backend import DedupeStore, Journal
 from ._callbacks import results_of
@@ -37,6 +43,9 @@ class ParseStage:
         journal: whether pages are journaled (then items are gathered into them).
         dedupe: what tells whether a redirect's target is new to the whole crawl.
         schedule: queues a request a callback yielded (and its parent).
+        pipelines: the item pipelines.
+        hooks: the parse hooks.
+        events: the crawl's events (the stage waits while their handlers lag).
     """
 
     def __init__(
@@ -49,6 +58,9 @@ class ParseStage:
         journal: Journal,
         dedupe: DedupeStore,
         schedule: Callable[[Request, Request | None], bool],
+        pipelines: Pipelines,
+        hooks: ParseHooks,
+        events: Events,
     ) -> None:
         self._spider = spider
         self._workers = workers
@@ -59,6 +71,9 @@ class ParseStage:
         self._dedupe = dedupe
         self._schedule = schedule
         self._handled_statuses = frozenset(spider.handle_httpstatus_list)
+        self._pipelines = pipelines
+        self._hooks = hooks
+        self._events = events
 
     async def run(
         self,
@@ -77,8 +92,11 @@ class ParseStage:
     ) -> None:
         ledger = self._ledger
         journals = self._journals
+        events = self._events
         async with parse_recv, item_send:
             async for outcome in parse_recv:
+                if events.lagging:
+                    await events.wait_for_room()
                 page = Page(outcome.request, outcome.domain) if journals else None
                 try:
                     await self._handle_outcome(outcome, item_send, page)
@@ -111,7 +129,7 @@ class ParseStage:
             # another worker: as if its target were a link, a duplicate.
             duplicate, ask = self._admission.redirected(request, response.url, response.redirects)
             if ask and not await self._dedupe.seen_first(ask):
-                self._admission.duplicate()
+                self._admission.duplicate(request)
                 duplicate = True
             if duplicate:
                 return
@@ -171,7 +189,9 @@ class ParseStage:
         already logged) for the caller to record as the request's ending."""
         try:
             result = fn(*args, **kwargs)
-            await self._consume(result, outcome.request, outcome.domain, item_send, page)
+            await self._consume(
+                result, outcome.request, outcome.response, outcome.domain, item_send, page
+            )
         except Exception as exc:
             name = getattr(fn, "__qualname__", repr(fn))
             error = f"{type(exc).__name__}: {exc}"
@@ -185,17 +205,49 @@ class ParseStage:
         self,
         result: Any,
         parent: Request,
+        response: Response | None,
         domain: str,
         item_send: trio.MemorySendChannel[Item | Page],
         page: Page | None,
     ) -> None:
         schedule = self._schedule
+        hooked = self._hooks.active
+        piped = self._pipelines.active
         async for out in results_of(result):
+            if hooked and out is not None:
+                out = await self._hooked(response, out, parent, domain)
             if isinstance(out, Request):
                 schedule(out, parent)
-            elif out is None:
                 continue
-            elif page is not None:
+            if out is None:
+                continue
+            if piped:
+                out = await self._pipelines.process(out, parent, domain, self._spider)
+                if out is DROPPED:
+                    continue
+            if page is not None:
                 page.items.append(out)  # exported with the page, all at once
             else:
                 await item_send.send((out, parent, domain))
+
+    async def _hooked(
+        self, response: Response | None, out: Any, parent: Request, domain: str
+    ) -> Any:
+        """``out`` through the parse hooks: what takes its place, or None
+        when a hook dropped it (counted) or failed (written off)."""
+        try:
+            new = await self._hooks.output(response, out)
+        except HookFailed as failed:
+            if isinstance(out, Request):
+                self._ledger.fail(out, "hook_error", failed.reason, parent=parent)
+            else:
+                self._ledger.fail(
+                    parent, "hook_error", f"an item lost: {failed.reason}", domain=domain
+                )
+            return None
+        if new is None:
+            if isinstance(out, Request):
+                self._ledger.filtered(out, "dropped_by_hook")
+            else:
+                self._stats.items_dropped["dropped_by_hook"] += 1
+        return new

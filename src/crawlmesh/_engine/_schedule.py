@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .._frontier._admission import Admission
 from .._frontier._queue import Frontier
+from .._hooks import Events, RequestDropped, RequestScheduled
 from .._request import Request
 from .._settings import Settings
 from .._shaping._politeness import Politeness
@@ -35,6 +36,8 @@ class Scheduler:
         robots: what tells whether a domain's robots.txt is known.
         store: where admitted requests are stored (and, if it says so, queued).
         dedupe: the fingerprints seen (its dupe filter is admission's).
+        events: the crawl's events (``RequestScheduled``, and the filters'
+            ``RequestDropped``).
     """
 
     def __init__(
@@ -48,8 +51,10 @@ class Scheduler:
         robots: RobotsCache,
         store: RequestStore,
         dedupe: DedupeStore,
+        events: Events,
     ) -> None:
         self._settings = settings
+        self._events = events
         self._ledger = ledger
         self._stats = ledger.stats
         self._frontier = frontier
@@ -88,6 +93,8 @@ class Scheduler:
             # Nothing new is scheduled while stopping, but nothing is lost.
             ledger.unfinished(request, f"not scheduled: crawl stopping ({ledger.stop_reason})")
             return False
+        if self._events.wants(RequestScheduled):
+            self._events.emit(RequestScheduled(request))
         if not local:  # queued in the shared backend; a worker will claim it
             self._stats.scheduled += 1
             return True
@@ -99,6 +106,13 @@ class Scheduler:
         self._stats.scheduled += 1
         ledger.changed.set()
         return True
+
+    def listen(self) -> None:
+        """Tell the events of requests the filters refuse, if anyone
+        listens (called once the subscriptions are in)."""
+        if self._events.wants(RequestDropped):
+            events = self._events
+            self.admission.on_filtered = lambda r, why: events.emit(RequestDropped(r, why))
 
     def feed(self, domain: str, request: Request) -> None:
         """Queue a request the backend hands over (already admitted)."""

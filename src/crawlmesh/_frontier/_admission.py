@@ -65,6 +65,8 @@ class Admission:
         self._recent: set[str] = set()
         # The fingerprint of the request admit() last accepted.
         self.last_fingerprint = b""
+        self.on_filtered: Callable[[Request, str], None] | None = None
+        """Told of each request a filter refuses (set when someone listens)."""
 
     def admit(self, request: Request, parent: Request | None) -> SplitResult | None:
         """The split URL if ``request`` may be queued, else None.
@@ -79,11 +81,15 @@ class Admission:
             request.depth = parent.depth + 1
             if self._depth_limit and request.depth > self._depth_limit:
                 filtered["depth"] += 1
+                if self.on_filtered is not None:
+                    self.on_filtered(request, "depth")
                 return None
         url = request.url
         cheap = not request.body and not request.dont_filter and request.method == "GET"
         if cheap and url in self._recent:
             filtered["duplicate"] += 1
+            if self.on_filtered is not None:
+                self.on_filtered(request, "duplicate")
             return None
         try:
             # The URL as a browser would send it (WHATWG), without its
@@ -94,6 +100,8 @@ class Admission:
             scheme = url.partition(":")[0].strip().lower()
             if scheme in NAVIGATION_ONLY_SCHEMES:
                 filtered["unsupported_scheme"] += 1
+                if self.on_filtered is not None:
+                    self.on_filtered(request, "unsupported_scheme")
             else:
                 self._on_invalid(request, exc, parent)
             return None
@@ -101,6 +109,8 @@ class Admission:
             request.url = normal
         if self._allowed and not self._is_allowed(parts.hostname or ""):
             filtered["offsite"] += 1
+            if self.on_filtered is not None:
+                self.on_filtered(request, "offsite")
             return None
         fp = self.last_fingerprint = fingerprint(
             request.method, canonical_from_parts(parts), request.body
@@ -112,6 +122,8 @@ class Admission:
             self._recent.add(url)
         if not new and not request.dont_filter:
             filtered["duplicate"] += 1
+            if self.on_filtered is not None:
+                self.on_filtered(request, "duplicate")
             return None
         return parts
 
@@ -147,12 +159,14 @@ class Admission:
             return False, b""
         if new:
             return False, fp
-        self.duplicate()
+        self.duplicate(request)
         return True, b""
 
-    def duplicate(self) -> None:
+    def duplicate(self, request: Request) -> None:
         """Count a request found to be a duplicate after admission."""
         self._filtered["duplicate"] += 1
+        if self.on_filtered is not None:
+            self.on_filtered(request, "duplicate")
 
     def _is_allowed(self, host: str) -> bool:
         ok = self._offsite_cache.get(host)

@@ -156,6 +156,10 @@ class CrawlStats(msgspec.Struct, frozen=True, kw_only=True):
     """Times a domain's AIMD concurrency limit was lowered by pushback."""
     pages_resumed: int = 0
     """Of ``pages``, those counted by a resumed job's earlier runs."""
+    items_dropped: dict[str, int] = {}
+    """Items a pipeline (or a parse hook) dropped, by reason."""
+    hook_errors: dict[str, int] = {}
+    """Pipeline, hook and event-handler failures, by ``Class.method``."""
 
     @property
     def pages_per_second(self) -> float:
@@ -218,6 +222,10 @@ def _render(stats: CrawlStats) -> str:
         lines.append("  errors: " + _fmt(s.errors_by_kind))
     if s.filtered:
         lines.append("  filtered: " + _fmt(s.filtered))
+    if s.items_dropped:
+        lines.append("  items dropped: " + _fmt(s.items_dropped))
+    if s.hook_errors:
+        lines.append("  hook errors: " + _fmt(s.hook_errors))
     if s.unfinished:
         lines.append(f"  unfinished (left in the frontier): {s.unfinished}")
     if s.retries or s.retry_budget_refusals:

@@ -125,6 +125,8 @@ class StatsCollector:
         self.throttle_decreases = 0
         self.errors: Counter[str] = Counter()
         self.filtered: Counter[str] = Counter()
+        self.items_dropped: Counter[str] = Counter()
+        self.hook_errors: Counter[str] = Counter()
         self.status: Counter[int] = Counter()
         self.node_retries: Counter[str] = Counter()
         self._domains: dict[str, _Domain] = {}
@@ -251,6 +253,8 @@ class StatsCollector:
             errors=sum(self.errors.values()),
             errors_by_kind=dict(self.errors),
             filtered=dict(self.filtered),
+            items_dropped=dict(self.items_dropped),
+            hook_errors=dict(self.hook_errors),
             status_counts={str(k): v for k, v in sorted(self.status.items())},
             bytes_received=self.bytes,
             robots_fetched=robots_fetched,

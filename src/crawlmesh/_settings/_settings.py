@@ -281,6 +281,18 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The mesh, as [[nodes]] tables in a settings file (or use balancer.nodes_file)."""
     backend: BackendSettings = BackendSettings()
     metrics: MetricsSettings = MetricsSettings()
+    pipelines: list[str] = []
+    """Item pipelines, in order, as import paths ("myproject.pipelines:Clean")."""
+    fetch_hooks: list[str] = []
+    """Fetch hooks (request/response/error), in order, as import paths."""
+    parse_hooks: list[str] = []
+    """Parse hooks (start requests, callback output), in order, as import paths."""
+    extensions: list[str] = []
+    """Extensions (objects with open/close that subscribe to events), as import paths."""
+    hook_timeout: PositiveFloat = 30.0
+    """Seconds one fetch-hook call may take before the request fails (hook_timeout)."""
+    hook_max_replacements: PositiveInt = 10
+    """Times fetch hooks may replace requests for one URL before it fails (hook_loop)."""
 
     def __post_init__(self) -> None:
         if self.rates:
