@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("_engine",),
     ("_node",),
     ("_cli",),
-    ("", "__main__"),  # the package's face
+    ("", "__main__", "pipelines"),  # the package's face (and its public submodules)
 ]
 MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 600, 400, 80
 

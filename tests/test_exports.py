@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import crawlmesh
+import crawlmesh.pipelines  # (a public submodule: an attribute once imported)
 
 EXPECTED = {
     "BlockedAddress", "CircuitOpen", "ConnectFailed", "ConnectionBroken", "CrawlStats",
@@ -18,6 +19,9 @@ EXPECTED = {
     "BanRules", "BreakerSettings", "RateRule", "RetryPolicy", "ThrottleSettings",
     "NodeConfig", "NodeService", "serve_node",
     "Distribution", "DomainStats", "NodeShare", "stats_schema",
+    "DropItem", "DropRequest", "HookError", "Event", "Events", "ItemDropped", "ItemScraped",
+    "RequestDropped", "RequestFailed", "RequestScheduled", "ResponseReceived", "SpiderClosed",
+    "SpiderOpened", "pipelines",
 }  # fmt: skip
 
 

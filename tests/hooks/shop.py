@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from crawlmesh import Request, Response, Spider
 
@@ -40,8 +41,7 @@ def number(item: dict[str, Any]) -> int:
 
 def page_of(request: Request) -> int | None:
     """The page number a request is for (/p/N), if it is for a page."""
-    path = request.url.split("/", 3)[3].partition("?")[0]
-    head, _, tail = path.partition("/")
+    head, _, tail = urlsplit(request.url).path.removeprefix("/").partition("/")
     return int(tail) if head == "p" and tail.isdigit() else None
 
 

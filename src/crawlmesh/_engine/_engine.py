@@ -376,7 +376,7 @@ class Engine:
                 reason = await self._run_stages()
         finally:
             with trio.CancelScope(shield=True):
-                await self._extensions.close_all(spider)
+                await self._extensions.close_all(spider, self.events)
         try:
             await spider.closed(reason)
         except Exception as exc:

@@ -18,6 +18,7 @@ or replaces something cannot break the crawl's accounting:
 """
 
 from ._events import (
+    LAG_LIMIT,
     Event,
     Events,
     ItemDropped,
@@ -37,6 +38,7 @@ from ._pipelines import DROPPED, Pipelines
 
 __all__ = [
     "DROPPED",
+    "LAG_LIMIT",
     "Event",
     "Events",
     "Extensions",

@@ -152,6 +152,8 @@ class Events:
         self._queue: deque[tuple[Callable[[Any], Awaitable[object]], Event]] = deque()
         self._wake = trio.Event()
         self._room = trio.Event()
+        self._idle = trio.Event()
+        self._busy = False
         self._closed = False
         self.errors: Counter[str] = Counter() if errors is None else errors
 
@@ -198,6 +200,12 @@ class Events:
             self._room = trio.Event()
             await self._room.wait()
 
+    async def drain(self) -> None:
+        """Return once every queued event has been handled."""
+        while self._queue or self._busy:
+            self._idle = trio.Event()
+            await self._idle.wait()
+
     async def run(self) -> None:
         """Run queued async handlers until :meth:`close` (then drain the queue)."""
         while True:
@@ -205,10 +213,14 @@ class Events:
                 handler, event = self._queue.popleft()
                 if len(self._queue) <= LAG_LIMIT:
                     self._room.set()
+                self._busy = True
                 try:
                     await handler(event)
                 except Exception as exc:
                     self._failed(handler, event, exc)
+                finally:
+                    self._busy = False
+            self._idle.set()
             if self._closed:
                 return
             self._wake = trio.Event()
@@ -219,6 +231,7 @@ class Events:
         self._closed = True
         self._wake.set()
         self._room.set()
+        self._idle.set()
 
     def _failed(self, handler: Callable[..., object], event: Event, exc: Exception) -> None:
         name = getattr(handler, "__qualname__", repr(handler))
@@ -226,7 +239,7 @@ class Events:
         log.error(
             "event handler raised",
             handler=name,
-            event=type(event).__name__,
+            on=type(event).__name__,
             error=f"{type(exc).__name__}: {exc}",
             exc_info=exc,
         )

@@ -60,13 +60,15 @@ class Extensions:
                 try:
                     await call(method.fn, spider)
                 except Exception as exc:
-                    await self.close_all(spider)
+                    await self.close_all(spider, events)
                     raise HookError(f"{method.name} raised {type(exc).__name__}: {exc}") from exc
             self._opened.append(obj)
         events.emit(SpiderOpened(spider))
 
-    async def close_all(self, spider: object) -> None:
-        """Close what was opened, in the order it opened."""
+    async def close_all(self, spider: object, events: Events) -> None:
+        """Close what was opened, in the order it opened, once the events
+        already emitted have been handled."""
+        await events.drain()
         opened, self._opened = self._opened, []
         for method in methods(opened, "close"):
             try:
