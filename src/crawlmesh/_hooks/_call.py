@@ -15,6 +15,8 @@ class Method(NamedTuple):
     name: str
     """``Class.method``, for log lines, stats and error messages."""
     fn: Callable[..., Any]
+    is_async: bool
+    """Defined with ``async def`` (its calls can be awaited, and timed out)."""
 
 
 def methods(objects: Sequence[object], name: str) -> tuple[Method, ...]:
@@ -23,7 +25,8 @@ def methods(objects: Sequence[object], name: str) -> tuple[Method, ...]:
     for obj in objects:
         fn = getattr(obj, name, None)
         if fn is not None and callable(fn):
-            found.append(Method(f"{type(obj).__name__}.{name}", fn))
+            name_ = f"{type(obj).__name__}.{name}"
+            found.append(Method(name_, fn, inspect.iscoroutinefunction(fn)))
     return tuple(found)
 
 

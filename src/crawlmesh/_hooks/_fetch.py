@@ -25,14 +25,15 @@ answer comes back out through the layers. What they return:
 * raising :class:`~crawlmesh.DropRequest`: the request ends as a counted
   filter (``dropped_by_hook``).
 
-A hook that raises anything else, returns something else, or takes longer
-than ``hook_timeout`` fails the request (kind ``hook_error`` or
+A hook that raises anything else, returns something else, or (an ``async``
+one) takes longer than ``hook_timeout`` fails the request (kind ``hook_error`` or
 ``hook_timeout``, naming the hook): it goes to its errback and the errors
 file like any failed request, and is not retried.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +43,7 @@ import trio
 from .._exceptions import CrawlmeshError, DropRequest, FetchError
 from .._request import Request
 from .._response import Response
-from ._call import Method, call, methods
+from ._call import Method, methods
 
 __all__ = ["FetchHooks", "HookReplaced"]
 
@@ -147,8 +148,17 @@ class FetchHooks:
 
     async def _call(self, method: Method, request: Request, *args: Any) -> Any:
         try:
+            if not method.is_async:
+                # A plain function cannot be interrupted (it holds the event
+                # loop until it returns): no deadline to set, and none to pay
+                # for (a cancel scope costs several µs).
+                out = method.fn(*args)
+                if not inspect.isawaitable(out):
+                    return out
+                with trio.fail_after(self._timeout):
+                    return await out
             with trio.fail_after(self._timeout):
-                return await call(method.fn, *args)
+                return await method.fn(*args)
         except (DropRequest, HookReplaced):
             raise
         except trio.TooSlowError:
