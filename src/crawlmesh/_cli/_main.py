@@ -34,7 +34,16 @@ from .._util._redact import redact
 from .._util._version import __version__
 from ._demosite import DemoSite, open_demo_nodes
 from ._loader import load_spider_class
-from ._run import EXIT_CODES, EXIT_STATUS_HELP, Sinks, open_sinks, resolve_settings, run_engine
+from ._run import (
+    EMPTY_EXIT_CODE,
+    EXIT_CODES,
+    EXIT_STATUS_HELP,
+    Sinks,
+    empty_crawl,
+    open_sinks,
+    resolve_settings,
+    run_engine,
+)
 from ._site_server import open_site_server
 
 __all__ = ["main"]
@@ -144,6 +153,11 @@ def _crawl_parser(sub: Any) -> None:
         metavar="URL",
         help="share the crawl with every worker given the same redis:// URL "
         "(the setting backend.url)",
+    )
+    crawl.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="exit 0 even when nothing at all was fetched (else exit status 6)",
     )
     _crawl_args(crawl)
 
@@ -352,6 +366,8 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
         )
     finally:
         sinks.close()
+    if code == 0 and empty_crawl(stats) and not args.allow_empty:
+        code = EMPTY_EXIT_CODE
     return _finish(engine, stats, args, code)
 
 

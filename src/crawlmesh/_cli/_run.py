@@ -54,8 +54,20 @@ exit status:
   4    fenced: this worker was silent past backend.lease_ttl; others took its work
   5    crawl_lost: the crawl's state vanished from Redis (a restart without
        persistence, FLUSHALL, eviction); nothing was crawled again
+  6    nothing at all was fetched (a warning says the likely mistake);
+       --allow-empty exits 0 instead
   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM
 """
+
+
+EMPTY_EXIT_CODE = 6
+"""A crawl that fetched nothing at all, for a likely mistake (see ``--allow-empty``)."""
+
+
+def empty_crawl(stats: CrawlStats) -> bool:
+    """Whether a crawl fetched nothing at all. A worker of a shared crawl
+    may rightly find nothing left to do: only a crawl of its own counts."""
+    return stats.pages == 0 and not stats.crawl_totals
 
 
 def exit_status(finish_reason: str) -> int:

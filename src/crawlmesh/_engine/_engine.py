@@ -60,6 +60,7 @@ from .._transport._base import Transport
 from .._util._log import configure_logging, debug_enabled
 from .._util._tally import RateWaits
 from ._dispatch import DispatchStage
+from ._empty import why_empty
 from ._export import JsonLinesWriter
 from ._export_stage import ExportStage
 from ._fetch import FetchStage
@@ -340,6 +341,8 @@ class Engine:
         snapshot = self.stats.snapshot(reason, self._fetch.robots.fetched, self.balancer)
         if self._crawl_totals:
             snapshot = msgspec.structs.replace(snapshot, crawl_totals=self._crawl_totals)
+        elif (empty := why_empty(snapshot, self._scheduler.allowed_domains)) is not None:
+            log.warning(empty, spider=self.spider.name)
         return snapshot
 
     async def _run_open(self) -> str:

@@ -8,7 +8,9 @@ queued but ends ``unfinished``: nothing new is scheduled, nothing is lost.
 
 from __future__ import annotations
 
-from .._frontier._admission import Admission
+import structlog
+
+from .._frontier._admission import Admission, clean_allowed_domains
 from .._frontier._queue import Frontier
 from .._hooks import Events, RequestDropped, RequestScheduled
 from .._request import Request
@@ -22,6 +24,8 @@ from ._ledger import Ledger
 from ._robots import RobotsCache
 
 __all__ = ["Scheduler"]
+
+log = structlog.get_logger("crawlmesh.engine")
 
 
 class Scheduler:
@@ -61,9 +65,13 @@ class Scheduler:
         self._politeness = politeness
         self._robots = robots
         self._store = store
+        self.allowed_domains, mistakes = clean_allowed_domains(spider.allowed_domains)
+        """The spider's ``allowed_domains``, as hosts."""
+        for mistake in mistakes:
+            log.warning(mistake, spider=spider.name)
         self.admission = Admission(
             dedupe.dupefilter,
-            allowed_domains=spider.allowed_domains,
+            allowed_domains=self.allowed_domains,
             depth_limit=settings.depth_limit,
             filtered=self._stats.filtered,
             on_invalid=lambda request, exc, parent: ledger.fail(

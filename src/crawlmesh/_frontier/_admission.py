@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, urlsplit
 
 from .._exceptions import InvalidURL
 from .._request import Request
@@ -24,12 +24,36 @@ from .._util._url import (
 )
 from ._queue import DupeFilter
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "clean_allowed_domains"]
 
 # Exact URLs of recent GETs whose fingerprint is already recorded: a bounded
 # shortcut in front of the dupe filter, cleared when full. Most links on a
 # page were seen before, and this skips parsing them again.
 _RECENT_URLS = 1 << 16
+
+
+def clean_allowed_domains(entries: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``allowed_domains`` as hosts, and a warning for each entry that was
+    not one: a URL (``https://shop.example/``) or a port (``shop.example:8080``)
+    gives its host, as the user meant (Scrapy ignores such entries, and
+    every request is then offsite)."""
+    hosts, warnings = [], []
+    for entry in entries:
+        host = entry.strip().lower().lstrip(".")
+        if "://" in host:
+            host = urlsplit(host).hostname or ""
+        elif "/" in host:
+            host = host.partition("/")[0]
+        if ":" in host and not host.startswith("["):
+            host = host.partition(":")[0]
+        if host != entry.lower().lstrip("."):
+            warnings.append(
+                f"allowed_domains: {entry!r} is not a domain; using {host!r} "
+                "(a domain matches itself and its subdomains, on any port)"
+            )
+        if host:
+            hosts.append(host)
+    return hosts, warnings
 
 
 class Admission:
