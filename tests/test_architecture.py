@@ -21,8 +21,8 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # Lowest first. Names on one line are one layer (they may import each other).
 LAYERS: list[tuple[str, ...]] = [
-    ("_util", "_exceptions", "_request"),
-    ("_selector", "_response"),
+    ("_util", "_exceptions", "_request", "_items"),
+    ("_selector", "_response", "_forms"),
     ("_hooks",),
     ("_shaping",),
     ("_transport",),

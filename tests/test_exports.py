@@ -21,7 +21,7 @@ EXPECTED = {
     "Distribution", "DomainStats", "NodeShare", "stats_schema",
     "DropItem", "DropRequest", "HookError", "Event", "Events", "ItemDropped", "ItemScraped",
     "RequestDropped", "RequestFailed", "RequestScheduled", "ResponseReceived", "SpiderClosed",
-    "SpiderOpened", "pipelines",
+    "SpiderOpened", "pipelines", "FormRequest", "Item", "Field",
 }  # fmt: skip
 
 

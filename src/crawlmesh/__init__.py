@@ -34,6 +34,7 @@ from ._exceptions import ResponseTooLarge as ResponseTooLarge
 from ._exceptions import SettingsError as SettingsError
 from ._exceptions import SpiderLoadError as SpiderLoadError
 from ._exceptions import UsageError as UsageError
+from ._forms import FormRequest as FormRequest
 from ._hooks import Event as Event
 from ._hooks import Events as Events
 from ._hooks import ItemDropped as ItemDropped
@@ -44,6 +45,8 @@ from ._hooks import RequestScheduled as RequestScheduled
 from ._hooks import ResponseReceived as ResponseReceived
 from ._hooks import SpiderClosed as SpiderClosed
 from ._hooks import SpiderOpened as SpiderOpened
+from ._items import Field as Field
+from ._items import Item as Item
 from ._observe._nodes import NodeStats as NodeStats
 from ._observe._record import CrawlStats as CrawlStats
 from ._observe._record import Distribution as Distribution

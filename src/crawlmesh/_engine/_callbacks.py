@@ -7,7 +7,7 @@ plain function; it may yield, or return one object, an iterable, or None.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -29,7 +29,11 @@ async def iterate_result(result: Any) -> AsyncIterator[Any]:
         result = await result
         if result is None:
             return
-    if isinstance(result, Request | dict | msgspec.Struct):
+    if (
+        isinstance(result, Request | Mapping | msgspec.Struct)
+        or not isinstance(result, Iterable)  # a dataclass, an attrs instance
+        or hasattr(result, "model_dump")  # a pydantic model iterates its fields
+    ):
         # A single request or item, not something to iterate over.
         yield result
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 import msgspec
@@ -36,11 +37,19 @@ class ErrorRecord(msgspec.Struct):
 
 
 def _enc_hook(obj: Any) -> Any:
-    # Sets and the like are common in scraped items; anything else is refused.
+    # Sets and the like are common in scraped items; msgspec encodes dicts,
+    # Structs, dataclasses and attrs classes itself. A pydantic model (or
+    # anything with its model_dump) and other mappings come as what they
+    # hold; anything else is refused.
     if isinstance(obj, set | frozenset):
         return list(obj)
     if isinstance(obj, bytes | bytearray):
         return obj.decode("utf-8", "replace")
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(obj, Mapping):
+        return dict(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
 
 
