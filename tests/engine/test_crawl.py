@@ -9,34 +9,15 @@ from typing import Any
 
 import msgspec
 
-from crawling import run_spider
+from crawling import product, run_spider, whole_site
 from crawlmesh import Request, Response, Spider
 from sites import GeneratedSite
-
-
-class FollowAll(Spider):
-    name = "follow-all"
-
-    def __init__(self, base: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.start_urls = [base + "/p/0"]
-
-    async def parse(self, response: Response) -> AsyncIterator[Any]:
-        title = response.css("h1.title::text").get()
-        if title is not None:
-            yield {
-                "title": title,
-                "price": response.css("p.price::text").get(),
-                "sku": response.css("span.sku::text").get(),
-            }
-        for href in response.css("a::attr(href)").getall():
-            yield response.follow(href)
 
 
 async def test_every_item_page_yields_exactly_one_item(
     generated: GeneratedSite, generated_url: str, tmp_path: Path
 ) -> None:
-    stats, items, errors = await run_spider(FollowAll(generated_url), tmp_path)
+    stats, items, errors = await run_spider(whole_site(generated_url), tmp_path)
     skus = [item["sku"] for item in items]
     expected = {f"SKU-{n:06d}" for n in generated.item_pages()}
     assert len(skus) == len(set(skus)), "an item was delivered twice"
@@ -59,21 +40,19 @@ async def test_every_item_page_yields_exactly_one_item(
     assert stats.unfinished == 0
 
 
-class TreeWatcher(FollowAll):
-    """Notes, as each callback starts, how many earlier pages' selectors are
-    still alive."""
+class TreeWatcher:
+    """The :func:`product` item, noting first, as each callback starts, how
+    many earlier pages' selectors are still alive."""
 
-    def __init__(self, base: str, **kwargs: Any) -> None:
-        super().__init__(base, **kwargs)
+    def __init__(self) -> None:
         self.trees: list[weakref.ref[Any]] = []
         self.most_alive = 0
 
-    async def parse(self, response: Response) -> AsyncIterator[Any]:
+    def __call__(self, response: Response) -> dict[str, Any] | None:
         alive = sum(1 for tree in self.trees if tree() is not None)
         self.most_alive = max(self.most_alive, alive)
         self.trees.append(weakref.ref(response.selector))
-        async for out in super().parse(response):
-            yield out
+        return product(response)
 
 
 async def test_a_page_and_its_tree_are_freed_once_its_callback_is_done(
@@ -83,17 +62,21 @@ async def test_a_page_and_its_tree_are_freed_once_its_callback_is_done(
     # worker until its next fetch ends, not the parse worker until the next
     # page comes (that kept up to `concurrency` parsed trees alive, and freed
     # each long after it left the CPU's caches).
-    spider = TreeWatcher(generated_url)
+    watcher = TreeWatcher()
     stats, items, _ = await run_spider(
-        spider, tmp_path, concurrency=16, parse_workers=1, max_pages=300
+        whole_site(generated_url, item=watcher),
+        tmp_path,
+        concurrency=16,
+        parse_workers=1,
+        max_pages=300,
     )
-    assert len(spider.trees) == stats.pages - stats.errors > 250
+    assert len(watcher.trees) == stats.pages - stats.errors > 250
     assert items
-    assert spider.most_alive == 0
+    assert watcher.most_alive == 0
 
 
 async def test_depth_limit(generated_url: str, tmp_path: Path) -> None:
-    stats, _, _ = await run_spider(FollowAll(generated_url), tmp_path, depth_limit=2)
+    stats, _, _ = await run_spider(whole_site(generated_url), tmp_path, depth_limit=2)
     # Depth 0, 1 and 2 pages only: the tree gives 1 + 2 + 4 tree pages, plus
     # random extra links from those pages.
     assert stats.filtered["depth"] > 0
@@ -104,7 +87,7 @@ async def test_max_pages_stops_and_accounts_for_the_rest(
     generated_url: str, tmp_path: Path
 ) -> None:
     stats, _, errors = await run_spider(
-        FollowAll(generated_url), tmp_path, max_pages=50, concurrency=4
+        whole_site(generated_url), tmp_path, max_pages=50, concurrency=4
     )
     assert stats.finish_reason == "max_pages"
     assert 50 <= stats.pages + stats.errors_by_kind.get("http_error", 0) <= 54
@@ -113,7 +96,7 @@ async def test_max_pages_stops_and_accounts_for_the_rest(
 
 
 async def test_max_items(generated_url: str, tmp_path: Path) -> None:
-    stats, items, _ = await run_spider(FollowAll(generated_url), tmp_path, max_items=10)
+    stats, items, _ = await run_spider(whole_site(generated_url), tmp_path, max_items=10)
     assert len(items) == stats.items == 10
     assert stats.finish_reason == "max_items"
 

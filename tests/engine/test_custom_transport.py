@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import trio
 import trio.lowlevel
 import trio.testing
 
-from crawlmesh import Engine, FetchOptions, JsonLinesWriter, Request, Response, Spider
+from crawling import Pages, run_engine
+from crawlmesh import FetchOptions, Request, Response
 from crawlmesh._exceptions import FetchError
-from crawlmesh._settings import load_settings
 
 
 class Canned:
@@ -32,27 +30,16 @@ class Canned:
         self.closed = True
 
 
-class Follow(Spider):
-    name = "follow"
-    start_urls = ["http://example.test/a"]
-
-    async def parse(self, response: Response) -> Any:
-        yield {"url": response.url, "node": response.node}
-        for href in response.css("a::attr(href)").getall():
-            yield response.follow(href)
+START = ["http://example.test/a"]
 
 
 async def test_a_custom_transport_crawls_as_a_one_node_mesh(tmp_path: Path) -> None:
     transport = Canned()
-    settings = load_settings(
-        [("test", {"robots.obey": False, "retry.max_attempts": 1, "progress_interval": 0})]
+    settings = {"robots.obey": False, "retry.max_attempts": 1, "progress_interval": 0}
+    crawl, engine = await run_engine(
+        Pages(START, follow=True, dont_filter=True), tmp_path, settings, transport=transport
     )
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
-    engine = Engine(Follow(), settings, items=items, transport=transport)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
+    stats = crawl.stats
     assert engine.balancer is not None
     assert [n.name for n in engine.balancer.nodes] == ["direct"]
     assert sorted(transport.fetched) == ["http://example.test/a", "http://example.test/b"]
@@ -82,32 +69,17 @@ async def test_a_custom_transport_whose_node_fails_is_held_then_written_off(
     # domain, probes it, and after breaker.park_timeout the request is
     # written off (nothing hangs, nothing is lost).
     transport = Refusing()
-    settings = load_settings(
-        [
-            (
-                "test",
-                {
-                    "robots.obey": False,
-                    "retry.max_attempts": 2,
-                    "progress_interval": 0,
-                    "breaker.park_timeout": 60,
-                },
-            )
-        ]
-    )
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
-    errors = JsonLinesWriter(tmp_path / "errors.jsonl")
-    engine = Engine(Follow(), settings, items=items, errors=errors, transport=transport)
+    settings = {
+        "robots.obey": False,
+        "retry.max_attempts": 2,
+        "progress_interval": 0,
+        "breaker.park_timeout": 60,
+    }
     started = trio.current_time()
-    try:
-        with trio.fail_after(600):
-            stats = await engine.run()
-    finally:
-        items.close()
-        errors.close()
-    failed = [
-        msgspec.json.decode(line) for line in (tmp_path / "errors.jsonl").read_bytes().splitlines()
-    ]
+    with trio.fail_after(600):
+        (stats, _, failed), _ = await run_engine(
+            Pages(START, follow=True, dont_filter=True), tmp_path, settings, transport=transport
+        )
     assert [(f["url"], f["kind"]) for f in failed] == [("http://example.test/a", "circuit_open")]
     assert "for 60 s" in failed[0]["reason"]
     assert 60 <= trio.current_time() - started < 120

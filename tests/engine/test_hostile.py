@@ -13,6 +13,7 @@ costs nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ import trio
 import trio.testing
 
 import crawling
-from crawling import Crawl
+from crawling import Crawl, Pages
 from crawlmesh import (
     ConnectionBroken,
     FetchError,
@@ -43,6 +44,10 @@ MiB = 1024 * 1024
 # the timeouts keep their defaults (30 s read, 120 s total): virtual time.
 BASE_SETTINGS: dict[str, Any] = {"progress_interval": 0, "max_response_size": MiB}
 
+run_spider = functools.partial(crawling.run_spider, **BASE_SETTINGS)
+"""Every crawl here is :func:`crawling.run_spider` with ``BASE_SETTINGS``
+(a test's own settings win)."""
+
 
 @pytest.fixture
 def logs() -> Iterator[list[dict[str, Any]]]:
@@ -52,27 +57,20 @@ def logs() -> Iterator[list[dict[str, Any]]]:
         yield entries
 
 
-async def run_spider(spider: Spider, tmp_path: Path, **settings: Any) -> Crawl:
-    return await crawling.run_spider(spider, tmp_path, **{**BASE_SETTINGS, **settings})
+def page_text(response: Response) -> dict[str, Any]:
+    """A page's item: its URL, title and text (the text fails a body that is
+    not text)."""
+    return {
+        "url": response.url,
+        "title": response.css("h1.title::text").get(),
+        "text": response.text,
+    }
 
 
-class Pages(Spider):
-    """One item per page (its URL, title and text); optionally follows links."""
-
-    def __init__(self, urls: list[str], *, follow: bool = False) -> None:
-        super().__init__()
-        self.start_urls = urls
-        self.follow_links = follow
-
-    def parse(self, response: Response) -> Iterator[Any]:
-        yield {
-            "url": response.url,
-            "title": response.css("h1.title::text").get(),
-            "text": response.text,
-        }
-        if self.follow_links:
-            for href in response.css("a::attr(href)").getall():
-                yield response.follow(href)
+def pages(urls: list[str], *, follow: bool = False) -> Pages:
+    """One :func:`page_text` item per page; optionally follows links. The
+    start requests pass the dupe filter, as a spider's ``start_urls`` do."""
+    return Pages(urls, follow=follow, item=page_text, dont_filter=True)
 
 
 # (path, kind, what the reason says, extra settings)
@@ -143,7 +141,7 @@ async def test_hostile_page_is_counted_logged_and_the_crawl_goes_on(
     settings: dict[str, Any],
 ) -> None:
     bad, good = hostile_url + path, hostile_url + "/ok"
-    crawl = await run_spider(Pages([bad, good]), tmp_path, **settings)
+    crawl = await run_spider(pages([bad, good]), tmp_path, **settings)
 
     assert crawl.stats.finish_reason == "finished"
     assert path in hostile.hits
@@ -186,7 +184,7 @@ async def test_every_hostile_page_in_one_crawl(
     }
     good = ["/ok", "/chain/2", "/deflate", "/br", "/latin1", "/malformed"]
     urls = [hostile_url + p for p in [*bad, *good]]
-    crawl = await run_spider(Pages(urls), tmp_path)
+    crawl = await run_spider(pages(urls), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.titles() == {"ok", "end of chain", "deflated", "brotli", "Café crème", "unclosed "}
@@ -203,7 +201,7 @@ async def test_encodings_and_charsets_decode_without_errors(
     hostile_url: str, tmp_path: Path
 ) -> None:
     paths = ["/deflate", "/br", "/latin1", "/meta-charset", "/bad-utf8", "/ok"]
-    crawl = await run_spider(Pages([hostile_url + p for p in paths]), tmp_path)
+    crawl = await run_spider(pages([hostile_url + p for p in paths]), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.errors == []
@@ -221,7 +219,7 @@ async def test_encodings_and_charsets_decode_without_errors(
 async def test_an_undeclared_charset_that_is_not_utf8_is_windows_1252(
     hostile_url: str, tmp_path: Path
 ) -> None:
-    crawl = await run_spider(Pages([hostile_url + "/undeclared-1252"]), tmp_path)
+    crawl = await run_spider(pages([hostile_url + "/undeclared-1252"]), tmp_path)
 
     assert crawl.errors == []
     # As a browser shows it; UTF-8 would have given U+FFFD for each.
@@ -233,7 +231,7 @@ async def test_bodies_that_are_not_pages_give_no_items_and_no_links(
 ) -> None:
     # The README's spider: a title, then every link.
     files = hostile_url + "/files"
-    crawl = await run_spider(Pages([files], follow=True), tmp_path)
+    crawl = await run_spider(pages([files], follow=True), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.titles() == {"files", "ok"}
@@ -318,7 +316,7 @@ async def test_a_transfer_coded_page_reaches_the_spider_decoded(
     hostile_url: str, tmp_path: Path
 ) -> None:
     urls = [hostile_url + "/transfer-gzip", hostile_url + "/ok"]
-    crawl = await run_spider(Pages(urls), tmp_path)
+    crawl = await run_spider(pages(urls), tmp_path)
 
     assert crawl.errors == []
     assert crawl.titles() == {"transfer-coded", "ok"}
@@ -326,7 +324,7 @@ async def test_a_transfer_coded_page_reaches_the_spider_decoded(
 
 async def test_thousands_of_gzip_members(hostile_url: str, tmp_path: Path) -> None:
     urls = [hostile_url + "/gzip-members", hostile_url + "/ok"]
-    crawl = await run_spider(Pages(urls), tmp_path)
+    crawl = await run_spider(pages(urls), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.errors == []
@@ -348,7 +346,7 @@ async def test_malformed_html_still_gives_its_title_and_links(
     hostile: HostileSite, hostile_url: str, tmp_path: Path
 ) -> None:
     urls = [hostile_url + "/malformed", hostile_url + "/ok"]
-    crawl = await run_spider(Pages(urls, follow=True), tmp_path)
+    crawl = await run_spider(pages(urls, follow=True), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.errors == []
@@ -405,7 +403,7 @@ async def test_bad_links_are_filtered_or_counted_and_the_good_one_followed(
 
 async def test_bad_links_through_response_follow(hostile_url: str, tmp_path: Path) -> None:
     urls = [hostile_url + "/bad-links", hostile_url + "/ok"]
-    crawl = await run_spider(Pages(urls, follow=True), tmp_path)
+    crawl = await run_spider(pages(urls, follow=True), tmp_path)
     _check_bad_links(crawl, hostile_url)
 
 
@@ -426,7 +424,7 @@ async def test_links_to_hosts_httpx_refuses_are_invalid_urls(
     hostile_url: str, tmp_path: Path, obey_robots: bool
 ) -> None:
     urls = [hostile_url + "/bad-host-links", hostile_url + "/ok"]
-    crawl = await run_spider(Pages(urls, follow=True), tmp_path, **{"robots.obey": obey_robots})
+    crawl = await run_spider(pages(urls, follow=True), tmp_path, **{"robots.obey": obey_robots})
 
     assert crawl.stats.finish_reason == "finished"
     assert {e["url"]: e["kind"] for e in crawl.errors} == {
@@ -441,14 +439,14 @@ async def test_links_to_hosts_httpx_refuses_name_their_referer(
     hostile_url: str, tmp_path: Path
 ) -> None:
     page = hostile_url + "/bad-host-links"
-    crawl = await run_spider(Pages([page], follow=True), tmp_path, **{"robots.obey": False})
+    crawl = await run_spider(pages([page], follow=True), tmp_path, **{"robots.obey": False})
     assert len(crawl.errors) == 2
     assert all(e["referer"] == page for e in crawl.errors)
 
 
 async def test_redirect_to_a_host_urljoin_refuses(hostile_url: str, tmp_path: Path) -> None:
     bad = hostile_url + "/redirect-bad-bracket"
-    crawl = await run_spider(Pages([bad, hostile_url + "/ok"]), tmp_path)
+    crawl = await run_spider(pages([bad, hostile_url + "/ok"]), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert [(e["url"], e["kind"]) for e in crawl.errors] == [(bad, "bad_redirect")]
@@ -459,7 +457,7 @@ async def test_redirect_to_a_malformed_location_is_a_bad_redirect(
     hostile_url: str, tmp_path: Path
 ) -> None:
     bad = hostile_url + "/redirect-bad-ipv6"
-    crawl = await run_spider(Pages([bad, hostile_url + "/ok"]), tmp_path)
+    crawl = await run_spider(pages([bad, hostile_url + "/ok"]), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.titles() == {"ok"}
@@ -650,7 +648,7 @@ async def test_binary_garbage_robots_txt_does_not_stop_the_crawl(
 ) -> None:
     hostile.robots = bytes(range(256)) * 50 + b"\nUser-agent: *\nDisallow: /chain/\n"
     urls = [hostile_url + "/ok", hostile_url + "/chain/0"]
-    crawl = await run_spider(Pages(urls), tmp_path)
+    crawl = await run_spider(pages(urls), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.errors == []
@@ -665,7 +663,7 @@ async def test_oversized_robots_txt_is_parsed_up_to_the_limit(
 ) -> None:
     hostile.robots = b"User-agent: *\nDisallow: /chain/\n" + b"# padding\n" * 60_000
     urls = [hostile_url + "/ok", hostile_url + "/chain/0"]
-    crawl = await run_spider(Pages(urls), tmp_path)
+    crawl = await run_spider(pages(urls), tmp_path)
 
     assert crawl.stats.finish_reason == "finished"
     assert crawl.errors == []

@@ -9,13 +9,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from crawling import whole_site
 from crawlmesh import Engine, Request, Response, SettingsError, Spider
 from crawlmesh._cli._run import open_sinks
 from crawlmesh._observe._stats import StatsCollector
 from crawlmesh._settings import load_settings
 from crawlmesh._state._jobdir import JobDir
 from crawlmesh._state._records import NotPersistable
-from engine.test_crawl import FollowAll
 from sites import GeneratedSite
 
 
@@ -136,7 +136,7 @@ async def test_a_crawl_stopped_by_max_pages_resumes_where_it_stopped(
     settings = load_settings([("test", {"max_pages": 400, "concurrency": 8})])
     reasons = []
     for _ in range(10):
-        spider = FollowAll(generated_url)
+        spider = whole_site(generated_url)
         sinks = open_sinks(
             spider, settings, output=tmp_path / "items.jsonl", errors=None, jobdir=tmp_path / "job"
         )

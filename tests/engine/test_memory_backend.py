@@ -8,10 +8,10 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from crawlmesh import Engine, JsonLinesWriter, Request, Spider
+from crawling import Crawl, run_engine, whole_site
+from crawlmesh import Request, Spider
 from crawlmesh._cli._run import open_sinks
 from crawlmesh._frontier._dedupe import FingerprintSet
 from crawlmesh._observe._stats import StatsCollector
@@ -27,7 +27,6 @@ from crawlmesh._state._backend import (
 from crawlmesh._state._jobdir import JobDir
 from crawlmesh._state._memory import MemoryBackend
 from crawlmesh._state._redis import RedisBackend
-from engine.test_crawl import FollowAll
 from sites import GeneratedSite
 
 ROLES = (RequestStore, DedupeStore, Journal, SharedLimits, Lifecycle)
@@ -119,39 +118,25 @@ def test_open_sinks_without_a_jobdir_or_redis_is_in_memory(tmp_path: Path) -> No
         sinks.close()
 
 
-async def crawl(
-    spider: Spider, tmp_path: Path, name: str, depth_limit: int = 0, **kwargs: Any
-) -> tuple[Any, list[Any], list[Any], Engine]:
-    out, err = tmp_path / f"{name}.jsonl", tmp_path / f"{name}-errors.jsonl"
-    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
-    settings = load_settings([("test", {"concurrency": 4, "depth_limit": depth_limit})])
-    engine = Engine(spider, settings, items=items, errors=errors, **kwargs)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-        errors.close()
-    decode = msgspec.json.decode
+def skus_and_errors(crawl: Crawl) -> tuple[list[str], list[tuple[str, str]]]:
+    """A whole-site crawl's SKUs and its errors' (url, kind), sorted."""
     return (
-        stats,
-        sorted(decode(line)["sku"] for line in out.read_bytes().splitlines()),
-        sorted((e["url"], e["kind"]) for e in map(decode, err.read_bytes().splitlines())),
-        engine,
+        sorted(i["sku"] for i in crawl.items),
+        sorted((e["url"], e["kind"]) for e in crawl.errors),
     )
 
 
 async def test_the_default_backend_crawls_as_an_explicit_memory_backend(
     generated: GeneratedSite, generated_url: str, tmp_path: Path
 ) -> None:
-    default = await crawl(FollowAll(generated_url), tmp_path, "default")
+    settings = {"concurrency": 4}
+    default, engine_a = await run_engine(whole_site(generated_url), tmp_path, settings)
     seen = FingerprintSet()
-    explicit = await crawl(
-        FollowAll(generated_url), tmp_path, "explicit", backend=MemoryBackend(seen)
+    explicit, engine_b = await run_engine(
+        whole_site(generated_url), tmp_path, settings, backend=MemoryBackend(seen)
     )
-    (stats_a, items_a, errors_a, engine_a), (stats_b, items_b, errors_b, engine_b) = (
-        default,
-        explicit,
-    )
+    (items_a, errors_a), stats_a = skus_and_errors(default), default.stats
+    (items_b, errors_b), stats_b = skus_and_errors(explicit), explicit.stats
     assert items_a == items_b
     assert len(items_a) == len(set(items_a)) == 667
     assert errors_a == errors_b
@@ -169,12 +154,11 @@ async def test_the_engine_dupefilter_is_the_memory_backend_s(
     generated_url: str, tmp_path: Path, explicit: bool
 ) -> None:
     seen = FingerprintSet()
+    spider, settings = whole_site(generated_url), {"concurrency": 4, "depth_limit": 1}
     if explicit:
-        kwargs: dict[str, Any] = {"backend": MemoryBackend(seen)}
+        crawl, _ = await run_engine(spider, tmp_path, settings, backend=MemoryBackend(seen))
     else:
-        kwargs = {"dupefilter": seen}
-    stats, _, _, _ = await crawl(
-        FollowAll(generated_url), tmp_path, f"d{explicit}", depth_limit=1, **kwargs
-    )
+        crawl, _ = await run_engine(spider, tmp_path, settings, dupefilter=seen)
+    stats = crawl.stats
     assert stats.finish_reason == "finished"
     assert len(seen) >= stats.pages > 0

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import trio
 import trio.testing
 
-from crawling import run_spider
-from crawlmesh import Request, Response, SiteRequest, SiteResponse, Spider, open_site_server
+from crawling import Pages, run_spider
+from crawlmesh import SiteRequest, SiteResponse, open_site_server
 
 
 class Site:
@@ -26,23 +24,15 @@ class Site:
         return SiteResponse(200, b"<h1 class='title'>x</h1>")
 
 
-class Pages(Spider):
-    def __init__(self, base: str, paths: list[str]) -> None:
-        super().__init__()
-        self.base, self.paths = base, paths
-
-    async def start(self) -> AsyncIterator[Request]:
-        for p in self.paths:
-            yield Request(self.base + p)
-
-    def parse(self, response: Response) -> Any:
-        yield {"url": response.url}
+def pages(base: str, paths: list[str]) -> Pages:
+    """The site's ``paths``, one item each (only a URL is asserted on)."""
+    return Pages([base + p for p in paths])
 
 
 async def test_disallowed_paths_are_filtered(tmp_path: Path) -> None:
     site = Site((200, b"User-agent: *\nDisallow: /private\n"))
     async with open_site_server(site.handle) as base:
-        stats, items, errors = await run_spider(Pages(base, ["/a", "/private/x", "/b"]), tmp_path)
+        stats, items, errors = await run_spider(pages(base, ["/a", "/private/x", "/b"]), tmp_path)
     assert sorted(i["url"].removeprefix(base) for i in items) == ["/a", "/b"]
     assert stats.filtered["robots"] == 1
     assert errors == []
@@ -53,7 +43,7 @@ async def test_disallowed_paths_are_filtered(tmp_path: Path) -> None:
 async def test_obey_false_ignores_robots(tmp_path: Path) -> None:
     site = Site((200, b"User-agent: *\nDisallow: /\n"))
     async with open_site_server(site.handle) as base:
-        _stats, items, _ = await run_spider(Pages(base, ["/a"]), tmp_path, **{"robots.obey": False})
+        _stats, items, _ = await run_spider(pages(base, ["/a"]), tmp_path, **{"robots.obey": False})
     assert len(items) == 1
     assert "/robots.txt" not in [t for t, _ in site.log]
 
@@ -64,7 +54,7 @@ async def test_crawl_delay_spaces_requests(
     site = Site((200, b"User-agent: *\nCrawl-delay: 10\n"))
     async with open_site_server(site.handle) as base:
         _stats, items, _ = await run_spider(
-            Pages(base, [f"/p{i}" for i in range(4)]), tmp_path, concurrency_per_domain=8
+            pages(base, [f"/p{i}" for i in range(4)]), tmp_path, concurrency_per_domain=8
         )
     assert len(items) == 4
     times = [t for target, t in site.log if target != "/robots.txt"]
@@ -76,7 +66,7 @@ async def test_crawl_delay_spaces_requests(
 async def test_robots_server_error_disallows_and_reports(tmp_path: Path) -> None:
     site = Site((503, b"busy"))
     async with open_site_server(site.handle) as base:
-        stats, items, errors = await run_spider(Pages(base, ["/a", "/b"]), tmp_path)
+        stats, items, errors = await run_spider(pages(base, ["/a", "/b"]), tmp_path)
     assert items == []
     assert stats.errors_by_kind == {"robots_unavailable": 2}
     assert sorted(e["url"].removeprefix(base) for e in errors) == ["/a", "/b"]
@@ -85,5 +75,5 @@ async def test_robots_server_error_disallows_and_reports(tmp_path: Path) -> None
 async def test_robots_404_allows_everything(tmp_path: Path) -> None:
     site = Site((404, b""))
     async with open_site_server(site.handle) as base:
-        _, items, _ = await run_spider(Pages(base, ["/a", "/b"]), tmp_path)
+        _, items, _ = await run_spider(pages(base, ["/a", "/b"]), tmp_path)
     assert len(items) == 2

@@ -8,25 +8,20 @@ that items and the errors file report.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from crawling import run_spider
+from crawling import Pages, run_engine, run_spider
 from crawlmesh import (
-    Engine,
-    JsonLinesWriter,
-    Request,
     Response,
     SiteRequest,
     SiteResponse,
-    Spider,
     open_site_server,
 )
-from crawlmesh._settings import load_settings
 from crawlmesh._state._jobdir import JobDir
 from crawlmesh._util._url import canonicalize, fingerprint
 
@@ -61,28 +56,18 @@ def moved(location: str, status: int = 301) -> SiteResponse:
     return SiteResponse(status, b"", [("Location", location)])
 
 
-class Follow(Spider):
-    """One item per page (URL and title); follows every link."""
-
-    def __init__(self, urls: list[str], *, dont_filter: bool = False) -> None:
-        super().__init__()
-        self.start_urls = urls
-        self.dont_filter = dont_filter
-
-    def start(self) -> Iterator[Request]:
-        for url in self.start_urls:
-            yield Request(url, dont_filter=self.dont_filter)
-
-    def parse(self, response: Response) -> Iterator[Any]:
-        yield {"url": response.url, "title": response.css("h1::text").get()}
-        for href in response.css("a::attr(href)").getall():
-            yield response.follow(href)
+def titled(response: Response) -> dict[str, Any]:
+    """A page's item: its URL and its ``<h1>`` (``None`` if it has none)."""
+    return {"url": response.url, "title": response.css("h1::text").get()}
 
 
-async def crawl(
-    site: UrlSite, tmp_path: Path, spider_urls: list[str], **kwargs: Any
-) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
-    return await run_spider(Follow(spider_urls, **kwargs), tmp_path, **{"robots.obey": False})
+def follow(urls: list[str], *, dont_filter: bool = False) -> Pages:
+    """Every page reachable from ``urls``, one :func:`titled` item each."""
+    return Pages(urls, follow=True, item=titled, dont_filter=dont_filter)
+
+
+NO_ROBOTS: dict[str, Any] = {"robots.obey": False}
+"""The crawls' settings: a robots.txt fetch would be one more hit to count."""
 
 
 @pytest.fixture
@@ -121,7 +106,9 @@ async def test_links_are_fetched_as_a_browser_resolves_them(
             "/dir/e.html?": ok("empty query"),
         }
     )
-    stats, items, errors = await crawl(site, tmp_path, [base + "/dir/page.html"])
+    stats, items, errors = await run_spider(
+        follow([base + "/dir/page.html"]), tmp_path, **NO_ROBOTS
+    )
 
     assert errors == []
     assert {i["title"] for i in items} == {
@@ -152,7 +139,9 @@ async def test_a_location_with_a_space_is_followed_encoded(
             "/dir/x.html": ok("backslash"),
         }
     )
-    _, items, errors = await crawl(site, tmp_path, [base + "/go", base + "/back"])
+    _, items, errors = await run_spider(
+        follow([base + "/go", base + "/back"]), tmp_path, **NO_ROBOTS
+    )
     assert errors == []
     assert sorted(i["url"] for i in items) == [
         base + "/dir/x.html",
@@ -170,9 +159,8 @@ async def test_a_bad_base_href_loses_no_link(served: tuple[UrlSite, str], tmp_pa
             "/d/two.html": ok("two"),
         }
     )
-    _, items, errors = await crawl(
-        site, tmp_path, [base + "/d/bad-base.html", base + "/d/js-base.html"]
-    )
+    starts = [base + "/d/bad-base.html", base + "/d/js-base.html"]
+    _, items, errors = await run_spider(follow(starts), tmp_path, **NO_ROBOTS)
     assert errors == []
     assert {i["title"] for i in items} == {"bad", "js", "one", "two"}
 
@@ -191,7 +179,7 @@ async def test_unreserved_escapes_fetch_one_page(
             "/a-b": ok("dash"),
         }
     )
-    _, items, _ = await crawl(site, tmp_path, [base + "/"])
+    _, items, _ = await run_spider(follow([base + "/"]), tmp_path, **NO_ROBOTS)
     assert sorted(i["title"] for i in items) == ["dash", "home", "index"]
     assert sum(site.hits[p] for p in ("/~user/", "/%7Euser/", "/%7euser/")) == 1
     assert site.hits["/a%2Db"] + site.hits["/a-b"] == 1
@@ -208,7 +196,7 @@ async def test_fragments_never_reach_response_url(
             "/doc.html": ok("doc", ["#top", "doc.html#end"]),
         }
     )
-    _, items, errors = await crawl(site, tmp_path, [base + "/#start"])
+    _, items, errors = await run_spider(follow([base + "/#start"]), tmp_path, **NO_ROBOTS)
     assert sorted(i["url"] for i in items) == [base + "/", base + "/doc.html"]
     assert [e["url"] for e in errors] == [base + "/gone.html"]
     assert site.hits["/doc.html"] == 1
@@ -230,7 +218,7 @@ async def test_a_link_to_a_redirect_target_is_a_duplicate(
             "/next": ok("next", ["/dir/", "/a.html", "a.html#x"]),
         }
     )
-    stats, items, errors = await crawl(site, tmp_path, [base + "/"])
+    stats, items, errors = await run_spider(follow([base + "/"]), tmp_path, **NO_ROBOTS)
     assert errors == []
     assert Counter(i["title"] for i in items) == Counter(["index", "dir", "a", "next"])
     assert site.hits["/dir/"] == site.hits["/a.html"] == 1
@@ -252,7 +240,7 @@ async def test_a_redirect_to_a_page_already_queued_is_a_duplicate(
             "/a.html": ok("a"),
         }
     )
-    _, items, errors = await crawl(site, tmp_path, [base + "/"])
+    _, items, errors = await run_spider(follow([base + "/"]), tmp_path, **NO_ROBOTS)
     assert errors == []
     assert Counter(i["title"] for i in items) == Counter(["index", "dir", "a"])
     assert sorted(i["url"] for i in items) == [base + "/", base + "/a.html", base + "/dir/"]
@@ -263,8 +251,8 @@ async def test_dont_filter_still_fetches_a_seen_redirect_target(
 ) -> None:
     site, base = served
     site.pages.update({"/a.html": ok("a"), "/old.html": moved("/a.html")})
-    _, items, _ = await crawl(
-        site, tmp_path, [base + "/a.html", base + "/old.html"], dont_filter=True
+    _, items, _ = await run_spider(
+        follow([base + "/a.html", base + "/old.html"], dont_filter=True), tmp_path, **NO_ROBOTS
     )
     assert [i["title"] for i in items] == ["a", "a"]
 
@@ -282,17 +270,10 @@ async def test_a_redirect_target_is_seen_in_the_jobdir(
             "/a.html": ok("a", ["/a.html#x"]),
         }
     )
-    spider = Follow([base + "/"])
+    spider = follow([base + "/"])
     job = JobDir(tmp_path / "job", spider)
-    out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
-    items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
-    settings = load_settings([("test", {"progress_interval": 0, "robots.obey": False})])
-    try:
-        await Engine(spider, settings, items=items, errors=errors, backend=job).run()
-    finally:
-        items.close()
-        errors.close()
+    await run_engine(spider, tmp_path, {"progress_interval": 0, **NO_ROBOTS}, backend=job)
     assert site.hits["/a.html"] == 1
-    again = JobDir(tmp_path / "job", Follow([base + "/"]))
+    again = JobDir(tmp_path / "job", follow([base + "/"]))
     assert not again.add(fingerprint("GET", canonicalize(base + "/a.html")))
     assert again.add(fingerprint("GET", canonicalize(base + "/b.html")))
