@@ -8,10 +8,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from crawlmesh import Engine, JsonLinesWriter, Request, Response, Spider, open_site_server
-from crawlmesh._settings import NodeSpec, load_settings
+from crawling import FieldsOf, Pages, run_spider
+from crawlmesh import Response, open_site_server
+from crawlmesh._settings import NodeSpec
 from litenode import LiteNode
 from sites import GeneratedSite
 
@@ -34,40 +33,24 @@ async def open_nodes(
         yield specs, lite
 
 
-class Pages(Spider):
-    """Fetches /p/0 .. /p/N-1 and yields the node each came through."""
-
-    def __init__(self, base: str, n: int, session: Any = None) -> None:
-        super().__init__()
-        self.base, self.n, self.session = base, n, session
-
-    async def start(self) -> AsyncIterator[Request]:
-        for i in range(self.n):
-            session = self.session(i) if self.session else None
-            yield Request(f"{self.base}/p/{i}", session=session)
-
-    def parse(self, response: Response) -> Any:
-        yield {
-            "url": response.url,
-            "node": response.node,
-            "session": response.request.session,
-            "moved": response.session_moved,
-        }
+def routed(response: Response) -> dict[str, Any]:
+    """A page's item: its URL, the node it came through, and its session
+    (and whether that session moved to another node)."""
+    return {
+        "url": response.url,
+        "node": response.node,
+        "session": response.request.session,
+        "moved": response.session_moved,
+    }
 
 
-async def crawl(
-    spider: Spider, specs: list[NodeSpec], tmp_path: Path, **settings: Any
-) -> tuple[Any, list[dict[str, Any]]]:
-    out = tmp_path / "items.jsonl"
-    items = JsonLinesWriter(out)
-    base = {"robots.obey": False, "concurrency_per_domain": 64, "progress_interval": 0}
-    engine = Engine(spider, load_settings([("test", {**base, **settings})]), items=items)
-    engine.use_nodes(specs)
-    try:
-        stats = await engine.run()
-    finally:
-        items.close()
-    return stats, [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+def pages(base: str, n: int, fields: FieldsOf | None = None) -> Pages:
+    """/p/0 .. /p/N-1, one :func:`routed` item each."""
+    return Pages([f"{base}/p/{i}" for i in range(n)], item=routed, fields=fields)
+
+
+MESH: dict[str, Any] = {"robots.obey": False, "concurrency_per_domain": 64, "progress_interval": 0}
+"""The crawls' settings: each domain may use the whole mesh at once."""
 
 
 async def test_weights_3_2_1_give_shares_within_3_points(tmp_path: Path) -> None:
@@ -76,8 +59,8 @@ async def test_weights_3_2_1_give_shares_within_3_points(tmp_path: Path) -> None
         open_site_server(site.handle) as base,
         open_nodes(("a", "", 3, 0), ("b", "", 2, 0), ("c", "", 1, 0)) as (specs, _),
     ):
-        stats, items = await crawl(
-            Pages(base, 3000), specs, tmp_path, **{"balancer.strategy": "weighted"}
+        stats, items, _ = await run_spider(
+            pages(base, 3000), tmp_path, nodes=specs, **MESH, **{"balancer.strategy": "weighted"}
         )
     assert len(items) == 3000
     shares = Counter(i["node"] for i in items)
@@ -97,7 +80,7 @@ async def test_a_dead_node_loses_nothing(tmp_path: Path) -> None:
             lite,
         ),
     ):
-        stats, items = await crawl(Pages(base, 600), specs, tmp_path)
+        stats, items, _ = await run_spider(pages(base, 600), tmp_path, nodes=specs, **MESH)
     assert 30 <= lite["b"].served < 30 + 64  # requests already inside b complete
     assert sorted(i["url"] for i in items) == sorted(f"{base}/p/{n}" for n in range(600))
     assert stats.errors == 0
@@ -115,9 +98,8 @@ async def test_sessions_stick_to_one_node(tmp_path: Path) -> None:
         open_site_server(site.handle) as base,
         open_nodes(("a", "", 1, 0), ("b", "", 1, 0), ("c", "", 1, 0)) as (specs, _),
     ):
-        stats, items = await crawl(
-            Pages(base, 400, session=lambda i: f"s{i % 20}"), specs, tmp_path
-        )
+        spider = pages(base, 400, lambda i: {"session": f"s{i % 20}"})
+        stats, items, _ = await run_spider(spider, tmp_path, nodes=specs, **MESH)
     nodes_of: dict[str, set[str]] = {}
     for item in items:
         nodes_of.setdefault(item["session"], set()).add(item["node"])
@@ -137,23 +119,26 @@ async def test_geo_routing_and_fallback(tmp_path: Path) -> None:
         ) as (specs, _),
     ):
 
-        class Regional(Pages):
-            async def start(self) -> AsyncIterator[Request]:
-                for i in range(60):
-                    yield Request(f"{self.base}/p/{i}", region="eu-west" if i % 2 else None)
+        def odd_in_eu(i: int) -> dict[str, Any]:
+            return {"region": "eu-west" if i % 2 else None}
 
-        stats, items = await crawl(
-            Regional(base, 60), specs, tmp_path, **{"balancer.default_region": "us-east"}
+        stats, items, _ = await run_spider(
+            pages(base, 60, odd_in_eu),
+            tmp_path,
+            nodes=specs,
+            **MESH,
+            **{"balancer.default_region": "us-east"},
         )
         assert {i["node"] for i in items if int(i["url"].rsplit("/", 1)[1]) % 2} == {"eu"}
         assert {i["node"] for i in items if not int(i["url"].rsplit("/", 1)[1]) % 2} == {"us"}
 
         # With no eu-west node, eu-west requests fall back along the order.
         no_eu = [s for s in specs if s.name != "eu"]
-        stats, items = await crawl(
-            Regional(base, 60),
-            no_eu,
+        stats, items, _ = await run_spider(
+            pages(base, 60, odd_in_eu),
             tmp_path,
+            nodes=no_eu,
+            **MESH,
             **{"balancer.default_region": "us-east", "balancer.region_order": ["asia-pacific"]},
         )
         assert {i["node"] for i in items if int(i["url"].rsplit("/", 1)[1]) % 2} == {"ap"}
@@ -172,8 +157,8 @@ async def test_a_crawl_through_real_proxy_processes(
         NodeSpec(name="direct", weight=1),
     ]
     async with open_site_server(site.handle) as base:
-        stats, items = await crawl(
-            Pages(base, 300), specs, tmp_path, **{"balancer.strategy": "weighted"}
+        stats, items, _ = await run_spider(
+            pages(base, 300), tmp_path, nodes=specs, **MESH, **{"balancer.strategy": "weighted"}
         )
     assert sorted(i["url"] for i in items) == sorted(f"{base}/p/{n}" for n in range(300))
     assert stats.errors == 0
@@ -192,9 +177,8 @@ async def test_a_session_moves_once_when_its_node_dies(tmp_path: Path) -> None:
         open_site_server(site.handle) as base,
         open_nodes(("a", "", 1, 0), ("b", "", 1, 0), die_after={"a": 20, "b": 20}) as (specs, _),
     ):
-        stats, items = await crawl(
-            Pages(base, 40, session=lambda i: "s"), specs, tmp_path, concurrency=1
-        )
+        spider = pages(base, 40, lambda i: {"session": "s"})
+        stats, items, _ = await run_spider(spider, tmp_path, nodes=specs, **MESH, concurrency=1)
     assert len(items) == 40
     order = [i["node"] for i in sorted(items, key=lambda i: int(i["url"].rsplit("/", 1)[1]))]
     first, second = order[0], next(n for n in order if n != order[0])

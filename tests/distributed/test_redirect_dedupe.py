@@ -4,25 +4,21 @@ a link to it later, from this worker or another, is a duplicate."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import coredis
-import msgspec
 import pytest
 import trio
 
+from crawling import Pages, run_engine
 from crawlmesh import (
-    Engine,
-    JsonLinesWriter,
     Response,
     SiteRequest,
     SiteResponse,
-    Spider,
     open_site_server,
 )
-from crawlmesh._settings import BackendSettings, load_settings
+from crawlmesh._settings import BackendSettings
 from crawlmesh._state._redis import RedisBackend
 from crawlmesh._state._redis._outbox import pushes
 from crawlmesh._state._redis._scripts import SYNC
@@ -106,18 +102,19 @@ class Site:
         return SiteResponse(404, b"", HTML)
 
 
-class Follow(Spider):
-    name = "redirect-dedupe"
+def titled(response: Response) -> dict[str, Any] | None:
+    """A page with an ``<h1>``: its URL and title; no item for the others."""
+    title = response.css("h1::text").get()
+    return {"url": response.url, "title": title} if title else None
 
-    def __init__(self, start: str) -> None:
-        super().__init__()
-        self.start_urls = [start]
 
-    def parse(self, response: Response) -> Iterator[Any]:
-        title = response.css("h1::text").get()
-        if title:
-            yield {"url": response.url, "title": title}
-        yield from response.follow_all(css="a")
+def follow(start: str) -> Pages:
+    """Every page reachable from ``start``, :func:`titled` (the start request
+    passes the dupe filter, as a spider's ``start_urls`` do)."""
+    return Pages([start], follow=True, item=titled, dont_filter=True)
+
+
+SETTINGS: dict[str, Any] = {"progress_interval": 0, "robots.obey": False}
 
 
 async def test_a_link_to_a_redirect_target_is_a_duplicate_in_redis(
@@ -125,25 +122,16 @@ async def test_a_link_to_a_redirect_target_is_a_duplicate_in_redis(
 ) -> None:
     site = Site()
     async with open_site_server(site.handle) as base:
-        spider = Follow(base + "/")
+        spider = follow(base + "/")
         backend = RedisBackend(BackendSettings(url=redis.url), spider, concurrency=4)
-        out, err = tmp_path / "items.jsonl", tmp_path / "errors.jsonl"
-        items, errors = JsonLinesWriter(out), JsonLinesWriter(err)
-        settings = load_settings([("test", {"progress_interval": 0, "robots.obey": False})])
-        engine = Engine(spider, settings, items=items, errors=errors, backend=backend)
-        try:
-            with trio.fail_after(30):
-                await engine.run()
-        finally:
-            items.close()
-            errors.close()
-    found = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
-    assert sorted(i["title"] for i in found) == ["a", "next"]
+        with trio.fail_after(30):
+            crawl, _ = await run_engine(spider, tmp_path, SETTINGS, backend=backend)
+    assert sorted(i["title"] for i in crawl.items) == ["a", "next"]
     assert site.hits["/a.html"] == 1
-    assert err.read_bytes() == b""
+    assert crawl.errors == []
     # The target's fingerprint is in the crawl's shared set, not only this worker's.
     async with coredis.Redis(port=redis.port) as client:
-        assert await client.scard("crawlmesh:{redirect-dedupe}:seen") == 4
+        assert await client.scard("crawlmesh:{pages}:seen") == 4
 
 
 class Elsewhere:
@@ -175,32 +163,24 @@ class Elsewhere:
 async def test_a_redirect_to_a_page_another_worker_reached_is_a_duplicate(
     redis: RedisServer, tmp_path: Path
 ) -> None:
-    site = Elsewhere(redis, "redirect-dedupe")
+    site = Elsewhere(redis, "pages")
     async with open_site_server(site.handle) as base:
-        spider = Follow(base + "/")
+        spider = follow(base + "/")
         backend = RedisBackend(BackendSettings(url=redis.url), spider, concurrency=4)
-        out = tmp_path / "items.jsonl"
-        items, errors = JsonLinesWriter(out), JsonLinesWriter(tmp_path / "errors.jsonl")
-        settings = load_settings([("test", {"progress_interval": 0, "robots.obey": False})])
-        engine = Engine(spider, settings, items=items, errors=errors, backend=backend)
-        try:
-            with trio.fail_after(30):
-                stats = await engine.run()
-        finally:
-            items.close()
-            errors.close()
+        with trio.fail_after(30):
+            crawl, _ = await run_engine(spider, tmp_path, SETTINGS, backend=backend)
     # The other worker's page: this one fetched the redirect, and no item.
     assert site.hits["/a.html"] == 1
-    assert out.read_bytes() == b""
-    assert stats.filtered["duplicate"] >= 1
-    assert (tmp_path / "errors.jsonl").read_bytes() == b""
+    assert crawl.items == []
+    assert crawl.stats.filtered["duplicate"] >= 1
+    assert crawl.errors == []
 
 
 async def test_seen_first_does_not_wait_when_no_sync_runs(redis: RedisServer) -> None:
     # (Before run() and after it stops: nothing would answer, and a page is
     # never dropped on a guess.)
     backend = RedisBackend(
-        BackendSettings(url=redis.url), Follow("http://127.0.0.1:1/"), concurrency=1
+        BackendSettings(url=redis.url), follow("http://127.0.0.1:1/"), concurrency=1
     )
     with trio.fail_after(1):
         assert await backend.seen_first(b"\x01" * 16) is True

@@ -20,18 +20,13 @@ import trio
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crawling import Pages, built_engine, no_item
 from crawlmesh import (
-    Engine,
-    JsonLinesWriter,
-    Request,
-    Response,
     SiteRequest,
     SiteResponse,
-    Spider,
     open_site_server,
 )
 from crawlmesh._observe._metrics import CrawlCollector, serve_metrics
-from crawlmesh._settings import load_settings
 from sites import GeneratedSite
 
 
@@ -163,30 +158,23 @@ RATE_HOST = "127.0.0.5"
 COUNTERS = ("_total", "_bucket", "_count", "_sum")
 
 
-class FollowAll(Spider):
-    name = "follow-all"
-
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__()
-        self.start_urls = urls
-
-    def parse(self, response: Response) -> Iterator[Request]:
-        yield from response.follow_all(response.css("a::attr(href)").getall())
+def follow_all(urls: list[str]) -> Pages:
+    """Follows every link from ``urls`` (the start requests pass the dupe
+    filter, as a spider's ``start_urls`` do), and yields no item."""
+    return Pages(urls, follow=True, item=no_item, dont_filter=True)
 
 
 async def test_metrics_of_a_crawl_of_more_domains_than_labels(tmp_path: Path) -> None:
     sites = [GeneratedSite(40, seed=n) for n in range(len(HOSTS))]
-    settings = load_settings(
-        [("test", {"metrics.domain_labels": 2, "rates": {RATE_HOST: {"rate": "50/s"}}})]
-    )
+    settings = {"metrics.domain_labels": 2, "rates": {RATE_HOST: {"rate": "50/s"}}}
     scrapes: list[dict[str, float]] = []
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
     async with AsyncExitStack() as stack:
         bases = [
             await stack.enter_async_context(open_site_server(site.handle, host=host))
             for site, host in zip(sites, HOSTS, strict=True)
         ]
-        engine = Engine(FollowAll([f"{b}/p/0" for b in bases]), settings, items=items)
+        spider = follow_all([f"{b}/p/0" for b in bases])
+        engine = stack.enter_context(built_engine(spider, tmp_path, settings))
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(serve_metrics, engine, "127.0.0.1:0")
@@ -201,7 +189,6 @@ async def test_metrics_of_a_crawl_of_more_domains_than_labels(tmp_path: Path) ->
             stats = await engine.run()
             final = parse((await client.get(url)).text)  # after the crawl
             nursery.cancel_scope.cancel()
-    items.close()
     assert len(scrapes) > 5
     # Counters only grow, and no series goes away: a domain's label, once
     # given, is kept (a counter that shrank would read as a reset).
@@ -248,18 +235,14 @@ async def test_metrics_of_a_domain_whose_breaker_opens(tmp_path: Path) -> None:
     async def broken(request: SiteRequest, stream: trio.SocketStream) -> SiteResponse:
         return SiteResponse(500, b"down")
 
-    settings = load_settings(
-        [("test", {"robots.obey": False, "retry.max_attempts": 1,
-                   "concurrency_per_domain": 1, "breaker.park_timeout": 0.5})]
-    )  # fmt: skip
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
+    settings = {"robots.obey": False, "retry.max_attempts": 1,
+                "concurrency_per_domain": 1, "breaker.park_timeout": 0.5}  # fmt: skip
     async with open_site_server(broken) as base:
         urls = [f"{base}/p/{n}" for n in range(10)]
-        engine = Engine(FollowAll(urls), settings, items=items)
-        registry = CollectorRegistry()
-        registry.register(CrawlCollector(engine))
-        await engine.run()
-    items.close()
+        with built_engine(follow_all(urls), tmp_path, settings) as engine:
+            registry = CollectorRegistry()
+            registry.register(CrawlCollector(engine))
+            await engine.run()
     final = parse(generate_latest(registry).decode())
     # Five 500s in a row open the (node, domain) breaker; the other five
     # requests wait for it (one hold) and are written off at park_timeout.
@@ -280,15 +263,13 @@ async def test_metrics_of_a_domain_whose_breaker_opens(tmp_path: Path) -> None:
 
 async def test_a_node_in_slow_start_has_a_state(tmp_path: Path) -> None:
     nodes = [{"name": "a", "kind": "direct"}, {"name": "b", "kind": "direct"}]
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
-    engine = Engine(FollowAll([]), load_settings([("test", {"nodes": nodes})]), items=items)
-    assert engine.balancer is not None
-    b = next(n for n in engine.balancer.nodes if n.name == "b")
-    engine.balancer.health.ramp(b)  # (as when its breaker closes again)
-    registry = CollectorRegistry()
-    registry.register(CrawlCollector(engine))
-    final = parse(generate_latest(registry).decode())
-    items.close()
+    with built_engine(follow_all([]), tmp_path, {"nodes": nodes}) as engine:
+        assert engine.balancer is not None
+        b = next(n for n in engine.balancer.nodes if n.name == "b")
+        engine.balancer.health.ramp(b)  # (as when its breaker closes again)
+        registry = CollectorRegistry()
+        registry.register(CrawlCollector(engine))
+        final = parse(generate_latest(registry).decode())
     states = {
         (label(k, "node"), label(k, "state"))
         for k, v in final.items()
@@ -305,12 +286,10 @@ async def test_counters_of_known_label_sets_start_at_zero(tmp_path: Path) -> Non
         {"name": "d", "kind": "direct"},
         {"name": "n", "kind": "node", "url": "http://127.0.0.1:9"},
     ]
-    items = JsonLinesWriter(tmp_path / "items.jsonl")
-    engine = Engine(FollowAll([]), load_settings([("test", {"nodes": nodes})]), items=items)
-    registry = CollectorRegistry()
-    registry.register(CrawlCollector(engine))
-    fresh = parse(generate_latest(registry).decode())
-    items.close()
+    with built_engine(follow_all([]), tmp_path, {"nodes": nodes}) as engine:
+        registry = CollectorRegistry()
+        registry.register(CrawlCollector(engine))
+        fresh = parse(generate_latest(registry).decode())
     transitions = {
         (label(k, "scope"), label(k, "state")): v
         for k, v in fresh.items()

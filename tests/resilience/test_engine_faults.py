@@ -24,7 +24,6 @@ from crawling import Pages, run_spider
 from crawlmesh import (
     SiteRequest,
     SiteResponse,
-    Spider,
     open_site_server,
 )
 from crawlmesh._settings import NodeSpec
@@ -35,6 +34,9 @@ PAGE = b"<html><h1 class='title'>ok</h1></html>"
 
 Handler = Callable[[str, str, SiteRequest], "Any"]
 
+
+THROUGH_NODES: dict[str, Any] = {"robots.obey": False, "progress_interval": 0}
+"""The settings of a crawl through LiteNodes."""
 
 RESET = -1.0
 """A rule's answer: reset the connection instead of answering."""
@@ -149,7 +151,9 @@ async def test_a_node_banned_by_one_site_keeps_serving_the_others(
         open_nodes(("n1", "", 1, 0), ("n2", "", 1, 0)) as (specs, _),
     ):
         shop, other = urls(base, "localhost", 60), urls(base, "127.0.0.1", 60)
-        stats, items, errors = await crawl_through(specs, Pages(shop + other), tmp_path)
+        stats, items, errors = await run_spider(
+            Pages(shop + other), tmp_path, nodes=specs, **THROUGH_NODES
+        )
     assert_each_once(shop + other, items, errors)
     assert errors == []
     by_url = {i["url"]: i["node"] for i in items}
@@ -175,8 +179,8 @@ async def test_a_hung_node_costs_one_attempt_and_the_request_goes_elsewhere(
     ):
         expected = urls(base, "127.0.0.1", 20)
         mesh = [*specs, NodeSpec(name="hung", kind="node", url=hung_url)]
-        stats, items, errors = await crawl_through(
-            mesh, Pages(expected), tmp_path, **{"timeouts.total": 5}
+        stats, items, errors = await run_spider(
+            Pages(expected), tmp_path, nodes=mesh, **THROUGH_NODES, **{"timeouts.total": 5}
         )
     assert_each_once(expected, items, errors)
     assert errors == []
@@ -237,13 +241,6 @@ async def test_timeouts_by_domain_override_the_defaults(
     assert {e["kind"] for e in errors} == {"read_timeout"}
 
 
-async def crawl_through(
-    specs: list[NodeSpec], spider: Spider, tmp_path: Path, **settings: Any
-) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
-    merged = {"robots.obey": False, "progress_interval": 0, **settings}
-    return await run_spider(spider, tmp_path, nodes=specs, **merged)
-
-
 async def test_a_per_node_rate_applies_to_each_egress_node(
     tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
@@ -260,10 +257,11 @@ async def test_a_per_node_rate_applies_to_each_egress_node(
     ):
         expected = urls(base, "localhost", 40)
         start = trio.current_time()
-        stats, items, errors = await crawl_through(
-            specs,
+        stats, items, errors = await run_spider(
             Pages(expected),
             tmp_path,
+            nodes=specs,
+            **THROUGH_NODES,
             rates={"localhost": {"rate": "2/s", "per_node": True}},
         )
         elapsed = trio.current_time() - start

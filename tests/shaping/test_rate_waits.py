@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from crawling import Pages, run_engine
-from crawlmesh import Engine, open_site_server
+from crawlmesh import open_site_server
 from crawlmesh._shaping._politeness import Politeness
 from crawlmesh._shaping._shaper import Shaper
 from shaping.test_engine_shaping import Recorder
@@ -104,13 +104,13 @@ async def test_a_gate_notes_its_own_waits(autojump_clock: trio.testing.MockClock
 # -- whole crawls ---------------------------------------------------------------
 
 
-async def crawl(tmp_path: Path, urls: list[str], **settings: Any) -> Engine:
+async def waits_of_crawl(
+    tmp_path: Path, urls: list[str], **settings: Any
+) -> dict[str, tuple[int, float]]:
+    """The reasons a crawl of ``urls`` (each delivered) waited for: (count,
+    seconds)."""
     done, engine = await run_engine(Pages(urls), tmp_path, {"robots.obey": False, **settings})
     assert done.stats.items == len(urls)
-    return engine
-
-
-def waits(engine: Engine) -> dict[str, tuple[int, float]]:
     w = engine.rate_waits
     return {r: (n, round(w.seconds[r], 3)) for r, n in w.count.items() if n}
 
@@ -123,9 +123,11 @@ async def test_a_crawl_counts_each_rate_wait(
         port = base.rsplit(":", 1)[1]
         urls = [f"http://127.0.0.1:{port}/a{i}" for i in range(10)]
         urls += [f"http://localhost:{port}/b{i}" for i in range(10)]
-        engine = await crawl(tmp_path, urls, rates={"127.0.0.1": {"rate": "2/s", "burst": 3}})
+        waits = await waits_of_crawl(
+            tmp_path, urls, rates={"127.0.0.1": {"rate": "2/s", "burst": 3}}
+        )
     # A burst of 4, then six requests each held 0.5 s; localhost never waits.
-    assert waits(engine) == {"rate": (6, 3.0)}
+    assert waits == {"rate": (6, 3.0)}
 
 
 async def test_a_crawl_counts_delay_waits(
@@ -133,8 +135,9 @@ async def test_a_crawl_counts_delay_waits(
 ) -> None:
     site = Recorder()
     async with open_site_server(site.handle) as base:
-        engine = await crawl(tmp_path, [f"{base}/p{i}" for i in range(4)], download_delay=1.5)
-    assert waits(engine) == {"delay": (3, 4.5)}
+        urls = [f"{base}/p{i}" for i in range(4)]
+        waits = await waits_of_crawl(tmp_path, urls, download_delay=1.5)
+    assert waits == {"delay": (3, 4.5)}
 
 
 async def test_a_crawl_counts_a_retry_after_pause(
@@ -142,9 +145,10 @@ async def test_a_crawl_counts_a_retry_after_pause(
 ) -> None:
     site = Recorder(throttle_first="7")
     async with open_site_server(site.handle) as base:
-        engine = await crawl(tmp_path, [f"{base}/p{i}" for i in range(4)], concurrency_per_domain=1)
+        urls = [f"{base}/p{i}" for i in range(4)]
+        waits = await waits_of_crawl(tmp_path, urls, concurrency_per_domain=1)
     # The other pages waited out the pause (the retry waited in the retrier).
-    assert waits(engine) == {"pause": (1, 7.0)}
+    assert waits == {"pause": (1, 7.0)}
 
 
 async def test_a_crawl_counts_per_node_rate_waits(
@@ -153,7 +157,7 @@ async def test_a_crawl_counts_per_node_rate_waits(
     site = Recorder()
     nodes = [{"name": "a", "kind": "direct"}, {"name": "b", "kind": "direct"}]
     async with open_site_server(site.handle) as base:
-        engine = await crawl(
+        waits = await waits_of_crawl(
             tmp_path,
             [f"{base}/p{i}" for i in range(6)],
             nodes=nodes,
@@ -161,8 +165,8 @@ async def test_a_crawl_counts_per_node_rate_waits(
         )
     starts = sorted(round(t - site.log[0][2], 3) for _, _, t in site.log)
     assert starts == [0, 0, 1, 1, 2, 2]  # two nodes, one request a second each
-    count, seconds = waits(engine)["node_rate"]
-    assert set(waits(engine)) == {"node_rate"}
+    count, seconds = waits["node_rate"]
+    assert set(waits) == {"node_rate"}
     # Each wait ends when a node's next slot comes, a second after the last.
     assert 2 <= count <= 4
     assert seconds == pytest.approx(count * 1.0)
