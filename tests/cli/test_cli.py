@@ -333,23 +333,36 @@ def test_debug_shows_the_traceback_of_a_usage_error(
 # -- spider resolution from the current directory -----------------------------
 
 
+def crawl_one_page(
+    cli: Path, spider: str, site_url: str, *, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``crawl SPIDER -a start_url=SITE/p/0 --max-pages 1`` in ``cwd``."""
+    args = ["crawl", spider, "-a", f"start_url={site_url}/p/0", "--max-pages", "1"]
+    return run_cli(cli, *args, cwd=cwd, env=env)
+
+
+def assert_one_item_from(result: subprocess.CompletedProcess[str], cls: str) -> None:
+    """The crawl succeeded, and its one item names the spider class ``cls``."""
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout) == [{"spider": cls}]
+
+
+def bare_project(root: Path) -> Path:
+    """A project with ``spiders/two.py`` and no ``__init__.py``."""
+    project = root / "bare"
+    (project / "spiders").mkdir(parents=True)
+    (project / "spiders" / "two.py").write_text(TWO_SPIDERS)
+    return project
+
+
 def test_class_suffix_picks_one_of_several_spiders(
     crawlmesh_cli: Path, project: Path, cli_env: dict[str, str], site_process_url: str
 ) -> None:
     for cls in ("Alpha", "Beta"):
-        result = run_cli(
-            crawlmesh_cli,
-            "crawl",
-            f"spiders.two:{cls}",
-            "-a",
-            f"start_url={site_process_url}/p/0",
-            "--max-pages",
-            "1",
-            cwd=project,
-            env=cli_env,
+        result = crawl_one_page(
+            crawlmesh_cli, f"spiders.two:{cls}", site_process_url, cwd=project, env=cli_env
         )
-        assert result.returncode == 0, result.stderr
-        assert json_lines(result.stdout) == [{"spider": cls}]
+        assert_one_item_from(result, cls)
 
 
 def test_spider_module_is_resolved_from_the_current_directory(
@@ -359,44 +372,33 @@ def test_spider_module_is_resolved_from_the_current_directory(
     cli_env: dict[str, str],
     site_process_url: str,
 ) -> None:
-    args = ["crawl", "spiders.two:Beta", "-a", f"start_url={site_process_url}/p/0"]
-    here = run_cli(crawlmesh_cli, *args, "--max-pages", "1", cwd=project, env=cli_env)
-    assert here.returncode == 0, here.stderr
-    assert json_lines(here.stdout) == [{"spider": "Beta"}]
+    here = crawl_one_page(
+        crawlmesh_cli, "spiders.two:Beta", site_process_url, cwd=project, env=cli_env
+    )
+    assert_one_item_from(here, "Beta")
     # The same command from another directory does not find ./spiders/two.py.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    there = run_cli(crawlmesh_cli, *args, cwd=elsewhere, env=cli_env)
+    there = crawl_one_page(
+        crawlmesh_cli, "spiders.two:Beta", site_process_url, cwd=elsewhere, env=cli_env
+    )
     assert_usage_error(there, "no module named 'spiders.two'", f"looked in {elsewhere}")
 
 
 def test_spiders_directory_without_init_is_found(
     crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str], site_process_url: str
 ) -> None:
-    project = tmp_path / "bare"
-    (project / "spiders").mkdir(parents=True)
-    (project / "spiders" / "two.py").write_text(TWO_SPIDERS)
-    result = run_cli(
-        crawlmesh_cli,
-        "crawl",
-        "spiders.two:Alpha",
-        "-a",
-        f"start_url={site_process_url}/p/0",
-        "--max-pages",
-        "1",
-        cwd=project,
-        env=cli_env,
+    project = bare_project(tmp_path)
+    result = crawl_one_page(
+        crawlmesh_cli, "spiders.two:Alpha", site_process_url, cwd=project, env=cli_env
     )
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout) == [{"spider": "Alpha"}]
+    assert_one_item_from(result, "Alpha")
 
 
 def test_current_directory_wins_over_a_spiders_package_on_the_python_path(
     crawlmesh_cli: Path, tmp_path: Path, cli_env: dict[str, str], site_process_url: str
 ) -> None:
-    project = tmp_path / "bare"
-    (project / "spiders").mkdir(parents=True)
-    (project / "spiders" / "two.py").write_text(TWO_SPIDERS)
+    project = bare_project(tmp_path)
     other = tmp_path / "other"
     (other / "spiders").mkdir(parents=True)
     (other / "spiders" / "__init__.py").write_text("")
@@ -404,37 +406,19 @@ def test_current_directory_wins_over_a_spiders_package_on_the_python_path(
         "from crawlmesh import Spider\n\n\nclass Unrelated(Spider):\n    pass\n"
     )
     env = {**cli_env, "PYTHONPATH": os.pathsep.join([cli_env["PYTHONPATH"], str(other)])}
-    result = run_cli(
-        crawlmesh_cli,
-        "crawl",
-        "spiders.two:Alpha",
-        "-a",
-        f"start_url={site_process_url}/p/0",
-        "--max-pages",
-        "1",
-        cwd=project,
-        env=env,
+    result = crawl_one_page(
+        crawlmesh_cli, "spiders.two:Alpha", site_process_url, cwd=project, env=env
     )
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout) == [{"spider": "Alpha"}]
+    assert_one_item_from(result, "Alpha")
 
 
 def test_spider_given_as_a_file_path(
     crawlmesh_cli: Path, project: Path, cli_env: dict[str, str], site_process_url: str
 ) -> None:
-    result = run_cli(
-        crawlmesh_cli,
-        "crawl",
-        "spiders/two.py:Beta",
-        "-a",
-        f"start_url={site_process_url}/p/0",
-        "--max-pages",
-        "1",
-        cwd=project,
-        env=cli_env,
+    result = crawl_one_page(
+        crawlmesh_cli, "spiders/two.py:Beta", site_process_url, cwd=project, env=cli_env
     )
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout) == [{"spider": "Beta"}]
+    assert_one_item_from(result, "Beta")
 
 
 # -- happy paths ---------------------------------------------------------------
