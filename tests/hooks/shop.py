@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from crawlmesh import Request, Response, Spider
+from crawling import Pages, product
+from crawlmesh import Request
 
 PAGES = 60
 """Pages of the shop (``GeneratedSite(PAGES)``): every third one is an item page."""
 ITEMS = len(range(0, PAGES, 3))
 
 
-class Shop(Spider):
-    """Follows every link from /p/0; one item per item page (title, price, sku)."""
+class Shop(Pages):
+    """Every page of the shop from /p/0, one item per product (title, price,
+    sku); keyword arguments set the spider's hooks (``pipelines=[...]``)."""
 
     name = "shop"
 
-    def __init__(self, base: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.start_urls = [base + "/p/0"]
-
-    def parse(self, response: Response) -> Iterator[Any]:
-        title = response.css("h1.title::text").get()
-        if title is not None:
-            yield {
-                "title": title,
-                "price": response.css("p.price::text").get(),
-                "sku": response.css("span.sku::text").get(),
-            }
-        for link in response.css("a::attr(href)").getall():
-            yield response.follow(link)
+    def __init__(self, base: str, **hooks: Any) -> None:
+        super().__init__([base + "/p/0"], follow=True, item=product, dont_filter=True)
+        for kind, objects in hooks.items():
+            setattr(self, kind, objects)
 
 
 def number(item: dict[str, Any]) -> int:
