@@ -22,13 +22,13 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Lowest first. Names on one line are one layer (they may import each other).
 LAYERS: list[tuple[str, ...]] = [
     ("_util", "_exceptions", "_request", "_items"),
-    ("_selector", "_response", "_forms"),
+    ("_selector", "_response", "_forms", "_links"),
     ("_hooks",),
     ("_shaping",),
     ("_transport",),
     ("_resilience",),
     ("_settings",),
-    ("_spider",),
+    ("_spider", "_spiders"),
     ("_frontier",),
     ("_observe",),
     ("_state",),

@@ -22,6 +22,7 @@ EXPECTED = {
     "DropItem", "DropRequest", "HookError", "Event", "Events", "ItemDropped", "ItemScraped",
     "RequestDropped", "RequestFailed", "RequestScheduled", "ResponseReceived", "SpiderClosed",
     "SpiderOpened", "pipelines", "FormRequest", "Item", "Field",
+    "CrawlSpider", "Link", "LinkExtractor", "Rule",
 }  # fmt: skip
 
 

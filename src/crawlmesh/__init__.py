@@ -47,6 +47,8 @@ from ._hooks import SpiderClosed as SpiderClosed
 from ._hooks import SpiderOpened as SpiderOpened
 from ._items import Field as Field
 from ._items import Item as Item
+from ._links import Link as Link
+from ._links import LinkExtractor as LinkExtractor
 from ._observe._nodes import NodeStats as NodeStats
 from ._observe._record import CrawlStats as CrawlStats
 from ._observe._record import Distribution as Distribution
@@ -69,6 +71,8 @@ from ._settings import ThrottleSettings as ThrottleSettings
 from ._settings import Timeouts as Timeouts
 from ._shaping import RateRule as RateRule
 from ._spider import Spider as Spider
+from ._spiders import CrawlSpider as CrawlSpider
+from ._spiders import Rule as Rule
 from ._transport._api import ApiTransport as ApiTransport
 from ._transport._base import FetchOptions as FetchOptions
 from ._transport._base import Transport as Transport

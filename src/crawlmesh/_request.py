@@ -40,6 +40,10 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
         referer: the URL of the page whose callback (or errback) yielded
             the request; set by the engine, as ``depth`` is, and written to
             the errors file. It is not sent as a header.
+        rule: for a request a :class:`~crawlmesh.CrawlSpider` made from a
+            link, the index in its ``rules`` of the :class:`~crawlmesh.Rule`
+            that matched the link (None for every other request). Its
+            callback and ``follow`` are applied to the response.
     """
 
     url: str
@@ -56,6 +60,7 @@ class Request(msgspec.Struct, dict=False, repr_omit_defaults=True):
     region: str | None = None
     session: str | None = None
     referer: str | None = None
+    rule: int | None = None
 
     def replace(self, **changes: Any) -> Request:
         """Return a copy with ``changes`` applied."""

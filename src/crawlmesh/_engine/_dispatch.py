@@ -24,7 +24,7 @@ from .._settings import Settings
 from .._shaping._politeness import Politeness
 from .._spider import Spider
 from .._state._backend import RequestStore
-from ._callbacks import iterate_result
+from .._util._callbacks import iterate_result
 from ._holds import CircuitHolds
 from ._ledger import Ledger
 from ._records import Dispatched

@@ -54,6 +54,7 @@ from .._shaping._aimd import AimdController
 from .._shaping._politeness import Politeness
 from .._shaping._shaper import Shaper
 from .._spider import Spider
+from .._spiders import warn_unmatched_rules, warn_unused_rules
 from .._state._backend import Backend, Resume
 from .._state._memory import MemoryBackend
 from .._transport._base import Transport
@@ -326,6 +327,7 @@ class Engine:
             # Library use without configure_logging(): keep stdout for items.
             configure_logging(self.settings.log_level)
         self._fetch.debug = self._export.debug = debug_enabled()
+        warn_unused_rules(self.spider)
         self.stats.started = trio.current_time()
         # (A backend's client runs a task group: its errors arrive wrapped.)
         with plain_errors():
@@ -384,6 +386,7 @@ class Engine:
             await spider.closed(reason)
         except Exception as exc:
             log.error("spider.closed() raised", error=repr(exc), exc_info=exc)
+        warn_unmatched_rules(spider)
         self.events.emit(SpiderClosed(spider, reason))
         return reason
 

@@ -23,7 +23,7 @@ from .._request import Request
 from .._response import Response
 from .._spider import Spider
 from .._state._backend import DedupeStore, Journal
-from ._callbacks import results_of
+from .._util._callbacks import results_of
 from ._ledger import Ledger
 from ._records import Item, Outcome, Page, Shutdown
 

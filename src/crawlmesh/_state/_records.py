@@ -37,6 +37,7 @@ class _Record(msgspec.Struct, array_like=True):
     region: str | None
     session: str | None
     referer: str | None = None  # (absent from records stored before it existed)
+    rule: int | None = None  # (likewise)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -73,6 +74,7 @@ class RequestCodec:
             request.region,
             request.session,
             request.referer,
+            request.rule,
         )
         try:
             return b"m" + _encoder.encode(record)
@@ -106,6 +108,7 @@ class RequestCodec:
             region=record.region,
             session=record.session,
             referer=record.referer,
+            rule=record.rule,
         )
 
     def _name(self, fn: Callable[..., Any] | None, what: str) -> str | None:

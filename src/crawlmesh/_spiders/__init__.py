@@ -1,0 +1,6 @@
+"""Spiders built on :class:`~crawlmesh.Spider` for common crawl shapes."""
+
+from ._crawl import CrawlSpider as CrawlSpider
+from ._crawl import Rule as Rule
+from ._crawl import warn_unmatched_rules as warn_unmatched_rules
+from ._crawl import warn_unused_rules as warn_unused_rules
