@@ -27,7 +27,7 @@ from ._util._url import LinkJoiner, canonicalize
 if TYPE_CHECKING:
     from ._response import Response
 
-__all__ = ["DENY_EXTENSIONS", "Link", "LinkExtractor"]
+__all__ = ["DENY_EXTENSIONS", "Link", "LinkExtractor", "host_of_href"]
 
 # Files a crawl for pages has no use for, by the extension of the URL's last
 # path segment: what Scrapy skips by default, and the like.
