@@ -197,6 +197,8 @@ class FeedFile:
     def close(self) -> None:
         try:
             self.finish()
+        except OSError:
+            pass  # (a closed pipe, a full disk: the crawl stopped for it, and said so)
         finally:
             if self._owned and self._fd >= 0:
                 os.close(self._fd)

@@ -292,7 +292,7 @@ class RedisBackend:
             ops = list(taken)
             # The length as of these acks (pages may finish during the call).
             lengths = self._lengths
-            ops += self._length_ops(lengths, self._sent_lengths)
+            ops += _length_ops(self._outputs, lengths, self._sent_lengths)
             if self._uncertain:
                 held = [member for _, member in self._leases.values()]
                 ops += ("r", str(len(held)), *held)  # (after the acks in this batch)
@@ -327,15 +327,6 @@ class RedisBackend:
             self._sent_lengths = lengths
             outbox.made_room()
             self._handle(reply, link)
-
-    def _length_ops(self, lengths: Mapping[str, int], sent: Mapping[str, int]) -> list[str]:
-        """The ``o`` ops for the feeds whose length is not the one sent."""
-        ops: list[str] = []
-        for name, length in lengths.items():
-            output = self._outputs.get(name)
-            if output is not None and sent.get(name) != length:
-                ops += ("o", output, str(length))
-        return ops
 
     def _put_back(self, taken: list[bytes | str], acks: int, *, uncertain: bool) -> None:
         """A sync failed: its batch goes first in the next one (or aclose's)."""
@@ -441,7 +432,7 @@ class RedisBackend:
         with trio.move_on_after(10) as scope:
             while True:
                 ops = self._outbox.ops
-                ops = [*ops, *self._length_ops(self._lengths, {})]
+                ops = [*ops, *_length_ops(self._outputs, self._lengths, {})]
                 try:
                     last = await self._call_sync(ops, 0)
                     if last[0] == b"lost":
@@ -495,6 +486,19 @@ def _cluster_hint(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, coredis.exceptions.MovedError):
         return {"hint": "this Redis is a Cluster node: use --backend redis+cluster://HOST:PORT"}
     return {}
+
+
+def _length_ops(
+    outputs: Mapping[str, str], lengths: Mapping[str, int], sent: Mapping[str, int]
+) -> list[str]:
+    """The ``o`` ops for the feeds (``outputs``: name -> key in Redis)
+    whose length is not the one ``sent``."""
+    ops: list[str] = []
+    for name, length in lengths.items():
+        output = outputs.get(name)
+        if output is not None and sent.get(name) != length:
+            ops += ("o", output, str(length))
+    return ops
 
 
 def _counters(stats: StatsCollector) -> list[str]:
