@@ -37,9 +37,7 @@ class ExportStage:
         events: the crawl's events (``ItemScraped``).
     """
 
-    def __init__(
-        self, items: FeedSet, max_items: int, ledger: Ledger, events: Events
-    ) -> None:
+    def __init__(self, items: FeedSet, max_items: int, ledger: Ledger, events: Events) -> None:
         self._items = items
         self._events = events
         self._max_items = max_items
