@@ -23,6 +23,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("_util", "_exceptions", "_request", "_items"),
     ("_selector", "_response", "_forms", "_links"),
+    ("_feeds",),
     ("_hooks",),
     ("_shaping",),
     ("_transport",),

@@ -59,12 +59,12 @@ def test_requests_fingerprints_and_stats_survive_a_reopen(tmp_path: Path) -> Non
     stats.errors["http_error"] += 2
     stats.status[200] += 5
     job.mark_start_done()
-    job.close(stats, items_length=123)
+    job.close(stats, {"items.jsonl": 123})
 
     again = JobDir(tmp_path / "job", Shop())
     assert again.resumed
     assert again.start_done
-    assert again.items_length == 123
+    assert again.lengths == {"items.jsonl": 123}
     assert len(again) == 1
     assert not again.add(b"a" * 16)
     [(domain, request)] = again.pending()
@@ -100,7 +100,7 @@ def test_a_spider_that_lost_a_callback_cannot_resume(tmp_path: Path) -> None:
     spider = Shop()
     job = JobDir(tmp_path / "job", spider)
     job.queued("a.test", Request("http://a.test/", callback=spider.parse_item))
-    job.close(StatsCollector(), None)
+    job.close(StatsCollector(), {})
 
     class Renamed(Spider):
         def parse(self, response: Response) -> Any:
@@ -123,7 +123,7 @@ def test_requests_dropped_by_their_caller_each_keep_a_row(tmp_path: Path) -> Non
     job = JobDir(tmp_path / "job", Shop())
     for n in range(50):
         job.queued("a.test", Request(f"http://a.test/{n}"))
-    job.close(StatsCollector(), items_length=None)
+    job.close(StatsCollector(), {})
     again = JobDir(tmp_path / "job", Shop())
     assert [r.url for _, r in again.pending()] == [f"http://a.test/{n}" for n in range(50)]
 

@@ -90,7 +90,7 @@ async def test_memory_backend_keeps_nothing_and_queues_locally() -> None:
     async with backend.connect(object(), stats) as resume:  # type: ignore[arg-type]
         assert not resume.resumed
         assert resume.pending == []
-        assert resume.items_length is None
+        assert resume.lengths == {}
         assert not resume.start_done
         request = Request("http://a.test/")
         assert backend.queued("a.test", request, b"f" * 16, seed=True)
@@ -101,10 +101,10 @@ async def test_memory_backend_keeps_nothing_and_queues_locally() -> None:
         await backend.room()
         assert backend.drained
         backend.finished(request)
-        backend.commit(10, stats)
+        backend.commit({"o.jsonl": 10}, stats)
         backend.mark_start_done()
         await backend.run()  # nothing in the background: it returns
-        assert await backend.aclose(stats, 10) is None
+        assert await backend.aclose(stats, {"o.jsonl": 10}) is None
     assert len(seen) == 0  # admission adds to the dupe filter, not the backend
     assert MemoryBackend().dupefilter is not MemoryBackend().dupefilter
 

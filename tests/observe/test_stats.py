@@ -238,7 +238,7 @@ async def test_the_rate_of_a_resumed_job_is_this_runs_pages_over_this_runs_time(
     for _ in range(17982):
         first.response("a.example", 200, 1, 0.001)
     job = JobDir(tmp_path / "job", Nothing())
-    job.close(first, items_length=None)
+    job.close(first, {})
 
     # The rerun restores them, fetches 30 more in 2 s.
     again = StatsCollector(started=trio.current_time() - 2.0)

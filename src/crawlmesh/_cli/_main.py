@@ -25,6 +25,7 @@ from .._exceptions import (
     plain_errors,
     sole_leaf,
 )
+from .._feeds import FORMATS, FeedSpec, format_for
 from .._observe._progress import choose_progress
 from .._observe._record import CrawlStats, stats_schema
 from .._settings import LOG_LEVELS, parse_override
@@ -47,6 +48,8 @@ from ._run import (
 from ._site_server import open_site_server
 
 __all__ = ["main"]
+
+FORMAT_NAMES = ", ".join(fmt.name for fmt in FORMATS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +86,34 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 def _crawl_args(p: argparse.ArgumentParser) -> None:
     """The options of a command that crawls (crawl, demo)."""
     _settings_args(p)
-    p.add_argument("-o", "--output", metavar="PATH", help="items as JSON lines (default: stdout)")
+    p.add_argument(
+        "-o",
+        "--output",
+        dest="feeds",
+        action="append",
+        type=lambda path: (path, False),
+        default=[],
+        metavar="PATH",
+        help="append items to PATH, its format from its extension: .jsonl/.jl, .json, "
+        ".csv, .xml; - is stdout (repeatable; default: the feeds setting, else "
+        "stdout as JSON lines)",
+    )
+    p.add_argument(
+        "-O",
+        "--overwrite-output",
+        dest="feeds",
+        action="append",
+        type=lambda path: (path, True),
+        metavar="PATH",
+        help="as -o, but empty PATH first (repeatable)",
+    )
+    p.add_argument(
+        "-t",
+        "--output-format",
+        metavar="FORMAT",
+        default="",
+        help=f"the format of every -o/-O, whatever the extension: {FORMAT_NAMES}",
+    )
     p.add_argument("--errors", metavar="PATH", help="failed requests as JSON lines")
     p.add_argument(
         "--stats",
@@ -295,6 +325,20 @@ def _spider_args(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _feeds(args: argparse.Namespace) -> list[FeedSpec]:
+    """The feeds -o, -O and -t ask for (a path given twice: the last wins)."""
+    specs: dict[str, FeedSpec] = {}
+    for path, overwrite in args.feeds:
+        specs[path] = FeedSpec(path, format_for(path, args.output_format), overwrite)
+    if args.output_format and not specs:
+        raise UsageError("-t names the format of -o/-O outputs: give one (-o - for stdout)")
+    return list(specs.values())
+
+
+def _items_on_stdout(args: argparse.Namespace) -> bool:
+    return not args.feeds or any(path == "-" for path, _ in args.feeds)
+
+
 def _prepare(
     args: argparse.Namespace, spider_cls: type[Spider], spider_kwargs: dict[str, Any]
 ) -> tuple[Engine, Sinks]:
@@ -302,7 +346,7 @@ def _prepare(
         args.progress,
         quiet=args.quiet,
         json_logs=args.log_format == "json",
-        items_on_stdout=args.output in (None, "-"),
+        items_on_stdout=_items_on_stdout(args),
     )
     settings = resolve_settings(
         spider_cls, settings_file=args.settings, overrides=_overrides(args), override_source="-s"
@@ -315,9 +359,10 @@ def _prepare(
     sinks = open_sinks(
         spider,
         settings,
-        output=args.output,
+        output=None,
         errors=args.errors,
         jobdir=getattr(args, "jobdir", None),
+        feeds=_feeds(args),
     )
     engine = Engine(spider, settings, items=sinks.items, errors=sinks.errors, backend=sinks.backend)
     return engine, sinks

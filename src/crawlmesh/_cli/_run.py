@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, BinaryIO
 
@@ -15,6 +15,7 @@ import trio
 from .._engine._engine import Engine
 from .._engine._export import JsonLinesWriter
 from .._exceptions import UsageError, plain_errors, sole_leaf
+from .._feeds import FeedSet, FeedSpec, format_for, open_feeds
 from .._observe._progress import show_live_status
 from .._observe._record import CrawlStats
 from .._settings import Settings, load_settings, read_settings_file
@@ -24,7 +25,7 @@ from .._state._jobdir import JobDir
 from .._state._memory import MemoryBackend
 from .._util._console import console
 
-__all__ = ["Sinks", "crawl", "open_sinks", "resolve_settings", "run_engine"]
+__all__ = ["Sinks", "crawl", "feed_specs", "open_sinks", "resolve_settings", "run_engine"]
 
 log = structlog.get_logger("crawlmesh")
 
@@ -77,12 +78,10 @@ def exit_status(finish_reason: str) -> int:
 
 
 class Sinks:
-    """Where a crawl keeps what it produces: its items, its errors file and
+    """Where a crawl keeps what it produces: its feeds, its errors file and
     its backend (each opened by :func:`open_sinks`)."""
 
-    def __init__(
-        self, items: JsonLinesWriter, errors: JsonLinesWriter | None, backend: Backend
-    ) -> None:
+    def __init__(self, items: FeedSet, errors: JsonLinesWriter | None, backend: Backend) -> None:
         self.items = items
         self.errors = errors
         self.backend = backend
@@ -93,6 +92,27 @@ class Sinks:
             self.errors.close()
 
 
+def feed_specs(
+    settings: Settings, feeds: Sequence[FeedSpec] = (), output: str | os.PathLike[str] | None = None
+) -> list[FeedSpec]:
+    """The feeds of a crawl: ``feeds`` (the command line's), ``output`` (a
+    path, emptied first, its format from its extension), then the
+    ``feeds`` setting's other paths; stdout as JSON lines if none.
+
+    Raises:
+        UsageError: a path's format cannot be told.
+    """
+    specs = list(feeds)
+    if output is not None:
+        path = os.fspath(output)
+        specs.append(FeedSpec(path, format_for(path), overwrite=True))
+    taken = {spec.target for spec in specs}
+    for target, feed in settings.feeds.items():
+        if target not in taken:
+            specs.append(FeedSpec.from_settings(target, feed))
+    return specs or [FeedSpec("-", format_for("-"))]
+
+
 def open_sinks(
     spider: Spider,
     settings: Settings,
@@ -100,18 +120,24 @@ def open_sinks(
     output: str | os.PathLike[str] | BinaryIO | None,
     errors: str | os.PathLike[str] | None,
     jobdir: str | os.PathLike[str] | None,
+    feeds: Sequence[FeedSpec] = (),
 ) -> Sinks:
     """Open the backend (a job directory, the Redis of
-    ``settings.backend.url``, else in memory), the items file (stdout for None or ``"-"``)
+    ``settings.backend.url``, else in memory), the feeds (see
+    :func:`feed_specs`; an ``output`` that is an open file is JSON lines)
     and the errors file. A resumed job, or a worker joining a shared crawl,
-    appends to its files (the engine cuts the items file back to what was
-    committed); a new one starts them afresh.
+    carries on with its files (the engine cuts each feed back to what was
+    committed); a new one appends to a feed or empties it as it says.
 
     Raises:
         UsageError: a file cannot be opened (naming it), or both a job
             directory and a shared backend are asked for.
         SettingsError: the job directory cannot be opened.
     """
+    stream = None
+    if output is not None and not isinstance(output, str | os.PathLike):
+        stream, output = output, None
+    specs = feed_specs(settings, feeds, output)
     backend: Backend = MemoryBackend()
     resume = False
     if jobdir is not None:
@@ -122,20 +148,16 @@ def open_sinks(
     elif settings.backend.url:
         from .._state._redis import RedisBackend  # (imports coredis only when asked)
 
-        path = None
-        if isinstance(output, str | os.PathLike) and output != "-":
-            path = os.fspath(output)
+        paths = [spec.target for spec in specs if spec.target != "-" and stream is None]
         backend = RedisBackend(
-            settings.backend, spider, concurrency=settings.concurrency, output=path
+            settings.backend, spider, concurrency=settings.concurrency, outputs=paths
         )
         resume = True  # another worker's state may be there: never truncate
-    if output is None or output == "-":
-        output = sys.stdout.buffer
-    try:
-        items = JsonLinesWriter(output, append=resume)
-    except OSError as exc:
-        raise UsageError(f"cannot open output file {output!r}: {exc.strerror}") from None
-    if jobdir is not None and resume and items.length() is None:
+    if stream is not None:
+        items = FeedSet([JsonLinesWriter(stream)])
+    else:
+        items = open_feeds(specs, resume=resume)
+    if jobdir is not None and resume and any(f.length() is None for f in items.feeds):
         log.warning(
             "resuming with items on a pipe: the items of pages in flight when the "
             "crawl was killed may appear again (-o FILE avoids it)"
@@ -213,6 +235,7 @@ async def run_engine(
                     # every request not ended yet, then go.
                     flushed = engine.flush_now()
                     left = engine.abandon_now("second signal")
+                    engine.finish_feeds()  # (a JSON array or XML feed stays valid)
                     console.clear()  # (no live block left on screen after the exit)
                     print(
                         f"crawlmesh: second signal, exiting now ({flushed} queued items "
@@ -260,8 +283,10 @@ def crawl(
         spider: a Spider class (instantiated with ``spider_args``) or instance.
         settings: a :class:`Settings`, or overrides (dotted keys or tables)
             applied over the spider's ``custom_settings``.
-        output: where items go as JSON lines (a path or binary file); stdout
-            by default.
+        output: where items go: a path (emptied first; its format from
+            its extension, see :data:`~crawlmesh._feeds.FORMATS`) or a
+            binary file (JSON lines); by default the ``feeds`` setting's,
+            else stdout.
         errors: a path for the errors file (failed requests, JSON lines).
         jobdir: keep the crawl's state in this directory; the same call
             again resumes it (as ``crawlmesh crawl --jobdir``).

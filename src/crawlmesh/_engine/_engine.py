@@ -62,7 +62,7 @@ from .._util._log import configure_logging, debug_enabled
 from .._util._tally import RateWaits
 from ._dispatch import DispatchStage
 from ._empty import why_empty
-from ._export import JsonLinesWriter
+from ._export import Feed, FeedSet, JsonLinesWriter, as_feedset
 from ._export_stage import ExportStage
 from ._fetch import FetchStage
 from ._holds import CircuitHolds
@@ -82,7 +82,8 @@ class Engine:
     Args:
         spider: the spider instance.
         settings: resolved settings.
-        items: where items go.
+        items: where items go: a :class:`~crawlmesh._feeds.FeedSet`, or one
+            feed such as a :class:`JsonLinesWriter`.
         errors: where failed requests go (None: only counted and logged).
         transport: a custom fetch transport, the one direct node of a mesh
             (default: the mesh the settings declare).
@@ -108,7 +109,7 @@ class Engine:
         spider: Spider,
         settings: Settings,
         *,
-        items: JsonLinesWriter,
+        items: Feed | FeedSet,
         errors: JsonLinesWriter | None = None,
         transport: Transport | None = None,
         frontier: Frontier | None = None,
@@ -145,7 +146,7 @@ class Engine:
         self._extensions = Extensions(
             hook_objects(settings, spider, "extensions", extensions), failures
         )
-        self._items = items
+        self._items = as_feedset(items)
         self._errors = errors
         # One direct node around a custom transport is a mesh like any other.
         self._transport = (
@@ -165,7 +166,7 @@ class Engine:
         self._retrier = Retrier(settings.retry)
         self._ledger = Ledger(
             self.stats,
-            items,
+            self._items,
             errors,
             self._frontier,
             self._retrier,
@@ -305,6 +306,12 @@ class Engine:
         """
         return self._export.flush_now()
 
+    def finish_feeds(self) -> None:
+        """Write the feeds' footers (a JSON array's ``]``, XML's
+        ``</items>``) for an immediate exit that will not close them; the
+        lengths committed exclude them, so a resume still carries on."""
+        self._items.finish()
+
     def abandon_now(self, reason: str) -> int:
         """Account, synchronously, for every request not ended yet, for an
         immediate exit (a second Ctrl-C): queued, parked for a retry, being
@@ -429,7 +436,7 @@ class Engine:
             reason = self._ledger.stop_reason or "finished"
             self._ledger.account_unfinished(reason)
             with trio.CancelScope(shield=True):
-                totals = await self._backend.aclose(self.stats, self._items.length())
+                totals = await self._backend.aclose(self.stats, self._items.lengths())
             self._crawl_totals = totals or {}
             await self._transport.aclose()
         return reason
@@ -437,7 +444,7 @@ class Engine:
     def _resume(self, resume: Resume) -> None:
         """Carry on from what the backend holds: the items file cut to what
         was committed, and the requests it hands back queued."""
-        self._export.cut_to(resume.items_length)
+        self._export.cut_to(resume.lengths)
         for domain, request in resume.pending:
             self._scheduler.feed(domain, request)
         self._dispatch.start_done = resume.start_done

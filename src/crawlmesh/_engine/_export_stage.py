@@ -1,4 +1,4 @@
-"""The export stage: items to the items file, one line each, and with a
+"""The export stage: items to the feeds (every item to each), and with a
 backend each request's page of items as one batch, journaled as finished
 with it (nothing between the two lets another page's items in).
 
@@ -8,6 +8,7 @@ crawl: nothing more could be delivered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ import trio
 from .._hooks import Events, ItemScraped
 from .._request import Request
 from .._util._log import request_keys
-from ._export import JsonLinesWriter
+from ._export import FeedSet
 from ._ledger import Ledger
 from ._records import Item, Page
 
@@ -30,15 +31,13 @@ class ExportStage:
     """Writes items (see the module).
 
     Args:
-        items: where items go.
+        items: the feeds items go to.
         max_items: stop after this many items (0: no limit).
         ledger: the crawl's shared accounting.
         events: the crawl's events (``ItemScraped``).
     """
 
-    def __init__(
-        self, items: JsonLinesWriter, max_items: int, ledger: Ledger, events: Events
-    ) -> None:
+    def __init__(self, items: FeedSet, max_items: int, ledger: Ledger, events: Events) -> None:
         self._items = items
         self._events = events
         self._max_items = max_items
@@ -75,12 +74,11 @@ class ExportStage:
                 written += 1
         return written
 
-    def cut_to(self, length: int | None) -> None:
-        """Cut the items file to ``length`` bytes (what a backend committed), if longer."""
-        current = self._items.length()
-        if length is not None and current is not None and current > length:
-            self._items.truncate(length)
-            log.info("items file cut to the last committed page", bytes=current - length)
+    def cut_to(self, lengths: Mapping[str, int]) -> None:
+        """Cut each feed to the length a backend committed for it, if longer."""
+        cut = self._items.cut_to(lengths)
+        if cut:
+            log.info("items file cut to the last committed page", bytes=cut)
 
     def _export_page(self, page: Page) -> int:
         """Write a page's items, then journal it as finished, with nothing
@@ -109,7 +107,7 @@ class ExportStage:
             self._ledger.fail(
                 request,
                 "item_encode_error",
-                f"item not JSON-encodable: {exc}",
+                f"item not encodable: {exc}",
                 domain=domain,
                 attempt=None,
             )

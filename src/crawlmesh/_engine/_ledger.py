@@ -24,7 +24,7 @@ from .._request import Request
 from .._resilience._retrying import Retrier
 from .._state._backend import Journal, RequestStore
 from .._util._log import request_keys
-from ._export import ErrorRecord, JsonLinesWriter
+from ._export import ErrorRecord, FeedSet, JsonLinesWriter
 from ._records import Outcome
 
 __all__ = ["Ledger"]
@@ -37,7 +37,7 @@ class Ledger:
 
     Args:
         stats: the crawl's counters.
-        items: the items file (its length is committed with each finished request).
+        items: the feeds (their lengths are committed with each finished request).
         errors: where failed requests go (None: only counted and logged).
         frontier: queued requests (drained as unfinished at the end).
         retrier: requests parked for a retry (likewise).
@@ -69,7 +69,7 @@ class Ledger:
     def __init__(
         self,
         stats: StatsCollector,
-        items: JsonLinesWriter,
+        items: FeedSet,
         errors: JsonLinesWriter | None,
         frontier: Frontier,
         retrier: Retrier,
@@ -167,7 +167,7 @@ class Ledger:
         with the items file's length."""
         self._store.finished(request)
         if self._journals:
-            self._journal.commit(self._items.length(), self.stats)
+            self._journal.commit(self._items.lengths(), self.stats)
 
     def _record(
         self,

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final, Literal, get_args, get_origin, get_typ
 import msgspec
 
 from .._exceptions import SettingsError
+from .._feeds import FeedSettings
 from .._resilience._bans import BanRules
 from .._resilience._breaker_config import BreakerConfig
 from .._resilience._retry import RetryPolicy
@@ -293,6 +294,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Seconds one fetch-hook call may take before the request fails (hook_timeout)."""
     hook_max_replacements: PositiveInt = 10
     """Times fetch hooks may replace requests for one URL before it fails (hook_loop)."""
+    feeds: dict[str, FeedSettings] = {}
+    """Feed exports by path, e.g. {"out/items.csv" = {fields = ["title"]}}
+    (see :class:`~crawlmesh._feeds.FeedSettings`); -o/-O add to them."""
 
     def __post_init__(self) -> None:
         if self.rates:
@@ -406,6 +410,21 @@ def _choices(path: str) -> tuple[object, ...]:
     return get_args(hint) if get_origin(hint) is Literal else ()
 
 
+def _check_feeds(feeds: Mapping[str, Any], source: str) -> None:
+    """Check each ``[feeds."PATH"]`` table, naming the path and key at fault."""
+    for target, table in feeds.items():
+        try:
+            msgspec.convert(table, FeedSettings, strict=False)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            m = _AT.search(message)
+            what = (message[: m.start()] if m else message).replace("`", "")
+            key = f"feeds.{msgspec.json.encode(target).decode()}"
+            if m and m.group("path"):
+                key += "." + m.group("path")
+            raise SettingsError(f"{source}: setting {key}: {what}") from None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split a ``-s KEY=VALUE`` argument; JSON objects and arrays are decoded.
 
@@ -453,6 +472,8 @@ def load_settings(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Settings:
                 RateRules(layer["rates"])  # names the glob at fault
             except ValueError as exc:
                 raise SettingsError(f"{source}: {exc}") from None
+        if isinstance(layer.get("feeds"), Mapping):
+            _check_feeds(layer["feeds"], source)  # names the feed at fault
         nested = _nest(layer)
         _check_keys(nested, source)
         merged = _merge(merged, nested)

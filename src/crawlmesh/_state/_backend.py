@@ -7,7 +7,7 @@ depends only on the roles it uses:
 * :class:`RequestStore`: the requests queued and finished (what a resume
   finds), and whether the crawl's work is drained;
 * :class:`DedupeStore`: the fingerprints seen;
-* :class:`Journal`: a page's items committed with the items file's length;
+* :class:`Journal`: a page's items committed with each feed's length;
 * :class:`SharedLimits`: the rate limits and pauses every worker shares (and
   the balancer's sessions and breakers);
 * :class:`Lifecycle`: connect, background work, close.
@@ -25,6 +25,7 @@ talks back through :class:`EngineLink`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -50,23 +51,24 @@ class Resume:
 
     Attributes:
         resumed: an earlier run (or another worker) left state behind.
-        items_length: cut the items file back to this many bytes (None: leave it).
+        lengths: cut each feed (by name) back to this many bytes (a feed
+            not named: leave it).
         pending: requests to queue locally at once, with their domains.
         start_done: the spider's ``start()`` needs no run in this process.
     """
 
-    __slots__ = ("items_length", "pending", "resumed", "start_done")
+    __slots__ = ("lengths", "pending", "resumed", "start_done")
 
     def __init__(
         self,
         *,
         resumed: bool,
-        items_length: int | None = None,
+        lengths: Mapping[str, int] | None = None,
         pending: list[tuple[str, Request]] | None = None,
         start_done: bool = False,
     ) -> None:
         self.resumed = resumed
-        self.items_length = items_length
+        self.lengths = dict(lengths or {})
         self.pending = pending or []
         self.start_done = start_done
 
@@ -163,7 +165,7 @@ class DedupeStore(Protocol):
 
 
 class Journal(Protocol):
-    """Where each page's items are committed with the items file's length."""
+    """Where each page's items are committed with the feeds' lengths."""
 
     @property
     def journals(self) -> bool:
@@ -171,8 +173,9 @@ class Journal(Protocol):
         one by one and never calls :meth:`commit` for a page (read once)."""
         ...
 
-    def commit(self, items_length: int | None, stats: StatsCollector) -> None:
-        """Make what was journaled durable, with the items file's length."""
+    def commit(self, lengths: Mapping[str, int], stats: StatsCollector) -> None:
+        """Make what was journaled durable, with each feed's length by name
+        (footers excluded; a feed that is no regular file is not there)."""
         ...
 
 
@@ -220,7 +223,7 @@ class Lifecycle(Protocol):
         ...
 
     async def aclose(
-        self, stats: StatsCollector, items_length: int | None
+        self, stats: StatsCollector, lengths: Mapping[str, int]
     ) -> dict[str, int] | None:
         """Commit and close; requests not finished stay for a later run.
         Returns the crawl-wide totals of a shared crawl (else None)."""

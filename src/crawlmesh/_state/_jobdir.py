@@ -7,13 +7,15 @@
 * ``seen``: the fingerprint of every request admitted (the dupe filter, so
   the fingerprints stay on disk, 16 bytes each plus the B-tree's overhead,
   instead of Python objects);
-* ``meta``: the committed length of the items file, whether ``start()`` ran
-  to its end, and the counters of the stats.
+* ``meta``: the committed length of each feed (by its path as given:
+  ``feed_lengths``; a job directory from before feeds had names holds one
+  ``items_length``, the first feed's), whether ``start()`` ran to its end,
+  and the counters of the stats.
 
 A finished page's items are written as one batch; then its row is deleted
-and the transaction committed with the items file's new length, with no
-``await`` in between. After a crash or a SIGKILL, resuming truncates the
-items file to the last committed length and queues again every request not
+and the transaction committed with the feeds' new lengths, with no
+``await`` in between. After a crash or a SIGKILL, resuming truncates each
+feed to its last committed length and queues again every request not
 finished (those whose items were cut included), so each page's items appear
 once. Requests a page yielded were committed with or before it: a page
 fetched again yields them again and the dupe filter drops them.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ import msgspec
 import structlog
 
 from .._exceptions import SettingsError
+from .._feeds import LEGACY_KEY
 from .._observe._stats import StatsCollector
 from .._request import Request
 from .._spider import Spider
@@ -83,6 +86,7 @@ class JobDir:
         # id(request) -> (request, its queue row). Holding the request keeps
         # its id from being reused by another while the row is open.
         self._rows: dict[int, tuple[Request, int]] = {}
+        self._lengths = self.lengths  # (what is stored: written again only when changed)
         db.execute("BEGIN")
 
     # -- the dupe filter ---------------------------------------------------------
@@ -123,7 +127,7 @@ class JobDir:
             )
         yield Resume(
             resumed=self.resumed,
-            items_length=self.items_length,
+            lengths=self.lengths,
             pending=pending,
             start_done=self.start_done,
         )
@@ -157,11 +161,12 @@ class JobDir:
         if entry is not None:
             self._db.execute("DELETE FROM queue WHERE id = ?", (entry[1],))
 
-    def commit(self, items_length: int | None, stats: StatsCollector | None = None) -> None:
-        """Commit what changed, with the items file's length (None: not a file)."""
+    def commit(self, lengths: Mapping[str, int], stats: StatsCollector | None = None) -> None:
+        """Commit what changed, with each feed's length (a stream has none)."""
         db = self._db
-        if items_length is not None:
-            self._put("items_length", items_length)
+        if lengths != self._lengths:
+            self._lengths = dict(lengths)
+            self._put("feed_lengths", self._lengths)
         if stats is not None:
             # With every commit, so the counts match what was committed.
             self.save_stats(stats)
@@ -194,14 +199,14 @@ class JobDir:
     def drained(self) -> bool:
         return True  # nothing is queued but in this process
 
-    async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
-        self.close(stats, items_length)
+    async def aclose(self, stats: StatsCollector, lengths: Mapping[str, int]) -> None:
+        self.close(stats, lengths)
         return None  # one process: its stats are the crawl's
 
-    def close(self, stats: StatsCollector, items_length: int | None) -> None:
+    def close(self, stats: StatsCollector, lengths: Mapping[str, int]) -> None:
         """Save the stats, commit and close."""
         self.save_stats(stats)
-        self.commit(items_length)
+        self.commit(lengths)
         self._db.execute("COMMIT")
         self._db.close()
 
@@ -212,9 +217,13 @@ class JobDir:
         return bool(self._get("start_done", False))
 
     @property
-    def items_length(self) -> int | None:
-        value = self._get("items_length", None)
-        return None if value is None else int(value)
+    def lengths(self) -> dict[str, int]:
+        """Each feed's committed length, by name (see the module)."""
+        value = self._get("feed_lengths", None)
+        if value is not None:
+            return {str(name): int(length) for name, length in value.items()}
+        legacy = self._get("items_length", None)
+        return {} if legacy is None else {LEGACY_KEY: int(legacy)}
 
     def restore_stats(self, stats: StatsCollector) -> None:
         """Add the counters of earlier runs to ``stats``."""

@@ -9,7 +9,7 @@ keep them for).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from .._frontier._dedupe import FingerprintSet
@@ -72,7 +72,7 @@ class MemoryBackend:
 
     # -- Journal -------------------------------------------------------------
 
-    def commit(self, items_length: int | None, stats: StatsCollector) -> None:
+    def commit(self, lengths: Mapping[str, int], stats: StatsCollector) -> None:
         pass
 
     # -- SharedLimits --------------------------------------------------------
@@ -92,5 +92,5 @@ class MemoryBackend:
     async def run(self) -> None:
         pass  # nothing runs in the background
 
-    async def aclose(self, stats: StatsCollector, items_length: int | None) -> None:
+    async def aclose(self, stats: StatsCollector, lengths: Mapping[str, int]) -> None:
         return None  # one process: its stats are the crawl's

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,7 +76,9 @@ class RedisBackend:
         spider: whose methods stored callbacks name; its name is the
             crawl's key prefix unless ``config.namespace`` says otherwise.
         concurrency: the engine's; a worker keeps about twice this claimed.
-        output: the items file's path, if items go to a regular file.
+        outputs: the feeds' paths (their names), those that are regular
+            files; each is claimed in Redis for this worker, and its
+            committed length kept there under ``HOST:REALPATH``.
     """
 
     keeps_unfinished = True  # for another worker, or a later run
@@ -89,7 +91,7 @@ class RedisBackend:
         spider: Spider,
         *,
         concurrency: int,
-        output: str | None = None,
+        outputs: Sequence[str] = (),
     ) -> None:
         self._config = config
         register_url_secrets(config.url)  # its password, masked in every log line
@@ -100,7 +102,8 @@ class RedisBackend:
         self._codec = RequestCodec(spider, self._where)
         self._host = socket.gethostname()
         self.worker = f"{self._host}:{os.getpid()}:{secrets.token_hex(3)}"
-        self._output = f"{self._host}:{os.path.realpath(output)}" if output else None
+        # Feed name -> its key in Redis.
+        self._outputs = {name: f"{self._host}:{os.path.realpath(name)}" for name in outputs}
         self._ttl_ms = int(config.lease_ttl * 1000)
         self._target = max(2 * concurrency, config.claim)
         self._bloom = BloomPositions(config.bloom_capacity) if config.dedupe == "bloom" else None
@@ -109,8 +112,8 @@ class RedisBackend:
         self._outbox = Outbox(self.worker)
         self._leases: dict[int, tuple[Request, bytes]] = {}  # id(request) -> (it, its member)
         self._syncing = False  # run() is running
-        self._items_length: int | None = None
-        self._sent_length: int | None = None
+        self._lengths: dict[str, int] = {}
+        self._sent_lengths: dict[str, int] = {}
         self._drained = False
         self._seeding = False
         self._start_finished = False  # our start() ran to its end
@@ -167,18 +170,18 @@ class RedisBackend:
                 await trio.sleep(0.2)
 
     async def _join(self) -> Resume:
-        committed = None
-        if self._output is not None:
+        committed: dict[str, int] = {}
+        for name, output in self._outputs.items():
             reply = await self._session.open(
-                [self._session.prefix, self.worker, self._output, str(self._ttl_ms)]
+                [self._session.prefix, self.worker, output, str(self._ttl_ms)]
             )
             if reply[0] == b"busy":
                 raise BackendError(
                     f"another live worker ({reply[1].decode()}) writes the items file "
-                    f"{self._output.partition(':')[2]}: give each worker its own -o"
+                    f"{output.partition(':')[2]}: give each worker its own -o"
                 )
             if reply[1]:
-                committed = int(reply[1])
+                committed[name] = int(reply[1])
         reply = await self._call_sync([], 0)
         state, seed, queued, leased = reply[0], reply[1], int(reply[2]), int(reply[3])
         self._seeding = state == b"seeding"
@@ -192,7 +195,7 @@ class RedisBackend:
             leased=leased,
             seeding=self._seeding,
         )
-        return Resume(resumed=resumed, items_length=committed, start_done=not self._seeding)
+        return Resume(resumed=resumed, lengths=committed, start_done=not self._seeding)
 
     def queued(self, domain: str, request: Request, fp: bytes, *, seed: bool) -> bool:
         if self._broken is not None:
@@ -228,8 +231,8 @@ class RedisBackend:
             self._outbox.ack(entry[1])
         self._outbox.kick.set()
 
-    def commit(self, items_length: int | None, stats: StatsCollector) -> None:
-        self._items_length = items_length
+    def commit(self, lengths: Mapping[str, int], stats: StatsCollector) -> None:
+        self._lengths = dict(lengths)
 
     def mark_start_done(self) -> None:
         self._start_finished = True
@@ -288,9 +291,8 @@ class RedisBackend:
             taken, acks = outbox.take()
             ops = list(taken)
             # The length as of these acks (pages may finish during the call).
-            length = self._items_length
-            if self._output is not None and length != self._sent_length:
-                ops += ("o", self._output, str(length))
+            lengths = self._lengths
+            ops += _length_ops(self._outputs, lengths, self._sent_lengths)
             if self._uncertain:
                 held = [member for _, member in self._leases.values()]
                 ops += ("r", str(len(held)), *held)  # (after the acks in this batch)
@@ -322,7 +324,7 @@ class RedisBackend:
                 self._put_back(taken, acks, uncertain=False)  # (its requests are ended here)
             self._uncertain = False
             self.acked += acks
-            self._sent_length = length
+            self._sent_lengths = lengths
             outbox.made_room()
             self._handle(reply, link)
 
@@ -416,22 +418,21 @@ class RedisBackend:
         return list(reply)
 
     async def aclose(
-        self, stats: StatsCollector, items_length: int | None
+        self, stats: StatsCollector, lengths: Mapping[str, int]
     ) -> dict[str, int] | None:
         """Send what is left, hand back unfinished leases, merge the stats;
         returns the crawl-wide totals so far."""
         if self._session.client is None or self._broken is not None:
             return None
         if self._fenced:
-            if self._output is not None:
-                await cut_own_file(self._session, self._output)
+            for output in self._outputs.values():
+                await cut_own_file(self._session, output)
             return None
-        self._items_length = items_length
+        self._lengths = dict(lengths)
         with trio.move_on_after(10) as scope:
             while True:
                 ops = self._outbox.ops
-                if self._output is not None:
-                    ops = [*ops, "o", self._output, str(items_length)]
+                ops = [*ops, *_length_ops(self._outputs, self._lengths, {})]
                 try:
                     last = await self._call_sync(ops, 0)
                     if last[0] == b"lost":
@@ -485,6 +486,19 @@ def _cluster_hint(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, coredis.exceptions.MovedError):
         return {"hint": "this Redis is a Cluster node: use --backend redis+cluster://HOST:PORT"}
     return {}
+
+
+def _length_ops(
+    outputs: Mapping[str, str], lengths: Mapping[str, int], sent: Mapping[str, int]
+) -> list[str]:
+    """The ``o`` ops for the feeds (``outputs``: name -> key in Redis)
+    whose length is not the one ``sent``."""
+    ops: list[str] = []
+    for name, length in lengths.items():
+        output = outputs.get(name)
+        if output is not None and sent.get(name) != length:
+            ops += ("o", output, str(length))
+    return ops
 
 
 def _counters(stats: StatsCollector) -> list[str]:
