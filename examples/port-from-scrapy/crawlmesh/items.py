@@ -1,0 +1,9 @@
+from crawlmesh import Field, Item
+
+
+class Book(Item):
+    title = Field()
+    price = Field()
+    sku = Field()
+    url = Field()
+    crawler = Field()

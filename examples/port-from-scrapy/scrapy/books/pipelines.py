@@ -1,0 +1,32 @@
+import sqlite3
+
+from scrapy.exceptions import DropItem
+
+
+class CleanPrice:
+    """'£12.34' -> 12.34; a book without a price is dropped."""
+
+    def process_item(self, item, spider):
+        if not item.get("price"):
+            raise DropItem("no price")
+        item["price"] = float(item["price"].lstrip("£"))
+        return item
+
+
+class SaveToSqlite:
+    """Every book into a SQLite table, committed when the spider closes."""
+
+    def open_spider(self, spider):
+        self.db = sqlite3.connect(spider.settings.get("SQLITE_PATH"))
+        self.db.execute("DROP TABLE IF EXISTS books")
+        self.db.execute("CREATE TABLE books (sku TEXT PRIMARY KEY, title TEXT, price REAL)")
+
+    def process_item(self, item, spider):
+        self.db.execute(
+            "INSERT INTO books VALUES (?, ?, ?)", (item["sku"], item["title"], item["price"])
+        )
+        return item
+
+    def close_spider(self, spider):
+        self.db.commit()
+        self.db.close()
