@@ -65,8 +65,9 @@ def test_the_port_leaves_what_the_scrapy_original_leaves(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert scrapy.returncode == 0, scrapy.stderr[-3000:]
+    crawl = ["crawl", "spiders.shop", "--settings", "settings.toml", "-a", start, "-q"]
     ported = subprocess.run(
-        [str(crawlmesh_cli), "crawl", "spiders.shop", "--settings", "settings.toml", "-a", start, "-q"],
+        [str(crawlmesh_cli), *crawl],
         cwd=port, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert ported.returncode == 0, ported.stderr[-3000:]
