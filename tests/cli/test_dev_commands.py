@@ -38,6 +38,8 @@ class DevSite:
         if path == "/gzip":
             headers = [*HTML, ("Content-Encoding", "gzip")]
             return SiteResponse(200, gzip.compress(GZIPPED), headers)
+        if path == "/big":
+            return SiteResponse(200, b"x" * (1 << 20), HTML)
         if path == "/latin1":
             return SiteResponse(200, LATIN1, [("Content-Type", "text/html; charset=iso-8859-1")])
         if path == "/shop":
@@ -134,6 +136,30 @@ async def test_fetch_prints_the_body_decoded_and_the_node_on_stderr(
     # The bytes as fetched: a latin-1 page is not re-encoded.
     result = await run(crawlmesh_cli, "fetch", f"{site_url}/latin1", cwd=project, env=cli_env)
     assert result.stdout == LATIN1
+
+
+async def test_fetch_into_a_pipe_closed_early_is_not_an_error(
+    crawlmesh_cli: Path, project: Path, cli_env: dict[str, str], site_url: str
+) -> None:
+    # A 1 MiB body cannot fit a pipe's buffer: the write meets a closed pipe.
+    with trio.fail_after(60):
+        proc = await trio.lowlevel.open_process(
+            [str(crawlmesh_cli), "fetch", f"{site_url}/big"],
+            cwd=project,
+            env=cli_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        await proc.stdout.aclose()  # as `| head -c 0` would
+        err = b""
+        while chunk := await proc.stderr.receive_some():
+            err += chunk
+        await proc.stderr.aclose()
+        assert await proc.wait() == 0, err
+    assert lines(err) == [f"crawlmesh: {site_url}/big: HTTP 200 via node direct"]
 
 
 async def test_fetch_headers_prints_the_status_line_and_headers(

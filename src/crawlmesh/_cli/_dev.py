@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import http
+import os
 import sys
 from typing import Any
 
@@ -166,10 +167,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     if args.headers:
         lines = [status_line(response.status), *(f"{k}: {v}" for k, v in response.headers.raw())]
-        out.write(("\n".join(lines) + "\n").encode("utf-8", "replace"))
+        data = ("\n".join(lines) + "\n").encode("utf-8", "replace")
     else:
-        out.write(response.body)
-    out.flush()
+        data = response.body
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): its choice, not a failure; and
+        # no second error when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
