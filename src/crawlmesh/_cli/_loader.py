@@ -14,7 +14,7 @@ from types import ModuleType
 from .._exceptions import SpiderLoadError
 from .._spider import Spider
 
-__all__ = ["load_spider_class"]
+__all__ = ["import_spider_module", "load_spider_class", "spiders_in"]
 
 
 def load_spider_class(target: str) -> type[Spider]:
@@ -31,15 +31,8 @@ def load_spider_class(target: str) -> type[Spider]:
     if module_name.endswith(".py") or os.sep in module_name:
         module = _import_file(Path(module_name))
     else:
-        module = _import_module(module_name)
-    spiders = {
-        name: obj
-        for name, obj in vars(module).items()
-        if inspect.isclass(obj)
-        and issubclass(obj, Spider)
-        and obj is not Spider
-        and obj.__module__ == module.__name__
-    }
+        module = import_spider_module(module_name)
+    spiders = spiders_in(module)
     if class_name:
         cls = spiders.get(class_name)
         if cls is None:
@@ -57,6 +50,19 @@ def load_spider_class(target: str) -> type[Spider]:
             f"choose one with {module_name}:<Class>"
         )
     return next(iter(spiders.values()))
+
+
+def spiders_in(module: ModuleType) -> dict[str, type[Spider]]:
+    """The Spider classes ``module`` defines (not those it imports), by
+    class name."""
+    return {
+        name: obj
+        for name, obj in vars(module).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, Spider)
+        and obj is not Spider
+        and obj.__module__ == module.__name__
+    }
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -102,7 +108,12 @@ def _prefer_cwd(top: str, cwd: str) -> None:
         spec.loader.exec_module(module)
 
 
-def _import_module(module_name: str) -> ModuleType:
+def import_spider_module(module_name: str) -> ModuleType:
+    """Import ``module_name``, from the current directory first.
+
+    Raises:
+        SpiderLoadError: no such module, or its import raised.
+    """
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)

@@ -20,7 +20,6 @@ from .._engine._engine import Engine
 from .._exceptions import (
     BackendError,
     HookError,
-    SettingsError,
     UsageError,
     plain_errors,
     sole_leaf,
@@ -28,13 +27,20 @@ from .._exceptions import (
 from .._feeds import FORMATS, FeedSpec, format_for
 from .._observe._progress import choose_progress
 from .._observe._record import CrawlStats, stats_schema
-from .._settings import LOG_LEVELS, parse_override
+from .._settings import LOG_LEVELS
 from .._spider import Spider
 from .._util._log import configure_logging
 from .._util._redact import redact
 from .._util._version import __version__
+from ._args import overrides as _overrides
+from ._args import settings_args as _settings_args
+from ._args import spider_args as _spider_args
 from ._demosite import DemoSite, open_demo_nodes
+from ._dev import add_dev_parsers, cmd_fetch, cmd_parse, cmd_shell
+from ._genspider import add_genspider_parser, cmd_genspider
+from ._hints import scrapy_command_hint
 from ._loader import load_spider_class
+from ._project import add_list_parser, cmd_list, resolve_spider
 from ._run import (
     EMPTY_EXIT_CODE,
     EXIT_CODES,
@@ -59,28 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"crawlmesh {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _crawl_parser(sub)
+    _runspider_parser(sub)
+    add_dev_parsers(sub)  # fetch, parse, shell
+    add_genspider_parser(sub)
+    add_list_parser(sub)
     _nodes_parser(sub)
     _demo_parser(sub)
     _node_parser(sub)
     _backlog_parser(sub)
     _schema_parser(sub)
     return parser
-
-
-def _settings_args(p: argparse.ArgumentParser) -> None:
-    """The options that say where the settings and nodes come from."""
-    p.add_argument(
-        "-s",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting (repeatable)",
-    )
-    p.add_argument("--settings", metavar="PATH", help="a TOML settings file")
-    p.add_argument("--nodes", metavar="PATH", help="a TOML file of [[nodes]] (egress mesh)")
-    p.add_argument("--debug", action="store_true", help="tracebacks for usage errors")
 
 
 def _crawl_args(p: argparse.ArgumentParser) -> None:
@@ -162,8 +156,9 @@ def _crawl_parser(sub: Any) -> None:
     )
     crawl.add_argument(
         "spider",
-        metavar="MODULE[:Class]",
-        help="e.g. spiders.books (./spiders/books.py) or spiders.books:Books",
+        metavar="NAME|MODULE[:Class]",
+        help="a spider's name (from ./spiders/), or its module: spiders.books "
+        "(./spiders/books.py), spiders.books:Books or spiders/books.py",
     )
     crawl.add_argument(
         "-a",
@@ -190,6 +185,25 @@ def _crawl_parser(sub: Any) -> None:
         help="exit 0 even when nothing at all was fetched (else exit status 6)",
     )
     _crawl_args(crawl)
+
+
+def _runspider_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "runspider",
+        help="run the spider of a file (crawl FILE.py)",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("spider", metavar="FILE.py[:Class]", help="a file defining one spider")
+    run.add_argument(
+        "-a",
+        dest="spider_args",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a spider argument (repeatable)",
+    )
+    _crawl_args(run)
 
 
 def _nodes_parser(sub: Any) -> None:
@@ -293,38 +307,6 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for text in args.overrides:
-        key, value = parse_override(text)
-        out[key] = value
-    if getattr(args, "max_pages", None) is not None:
-        if args.max_pages < 0:
-            raise SettingsError("--max-pages must be >= 0")
-        out["max_pages"] = args.max_pages
-    if getattr(args, "log_level", None):
-        out["log_level"] = args.log_level
-    if getattr(args, "progress_mode", "lines") != "lines":
-        out["progress_interval"] = 0  # (the live block replaces the lines)
-    if getattr(args, "nodes", None):
-        if not os.path.isfile(args.nodes):
-            raise SettingsError(f"--nodes {args.nodes}: no such file")
-        out["balancer.nodes_file"] = args.nodes
-    if getattr(args, "backend", None):
-        out["backend.url"] = args.backend
-    return out
-
-
-def _spider_args(pairs: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.isidentifier():
-            raise UsageError(f"-a {pair!r}: expected NAME=VALUE")
-        out[name] = value
-    return out
-
-
 def _feeds(args: argparse.Namespace) -> list[FeedSpec]:
     """The feeds -o, -O and -t ask for (a path given twice: the last wins)."""
     specs: dict[str, FeedSpec] = {}
@@ -403,7 +385,7 @@ def _finish(engine: Engine, stats: CrawlStats, args: argparse.Namespace, code: i
 
 
 def _cmd_crawl(args: argparse.Namespace) -> int:
-    spider_cls = load_spider_class(args.spider)
+    spider_cls = resolve_spider(args.spider)
     engine, sinks = _prepare(args, spider_cls, _spider_args(args.spider_args))
     try:
         stats, code = trio.run(
@@ -414,6 +396,13 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     if code == 0 and empty_crawl(stats) and not args.allow_empty:
         code = EMPTY_EXIT_CODE
     return _finish(engine, stats, args, code)
+
+
+def _cmd_runspider(args: argparse.Namespace) -> int:
+    path = args.spider.partition(":")[0]
+    if not path.endswith(".py"):
+        raise UsageError(f"runspider {args.spider}: expected a .py file (crawl NAME for a name)")
+    return _cmd_crawl(args)
 
 
 def _demo_spider_target() -> str:
@@ -548,10 +537,19 @@ def _cmd_stats_schema(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``crawlmesh`` console script."""
+    hint = scrapy_command_hint(sys.argv[1:] if argv is None else argv)
+    if hint is not None:
+        _fail(hint)
     args = _parser().parse_args(argv)
     try:
         commands = {
             "crawl": _cmd_crawl,
+            "runspider": _cmd_runspider,
+            "fetch": cmd_fetch,
+            "parse": cmd_parse,
+            "shell": cmd_shell,
+            "genspider": cmd_genspider,
+            "list": cmd_list,
             "demo": _cmd_demo,
             "nodes": _cmd_nodes,
             "node": _cmd_node,

@@ -26,6 +26,7 @@ from .._transport._base import FetchOptions
 from .._transport._deadlines import TimeoutRule
 from .._util._files import read_toml_file
 from ._nodes import NODE_KINDS, NodeSpec, describe_kinds, validate_nodes
+from ._scrapy import scrapy_hint
 
 __all__ = [
     "DEDUPES",
@@ -345,8 +346,11 @@ def _check_keys(layer: Mapping[str, Any], source: str, prefix: str = "") -> None
                 raise SettingsError(f"{source}: setting {full!r} is a table; set {full}.<key>")
             _check_keys(value, source, full + ".")
         elif full not in known:
+            scrapy = scrapy_hint(full)
             hint = difflib.get_close_matches(full, known, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            if scrapy is not None:
+                extra = f" ({scrapy})"
             raise SettingsError(f"{source}: unknown setting {full!r}{extra}")
 
 
