@@ -65,7 +65,7 @@ def test_the_port_leaves_what_the_scrapy_original_leaves(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert scrapy.returncode == 0, scrapy.stderr[-3000:]
-    crawl = ["crawl", "spiders.shop", "--settings", "settings.toml", "-a", start, "-q"]
+    crawl = ["crawl", "shop", "--settings", "settings.toml", "-a", start, "-q"]
     ported = subprocess.run(
         [str(crawlmesh_cli), *crawl],
         cwd=port, env=env, capture_output=True, text=True, timeout=120, check=False,
