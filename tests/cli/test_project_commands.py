@@ -234,11 +234,9 @@ def test_scrapy_spellings_get_a_hint(
 
 def test_scrapy_settings_table_points_at_real_settings() -> None:
     known = set(_known_keys())
-    # Settings other work is adding now; the hint already names them.
-    coming = {"feeds"}
     for scrapy_name, hint in SCRAPY_SETTINGS.items():
         assert scrapy_name.isupper(), scrapy_name
         if "did you mean" not in hint:
             continue
         target = hint.split("'")[1]
-        assert target in known | coming, (scrapy_name, target)
+        assert target in known, (scrapy_name, target)
