@@ -54,6 +54,18 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def add_spider_args(p: argparse.ArgumentParser) -> None:
+    """``-a NAME=VALUE``, repeatable: the spider's arguments (see :func:`spider_args`)."""
+    p.add_argument(
+        "-a",
+        dest="spider_args",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a spider argument (repeatable)",
+    )
+
+
 def spider_args(pairs: Sequence[str]) -> dict[str, str]:
     """``-a NAME=VALUE`` arguments as keyword arguments of the spider."""
     out = {}

@@ -24,7 +24,7 @@ from .._response import Response
 from .._settings import LOG_LEVELS, Settings
 from .._spider import Spider
 from .._util._log import configure_logging
-from ._args import overrides, settings_args, spider_args
+from ._args import add_spider_args, overrides, settings_args, spider_args
 from ._probe import check_url, fetch_once, not_fetched, run_from
 from ._project import guess_spider, resolve_spider
 from ._run import resolve_settings
@@ -38,14 +38,7 @@ Subparsers = argparse._SubParsersAction  # (argparse names it privately)
 def _dev_args(p: argparse.ArgumentParser, *, spider_help: str) -> None:
     settings_args(p)
     p.add_argument("--spider", metavar="NAME_OR_PATH", help=spider_help)
-    p.add_argument(
-        "-a",
-        dest="spider_args",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a spider argument (repeatable)",
-    )
+    add_spider_args(p)
     p.add_argument("--log-level", choices=LOG_LEVELS, help="log level on stderr (default: error)")
 
 

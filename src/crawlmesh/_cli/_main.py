@@ -32,6 +32,7 @@ from .._spider import Spider
 from .._util._log import configure_logging
 from .._util._redact import redact
 from .._util._version import __version__
+from ._args import add_spider_args
 from ._args import overrides as _overrides
 from ._args import settings_args as _settings_args
 from ._args import spider_args as _spider_args
@@ -160,14 +161,7 @@ def _crawl_parser(sub: Any) -> None:
         help="a spider's name (from ./spiders/), or its module: spiders.books "
         "(./spiders/books.py), spiders.books:Books or spiders/books.py",
     )
-    crawl.add_argument(
-        "-a",
-        dest="spider_args",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a spider argument (repeatable)",
-    )
+    add_spider_args(crawl)
     crawl.add_argument(
         "--jobdir",
         metavar="DIR",
