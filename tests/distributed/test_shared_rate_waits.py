@@ -12,6 +12,11 @@ from distributed.redis_server import RedisServer
 from distributed.test_mesh_share import balancer, worker
 
 
+def paused_in_redis(redis: RedisServer, domain: str) -> bool:
+    """Whether the crawl's pauses in Redis (the mesh-share spider's) hold ``domain``."""
+    return redis.command("HEXISTS", "crawlmesh:{mesh-share}:pause", domain) == b":1"
+
+
 async def test_the_shared_gate_returns_the_seconds_it_waited(redis: RedisServer) -> None:
     async with worker(redis, balancer((1,))) as backend:
         waits = []
@@ -32,11 +37,14 @@ async def test_a_pause_holds_the_slots_already_given_out_and_resumes_at_the_rate
     # slot of the shared schedule (slots up to ~1.6 s ahead) when one worker
     # gets a Retry-After of 1 s.
     sends: list[float] = []
+    under_way = trio.Event()  # four sent: the other slots are given out ahead
 
     async def send(backend: RedisBackend) -> None:
         for _ in range(2):
             await backend.gate("pause.test", "pause.test", 10.0, 0)
             sends.append(trio.current_time())
+            if len(sends) == 4:
+                under_way.set()
 
     async with (
         worker(redis, balancer((1,))) as a,
@@ -46,7 +54,8 @@ async def test_a_pause_holds_the_slots_already_given_out_and_resumes_at_the_rate
         for backend in (a, b):
             for _ in range(4):
                 nursery.start_soon(send, backend)
-        await trio.sleep(0.45)
+        with trio.fail_after(10):
+            await under_way.wait()
         paused_at = trio.current_time()
         a.pause("pause.test", 1.0)
     before = [t for t in sends if t <= paused_at]
@@ -78,7 +87,11 @@ async def test_a_paused_domain_takes_no_new_slot_and_restarts_with_no_burst(
     async with worker(redis, balancer((1,))) as a, worker(redis, balancer((1,))) as b:
         paused_at = trio.current_time()
         a.pause("idle.test", 0.6)
-        await trio.sleep(0.1)
+        # Once a's sync has put the pause in Redis, b's gate finds it there.
+        with trio.fail_after(5):
+            # (Another process's state: nothing to wait on but a query.)
+            while not await trio.to_thread.run_sync(paused_in_redis, redis, "idle.test"):  # noqa: ASYNC110
+                await trio.sleep(0.005)
         async with trio.open_nursery() as nursery:
             for backend in (a, b, a, b, a, b):
                 nursery.start_soon(send, backend)

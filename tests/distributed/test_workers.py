@@ -90,7 +90,8 @@ def test_a_redis_restart_loses_and_repeats_nothing(
         w.wait_for_items(1)
     crawl[0].wait_for_items(50)
     persistent_redis.kill()
-    time.sleep(1.5)
+    for w in crawl:  # each finds it gone before it is back
+        w.wait_for_log("Redis unreachable; retrying")
     persistent_redis.start()
     for w in crawl:
         assert w.wait() == 0, w.stderr()
@@ -109,7 +110,8 @@ def test_a_redis_restarted_empty_stops_every_worker_and_repeats_nothing(
         w.wait_for_items(1)
     crawl[0].wait_for_items(50)
     redis.kill()
-    time.sleep(1.0)
+    for w in crawl:  # each finds it gone before it is back
+        w.wait_for_log("Redis unreachable; retrying")
     redis.start()  # no persistence: empty
     for w in crawl:
         assert w.wait() == 5, w.stderr()  # crawl_lost
@@ -196,7 +198,7 @@ def test_a_worker_takes_over_seeding_from_a_dead_seeder(
         assert time.monotonic() < deadline
         time.sleep(0.02)
     other = workers(f"{site.url}/p/0", redis.url, *ARGS)
-    time.sleep(0.5)
+    other.wait_for_log(" a shared crawl")  # it joined while the seeder held seeding
     seeder.kill()  # mid-start(): it never finished seeding
     assert other.wait() == 0, other.stderr()
     assert "taking over seeding" in other.log()

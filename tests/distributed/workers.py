@@ -93,6 +93,16 @@ class Worker:
             time.sleep(0.01)
         pytest.fail(f"worker {self.n}: fewer than {n} items after {timeout} s")
 
+    def wait_for_log(self, text: str, timeout: float = 30) -> None:
+        """Poll until ``text`` is on the worker's stderr."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker {self.n} exited before {text!r}:\n{self.stderr()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"worker {self.n}: no {text!r} after {timeout} s:\n{self.stderr()}")
+            time.sleep(0.01)
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()

@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,18 @@ class Crawl:
                 return
             time.sleep(0.01)
         pytest.fail(f"fewer than {n} items after {timeout} s:\n{self.stderr()}")
+
+    def wait_for_stderr(self, ready: Callable[[str], bool], what: str, timeout: float = 20) -> None:
+        """Poll until ``ready`` holds for all of stderr so far (``what`` it waits for)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready(self.stderr(tail=10**7)):
+                return
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                pytest.fail(f"crawl exited before {what} ({code}):\n{self.stderr()}")
+            time.sleep(0.01)
+        pytest.fail(f"no {what} after {timeout} s:\n{self.stderr()}")
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -165,10 +177,17 @@ def test_second_sigint_exits_at_once(
         "concurrency=8",
         "-s",
         "shutdown_timeout=30",
+        "-s",
+        "progress_interval=0.1",
     )
     c.wait_for_items(20)
     c.signal(signal.SIGINT)
-    time.sleep(1.0)
+    # The crawl stopping, and two progress lines on with nothing in flight
+    # but /never: it is waiting for that one (up to shutdown_timeout).
+    c.wait_for_stderr(
+        lambda err: err.partition("] stopping ")[2].count(" in_flight=1 ") >= 2,
+        "/never alone in flight",
+    )
     assert c.proc.poll() is None, "the first SIGINT should wait for /never"
     whole_lines(c.items.read_bytes())
     second = time.monotonic()
@@ -239,8 +258,12 @@ def test_output_never_shows_a_torn_line(crawl: Any, slow_site_url: str) -> None:
             # A write that crosses a page boundary grows the file page by
             # page, so a reader can catch one line mid-write: it must be
             # whole a moment later (written by one call, never left torn).
-            time.sleep(0.05)
             later = c.items.read_bytes()
+            whole_by = time.monotonic() + 5
+            while b"\n" not in later[len(data) :]:
+                assert time.monotonic() < whole_by, f"a line left torn: {later[-200:]!r}"
+                time.sleep(0.001)
+                later = c.items.read_bytes()
             assert later.startswith(data), "the file was rewritten"
             data = later[: later.index(b"\n", len(data)) + 1]
         whole_lines(data)
@@ -346,9 +369,7 @@ def test_sighup_rereads_the_mesh_from_either_file(
     else:
         settings.write_text(settings.read_text().replace(one, two))
     c.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "node file reloaded" not in c.stderr(tail=10**7) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    c.wait_for_stderr(lambda err: "node file reloaded" in err, "the reload line", timeout=10)
     c.signal(signal.SIGINT)
     assert c.wait() == 130, c.stderr()
     [line] = [x for x in c.stderr(tail=10**7).splitlines() if "node file reloaded" in x]

@@ -171,6 +171,20 @@ async def wait_health(client: httpx.AsyncClient, node: NodeProc, **expected: obj
             await trio.sleep(0.05)
 
 
+async def wait_metric(client: httpx.AsyncClient, node: NodeProc, sample: str, value: float) -> None:
+    """Return once the node's /metrics has ``sample`` (a name with its labels,
+    as exposed: ``crawlmesh_node_requests_total{code="ok"}``) at ``value``
+    (within 10 s)."""
+    with trio.fail_after(10):
+        while True:  # another process's state: nothing to wait on but its /metrics
+            text = (await client.get(f"{node.url}/metrics", headers=node.auth)).text
+            for line in text.splitlines():
+                name, _, found = line.rpartition(" ")
+                if name == sample and float(found) == value:
+                    return
+            await trio.sleep(0.05)
+
+
 async def wait_exit(node: NodeProc, within: float) -> int:
     """The node process's exit status, once it exits (within ``within`` s)."""
     return await trio.to_thread.run_sync(node.proc.wait, within)

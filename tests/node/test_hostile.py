@@ -16,7 +16,14 @@ import httpx
 import trio
 
 from crawlmesh._node._limits import Admission
-from node.nodes import NodeProc, node_process, wait_exit, wait_health, wait_in_flight
+from node.nodes import (
+    NodeProc,
+    node_process,
+    wait_exit,
+    wait_health,
+    wait_in_flight,
+    wait_metric,
+)
 
 OTHER = "second-token-bbbbbbbbbbbbbbbb"
 
@@ -88,8 +95,9 @@ async def test_an_unread_answer_holds_its_slot_until_the_write_times_out(
         # 8 MB of answer: far more than the loopback socket buffers hold.
         stalled = await raw(n, rcvbuf=4096)
         await stalled.send_all(post(n, {"url": f"{target_url}/big?n=8000000"}))
-        await wait_in_flight(client, n, 1)
-        await trio.sleep(1.0)  # the fetch is long done; the write is not
+        # The answer is counted once the fetch is done, before it is written:
+        # what holds the slot from then on is the write.
+        await wait_metric(client, n, 'crawlmesh_node_requests_total{code="ok"}', 1)
         assert (await health(client, n))["in_flight"] == 1
         # The write counts against the limits: the node is full.
         full = await client.post(f"{n.url}/scrape", json={"url": f"{target_url}/"}, headers=n.auth)
@@ -138,7 +146,7 @@ async def test_a_second_signal_stops_the_drain_at_once(
         await stalled.send_all(post(n, {"url": f"{target_url}/big?n=8000000"}))
         await wait_in_flight(client, n, 1)
         n.terminate()
-        await trio.sleep(0.5)
+        await wait_health(client, n, status="draining")  # the first signal is taken
         assert n.proc.poll() is None  # draining
         started = time.monotonic()
         n.proc.send_signal(signal.SIGTERM)
@@ -165,7 +173,8 @@ async def test_slow_bodies_take_no_queue_place(
             stream = await raw(n)
             await stream.send_all(post_head(n, 100))  # and never the body
             slow.append(stream)
-        await trio.sleep(1.0)  # all four in the node (their bodies' deadline is 2 s)
+        # All four in the node, their bodies awaited (their deadline is 2 s).
+        await wait_metric(client, n, "crawlmesh_node_receiving", 4)
         # One more from the same client is refused at once ...
         over = await client.post(f"{n.url}/scrape", json={"url": f"{target_url}/"}, headers=n.auth)
         assert over.status_code == 429
@@ -182,6 +191,8 @@ async def test_slow_bodies_take_no_queue_place(
                     answer += await stream.receive_some(4096)
                 assert answer.startswith(b"HTTP/1.1 408")
                 await stream.aclose()
+        metrics = (await client.get(f"{n.url}/metrics", headers=n.auth)).text
+        assert "\ncrawlmesh_node_receiving 0.0\n" in metrics
 
 
 # -- 24: connection caps and the header timeout ------------------------------
@@ -198,7 +209,8 @@ async def test_connections_are_capped_per_address_and_in_all(
             stream = await raw(n, source)
             await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never ends
             dripping.append(stream)
-        await trio.sleep(0.2)
+        # (No wait for the node to take them: it accepts in the order the
+        # connections were made, so it holds those six before any made next.)
 
         async def refused(source: str) -> bytes:
             stream = await raw(n, source)
@@ -229,7 +241,7 @@ async def test_connections_are_capped_per_address_and_in_all(
 
 
 async def test_a_slow_head_is_cut_but_a_slow_body_is_the_apps_to_bound(
-    tmp_path: Path, target_url: str
+    tmp_path: Path, client: httpx.AsyncClient, target_url: str
 ) -> None:
     config = tmp_path / "node.toml"
     config.write_text("allow_private = true\nheader_timeout = 1.0\nbody_timeout = 10.0\n")
@@ -237,12 +249,20 @@ async def test_a_slow_head_is_cut_but_a_slow_body_is_the_apps_to_bound(
         data = json.dumps({"url": f"{target_url}/"}).encode()
         stream = await raw(n)
         await stream.send_all(post_head(n, len(data)))
-        await trio.sleep(1.5)  # past the header timeout, within the body's
+        # A head that never ends, on a connection taken after that one: once
+        # the node cuts it, the header timeout has passed for both.
+        dawdler = await raw(n)
+        await dawdler.send_all(b"GET /health HTTP/1.1\r\n")
+        assert await closed_by_peer(dawdler, 5)
+        await dawdler.aclose()
+        # Past the header timeout, within the body's.
         await stream.send_all(data)
         with trio.fail_after(5):
             answer = await stream.receive_some(65536)
         assert answer.startswith(b"HTTP/1.1 200")
         await stream.aclose()
+        metrics = (await client.get(f"{n.url}/metrics", headers=n.auth)).text
+        assert metric(metrics, "crawlmesh_node_suspicious_total", "header_timeout") == 1
 
 
 def _low_file_limit() -> None:

@@ -25,7 +25,7 @@ from crawlmesh import (
     Request,
 )
 from crawlmesh._transport._node import NodeFault, NodeTransport
-from node.nodes import NodeProc, TargetSite, node_process, write_token
+from node.nodes import NodeProc, TargetSite, node_process, wait_in_flight, write_token
 
 OPTS = FetchOptions(read_timeout=5.0, max_response_size=1024 * 1024)
 
@@ -174,7 +174,9 @@ async def test_the_node_transport_tells_node_faults_from_target_failures(
         await wrong.aclose()
 
 
-async def test_an_overloaded_node_is_a_node_fault(tmp_path: Path, target_url: str) -> None:
+async def test_an_overloaded_node_is_a_node_fault(
+    tmp_path: Path, client: httpx.AsyncClient, target_url: str
+) -> None:
     with node_process(tmp_path, "--allow-private", "--concurrency", "1", "--max-queue", "0") as n:
         t = NodeTransport(n.url, token=n.token)
         kinds: list[str] = []
@@ -189,7 +191,7 @@ async def test_an_overloaded_node_is_a_node_fault(tmp_path: Path, target_url: st
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(one)
-                await trio.sleep(0.2)
+                await wait_in_flight(client, n, 1)  # its slot taken for 0.5 s
                 nursery.start_soon(one)
         finally:
             await t.aclose()

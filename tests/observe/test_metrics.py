@@ -68,12 +68,13 @@ def crawl_serving_metrics(
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 20
-            url = None
-            while url is None and time.monotonic() < deadline:
+            while True:  # (the line on its stderr says where)
                 found = re.search(r"url=(http://127\.0\.0\.1:\d+/metrics)", err.read_text())
-                url = found[1] if found else None
-                time.sleep(0.05)
-            assert url is not None, err.read_text()
+                if found is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            assert found is not None, err.read_text()
+            url = found[1]
             yield url
         finally:
             proc.send_signal(signal.SIGINT)

@@ -8,9 +8,12 @@ sent (repeated headers included).
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import gzip
 import re
+import struct
+import termios
 import warnings
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -891,10 +894,20 @@ async def test_a_transfer_coded_bomb_is_cut_off_and_corrupt_data_refused(
     assert corrupt.value.kind == "decoding_error"
 
 
+async def wait_acknowledged(sock: trio.socket.SocketType) -> None:
+    """Return once the peer has acknowledged every byte sent on ``sock``
+    (Linux's SIOCOUTQ is 0): they are in its socket's receive buffer."""
+    with trio.fail_after(5):
+        # (The kernel's state: nothing to wait on but a query.)
+        while struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]:  # noqa: ASYNC110
+            await trio.sleep(0.001)
+
+
 class Unsolicited:
     """Answers each request with ``right``; after the first answer, once told
-    to, writes a whole second response that answers no request. Serves plain
-    TCP and TLS streams (tests/transport/test_proxy.py)."""
+    to, writes a whole second response that answers no request (``sent`` is
+    set once the client's socket holds it). Serves plain TCP and TLS streams
+    (tests/transport/test_proxy.py)."""
 
     def __init__(self) -> None:
         self.ports: list[int] = []
@@ -916,6 +929,7 @@ class Unsolicited:
                 if len(self.ports) == 1:
                     await self.go.wait()
                     await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG")
+                    await wait_acknowledged(tcp.socket)
                     self.sent.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return

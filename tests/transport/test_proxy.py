@@ -607,8 +607,7 @@ async def test_an_idle_tls_connection_with_unsolicited_bytes_is_discarded(certs:
             first = await transport.fetch(Request(url), OPTS)
             server.go.set()
             with trio.fail_after(10):
-                await server.sent.wait()
-            await trio.sleep(0.05)  # for the TLS record to reach the client's socket
+                await server.sent.wait()  # (the TLS record is in the client's socket)
             second = await transport.fetch(Request(url), OPTS)
             third = await transport.fetch(Request(url), OPTS)
             nursery.cancel_scope.cancel()

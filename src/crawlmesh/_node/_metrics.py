@@ -25,6 +25,7 @@ class NodeMetrics:
     Args:
         in_flight: reads the fetches in progress.
         queue_size: reads the requests waiting for a fetch slot.
+        receiving: reads the requests whose body is still arriving.
         sessions: reads the session cookie jars held.
     """
 
@@ -33,6 +34,7 @@ class NodeMetrics:
         *,
         in_flight: Callable[[], float],
         queue_size: Callable[[], float],
+        receiving: Callable[[], float],
         sessions: Callable[[], float],
     ) -> None:
         # The *_created series double the exposition and no dashboard reads them.
@@ -79,6 +81,13 @@ class NodeMetrics:
         Gauge(
             "crawlmesh_node_queue_size", "Requests waiting for a fetch slot.", registry=r
         ).set_function(queue_size)
+        # Slow senders hold no queue place while their body arrives (only
+        # their client's share): without this gauge they would not show.
+        Gauge(
+            "crawlmesh_node_receiving",
+            "Scrape requests whose body is still arriving (no queue place yet).",
+            registry=r,
+        ).set_function(receiving)
         Gauge("crawlmesh_node_sessions", "Session cookie jars held.", registry=r).set_function(
             sessions
         )

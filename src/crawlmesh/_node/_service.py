@@ -146,6 +146,7 @@ class NodeService:
         self.metrics = NodeMetrics(
             in_flight=lambda: self.admission.in_flight,
             queue_size=lambda: self.admission.queue_size,
+            receiving=lambda: self.receiving,
             sessions=lambda: self._transport.session_count,
         )
         self.connections = Connections(
@@ -156,6 +157,8 @@ class NodeService:
             on_refused=lambda reason: self.metrics.suspicious.labels(reason).inc(),
         )
         self.draining = False
+        self.receiving = 0
+        """Scrape requests whose body is still being read."""
         self._started = time.monotonic()
         self._cpu = _CpuSampler() if own_process else None
         self.log = structlog.get_logger("crawlmesh.node").bind(node=self.name)
@@ -265,7 +268,11 @@ class NodeService:
         held.callback(self.clients.leave, client)
         # The body is read (bounded in size and time) before the request
         # takes a queue place: a slow sender holds only its own client's.
-        job = await self._read(request)
+        self.receiving += 1
+        try:
+            job = await self._read(request)
+        finally:
+            self.receiving -= 1
         self.admission.admit()
         held.callback(self.admission.leave)
         return await self._run(job, client, tenant, request.receive, held)
