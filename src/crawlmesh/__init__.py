@@ -6,14 +6,12 @@ modules is private.
 
 import typing as _typing
 
-from ._cli._run import crawl as crawl
-from ._cli._run import run_engine as run_engine
-from ._cli._site_server import SiteRequest as SiteRequest
-from ._cli._site_server import SiteResponse as SiteResponse
-from ._cli._site_server import open_site_server as open_site_server
-from ._engine._engine import Engine as Engine
-from ._engine._export import ErrorRecord as ErrorRecord
-from ._engine._export import JsonLinesWriter as JsonLinesWriter
+from ._cli import SiteRequest as SiteRequest
+from ._cli import SiteResponse as SiteResponse
+from ._cli import crawl as crawl
+from ._cli import open_site_server as open_site_server
+from ._cli import run_engine as run_engine
+from ._engine import Engine as Engine
 from ._exceptions import BlockedAddress as BlockedAddress
 from ._exceptions import CircuitOpen as CircuitOpen
 from ._exceptions import ConnectFailed as ConnectFailed
@@ -34,6 +32,8 @@ from ._exceptions import ResponseTooLarge as ResponseTooLarge
 from ._exceptions import SettingsError as SettingsError
 from ._exceptions import SpiderLoadError as SpiderLoadError
 from ._exceptions import UsageError as UsageError
+from ._feeds import ErrorRecord as ErrorRecord
+from ._feeds import JsonLinesWriter as JsonLinesWriter
 from ._forms import FormRequest as FormRequest
 from ._hooks import Event as Event
 from ._hooks import Events as Events
@@ -49,12 +49,12 @@ from ._items import Field as Field
 from ._items import Item as Item
 from ._links import Link as Link
 from ._links import LinkExtractor as LinkExtractor
-from ._observe._nodes import NodeStats as NodeStats
-from ._observe._record import CrawlStats as CrawlStats
-from ._observe._record import Distribution as Distribution
-from ._observe._record import DomainStats as DomainStats
-from ._observe._record import NodeShare as NodeShare
-from ._observe._record import stats_schema as stats_schema
+from ._observe import CrawlStats as CrawlStats
+from ._observe import Distribution as Distribution
+from ._observe import DomainStats as DomainStats
+from ._observe import NodeShare as NodeShare
+from ._observe import NodeStats as NodeStats
+from ._observe import stats_schema as stats_schema
 from ._request import Request as Request
 from ._resilience import BanRules as BanRules
 from ._resilience import RetryPolicy as RetryPolicy
@@ -73,13 +73,13 @@ from ._shaping import RateRule as RateRule
 from ._spider import Spider as Spider
 from ._spiders import CrawlSpider as CrawlSpider
 from ._spiders import Rule as Rule
-from ._transport._api import ApiTransport as ApiTransport
-from ._transport._base import FetchOptions as FetchOptions
-from ._transport._base import Transport as Transport
-from ._transport._deadlines import TimeoutRule as TimeoutRule
-from ._transport._direct import DirectTransport as DirectTransport
-from ._transport._node import NodeTransport as NodeTransport
-from ._transport._proxy import ProxyTransport as ProxyTransport
+from ._transport import ApiTransport as ApiTransport
+from ._transport import DirectTransport as DirectTransport
+from ._transport import FetchOptions as FetchOptions
+from ._transport import NodeTransport as NodeTransport
+from ._transport import ProxyTransport as ProxyTransport
+from ._transport import TimeoutRule as TimeoutRule
+from ._transport import Transport as Transport
 from ._util._version import __version__ as __version__
 
 if _typing.TYPE_CHECKING:

@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 import trio
 
 from .._exceptions import FetchError
-from .._observe._nodes import NodeStats
+from .._observe import NodeStats
 from .._request import Request
 from .._resilience import Ban, BanRules, BreakerConfig
 from .._settings import HealthSettings
-from .._shaping._shaper import Shaper
-from .._state._shared import MeshShare
-from .._transport._base import Transport
+from .._shaping import Shaper
+from .._state import MeshShare
+from .._transport import Transport
 from .._util._tally import NodeTally, RateWaits
 from ._circuits import Circuits
 from ._geo import DEFAULT_GEO_MAP, GeoRouter

@@ -14,13 +14,9 @@ import trio
 
 from .._exceptions import FetchError, SettingsError
 from .._resilience import BreakerConfig
-from .._settings import Settings
-from .._settings._nodes import NodeKind, default_mesh, load_nodes_file, node_token
-from .._shaping._shaper import Shaper
-from .._transport._base import Transport
-from .._transport._deadlines import Deadlines
-from .._transport._direct import DirectTransport
-from .._transport._node import NodeTransport
+from .._settings import NodeKind, Settings, default_mesh, load_nodes_file, node_token
+from .._shaping import Shaper
+from .._transport import Deadlines, DirectTransport, NodeTransport, Transport
 from ._balancer import Balancer, TransportFactory
 from ._health import ProbeResult
 from ._stage import BalancedTransport
@@ -59,13 +55,13 @@ def _node_transport(spec: NodeSpec, cookies: bool) -> Transport:
 
 
 def _proxy_transport(spec: NodeSpec, cookies: bool) -> Transport:
-    from .._transport._proxy import ProxyTransport
+    from .._transport import ProxyTransport
 
     return ProxyTransport(spec.url, cookies=cookies, name=spec.name)
 
 
 def _api_transport(spec: NodeSpec, cookies: bool) -> Transport:
-    from .._transport._api import ApiTransport
+    from .._transport import ApiTransport
 
     return ApiTransport(spec.template, name=spec.name)
 

@@ -33,7 +33,7 @@ import msgspec
 import structlog
 import trio
 
-from .._observe._nodes import NodeHealth
+from .._observe import NodeHealth
 from .._settings import HealthSettings
 from ._types import NodeState
 

@@ -15,11 +15,10 @@ from typing import cast
 import trio
 
 from .._exceptions import FetchError
-from .._observe._nodes import TARGET_FAILURE_KINDS
+from .._observe import TARGET_FAILURE_KINDS
 from .._resilience import Ban, Transition
-from .._state._shared import MeshShare
-from .._transport._base import is_node_fault
-from .._transport._node import NodePushback, is_node_pushback
+from .._state import MeshShare
+from .._transport import NodePushback, is_node_fault, is_node_pushback
 from .._util._tally import DomainLabels
 from ._circuits import SHARED, TARGET_FAILURE_STATUSES, Circuits
 from ._members import DIRECT_FALLBACK, Members

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from .._exceptions import CrawlmeshError, SettingsError
-from .._transport._base import Transport, session_forgetter
+from .._transport import Transport, session_forgetter
 from .._util._tally import NodeTally
 from ._health import HealthTracker
 from ._strategies import Strategy

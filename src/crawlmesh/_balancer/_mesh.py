@@ -10,8 +10,7 @@ import structlog
 import trio
 
 from .._exceptions import CrawlmeshError
-from .._settings import Settings
-from .._settings._nodes import load_settings_nodes
+from .._settings import Settings, load_settings_nodes
 from ._balancer import Balancer
 from ._build import mesh_specs, probe_node
 from ._health import open_health_checks

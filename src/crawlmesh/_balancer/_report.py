@@ -5,12 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 
-from .._observe._nodes import (
-    SHARE_MIN_REQUESTS,
-    SHARE_TOLERANCE,
-    SHARE_TOLERANCE_RELATIVE,
-    NodeStats,
-)
+from .._observe import SHARE_MIN_REQUESTS, SHARE_TOLERANCE, SHARE_TOLERANCE_RELATIVE, NodeStats
 from .._util._redact import redact
 from .._util._tally import NodeTally
 from ._circuits import Circuits

@@ -18,7 +18,7 @@ import trio
 
 from .._exceptions import CircuitOpen
 from .._request import Request
-from .._shaping._shaper import Shaper
+from .._shaping import Shaper
 from ._circuits import Circuits
 from ._geo import GeoRouter
 from ._members import DIRECT_FALLBACK, Members

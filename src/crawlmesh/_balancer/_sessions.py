@@ -14,7 +14,7 @@ from collections.abc import Callable
 import trio
 
 from .._request import Request
-from .._state._shared import MeshShare
+from .._state import MeshShare
 from ._members import Members
 from ._ring import AffinityRing
 from ._strategies import Strategy

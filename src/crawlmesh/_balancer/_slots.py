@@ -12,7 +12,7 @@ import trio
 
 from .._exceptions import CircuitOpen
 from .._request import Request
-from .._shaping._shaper import Shaper
+from .._shaping import Shaper
 from .._util._tally import RateWaits
 from ._circuits import Circuits, Permits
 from ._members import Members, MeshNode

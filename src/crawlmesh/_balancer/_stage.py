@@ -21,12 +21,10 @@ import structlog
 import trio
 
 from .._exceptions import Banned, CircuitOpen, FetchError, FetchTimeout
-from .._hooks._fetch import FetchHooks
+from .._hooks import FetchHooks
 from .._request import Request
 from .._response import Response
-from .._transport._base import FetchOptions, is_node_fault
-from .._transport._deadlines import Deadlines
-from .._transport._node import NodePushback
+from .._transport import Deadlines, FetchOptions, NodePushback, is_node_fault
 from .._util._log import request_keys
 from ._balancer import Balancer, session_of
 from ._slots import Lease

@@ -6,7 +6,7 @@ Imports nothing from the engine, spiders or the CLI; a node's declaration
 
 from __future__ import annotations
 
-from .._settings._nodes import NodeKind, NodeSpec
+from .._settings import NodeKind, NodeSpec
 
 __all__ = ["NodeKind", "NodeSpec", "NodeState"]
 # NodeKind and NodeSpec are the settings' (crawlmesh._settings._nodes), named

@@ -18,7 +18,7 @@ import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._settings import NodeSpec
-from .._transport._nodeproto import ErrorBody, ErrorDetail
+from .._transport import ErrorBody, ErrorDetail
 from ._site_server import SiteRequest, SiteResponse
 
 __all__ = ["DemoSite", "open_demo_nodes"]

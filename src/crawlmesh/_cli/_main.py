@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 import msgspec
 import trio
 
-from .._balancer._check import check_nodes
-from .._engine._engine import Engine
+from .._balancer import check_nodes
+from .._engine import Engine
 from .._exceptions import (
     BackendError,
     HookError,
@@ -25,8 +25,7 @@ from .._exceptions import (
     sole_leaf,
 )
 from .._feeds import FORMATS, FeedSpec, format_for
-from .._observe._progress import choose_progress
-from .._observe._record import CrawlStats, stats_schema
+from .._observe import CrawlStats, choose_progress, stats_schema
 from .._settings import LOG_LEVELS
 from .._spider import Spider
 from .._util._log import configure_logging
@@ -501,7 +500,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
 
 def _cmd_backlog(args: argparse.Namespace) -> int:
-    from .._state._redis._backlog import print_backlog, serve_backlog
+    from .._state._redis import print_backlog, serve_backlog
 
     if args.serve is None:
         backlog = trio.run(print_backlog, args.backend, args.namespace)

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 import trio
 
-from .._engine._engine import Engine
+from .._engine import Engine
 from .._engine._export import JsonLinesWriter
 from .._exceptions import FetchError, HttpError, UsageError
 from .._hooks import Events
-from .._observe._record import CrawlStats
+from .._observe import CrawlStats
 from .._request import Request
 from .._response import Response
 from .._settings import Settings

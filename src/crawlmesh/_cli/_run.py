@@ -12,17 +12,13 @@ from typing import Any, BinaryIO
 import structlog
 import trio
 
-from .._engine._engine import Engine
-from .._engine._export import JsonLinesWriter
+from .._engine import Engine
 from .._exceptions import UsageError, plain_errors, sole_leaf
-from .._feeds import FeedSet, FeedSpec, format_for, open_feeds
-from .._observe._progress import show_live_status
-from .._observe._record import CrawlStats
+from .._feeds import FeedSet, FeedSpec, JsonLinesWriter, format_for, open_feeds
+from .._observe import CrawlStats, show_live_status
 from .._settings import Settings, load_settings, read_settings_file
 from .._spider import Spider
-from .._state._backend import Backend
-from .._state._jobdir import JobDir
-from .._state._memory import MemoryBackend
+from .._state import Backend, JobDir, MemoryBackend
 from .._util._console import console
 
 __all__ = ["Sinks", "crawl", "feed_specs", "open_sinks", "resolve_settings", "run_engine"]
@@ -255,7 +251,7 @@ async def run_engine(
                 try:
                     # Imported here: hypercorn, Starlette and the Prometheus
                     # client cost a crawl without --metrics ~0.15 s of start-up.
-                    from .._observe._metrics import serve_metrics
+                    from .._observe import serve_metrics
 
                     binds = await nursery.start(serve_metrics, engine, metrics)
                 except* OSError as group:  # (a port taken, an address not ours)

@@ -16,14 +16,14 @@ import structlog
 import trio
 
 from .._exceptions import CircuitOpen
-from .._frontier._queue import Frontier
+from .._frontier import Frontier
 from .._hooks import HookFailed, ParseHooks
 from .._request import Request
 from .._resilience._retrying import Retrier
 from .._settings import Settings
-from .._shaping._politeness import Politeness
+from .._shaping import Politeness
 from .._spider import Spider
-from .._state._backend import RequestStore
+from .._state import RequestStore
 from .._util._callbacks import iterate_result
 from ._holds import CircuitHolds
 from ._ledger import Ledger

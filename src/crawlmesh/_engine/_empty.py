@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._observe._record import CrawlStats
+from .._observe import CrawlStats
 
 __all__ = ["why_empty"]
 

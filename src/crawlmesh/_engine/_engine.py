@@ -29,11 +29,9 @@ import msgspec
 import structlog
 import trio
 
-from .._balancer._balancer import Balancer
-from .._balancer._build import build_transport, mesh_around
-from .._balancer._mesh import reload_nodes, run_mesh_upkeep
+from .._balancer import Balancer, build_transport, mesh_around, reload_nodes, run_mesh_upkeep
 from .._exceptions import plain_errors
-from .._frontier._queue import DupeFilter, Frontier, MemoryFrontier
+from .._frontier import DupeFilter, Frontier, MemoryFrontier
 from .._hooks import (
     Events,
     Extensions,
@@ -43,21 +41,16 @@ from .._hooks import (
     SpiderClosed,
     load_objects,
 )
-from .._observe._progress import report_progress
-from .._observe._record import CrawlStats
-from .._observe._stats import StatsCollector
+from .._observe import CrawlStats, StatsCollector, report_progress
 from .._request import Request
 from .._resilience import RetryBudgetStatistics
 from .._resilience._retrying import Retrier
 from .._settings import NodeSpec, Settings
-from .._shaping._aimd import AimdController
-from .._shaping._politeness import Politeness
-from .._shaping._shaper import Shaper
+from .._shaping import AimdController, Politeness, Shaper
 from .._spider import Spider
 from .._spiders import warn_unmatched_rules, warn_unused_rules
-from .._state._backend import Backend, Resume
-from .._state._memory import MemoryBackend
-from .._transport._base import Transport
+from .._state import Backend, MemoryBackend, Resume
+from .._transport import Transport
 from .._util._log import configure_logging, debug_enabled
 from .._util._tally import RateWaits
 from ._dispatch import DispatchStage

@@ -15,20 +15,18 @@ from collections.abc import Callable
 import structlog
 import trio
 
-from .._balancer._balancer import Balancer
+from .._balancer import Balancer
 from .._exceptions import CircuitOpen, DropRequest, FetchError, RequestError
-from .._frontier._queue import Frontier
+from .._frontier import Frontier
 from .._hooks import Events, HookReplaced, ResponseReceived
-from .._observe._stats import StatsCollector
+from .._observe import StatsCollector
 from .._request import Request
 from .._resilience._retrying import Retrier
 from .._response import Response
 from .._settings import Settings, fetch_options
-from .._shaping._politeness import Politeness
-from .._shaping._retry_after import parse_retry_after
-from .._shaping._shaper import Shaper
-from .._state._backend import SharedLimits
-from .._transport._base import Transport
+from .._shaping import Politeness, Shaper, parse_retry_after
+from .._state import SharedLimits
+from .._transport import Transport
 from .._util._log import request_keys
 from .._util._tally import RateWaits
 from .._util._url import split_http_url

@@ -15,10 +15,10 @@ import math
 import structlog
 import trio
 
-from .._balancer._balancer import Balancer
-from .._observe._stats import StatsCollector
+from .._balancer import Balancer
+from .._observe import StatsCollector
 from .._settings import Settings
-from .._shaping._politeness import Politeness
+from .._shaping import Politeness
 
 __all__ = ["CircuitHolds"]
 

@@ -17,12 +17,12 @@ import structlog
 import trio
 
 from .._exceptions import FetchError
-from .._frontier._queue import Frontier
+from .._frontier import Frontier
 from .._hooks import Events, RequestDropped, RequestFailed
-from .._observe._stats import StatsCollector
+from .._observe import StatsCollector
 from .._request import Request
 from .._resilience._retrying import Retrier
-from .._state._backend import Journal, RequestStore
+from .._state import Journal, RequestStore
 from .._util._log import request_keys
 from ._export import ErrorRecord, FeedSet, JsonLinesWriter
 from ._records import Outcome

@@ -17,12 +17,12 @@ import structlog
 import trio
 
 from .._exceptions import FetchError, HttpError
-from .._frontier._admission import Admission
+from .._frontier import Admission
 from .._hooks import DROPPED, Events, HookFailed, ParseHooks, Pipelines
 from .._request import Request
 from .._response import Response
 from .._spider import Spider
-from .._state._backend import DedupeStore, Journal
+from .._state import DedupeStore, Journal
 from .._util._callbacks import results_of
 from ._ledger import Ledger
 from ._records import Item, Outcome, Page, Shutdown

@@ -20,7 +20,7 @@ from protego import Protego
 from .._exceptions import Banned, CircuitOpen, FetchError, ResponseTooLarge
 from .._request import Request
 from .._response import Response
-from .._transport._base import FetchOptions, Transport
+from .._transport import FetchOptions, Transport
 from .._util._log import request_keys
 
 __all__ = ["RobotsCache", "RobotsVerdict"]

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import structlog
 
-from .._frontier._admission import Admission, clean_allowed_domains
-from .._frontier._queue import Frontier
+from .._frontier import Admission, Frontier
+from .._frontier._admission import clean_allowed_domains
 from .._hooks import Events, RequestDropped, RequestScheduled
 from .._request import Request
 from .._settings import Settings
-from .._shaping._politeness import Politeness
+from .._shaping import Politeness
 from .._spider import Spider
-from .._state._backend import DedupeStore, RequestStore
-from .._state._records import NotPersistable
+from .._state import DedupeStore, NotPersistable, RequestStore
 from .._util._url import split_http_url
 from ._ledger import Ledger
 from ._robots import RobotsCache

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .._exceptions import SettingsError
-from .._transport._guard import AddressGuard
+from .._transport import AddressGuard
 from .._util._files import read_token_file, read_toml_file
 from .._util._redact import register_secret
 

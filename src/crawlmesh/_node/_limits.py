@@ -15,7 +15,7 @@ from collections import deque
 import trio
 
 from .._exceptions import NodeServiceError
-from .._shaping._gcra import GcraLimiter
+from .._shaping import GcraLimiter
 
 __all__ = ["Admission", "AuthFailures", "ClientLimits", "Refusal"]
 

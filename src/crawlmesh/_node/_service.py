@@ -37,17 +37,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._exceptions import BlockedAddress, FetchError, FetchTimeout
 from .._request import Request
-from .._transport._base import FetchOptions
-from .._transport._direct import DirectTransport
-from .._transport._nodeproto import (
+from .._transport import (
+    DirectTransport,
     ErrorBody,
     ErrorDetail,
+    FetchOptions,
+    H11Pool,
     Health,
     ScrapeRequest,
     ScrapeResult,
     target_failure,
 )
-from .._transport._pool import H11Pool
 from .._util._log import request_keys
 from ._config import NodeConfig
 from ._conns import Connections, address_key

@@ -10,7 +10,7 @@ import base64
 import binascii
 
 from .._exceptions import InvalidURL, NodeServiceError
-from .._transport._nodeproto import ScrapeRequest
+from .._transport import ScrapeRequest
 from .._util._url import split_http_url
 from ._config import NodeConfig
 

@@ -27,8 +27,7 @@ import trio
 from .._exceptions import FetchError
 from .._request import Request
 from .._response import Response
-from .._transport._base import FetchOptions
-from .._transport._node import NodePushback
+from .._transport import FetchOptions, NodePushback
 from .._util._log import request_keys
 from . import RetryBudget, RetryPolicy
 

@@ -7,6 +7,10 @@ from ._nodes import NODE_KINDS as NODE_KINDS
 from ._nodes import NodeKind as NodeKind
 from ._nodes import NodeKindInfo as NodeKindInfo
 from ._nodes import NodeSpec as NodeSpec
+from ._nodes import default_mesh as default_mesh
+from ._nodes import load_nodes_file as load_nodes_file
+from ._nodes import load_settings_nodes as load_settings_nodes
+from ._nodes import node_token as node_token
 from ._nodes import validate_nodes as validate_nodes
 from ._settings import DEDUPES as DEDUPES
 from ._settings import LOG_LEVELS as LOG_LEVELS
@@ -49,8 +53,12 @@ __all__ = [
     "Strategy",
     "ThrottleSettings",
     "Timeouts",
+    "default_mesh",
     "fetch_options",
+    "load_nodes_file",
     "load_settings",
+    "load_settings_nodes",
+    "node_token",
     "parse_override",
     "read_settings_file",
     "validate_nodes",

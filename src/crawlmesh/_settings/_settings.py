@@ -17,13 +17,10 @@ import msgspec
 
 from .._exceptions import SettingsError
 from .._feeds import FeedSettings
-from .._resilience._bans import BanRules
-from .._resilience._breaker_config import BreakerConfig
-from .._resilience._retry import RetryPolicy
+from .._resilience import BanRules, BreakerConfig, RetryPolicy
+from .._shaping import RateRule, RateRules
 from .._shaping._globs import DomainGlobs
-from .._shaping._rules import RateRule, RateRules
-from .._transport._base import FetchOptions
-from .._transport._deadlines import TimeoutRule
+from .._transport import FetchOptions, TimeoutRule
 from .._util._files import read_toml_file
 from ._nodes import NODE_KINDS, NodeSpec, describe_kinds, validate_nodes
 from ._scrapy import scrapy_hint

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from .._frontier._queue import DupeFilter
-from .._observe._stats import StatsCollector
+from .._frontier import DupeFilter
+from .._observe import StatsCollector
 from .._request import Request
 from ._shared import MeshShare
 

@@ -39,7 +39,7 @@ import structlog
 
 from .._exceptions import SettingsError
 from .._feeds import LEGACY_KEY
-from .._observe._stats import StatsCollector
+from .._observe import StatsCollector
 from .._request import Request
 from .._spider import Spider
 from ._backend import EngineLink, Resume

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from .._frontier._dedupe import FingerprintSet
-from .._frontier._queue import DupeFilter
-from .._observe._stats import StatsCollector
+from .._frontier import DupeFilter, FingerprintSet
+from .._observe import StatsCollector
 from .._request import Request
 from ._backend import EngineLink, Resume
 

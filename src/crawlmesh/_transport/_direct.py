@@ -27,7 +27,7 @@ from ._decoding import make_decoder
 from ._http11 import BODY_LENGTH
 from ._pool import H11Pool
 
-__all__ = ["DirectTransport", "translate_httpx_error"]
+__all__ = ["MAX_COOKIES_PER_JAR", "DirectTransport", "translate_httpx_error"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ACCEPT_ENCODING = "gzip, deflate, br"

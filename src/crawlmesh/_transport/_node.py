@@ -12,7 +12,7 @@ import trio
 from .._exceptions import FetchError
 from .._request import Request
 from .._response import Headers, Response
-from .._shaping._retry_after import parse_retry_after
+from .._shaping import parse_retry_after
 from ._base import FetchOptions
 from ._direct import translate_httpx_error
 from ._nodeproto import TARGET_ERRORS, ErrorBody, Health, ScrapeRequest, ScrapeResult

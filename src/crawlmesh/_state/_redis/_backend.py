@@ -35,8 +35,8 @@ import structlog
 import trio
 
 from ..._exceptions import BackendError, SettingsError, sole_leaf
-from ..._frontier._dedupe import FingerprintSet
-from ..._observe._stats import StatsCollector
+from ..._frontier import FingerprintSet
+from ..._observe import StatsCollector
 from ..._request import Request
 from ..._settings import BackendSettings
 from ..._spider import Spider

@@ -18,11 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..._exceptions import BackendError
-from ..._observe._metrics import serve_app
+from ..._observe import serve_app
 from ._client import UNREACHABLE, Client, open_client, redact
 from ._scripts import BACKLOG
 
-__all__ = ["Backlog", "read_backlog", "serve_backlog"]
+__all__ = ["Backlog", "print_backlog", "read_backlog", "serve_backlog"]
 
 
 class Backlog(msgspec.Struct):
