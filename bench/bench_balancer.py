@@ -20,9 +20,8 @@ import time
 import trio
 from _timing import per_call_us  # bench/ is on sys.path when run as a script
 
-from crawlmesh._balancer._ring import AffinityRing
-from crawlmesh._balancer._strategies import STRATEGIES, Strategy, make_strategy
-from crawlmesh._balancer._types import NodeSpec, NodeState
+from crawlmesh import NodeSpec
+from crawlmesh._balancer import STRATEGIES, AffinityRing, NodeState, Strategy, make_strategy
 
 SIZES = (3, 100, 10_000)
 DOMAINS = [f"site{i}.example" for i in range(5)]

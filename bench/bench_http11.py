@@ -34,10 +34,9 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import per_call_us
-from crawlmesh._transport import _conn
+from crawlmesh._transport import H11Pool, _conn
 from crawlmesh._transport._conn import Conn
 from crawlmesh._transport._http11 import parse_head
-from crawlmesh._transport._pool import H11Pool
 
 
 def make_head(size: int) -> bytes:

@@ -31,9 +31,9 @@ import trio
 
 from bench.run import CRAWLMESH_BIN, ROOT, WORK, Nginx, check_items, ensure_site, free_port
 from crawlmesh import Spider
-from crawlmesh._frontier._dedupe import FingerprintSet
-from crawlmesh._observe._stats import StatsCollector
-from crawlmesh._state._jobdir import JobDir
+from crawlmesh._frontier import FingerprintSet
+from crawlmesh._observe import StatsCollector
+from crawlmesh._state import JobDir
 from crawlmesh._state._redis._bloom import BloomPositions
 from crawlmesh._util._url import fingerprint
 

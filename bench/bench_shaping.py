@@ -32,19 +32,19 @@ import trio
 from _timing import per_call_us  # bench/ is on sys.path when run as a script
 
 from crawlmesh import Request
-from crawlmesh._balancer._balancer import Balancer
+from crawlmesh._balancer import Balancer
 from crawlmesh._resilience import BreakerConfig
 from crawlmesh._settings import NodeSpec
 from crawlmesh._shaping import (
     AimdController,
     GcraLimiter,
+    Politeness,
     RateRules,
     Rule,
+    Shaper,
     _domains,
     registered_domain,
 )
-from crawlmesh._shaping._politeness import Politeness
-from crawlmesh._shaping._shaper import Shaper
 
 SIZES = (10, 10_000)
 SUFFIXES = ("com", "co.uk", "de", "github.io", "com.au", "org", "net", "fr")

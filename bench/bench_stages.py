@@ -36,8 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import CRAWLMESH_BIN, ROOT, Nginx, compile_sources, ensure_site
 from crawlmesh import DirectTransport, FetchOptions, Request, Response
-from crawlmesh._frontier._admission import Admission
-from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._frontier import Admission, FingerprintSet
 
 
 def _cpu_per_page(step, pages: int) -> float:  # type: ignore[no-untyped-def]

@@ -32,8 +32,7 @@ from ada_url import join_url
 import crawlmesh._util._url as url_module
 from bench.run import ensure_site
 from crawlmesh import Headers, Request, Response
-from crawlmesh._frontier._admission import Admission
-from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._frontier import Admission, FingerprintSet
 from crawlmesh._util._url import LinkJoiner
 
 _HREF = re.compile(r'href="([^"]*)"')

@@ -18,9 +18,9 @@ from typing import Any, NamedTuple, TypedDict, Unpack
 import msgspec
 
 from crawlmesh import CrawlStats, Engine, JsonLinesWriter, Request, Response, Spider, Transport
-from crawlmesh._frontier._queue import DupeFilter
+from crawlmesh._frontier import DupeFilter
 from crawlmesh._settings import NodeSpec, load_settings
-from crawlmesh._state._backend import Backend
+from crawlmesh._state import Backend
 
 ItemOf = Callable[[Response], "dict[str, Any] | None"]
 """What a page yields as its item; ``None`` for no item."""

@@ -15,12 +15,10 @@ import random
 import msgspec
 import trio
 
-from crawlmesh._cli._site_server import SiteRequest, SiteResponse
+from crawlmesh import DirectTransport, FetchOptions, SiteRequest, SiteResponse
 from crawlmesh._exceptions import FetchError
 from crawlmesh._request import Request
-from crawlmesh._transport._base import FetchOptions
-from crawlmesh._transport._direct import DirectTransport
-from crawlmesh._transport._nodeproto import (
+from crawlmesh._transport import (
     ErrorBody,
     ErrorDetail,
     Health,

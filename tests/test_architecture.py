@@ -12,6 +12,10 @@ package is also an edge to that package's face (and through it to all its
 modules). The cycle check counts those edges too; without them a face could
 close a cycle that no single ``import`` line shows.
 
+Tests import the public API (``crawlmesh``) or a package's face, not the
+modules behind it, except the unit tests of one internal module listed in
+``DEEP_TEST_IMPORTS``.
+
 What still breaks the size limits is listed in ``KNOWN_LONG``: a ratchet.
 A new violation fails; so does a listed one that is gone (take it off the
 list), so the list only shrinks.
@@ -250,6 +254,101 @@ def test_stages_stand_side_by_side() -> None:
     assert MODULES.keys() >= STAGES
     for stage in sorted(STAGES):
         assert GRAPH[stage] & (STAGES | {"crawlmesh._engine._engine"}) == set(), stage
+
+
+TESTS = Path(__file__).resolve().parent
+
+# Unit tests of one internal module, importing what its package's face does
+# not export: (test file under tests/, module) -> why. Only shrinks.
+DEEP_TEST_IMPORTS: dict[tuple[str, str], str] = {
+    ("transport/test_http11.py", "crawlmesh._transport._http11"):
+        "the HTTP/1.1 framing functions, case by case",
+    ("transport/test_http11_oracle.py", "crawlmesh._transport._http11"):
+        "the framing against h11 as the oracle",
+    ("transport/test_decoding.py", "crawlmesh._transport._decoding"):
+        "the bounded decoders alone, bomb sizes included",
+    ("transport/test_pool.py", "crawlmesh._transport._conn"):
+        "counts the pool's readiness checks by patching _conn.read_ready",
+    ("transport/test_proxy.py", "crawlmesh._cli._site_server"):
+        "serves one raw connection (_serve_connection) as a misbehaving proxy",
+    ("distributed/test_scripts.py", "crawlmesh._state._redis._scripts"):
+        "the Lua scripts, called directly on a real Redis",
+    ("distributed/test_redirect_dedupe.py", "crawlmesh._state._redis._scripts"):
+        "calls the SYNC script directly",
+    ("distributed/test_redirect_dedupe.py", "crawlmesh._state._redis._outbox"):
+        "builds SYNC's ops with the outbox's encoder (pushes)",
+    ("shaping/test_registered_domain.py", "crawlmesh._shaping._domains"):
+        "clears the suffix list's private caches between cases",
+    ("resilience/test_window.py", "crawlmesh._resilience._window"):
+        "the sliding window under the retry budget, alone",
+    ("balancer/test_circuits.py", "crawlmesh._balancer._balancer"):
+        "the outcome -> breaker verdict table (_verdicts)",
+    ("balancer/test_demo_health.py", "crawlmesh._balancer._health"):
+        "the probe verdict function (_verdict)",
+    ("observe/test_stats.py", "crawlmesh._observe._stats"):
+        "the collector's bounds (TOP_DOMAINS, OTHER, NO_DOMAIN) and _distribution",
+    ("cli/test_project_commands.py", "crawlmesh._cli._genspider"):
+        "genspider's templates rendered alone (TEMPLATES, render, target_of)",
+    ("cli/test_shell.py", "crawlmesh._cli._shell"):
+        "the shell's view() helper, without a shell",
+    ("test_examples_k8s.py", "crawlmesh._cli._main"):
+        "the manifests' arguments against the real parser (_parser)",
+}  # fmt: skip
+
+
+def _deep_imports(source: str) -> set[str]:
+    """The crawlmesh modules behind a package face that ``source`` imports.
+
+    Not deep: ``crawlmesh`` itself, its top-level modules (``_exceptions``,
+    ``_request``...), a package (a face), and the ``_util`` modules, which
+    are their own faces (``_util`` re-exports nothing, see its docstring).
+    """
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if (
+                name in MODULES
+                and len(parts) > 2
+                and parts[1] != "_util"
+                and MODULES[name].name != "__init__.py"
+            ):
+                found.add(name)
+    return found
+
+
+def test_tests_import_faces() -> None:
+    found = {
+        (path.relative_to(TESTS).as_posix(), module)
+        for path in sorted(TESTS.rglob("*.py"))
+        for module in _deep_imports(path.read_text())
+    }
+    deep = sorted(found - DEEP_TEST_IMPORTS.keys())
+    assert deep == [], "import these from crawlmesh or the package's face"
+    assert sorted(DEEP_TEST_IMPORTS.keys() - found) == [], "gone: take off DEEP_TEST_IMPORTS"
+
+
+def test_the_face_check_sees_a_deep_import() -> None:
+    assert _deep_imports("from crawlmesh._balancer._ring import AffinityRing") == {
+        "crawlmesh._balancer._ring"
+    }
+    assert _deep_imports("def f():\n    from crawlmesh._transport import _conn") == {
+        "crawlmesh._transport._conn"
+    }
+    assert _deep_imports("import crawlmesh._state._jobdir") == {"crawlmesh._state._jobdir"}
+    faces = (
+        "from crawlmesh import Engine\n"
+        "from crawlmesh._balancer import AffinityRing\n"
+        "from crawlmesh._state._redis import RedisBackend\n"
+        "from crawlmesh._util._url import canonicalize\n"
+        "from crawlmesh._exceptions import FetchError\n"
+    )
+    assert _deep_imports(faces) == set()
 
 
 FACES = sorted(m for m, path in MODULES.items() if path.name == "__init__.py" and m != "crawlmesh")

@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from crawlmesh._cli._main import _parser
-from crawlmesh._settings import load_settings, read_settings_file
-from crawlmesh._settings._nodes import load_nodes_file
+from crawlmesh._settings import load_nodes_file, load_settings, read_settings_file
 
 K8S = Path(__file__).resolve().parents[1] / "examples" / "k8s"
 KUBERNETES = "1.30.0"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from crawlmesh import FetchError, FetchTimeout, HttpError, Request
 from crawlmesh._exceptions import TIMEOUT_KINDS, Banned
-from crawlmesh._transport._base import ClassifiedError, is_node_fault
-from crawlmesh._transport._node import NodeFault, NodePushback
+from crawlmesh._transport import ClassifiedError, NodeFault, NodePushback, is_node_fault
 
 
 def _raised(error: FetchError) -> FetchError:

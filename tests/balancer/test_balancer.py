@@ -11,9 +11,7 @@ import trio
 import trio.testing
 
 from crawlmesh import ConnectFailed, Request
-from crawlmesh._balancer._balancer import Balancer
-from crawlmesh._balancer._build import build_balancer
-from crawlmesh._balancer._mesh import reload_nodes
+from crawlmesh._balancer import Balancer, build_balancer, reload_nodes
 from crawlmesh._settings import NodeSpec, load_settings
 
 

@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from crawlmesh import CircuitOpen, ConnectFailed, FetchTimeout, Request
-from crawlmesh._balancer._balancer import DIRECT_FALLBACK, Balancer, NodesBusy
+from crawlmesh._balancer import DIRECT_FALLBACK, Balancer, NodesBusy
 from crawlmesh._resilience import BanRules, BreakerConfig
 from crawlmesh._settings import NodeSpec
 
@@ -203,7 +203,7 @@ async def test_a_cancelled_request_gives_its_probe_slot_back(
 
 
 def rated(*specs: NodeSpec, rate: str = "1/s") -> Balancer:
-    from crawlmesh._shaping._shaper import Shaper
+    from crawlmesh._shaping import Shaper
 
     rules = {"*": {"rate": rate, "per_node": True}}
     return Balancer(

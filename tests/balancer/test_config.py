@@ -6,9 +6,8 @@ from typing import get_args
 import pytest
 
 from crawlmesh import SettingsError
-from crawlmesh._balancer._build import PROBES, TRANSPORTS
-from crawlmesh._settings import NODE_KINDS, NodeKind, load_settings
-from crawlmesh._settings._nodes import load_nodes_file
+from crawlmesh._balancer import PROBES, TRANSPORTS
+from crawlmesh._settings import NODE_KINDS, NodeKind, load_nodes_file, load_settings
 
 GOOD = """
 [[nodes]]

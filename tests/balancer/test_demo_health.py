@@ -7,9 +7,9 @@ import time
 import trio
 
 from crawlmesh import HealthSettings
-from crawlmesh._balancer._build import build_balancer, probe_node
+from crawlmesh._balancer import build_balancer, probe_node
 from crawlmesh._balancer._health import _verdict
-from crawlmesh._cli._demosite import open_demo_nodes
+from crawlmesh._cli import open_demo_nodes
 from crawlmesh._settings import load_settings
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from crawlmesh._balancer._geo import GeoRouter
+from crawlmesh._balancer import GeoRouter
 
 
 def test_region_from_request_then_tld_then_default() -> None:

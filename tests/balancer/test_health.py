@@ -10,9 +10,8 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawlmesh import HealthSettings
-from crawlmesh._balancer._health import HealthTracker, ProbeResult, open_health_checks
-from crawlmesh._balancer._types import NodeSpec, NodeState
+from crawlmesh import HealthSettings, NodeSpec
+from crawlmesh._balancer import HealthTracker, NodeState, ProbeResult, open_health_checks
 from crawlmesh._util._log import configure_logging
 
 OK = ProbeResult(ok=True, latency=0.01)

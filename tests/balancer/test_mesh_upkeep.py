@@ -10,8 +10,7 @@ import trio.testing
 
 from balancer.test_mesh_crawl import open_nodes
 from crawlmesh import SettingsError
-from crawlmesh._balancer._build import build_balancer
-from crawlmesh._balancer._mesh import reload_nodes, run_mesh_upkeep
+from crawlmesh._balancer import build_balancer, reload_nodes, run_mesh_upkeep
 from crawlmesh._settings import load_settings
 
 
@@ -96,7 +95,7 @@ async def test_nodes_of_a_settings_file_follow_the_node_files_rule(
     tmp_path: Path, loopback_clock: trio.testing.MockClock
 ) -> None:
     from crawlmesh import Spider
-    from crawlmesh._cli._run import resolve_settings
+    from crawlmesh._cli import resolve_settings
 
     f = tmp_path / "settings.toml"
     f.write_text(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crawlmesh import FetchError, FetchOptions, Request, open_site_server
-from crawlmesh._transport._node import NodeFault, NodeTransport
+from crawlmesh import FetchError, FetchOptions, NodeTransport, Request, open_site_server
+from crawlmesh._transport import NodeFault
 from litenode import LiteNode
 from sites import HostileSite
 

@@ -10,8 +10,8 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawlmesh._balancer._ring import AffinityRing
-from crawlmesh._balancer._types import NodeSpec, NodeState
+from crawlmesh import NodeSpec
+from crawlmesh._balancer import AffinityRing, NodeState
 
 EPS = 0.25
 
@@ -251,8 +251,8 @@ def test_rejects_bad_parameters() -> None:
 
 
 def test_pin_moves_a_session_and_keeps_the_loads_right() -> None:
-    from crawlmesh._balancer._ring import AffinityRing
-    from crawlmesh._balancer._types import NodeSpec, NodeState
+    from crawlmesh import NodeSpec
+    from crawlmesh._balancer import AffinityRing, NodeState
 
     nodes = [NodeState(NodeSpec(name=f"n{i}"), i) for i in range(3)]
     ring = AffinityRing(now=lambda: 0.0)

@@ -14,15 +14,16 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawlmesh._balancer._strategies import (
+from crawlmesh import NodeSpec
+from crawlmesh._balancer import (
     STRATEGIES,
     LeastConn,
+    NodeState,
     PeakEwmaP2C,
     RoundRobin,
     SmoothWeighted,
     make_strategy,
 )
-from crawlmesh._balancer._types import NodeSpec, NodeState
 
 weight_lists = st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=8)
 

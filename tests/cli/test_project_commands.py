@@ -9,8 +9,7 @@ import pytest
 
 from cli.test_cli import assert_usage_error, json_lines, run_cli
 from crawlmesh._cli._genspider import TEMPLATES, render, target_of
-from crawlmesh._settings import _known_keys
-from crawlmesh._settings._scrapy import SCRAPY_SETTINGS
+from crawlmesh._settings import SCRAPY_SETTINGS, _known_keys
 
 TWINS = """\
 from crawlmesh import Spider

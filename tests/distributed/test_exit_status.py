@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from crawlmesh._cli._run import FINISH_EXIT_CODES
+from crawlmesh._cli import FINISH_EXIT_CODES
 from distributed.redis_server import RedisServer
 from distributed.workers import Worker
 

@@ -10,9 +10,8 @@ from typing import Any
 import trio
 
 from crawlmesh import ConnectFailed, Request, Spider
-from crawlmesh._balancer._balancer import Balancer
-from crawlmesh._balancer._health import ProbeResult
-from crawlmesh._observe._stats import StatsCollector
+from crawlmesh._balancer import Balancer, ProbeResult
+from crawlmesh._observe import StatsCollector
 from crawlmesh._resilience import BreakerConfig
 from crawlmesh._settings import BackendSettings, NodeSpec
 from crawlmesh._state._redis import RedisBackend

@@ -5,7 +5,7 @@ from __future__ import annotations
 import coredis.exceptions as ce
 import pytest
 
-from crawlmesh._state._redis._client import resharding
+from crawlmesh._state._redis import resharding
 
 NON_LOCAL = (
     "Script attempted to access a non local key in a cluster node script: "

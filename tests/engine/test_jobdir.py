@@ -11,11 +11,10 @@ import pytest
 
 from crawling import whole_site
 from crawlmesh import Engine, Request, Response, SettingsError, Spider
-from crawlmesh._cli._run import open_sinks
-from crawlmesh._observe._stats import StatsCollector
+from crawlmesh._cli import open_sinks
+from crawlmesh._observe import StatsCollector
 from crawlmesh._settings import load_settings
-from crawlmesh._state._jobdir import JobDir
-from crawlmesh._state._records import NotPersistable
+from crawlmesh._state import JobDir, NotPersistable
 from sites import GeneratedSite
 
 

@@ -12,20 +12,20 @@ import pytest
 
 from crawling import Crawl, run_engine, whole_site
 from crawlmesh import Request, Spider
-from crawlmesh._cli._run import open_sinks
-from crawlmesh._frontier._dedupe import FingerprintSet
-from crawlmesh._observe._stats import StatsCollector
+from crawlmesh._cli import open_sinks
+from crawlmesh._frontier import FingerprintSet
+from crawlmesh._observe import StatsCollector
 from crawlmesh._settings import BackendSettings, load_settings
-from crawlmesh._state._backend import (
+from crawlmesh._state import (
     Backend,
     DedupeStore,
+    JobDir,
     Journal,
     Lifecycle,
+    MemoryBackend,
     RequestStore,
     SharedLimits,
 )
-from crawlmesh._state._jobdir import JobDir
-from crawlmesh._state._memory import MemoryBackend
 from crawlmesh._state._redis import RedisBackend
 from sites import GeneratedSite
 

@@ -22,7 +22,7 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
-from crawlmesh._state._jobdir import JobDir
+from crawlmesh._state import JobDir
 from crawlmesh._util._url import canonicalize, fingerprint
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]

@@ -24,9 +24,9 @@ from crawlmesh._feeds import (
     format_for,
     open_feeds,
 )
-from crawlmesh._observe._stats import StatsCollector
+from crawlmesh._observe import StatsCollector
 from crawlmesh._spider import Spider
-from crawlmesh._state._jobdir import JobDir
+from crawlmesh._state import JobDir
 
 from .test_cli_feeds import read_feed
 

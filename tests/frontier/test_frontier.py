@@ -4,8 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crawlmesh import Request
-from crawlmesh._frontier._dedupe import FingerprintSet
-from crawlmesh._frontier._queue import MemoryFrontier
+from crawlmesh._frontier import FingerprintSet, MemoryFrontier
 
 
 def test_round_robin_across_domains_so_a_big_site_cannot_starve_others() -> None:

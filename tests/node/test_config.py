@@ -11,8 +11,7 @@ import trio
 
 from crawlmesh import SettingsError, open_site_server
 from crawlmesh._node import NodeConfig, load_node_config
-from crawlmesh._transport._base import ClassifiedError
-from crawlmesh._transport._guard import AddressGuard
+from crawlmesh._transport import AddressGuard, ClassifiedError
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -127,7 +126,7 @@ def test_the_example_node_config_loads() -> None:
 
 
 def test_the_example_nodes_file_names_its_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crawlmesh._settings._nodes import validate_nodes
+    from crawlmesh._settings import validate_nodes
 
     path = README.parent / "examples" / "node" / "nodes.toml"
     raw = tomllib.loads(path.read_text())["nodes"]

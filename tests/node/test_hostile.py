@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from crawlmesh._node._limits import Admission
+from crawlmesh._node import Admission
 from node.nodes import (
     NodeProc,
     node_process,

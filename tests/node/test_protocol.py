@@ -22,9 +22,10 @@ from crawlmesh import (
     FetchOptions,
     FetchTimeout,
     NodeSpec,
+    NodeTransport,
     Request,
 )
-from crawlmesh._transport._node import NodeFault, NodeTransport
+from crawlmesh._transport import NodeFault
 from node.nodes import NodeProc, TargetSite, node_process, wait_in_flight, write_token
 
 OPTS = FetchOptions(read_timeout=5.0, max_response_size=1024 * 1024)

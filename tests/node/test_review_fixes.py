@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from crawlmesh import DirectTransport, FetchError, FetchOptions, RedirectError, Request
-from crawlmesh._transport._direct import MAX_COOKIES_PER_JAR
+from crawlmesh._transport import MAX_COOKIES_PER_JAR
 from node.nodes import NodeProc, node_process
 
 OPTS = FetchOptions(read_timeout=5.0)

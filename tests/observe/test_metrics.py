@@ -26,7 +26,7 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
-from crawlmesh._observe._metrics import CrawlCollector, serve_metrics
+from crawlmesh._observe import CrawlCollector, serve_metrics
 from sites import GeneratedSite
 
 

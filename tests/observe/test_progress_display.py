@@ -27,7 +27,7 @@ import trio.testing
 from cli.test_cli import json_lines, run_cli, stats_of
 from crawlmesh import Engine, JsonLinesWriter, Spider
 from crawlmesh._exceptions import UsageError
-from crawlmesh._observe._progress import choose_progress, show_live_status
+from crawlmesh._observe import choose_progress, show_live_status
 from crawlmesh._settings import load_settings
 from crawlmesh._util._console import Console
 from terminal import Terminal

@@ -14,14 +14,8 @@ import pytest
 import trio
 
 from crawlmesh import CrawlStats, NodeStats, stats_schema
-from crawlmesh._observe._record import SCHEMA_VERSION
-from crawlmesh._observe._stats import (
-    NO_DOMAIN,
-    OTHER,
-    TOP_DOMAINS,
-    StatsCollector,
-    _distribution,
-)
+from crawlmesh._observe import SCHEMA_VERSION, StatsCollector
+from crawlmesh._observe._stats import NO_DOMAIN, OTHER, TOP_DOMAINS, _distribution
 from crawlmesh._util._redact import register_secret
 
 
@@ -228,7 +222,7 @@ async def test_the_rate_of_a_resumed_job_is_this_runs_pages_over_this_runs_time(
     tmp_path: Path,
 ) -> None:
     from crawlmesh import Spider
-    from crawlmesh._state._jobdir import JobDir
+    from crawlmesh._state import JobDir
 
     class Nothing(Spider):
         name = "nothing"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crawlmesh import NodeStats
-from crawlmesh._observe._status import RateMeter, Status, node_summary, render_status
+from crawlmesh._observe import RateMeter, Status, node_summary, render_status
 
 
 def node(

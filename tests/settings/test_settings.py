@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from crawlmesh import SettingsError, Spider
-from crawlmesh._cli._run import resolve_settings
+from crawlmesh._cli import resolve_settings
 from crawlmesh._settings import Settings, load_settings, parse_override
 
 
@@ -100,7 +100,7 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 def test_each_settings_choice_has_one_list() -> None:
     from typing import get_args
 
-    from crawlmesh._balancer._strategies import STRATEGIES as BALANCER_STRATEGIES
+    from crawlmesh._balancer import STRATEGIES as BALANCER_STRATEGIES
     from crawlmesh._settings import DEDUPES, LOG_LEVELS, STRATEGIES, Dedupe, LogLevel, Strategy
 
     assert STRATEGIES == get_args(Strategy) == BALANCER_STRATEGIES

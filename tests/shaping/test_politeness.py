@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from crawlmesh._shaping._politeness import Politeness
+from crawlmesh._shaping import Politeness
 
 
 async def test_concurrency_slots(autojump_clock: trio.testing.MockClock) -> None:

@@ -13,8 +13,7 @@ import trio.testing
 
 from crawling import Pages, run_engine
 from crawlmesh import open_site_server
-from crawlmesh._shaping._politeness import Politeness
-from crawlmesh._shaping._shaper import Shaper
+from crawlmesh._shaping import Politeness, Shaper
 from shaping.test_engine_shaping import Recorder
 
 

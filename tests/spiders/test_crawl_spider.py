@@ -335,7 +335,7 @@ async def test_a_crawl_whose_rules_match_warns_of_nothing(
 def test_a_rule_request_survives_the_store() -> None:
     # --jobdir and Redis store requests as records: the rule's index and its
     # callbacks (spider methods, by name) come back.
-    from crawlmesh._state._records import RequestCodec
+    from crawlmesh._state import RequestCodec
 
     class Stored(CrawlSpider):
         rules = (Rule(LinkExtractor(), callback="parse_item", errback="lost"),)
@@ -359,7 +359,7 @@ def test_a_rule_request_survives_the_store() -> None:
 async def test_the_readme_example_crawls_the_demo_shop(tmp_path: Path) -> None:
     import re
 
-    from crawlmesh._cli._demosite import DemoSite
+    from crawlmesh._cli import DemoSite
 
     section = README[README.index("### Following links by rules: CrawlSpider") :]
     code = re.search(r"```python\n(.*?)```", section, re.S)

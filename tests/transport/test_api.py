@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 from crawlmesh import (
+    ApiTransport,
     ConnectFailed,
     FetchError,
     FetchOptions,
@@ -30,8 +31,7 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
-from crawlmesh._transport._api import ApiTransport
-from crawlmesh._transport._base import is_node_fault
+from crawlmesh._transport import is_node_fault
 from crawlmesh._util._log import configure_logging
 
 MiB = 1024 * 1024

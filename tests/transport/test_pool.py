@@ -42,8 +42,7 @@ from crawlmesh import (
     SiteResponse,
     open_site_server,
 )
-from crawlmesh._transport import _conn
-from crawlmesh._transport._pool import H11Pool
+from crawlmesh._transport import H11Pool, _conn
 from sites import HostileSite
 
 MiB = 1024 * 1024

@@ -33,6 +33,7 @@ from crawlmesh import (
     FetchError,
     FetchOptions,
     FetchTimeout,
+    ProxyTransport,
     Request,
     SettingsError,
     SiteRequest,
@@ -40,9 +41,7 @@ from crawlmesh import (
     open_site_server,
 )
 from crawlmesh._cli._site_server import _serve_connection
-from crawlmesh._transport._base import is_node_fault
-from crawlmesh._transport._pool import H11Pool
-from crawlmesh._transport._proxy import ProxyTransport
+from crawlmesh._transport import H11Pool, is_node_fault
 from crawlmesh._util._log import configure_logging
 from crawlmesh._util._redact import redact_exception, redact_text, redact_url
 from transport.test_pool import Unsolicited

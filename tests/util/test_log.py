@@ -13,8 +13,7 @@ import pytest
 import structlog
 
 from crawlmesh import ErrorRecord, JsonLinesWriter, NodeSpec, Spider
-from crawlmesh._settings import BackendSettings
-from crawlmesh._settings._nodes import node_token
+from crawlmesh._settings import BackendSettings, node_token
 from crawlmesh._state._redis import RedisBackend
 from crawlmesh._util._log import configure_logging, debug_enabled, request_keys
 from crawlmesh._util._redact import redact, redact_value, register_secret, register_url_secrets

@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawlmesh import Headers, InvalidURL, Request, Response
-from crawlmesh._frontier._admission import Admission
-from crawlmesh._frontier._dedupe import FingerprintSet
+from crawlmesh._frontier import Admission, FingerprintSet
 from crawlmesh._util._url import LinkJoiner, canonicalize, encode_query, fingerprint, normalize
 
 

@@ -12,6 +12,8 @@ from ._nodes import load_nodes_file as load_nodes_file
 from ._nodes import load_settings_nodes as load_settings_nodes
 from ._nodes import node_token as node_token
 from ._nodes import validate_nodes as validate_nodes
+from ._scrapy import SCRAPY_SETTINGS as SCRAPY_SETTINGS
+from ._scrapy import scrapy_hint as scrapy_hint
 from ._settings import DEDUPES as DEDUPES
 from ._settings import LOG_LEVELS as LOG_LEVELS
 from ._settings import STRATEGIES as STRATEGIES
@@ -37,6 +39,7 @@ __all__ = [
     "DEDUPES",
     "LOG_LEVELS",
     "NODE_KINDS",
+    "SCRAPY_SETTINGS",
     "STRATEGIES",
     "BackendSettings",
     "BalancerSettings",
@@ -61,5 +64,6 @@ __all__ = [
     "node_token",
     "parse_override",
     "read_settings_file",
+    "scrapy_hint",
     "validate_nodes",
 ]
