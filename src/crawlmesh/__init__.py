@@ -73,6 +73,8 @@ from ._shaping import RateRule as RateRule
 from ._spider import Spider as Spider
 from ._spiders import CrawlSpider as CrawlSpider
 from ._spiders import Rule as Rule
+from ._spiders import SitemapEntry as SitemapEntry
+from ._spiders import SitemapSpider as SitemapSpider
 from ._transport._api import ApiTransport as ApiTransport
 from ._transport._base import FetchOptions as FetchOptions
 from ._transport._base import Transport as Transport
