@@ -495,3 +495,19 @@ async def test_the_readme_example_runs(tmp_path: Path) -> None:
     ]
     assert "/other.xml" not in site.hits
     assert "/about" not in site.hits
+
+
+async def test_the_genspider_sitemap_template_crawls(tmp_path: Path) -> None:
+    from crawlmesh._cli._genspider import render, target_of
+
+    site = Files()
+    async with open_site_server(site.handle) as base:
+        site.add("/robots.txt", f"Sitemap: {base}/sitemap.xml\n".encode(), TEXT)
+        site.add("/sitemap.xml", urlset(f"{base}/page/1", f"{base}/page/2"))
+        scope: dict[str, Any] = {}
+        exec(compile(render("sitemap", "shop", target_of(base)), "shop.py", "exec"), scope)
+        crawl = await run_spider(scope["ShopSpider"](), tmp_path, **QUIET)
+    assert sorted(crawl.items, key=lambda i: i["url"]) == [
+        {"url": f"{base}/page/1", "title": "/page/1"},
+        {"url": f"{base}/page/2", "title": "/page/2"},
+    ]
