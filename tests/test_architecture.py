@@ -289,6 +289,12 @@ DEEP_TEST_IMPORTS: dict[tuple[str, str], str] = {
         "the collector's bounds (TOP_DOMAINS, OTHER, NO_DOMAIN) and _distribution",
     ("cli/test_project_commands.py", "crawlmesh._cli._genspider"):
         "genspider's templates rendered alone (TEMPLATES, render, target_of)",
+    ("spiders/test_sitemap_crawl.py", "crawlmesh._cli._genspider"):
+        "renders genspider's sitemap template to crawl with it",
+    ("spiders/test_sitemap_crawl.py", "crawlmesh._spiders._sitemap_parse"):
+        "scales the sitemaps.org limits down by patching the parser's constants",
+    ("spiders/test_sitemap_parse.py", "crawlmesh._spiders._sitemap_parse"):
+        "the sitemap parser alone (Scrapy's cases, lastmod, bounded gunzip)",
     ("cli/test_shell.py", "crawlmesh._cli._shell"):
         "the shell's view() helper, without a shell",
     ("test_examples_k8s.py", "crawlmesh._cli._main"):

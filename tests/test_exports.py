@@ -23,6 +23,7 @@ EXPECTED = {
     "RequestDropped", "RequestFailed", "RequestScheduled", "ResponseReceived", "SpiderClosed",
     "SpiderOpened", "pipelines", "FormRequest", "Item", "Field",
     "CrawlSpider", "Link", "LinkExtractor", "Rule",
+    "SitemapEntry", "SitemapSpider",
 }  # fmt: skip
 
 

@@ -73,6 +73,8 @@ from ._shaping import RateRule as RateRule
 from ._spider import Spider as Spider
 from ._spiders import CrawlSpider as CrawlSpider
 from ._spiders import Rule as Rule
+from ._spiders import SitemapEntry as SitemapEntry
+from ._spiders import SitemapSpider as SitemapSpider
 from ._transport import ApiTransport as ApiTransport
 from ._transport import DirectTransport as DirectTransport
 from ._transport import FetchOptions as FetchOptions

@@ -33,6 +33,7 @@ from crawlmesh import (
     HttpError,
     Request,
     Response,
+    ResponseTooLarge,
     Spider,
 )
 from crawlmesh._util._log import configure_logging
@@ -515,6 +516,30 @@ async def test_a_callback_that_raises_fails_only_its_page(
     assert "RuntimeError: boom" in error["reason"]
     raised = [e for e in logs if e["event"] == "callback raised"]
     assert [e["url"] for e in raised] == [bad]
+
+
+async def test_a_callback_that_raises_a_fetch_error_fails_its_page_with_that_kind(
+    hostile_url: str, tmp_path: Path, logs: list[dict[str, Any]]
+) -> None:
+    # (As SitemapSpider does for a gzip file that decompresses past the limit.)
+    bad = hostile_url + "/json"
+
+    class Picky(Spider):
+        start_urls = [hostile_url + "/ok", bad]
+
+        def parse(self, response: Response) -> Any:
+            yield {"url": response.url}
+            if response.url == bad:
+                raise ResponseTooLarge("unpacked body over the limit", request=response.request)
+
+    crawl = await run_spider(Picky(), tmp_path)
+
+    assert sorted(i["url"] for i in crawl.items) == sorted([hostile_url + "/ok", bad])
+    assert crawl.stats.errors_by_kind == {"too_large": 1}
+    [error] = crawl.errors
+    assert (error["url"], error["kind"], error["status"]) == (bad, "too_large", 200)
+    assert error["reason"] == "unpacked body over the limit"
+    assert not [e for e in logs if e["event"] == "callback raised"]  # no traceback: not a bug
 
 
 @pytest.mark.parametrize(

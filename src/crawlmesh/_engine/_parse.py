@@ -143,7 +143,8 @@ class ParseStage:
             "callback", callback, (response,), request.cb_kwargs, outcome, item_send, page
         )
         if raised is not None:
-            self._ledger.fail(request, "callback_error", raised, response.status, outcome=outcome)
+            kind, reason = raised
+            self._ledger.fail(request, kind, reason, response.status, outcome=outcome)
 
     async def _handle_failure(
         self,
@@ -167,7 +168,7 @@ class ParseStage:
                     "errback", errback, (error,), {}, outcome, item_send, page
                 )
                 if raised is not None:
-                    reason = f"{reason}; errback {raised}"
+                    reason = f"{reason}; errback {raised[1]}"
         finally:
             # (Also when the errback is cut off by the shutdown: the request
             # failed either way.)
@@ -182,23 +183,29 @@ class ParseStage:
         outcome: Outcome,
         item_send: trio.MemorySendChannel[Item | Page],
         page: Page | None,
-    ) -> str | None:
+    ) -> tuple[str, str] | None:
         """Run a spider's callback or errback and consume what it yields.
 
-        Returns ``None``, or what it raised (``"NAME raised TYPE: MESSAGE"``,
-        already logged) for the caller to record as the request's ending."""
+        Returns ``None``, or the ``(kind, reason)`` the caller records as the
+        request's ending: ``callback_error`` and ``"NAME raised TYPE:
+        MESSAGE"`` (already logged), or a :class:`FetchError`'s own kind and
+        message (a callback that finds the body unusable, as a
+        SitemapSpider's gzip file over ``max_response_size``, fails the
+        request as the fetch would have)."""
         try:
             result = fn(*args, **kwargs)
             await self._consume(
                 result, outcome.request, outcome.response, outcome.domain, item_send, page
             )
+        except FetchError as exc:
+            return exc.kind, str(exc)
         except Exception as exc:
             name = getattr(fn, "__qualname__", repr(fn))
             error = f"{type(exc).__name__}: {exc}"
             log.error(
                 f"{role} raised", **outcome.log_keys(), **{role: name}, error=error, exc_info=exc
             )
-            return f"{name} raised {error}"
+            return "callback_error", f"{name} raised {error}"
         return None
 
     async def _consume(
