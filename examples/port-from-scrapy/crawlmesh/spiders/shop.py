@@ -1,5 +1,6 @@
-from crawlmesh import CrawlSpider, LinkExtractor, Rule
 from items import Book
+
+from crawlmesh import CrawlSpider, LinkExtractor, Rule
 
 
 class ShopSpider(CrawlSpider):
