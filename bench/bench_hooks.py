@@ -66,7 +66,8 @@ async def _per_call() -> dict[str, float]:
         await fetch.after(request, response)
 
     await timed("fetch hook", both)
-    await timed("parse hook", lambda: parse.output(response, item))
+    page = [item, request] * 15  # a page's outputs: 30, items and links
+    await timed("parse hook (a page)", lambda: parse.output(response, page))
     return out
 
 

@@ -24,5 +24,5 @@ class FetchHook:
 
 
 class ParseHook:
-    def on_output(self, response: Any, output: Any) -> Any:
-        return output
+    def on_output(self, response: Any, outputs: Any) -> Any:
+        return outputs

@@ -27,13 +27,16 @@ class Shape:
         self.starts.append(request.url)
         return request
 
-    async def on_output(self, response: Response | None, output: Any) -> Any:
-        if isinstance(output, Request):
-            page = page_of(output)
-            return None if page is not None and page > 30 else output
-        if number(output) == 12:
-            raise RuntimeError("no pairs for twelve")
-        return {"pair": [output["title"], output["sku"]]}
+    async def on_output(self, response: Response | None, outputs: list[Any]) -> Any:
+        for output in outputs:
+            if isinstance(output, Request):
+                page = page_of(output)
+                if page is None or page <= 30:
+                    yield output
+            elif number(output) == 12:
+                raise RuntimeError("no pairs for twelve")
+            else:
+                yield {"pair": [output["title"], output["sku"]]}
 
 
 async def test_output_hooks_drop_replace_and_fail_with_accounting(
@@ -46,11 +49,59 @@ async def test_output_hooks_drop_replace_and_fail_with_accounting(
     pairs = sorted(i["pair"][0] for i in crawl.items)
     expected = sorted(f"Item {n}" for n in range(0, 31, 3) if n != 12)
     assert pairs == expected
+    # Page 12's outputs are written off together: its item, and its links.
     errors = not_404(crawl.errors)
-    assert [(e["kind"], e["url"].rpartition("/")[2]) for e in errors] == [("hook_error", "12")]
-    assert "Shape.on_output raised RuntimeError: no pairs for twelve" in errors[0]["reason"]
+    assert {e["kind"] for e in errors} == {"hook_error"}
+    assert all(
+        "Shape.on_output raised RuntimeError: no pairs for twelve" in e["reason"] for e in errors
+    )
+    items_lost = [e for e in errors if e["reason"].startswith("1 item(s) lost")]
+    assert [e["url"] for e in items_lost] == [shop_url + "/p/12"]
+    links = [e for e in errors if e not in items_lost]
+    assert links
+    assert {e["referer"] for e in links} == {shop_url + "/p/12"}
     assert crawl.stats.filtered["dropped_by_hook"] > 0
     assert crawl.stats.hook_errors == {"Shape.on_output": 1}
+
+
+class Counting:
+    """One call per page, whatever the page yields; returns None: no change."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.outputs = 0
+
+    def on_output(self, response: Response | None, outputs: list[Any]) -> None:
+        self.calls += 1
+        self.outputs += len(outputs)
+
+
+class NotIterable:
+    def on_output(self, response: Response | None, outputs: list[Any]) -> int:
+        return 3
+
+
+async def test_output_hooks_run_once_per_page(shop_url: str, tmp_path: Path) -> None:
+    counting = Counting()
+    crawl, _ = await run_engine(Shop(shop_url, parse_hooks=[counting]), tmp_path, NO_ROBOTS)
+    # Every page whose callback ran (the shop's broken links are 404s: errors, no callback).
+    assert counting.calls == crawl.stats.pages - len(crawl.errors) > 0
+    assert counting.outputs > 10 * counting.calls  # links and items, all in one call
+    assert crawl.stats.items == ITEMS
+
+
+async def test_an_output_hook_that_returns_no_outputs_fails_by_name(
+    shop_url: str, tmp_path: Path
+) -> None:
+    spider = Shop(shop_url, parse_hooks=[NotIterable()])
+    crawl, _ = await run_engine(spider, tmp_path, NO_ROBOTS)
+    # The start page's outputs (its item, its links) are written off: nothing more is fetched.
+    assert (crawl.items, crawl.stats.pages) == ([], 1)
+    assert {e["kind"] for e in crawl.errors} == {"hook_error"}
+    message = "NotIterable.on_output returned int; expected outputs or None"
+    assert all(message in e["reason"] for e in crawl.errors)
+    lost = [e["url"] for e in crawl.errors if e["reason"].startswith("1 item(s) lost")]
+    assert lost == [shop_url + "/p/0"]
 
 
 class NoStart:

@@ -204,11 +204,14 @@ class _ShowRequests:
         self._out = out
         self.requests = 0
 
-    def on_output(self, response: Response | None, output: object) -> object | None:
-        if not isinstance(output, Request):
-            return output
+    def on_output(self, response: Response | None, outputs: list[object]) -> list[object]:
         parent = response.request.depth if response is not None and response.request else 0
-        depth = parent + 1
+        return [out for out in outputs if self._shown(out, parent + 1)]
+
+    def _shown(self, output: object, depth: int) -> bool:
+        """Show ``output`` if it is a request; whether to hand it on."""
+        if not isinstance(output, Request):
+            return True
         self.requests += 1
         record = _request_record(output, depth)
         if self._out is not None:
@@ -219,7 +222,7 @@ class _ShowRequests:
                 f"{record['callback']} (depth {depth})",
                 file=sys.stderr,
             )
-        return output if depth < self._depth else None
+        return depth < self._depth
 
 
 class _Watch:

@@ -10,7 +10,7 @@ items output nor a journaled page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -218,11 +218,11 @@ class ParseStage:
         page: Page | None,
     ) -> None:
         schedule = self._schedule
-        hooked = self._hooks.active
         piped = self._pipelines.active
-        async for out in results_of(result):
-            if hooked and out is not None:
-                out = await self._hooked(response, out, parent, domain)
+        source: AsyncIterable[Any] = results_of(result)
+        if self._hooks.active:
+            source = self._hooked(source, response, parent, domain)
+        async for out in source:
             if isinstance(out, Request):
                 schedule(out, parent)
                 continue
@@ -238,23 +238,47 @@ class ParseStage:
                 await item_send.send((out, parent, domain))
 
     async def _hooked(
-        self, response: Response | None, out: Any, parent: Request, domain: str
-    ) -> Any:
-        """``out`` through the parse hooks: what takes its place, or None
-        when a hook dropped it (counted) or failed (written off)."""
+        self, results: AsyncIterable[Any], response: Response | None, parent: Request, domain: str
+    ) -> AsyncIterator[Any]:
+        """A page's outputs through the parse hooks, all at once (see
+        :mod:`crawlmesh._hooks._parse`); what the callback yielded before
+        it raised is handed on, then its exception raised."""
+        outputs: list[Any] = []
+        raised: Exception | None = None
         try:
-            new = await self._hooks.output(response, out)
+            async for out in results:
+                outputs.append(out)
+        except Exception as exc:
+            raised = exc
+        for out in await self._through_hooks(response, outputs, parent, domain):
+            yield out
+        if raised is not None:
+            raise raised
+
+    async def _through_hooks(
+        self, response: Response | None, outputs: list[Any], parent: Request, domain: str
+    ) -> list[Any]:
+        """What the hooks hand on; each output they leave out is counted (a
+        request as a filter, an item as dropped), or written off when a hook failed."""
+        try:
+            kept = await self._hooks.output(response, outputs)
         except HookFailed as failed:
-            if isinstance(out, Request):
-                self._ledger.fail(out, "hook_error", failed.reason, parent=parent)
-            else:
-                self._ledger.fail(
-                    parent, "hook_error", f"an item lost: {failed.reason}", domain=domain
-                )
-            return None
-        if new is None:
+            lost = 0
+            for out in outputs:
+                if isinstance(out, Request):
+                    self._ledger.fail(out, "hook_error", failed.reason, parent=parent)
+                elif out is not None:
+                    lost += 1
+            if lost:
+                reason = f"{lost} item(s) lost: {failed.reason}"
+                self._ledger.fail(parent, "hook_error", reason, domain=domain)
+            return []
+        ids = {id(out) for out in kept}
+        for out in outputs:
+            if id(out) in ids or out is None:
+                continue
             if isinstance(out, Request):
                 self._ledger.filtered(out, "dropped_by_hook")
             else:
                 self._stats.items_dropped["dropped_by_hook"] += 1
-        return new
+        return kept
