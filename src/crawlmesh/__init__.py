@@ -82,6 +82,7 @@ from ._transport import NodeTransport as NodeTransport
 from ._transport import ProxyTransport as ProxyTransport
 from ._transport import TimeoutRule as TimeoutRule
 from ._transport import Transport as Transport
+from ._util._lazy import lazy_exports as _lazy_exports
 from ._util._version import __version__ as __version__
 
 if _typing.TYPE_CHECKING:
@@ -94,13 +95,4 @@ if _typing.TYPE_CHECKING:
 _LAZY = frozenset({"NodeConfig", "NodeService", "serve_node"})
 
 
-def __getattr__(name: str) -> _typing.Any:
-    if name in _LAZY:
-        from . import _node
-
-        return getattr(_node, name)
-    raise AttributeError(f"module 'crawlmesh' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = _lazy_exports(__name__, "._node", _LAZY, globals())

@@ -19,6 +19,7 @@ Below the state backends and the balancer, which both feed it.
 
 import typing as _typing
 
+from .._util._lazy import lazy_exports as _lazy_exports
 from ._nodes import (
     SHARE_MIN_REQUESTS,
     SHARE_TOLERANCE,
@@ -74,13 +75,4 @@ __all__ = [
 _LAZY = frozenset({"CrawlCollector", "MetricsSource", "serve_app", "serve_metrics"})
 
 
-def __getattr__(name: str) -> _typing.Any:
-    if name in _LAZY:
-        from . import _metrics
-
-        return getattr(_metrics, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = _lazy_exports(__name__, "._metrics", _LAZY, globals())

@@ -29,6 +29,7 @@ and decoders (``_decoding``) are the pool's parts and stay private to it.
 
 import typing as _typing
 
+from .._util._lazy import lazy_exports as _lazy_exports
 from ._api import ApiTransport
 from ._base import (
     ClassifiedError,
@@ -90,13 +91,4 @@ __all__ = [
 _LAZY = frozenset({"METADATA_ADDRESSES", "AddressGuard"})
 
 
-def __getattr__(name: str) -> _typing.Any:
-    if name in _LAZY:
-        from . import _guard
-
-        return getattr(_guard, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = _lazy_exports(__name__, "._guard", _LAZY, globals())

@@ -9,6 +9,7 @@ how much work a shared crawl has left.
 
 import typing as _typing
 
+from ..._util._lazy import lazy_exports as _lazy_exports
 from ._backend import RedisBackend
 from ._client import open_client, redact, resharding
 
@@ -31,13 +32,4 @@ __all__ = [
 _LAZY = frozenset({"Backlog", "print_backlog", "read_backlog", "serve_backlog"})
 
 
-def __getattr__(name: str) -> _typing.Any:
-    if name in _LAZY:
-        from . import _backlog
-
-        return getattr(_backlog, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = _lazy_exports(__name__, "._backlog", _LAZY, globals())
